@@ -1,0 +1,367 @@
+package session
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	// maxCookieBytes bounds one Set-Cookie value (name, value and attributes);
+	// browsers accept 4096, and we leave room for what proxies add.
+	maxCookieBytes = 4000
+	// MaxChunks bounds how many NAME_n cookies are read or written.
+	MaxChunks = 16
+	// stateInfix separates the cookie name from the flow id in state cookies.
+	stateInfix = "_csrf_"
+	// stateIDLen is how much of the state value names its cookie.
+	stateIDLen = 12
+)
+
+// Cache keeps decoded sessions keyed by a hash of the cookie value. Its
+// methods are ristretto's, so *ristretto.Cache[string, *sessionpb.Session]
+// plugs in directly. Cached sessions are shared and must not be modified.
+type Cache interface {
+	Get(key string) (*sessionpb.Session, bool)
+	SetWithTTL(key string, value *sessionpb.Session, cost int64, ttl time.Duration) bool
+}
+
+// Options are the cookie attributes and lifetimes, as configured.
+type Options struct {
+	Name     string        // cookie_name
+	Domains  []string      // cookie_domains: the first that matches the request host is used
+	Path     string        // cookie_path
+	Secure   bool          // cookie_secure
+	HTTPOnly bool          // cookie_httponly
+	SameSite http.SameSite // cookie_samesite
+	Expire   time.Duration // cookie_expire: absolute session lifetime from login
+	StateTTL time.Duration // how long a login flow may take (default 15m)
+	MaxFlows int           // concurrent login flows per browser (default 5)
+}
+
+// Jar reads and writes the session and state cookies of one configuration.
+type Jar struct {
+	codec *Codec
+	opts  Options
+	cache Cache
+	now   func() time.Time
+}
+
+// JarOption customises a Jar.
+type JarOption func(*Jar)
+
+// WithCache caches decoded sessions (nil disables caching).
+func WithCache(c Cache) JarOption { return func(j *Jar) { j.cache = c } }
+
+// WithClock replaces time.Now, for tests.
+func WithClock(now func() time.Time) JarOption { return func(j *Jar) { j.now = now } }
+
+// NewJar returns a Jar; zero Options fields get CONTRACT.md defaults.
+func NewJar(codec *Codec, opts Options, options ...JarOption) *Jar {
+	if opts.Name == "" {
+		opts.Name = "_oauth2_proxy"
+	}
+	if opts.Path == "" {
+		opts.Path = "/"
+	}
+	if opts.Expire <= 0 {
+		opts.Expire = 168 * time.Hour
+	}
+	if opts.StateTTL <= 0 {
+		opts.StateTTL = 15 * time.Minute
+	}
+	if opts.MaxFlows <= 0 {
+		opts.MaxFlows = 5
+	}
+	if opts.SameSite == 0 {
+		opts.SameSite = http.SameSiteLaxMode
+	}
+	j := &Jar{codec: codec, opts: opts, now: time.Now}
+	for _, o := range options {
+		o(j)
+	}
+	return j
+}
+
+// Name is the session cookie's base name.
+func (j *Jar) Name() string { return j.opts.Name }
+
+// Lifetime is the absolute session lifetime (cookie_expire).
+func (j *Jar) Lifetime() time.Duration { return j.opts.Expire }
+
+// Owns reports whether a cookie of this name is one of ours (the session,
+// its chunks or a state cookie), so it can be kept from the upstream.
+func (j *Jar) Owns(name string) bool {
+	return name == j.opts.Name || strings.HasPrefix(name, j.opts.Name+"_")
+}
+
+// sessionValue joins the session cookie or its chunks. ok is false when
+// there is no session cookie at all.
+func (j *Jar) sessionValue(cookies map[string]string) (string, bool) {
+	if v, ok := cookies[j.opts.Name]; ok {
+		return v, true
+	}
+	var b strings.Builder
+	for i := range MaxChunks {
+		v, ok := cookies[j.chunkName(i)]
+		if !ok {
+			break
+		}
+		b.WriteString(v)
+	}
+	return b.String(), b.Len() > 0
+}
+
+func (j *Jar) chunkName(i int) string { return j.opts.Name + "_" + strconv.Itoa(i) }
+
+// HasSession reports whether the request carries a session cookie at all,
+// valid or not.
+func (j *Jar) HasSession(cookies map[string]string) bool {
+	_, ok := j.sessionValue(cookies)
+	return ok
+}
+
+// Read returns the session carried by cookies, or ErrNoSession.
+func (j *Jar) Read(cookies map[string]string) (*sessionpb.Session, error) {
+	value, ok := j.sessionValue(cookies)
+	if !ok || len(value) > MaxChunks*maxCookieBytes {
+		return nil, ErrNoSession
+	}
+	now := j.now()
+	var key string
+	if j.cache != nil {
+		sum := sha256.Sum256([]byte(value))
+		key = string(sum[:])
+		if s, ok := j.cache.Get(key); ok {
+			if !j.live(s, now) {
+				return nil, ErrNoSession
+			}
+			return s, nil
+		}
+	}
+	s := &sessionpb.Session{}
+	if err := j.codec.Open(j.opts.Name, PurposeSession, value, s); err != nil {
+		return nil, err
+	}
+	if !j.live(s, now) {
+		return nil, ErrNoSession
+	}
+	j.remember(key, value, s, now)
+	return s, nil
+}
+
+// live reports whether a decoded session is within its absolute lifetime.
+func (j *Jar) live(s *sessionpb.Session, now time.Time) bool {
+	return s.GetExpiresAt() > now.Unix() && s.GetCreatedAt() <= now.Add(time.Minute).Unix()
+}
+
+func (j *Jar) remember(key, value string, s *sessionpb.Session, now time.Time) {
+	if j.cache == nil {
+		return
+	}
+	if key == "" {
+		sum := sha256.Sum256([]byte(value))
+		key = string(sum[:])
+	}
+	ttl := time.Unix(s.GetExpiresAt(), 0).Sub(now)
+	if ttl <= 0 {
+		return
+	}
+	j.cache.SetWithTTL(key, s, int64(proto.Size(s)+len(key)+64), ttl)
+}
+
+// Write encodes s into Set-Cookie values for host: one cookie, or NAME_0…n
+// chunks when one would pass the browser limit. Cookies of a previous
+// encoding that the new one does not overwrite are expired. The written value
+// is cached, so the next Check with it is a cache hit.
+func (j *Jar) Write(s *sessionpb.Session, host string, cookies map[string]string) ([]string, error) {
+	value, err := j.codec.Seal(j.opts.Name, PurposeSession, s)
+	if err != nil {
+		return nil, err
+	}
+	now := j.now()
+	maxAge := int(time.Unix(s.GetExpiresAt(), 0).Sub(now) / time.Second)
+	if maxAge <= 0 {
+		return j.Clear(host, cookies), nil
+	}
+	domain := j.domainFor(host)
+	var out []string
+	single := j.cookie(j.opts.Name, value, domain, maxAge, j.opts.SameSite)
+	if len(single) <= maxCookieBytes {
+		out = append(out, single)
+		for i := range MaxChunks {
+			if _, ok := cookies[j.chunkName(i)]; ok {
+				out = append(out, j.cookie(j.chunkName(i), "", domain, -1, j.opts.SameSite))
+			}
+		}
+	} else {
+		overhead := len(j.cookie(j.chunkName(MaxChunks), "", domain, maxAge, j.opts.SameSite))
+		size := maxCookieBytes - overhead
+		n := (len(value) + size - 1) / size
+		if n > MaxChunks {
+			return nil, errTooLarge
+		}
+		for i := range n {
+			part := value[i*size : min(len(value), (i+1)*size)]
+			out = append(out, j.cookie(j.chunkName(i), part, domain, maxAge, j.opts.SameSite))
+		}
+		if _, ok := cookies[j.opts.Name]; ok {
+			out = append(out, j.cookie(j.opts.Name, "", domain, -1, j.opts.SameSite))
+		}
+		for i := n; i < MaxChunks; i++ {
+			if _, ok := cookies[j.chunkName(i)]; ok {
+				out = append(out, j.cookie(j.chunkName(i), "", domain, -1, j.opts.SameSite))
+			}
+		}
+	}
+	j.remember("", value, s, now)
+	return out, nil
+}
+
+// errTooLarge is returned when a session needs more than MaxChunks cookies.
+var errTooLarge = errors.New("session too large for " + strconv.Itoa(MaxChunks) + " cookies")
+
+// Clear returns Set-Cookie values that expire the session cookie and every
+// chunk the request carries.
+func (j *Jar) Clear(host string, cookies map[string]string) []string {
+	domain := j.domainFor(host)
+	out := []string{j.cookie(j.opts.Name, "", domain, -1, j.opts.SameSite)}
+	for i := range MaxChunks {
+		if _, ok := cookies[j.chunkName(i)]; ok {
+			out = append(out, j.cookie(j.chunkName(i), "", domain, -1, j.opts.SameSite))
+		}
+	}
+	return out
+}
+
+// stateName is the cookie of the login flow with this state value.
+func (j *Jar) stateName(state string) string {
+	id := state
+	if len(id) > stateIDLen {
+		id = id[:stateIDLen]
+	}
+	return j.opts.Name + stateInfix + id
+}
+
+// stateSameSite keeps state cookies on Lax even when sessions are Strict: the
+// callback is a top-level navigation coming from the IdP's site.
+func (j *Jar) stateSameSite() http.SameSite {
+	if j.opts.SameSite == http.SameSiteStrictMode {
+		return http.SameSiteLaxMode
+	}
+	return j.opts.SameSite
+}
+
+// WriteState returns the Set-Cookie values that start a login flow: the new
+// state cookie, plus expiries for the oldest pending flows when the browser
+// already holds MaxFlows of them (abandoned flows can't pile up).
+func (j *Jar) WriteState(ls *sessionpb.LoginState, host string, cookies map[string]string) ([]string, error) {
+	name := j.stateName(ls.GetState())
+	value, err := j.codec.Seal(name, PurposeState, ls)
+	if err != nil {
+		return nil, err
+	}
+	domain := j.domainFor(host)
+	out := []string{j.cookie(name, value, domain, int(j.opts.StateTTL/time.Second), j.stateSameSite())}
+
+	type flow struct {
+		name    string
+		created int64
+	}
+	var flows []flow
+	prefix := j.opts.Name + stateInfix
+	for n, v := range cookies {
+		if !strings.HasPrefix(n, prefix) || n == name {
+			continue
+		}
+		old := &sessionpb.LoginState{}
+		if j.codec.Open(n, PurposeState, v, old) != nil || old.GetExpiresAt() <= j.now().Unix() {
+			out = append(out, j.cookie(n, "", domain, -1, j.stateSameSite()))
+			continue
+		}
+		flows = append(flows, flow{n, old.GetCreatedAt()})
+	}
+	if excess := len(flows) - (j.opts.MaxFlows - 1); excess > 0 {
+		slices.SortFunc(flows, func(a, b flow) int {
+			if a.created != b.created {
+				return int(a.created - b.created)
+			}
+			return strings.Compare(a.name, b.name)
+		})
+		for _, f := range flows[:excess] {
+			out = append(out, j.cookie(f.name, "", domain, -1, j.stateSameSite()))
+		}
+	}
+	return out, nil
+}
+
+// ReadState returns the pending login flow whose state the callback carries,
+// or ErrNoSession when there is none, it expired, or it does not match.
+func (j *Jar) ReadState(state string, cookies map[string]string) (*sessionpb.LoginState, error) {
+	if len(state) < stateIDLen {
+		return nil, ErrNoSession
+	}
+	name := j.stateName(state)
+	value, ok := cookies[name]
+	if !ok {
+		return nil, ErrNoSession
+	}
+	ls := &sessionpb.LoginState{}
+	if err := j.codec.Open(name, PurposeState, value, ls); err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare([]byte(ls.GetState()), []byte(state)) != 1 || ls.GetExpiresAt() <= j.now().Unix() {
+		return nil, ErrNoSession
+	}
+	return ls, nil
+}
+
+// ClearState expires the state cookie of one login flow.
+func (j *Jar) ClearState(state, host string) string {
+	return j.cookie(j.stateName(state), "", j.domainFor(host), -1, j.stateSameSite())
+}
+
+// domainFor picks the first cookie_domains entry that host belongs to, or
+// none (a host-only cookie).
+func (j *Jar) domainFor(host string) string {
+	if len(j.opts.Domains) == 0 {
+		return ""
+	}
+	h := strings.ToLower(host)
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && !strings.Contains(h[i:], "]") {
+		h = h[:i]
+	}
+	for _, d := range j.opts.Domains {
+		bare := strings.TrimPrefix(strings.ToLower(d), ".")
+		if h == bare || strings.HasSuffix(h, "."+bare) {
+			return bare
+		}
+	}
+	return ""
+}
+
+// cookie renders one Set-Cookie value; maxAge < 0 expires the cookie.
+func (j *Jar) cookie(name, value, domain string, maxAge int, sameSite http.SameSite) string {
+	c := http.Cookie{
+		Name:     name,
+		Value:    value,
+		Path:     j.opts.Path,
+		Domain:   domain,
+		MaxAge:   maxAge,
+		Secure:   j.opts.Secure || sameSite == http.SameSiteNoneMode,
+		HttpOnly: j.opts.HTTPOnly,
+		SameSite: sameSite,
+	}
+	if maxAge < 0 {
+		c.Expires = time.Unix(0, 0)
+	}
+	return c.String()
+}

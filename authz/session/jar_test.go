@@ -1,0 +1,238 @@
+package session
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+)
+
+var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+
+type fakeClock struct{ now time.Time }
+
+func (c *fakeClock) Now() time.Time { return c.now }
+
+// browser applies Set-Cookie values to a cookie map the way a browser would.
+func browser(t *testing.T, jar map[string]string, setCookies []string) {
+	t.Helper()
+	for _, sc := range setCookies {
+		c, err := http.ParseSetCookie(sc)
+		if err != nil {
+			t.Fatalf("ParseSetCookie(%q): %v", sc, err)
+		}
+		if len(sc) > 4096 {
+			t.Fatalf("Set-Cookie of %d bytes exceeds the browser limit", len(sc))
+		}
+		if c.MaxAge < 0 {
+			delete(jar, c.Name)
+			continue
+		}
+		jar[c.Name] = c.Value
+	}
+}
+
+func newTestJar(t *testing.T, opts Options, clk *fakeClock, o ...JarOption) *Jar {
+	return NewJar(mustCodec(t, secretA), opts, append([]JarOption{WithClock(clk.Now)}, o...)...)
+}
+
+func TestJarSessionRoundTripAndChunks(t *testing.T) {
+	clk := &fakeClock{t0}
+	j := newTestJar(t, Options{}, clk)
+	for _, tc := range []struct {
+		name       string
+		tokenBytes int
+		wantChunks bool
+	}{
+		{"small session is one cookie", 100, false},
+		{"large session is split into chunks under 4 KB", 9000, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("a", tc.tokenBytes), CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}
+			cookies := map[string]string{}
+			sc, err := j.Write(s, "app.example.com", cookies)
+			if err != nil {
+				t.Fatal(err)
+			}
+			browser(t, cookies, sc)
+			_, single := cookies["_oauth2_proxy"]
+			_, chunk0 := cookies["_oauth2_proxy_0"]
+			if single == tc.wantChunks || chunk0 != tc.wantChunks {
+				t.Fatalf("Write: cookies %v, want chunks=%v", keys(cookies), tc.wantChunks)
+			}
+			got, err := j.Read(cookies)
+			if err != nil || got.GetAccessToken() != s.GetAccessToken() {
+				t.Fatalf("Read: got %v, want the written session", err)
+			}
+		})
+	}
+}
+
+func TestJarStaleChunksCleared(t *testing.T) {
+	clk := &fakeClock{t0}
+	j := newTestJar(t, Options{}, clk)
+	cookies := map[string]string{}
+	big := &sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("a", 12000), ExpiresAt: t0.Add(time.Hour).Unix()}
+	sc, _ := j.Write(big, "h", cookies)
+	browser(t, cookies, sc)
+	if _, ok := cookies["_oauth2_proxy_3"]; !ok {
+		t.Fatalf("want 4 chunks, got %v", keys(cookies))
+	}
+	small := &sessionpb.Session{Subject: "id1", AccessToken: "short", ExpiresAt: t0.Add(time.Hour).Unix()}
+	sc, _ = j.Write(small, "h", cookies)
+	browser(t, cookies, sc)
+	if len(cookies) != 1 || cookies["_oauth2_proxy"] == "" {
+		t.Fatalf("after a smaller session: cookies %v, want only _oauth2_proxy", keys(cookies))
+	}
+	got, err := j.Read(cookies)
+	if err != nil || got.GetAccessToken() != "short" {
+		t.Fatalf("Read: %v", err)
+	}
+}
+
+func TestJarRejectsBadSessions(t *testing.T) {
+	clk := &fakeClock{t0}
+	j := newTestJar(t, Options{}, clk)
+	good := map[string]string{}
+	sc, _ := j.Write(&sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", good)
+	browser(t, good, sc)
+	big := map[string]string{}
+	sc, _ = j.Write(&sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("x", 9000), CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", big)
+	browser(t, big, sc)
+	missingChunk := map[string]string{"_oauth2_proxy_0": big["_oauth2_proxy_0"], "_oauth2_proxy_2": big["_oauth2_proxy_2"]}
+
+	cases := []struct {
+		name    string
+		cookies map[string]string
+		at      time.Time
+	}{
+		{"no cookie", map[string]string{}, t0},
+		{"expired", good, t0.Add(2 * time.Hour)},
+		{"tampered", map[string]string{"_oauth2_proxy": flipChar(good["_oauth2_proxy"], 20)}, t0},
+		{"missing middle chunk", missingChunk, t0},
+		{"foreign", map[string]string{"_oauth2_proxy": func() string {
+			v, _ := mustCodec(t, secretB).Seal("_oauth2_proxy", PurposeSession, &sessionpb.Session{Subject: "x", ExpiresAt: t0.Add(time.Hour).Unix()})
+			return v
+		}()}, t0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			clk.now = tc.at
+			if _, err := j.Read(tc.cookies); !errors.Is(err, ErrNoSession) {
+				t.Fatalf("Read(%s): got %v, want ErrNoSession", tc.name, err)
+			}
+		})
+	}
+}
+
+func TestJarCacheServesRepeatedReads(t *testing.T) {
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{NumCounters: 1000, MaxCost: 1 << 20, BufferItems: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	clk := &fakeClock{t0}
+	j := newTestJar(t, Options{}, clk, WithCache(cache))
+	cookies := map[string]string{}
+	sc, _ := j.Write(&sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", cookies)
+	browser(t, cookies, sc)
+	cache.Wait()
+	first, err := j.Read(cookies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _ := j.Read(cookies)
+	if first != second {
+		t.Fatal("Read twice: want the same cached *Session, got a fresh decode")
+	}
+	clk.now = t0.Add(2 * time.Hour)
+	if _, err := j.Read(cookies); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("a cached session past its expiry: got %v, want ErrNoSession", err)
+	}
+}
+
+func TestJarStateFlows(t *testing.T) {
+	clk := &fakeClock{t0}
+	j := newTestJar(t, Options{MaxFlows: 3}, clk)
+	cookies := map[string]string{}
+	start := func(state string) {
+		ls := &sessionpb.LoginState{State: state, Nonce: "n-" + state, CreatedAt: clk.now.Unix(), ExpiresAt: clk.now.Add(15 * time.Minute).Unix()}
+		sc, err := j.WriteState(ls, "h", cookies)
+		if err != nil {
+			t.Fatal(err)
+		}
+		browser(t, cookies, sc)
+		clk.now = clk.now.Add(time.Second)
+	}
+	start("tab-one-state-aaaaaaaaaaaaaa")
+	start("tab-two-state-bbbbbbbbbbbbbb")
+	for _, s := range []string{"tab-one-state-aaaaaaaaaaaaaa", "tab-two-state-bbbbbbbbbbbbbb"} {
+		ls, err := j.ReadState(s, cookies)
+		if err != nil || ls.GetNonce() != "n-"+s {
+			t.Fatalf("ReadState(%s) with two tabs: %v", s, err)
+		}
+	}
+	for i := range 10 {
+		start(strings.Repeat(string(rune('c'+i)), 14) + "-abandoned")
+	}
+	n := 0
+	for name := range cookies {
+		if strings.Contains(name, "_csrf_") {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("after 12 flows: %d state cookies, want at most MaxFlows=3", n)
+	}
+	if _, err := j.ReadState("tab-one-state-aaaaaaaaaaaaaa", cookies); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("the oldest flow should have been evicted, got %v", err)
+	}
+	last := strings.Repeat("l", 14) + "-abandoned"
+	if _, err := j.ReadState(last, cookies); err != nil {
+		t.Fatalf("newest flow: %v", err)
+	}
+	if _, err := j.ReadState(strings.Repeat("l", 14)+"-forged", cookies); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("a state sharing the cookie prefix but not equal must fail, got %v", err)
+	}
+	clk.now = clk.now.Add(time.Hour)
+	if _, err := j.ReadState(last, cookies); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("expired flow: got %v, want ErrNoSession", err)
+	}
+}
+
+func TestJarCookieAttributes(t *testing.T) {
+	clk := &fakeClock{t0}
+	j := newTestJar(t, Options{Secure: true, HTTPOnly: true, SameSite: http.SameSiteStrictMode, Domains: []string{".example.com"}}, clk)
+	sc, _ := j.Write(&sessionpb.Session{Subject: "id1", ExpiresAt: t0.Add(time.Hour).Unix()}, "app.example.com:8443", map[string]string{})
+	c, _ := http.ParseSetCookie(sc[0])
+	if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Domain != "example.com" || c.Path != "/" || c.MaxAge != 3600 {
+		t.Fatalf("session cookie attributes: %q", sc[0])
+	}
+	st, _ := j.WriteState(&sessionpb.LoginState{State: "s123456789012345", ExpiresAt: t0.Add(time.Minute).Unix()}, "other.org", map[string]string{})
+	c, _ = http.ParseSetCookie(st[0])
+	if c.SameSite != http.SameSiteLaxMode || c.Domain != "" {
+		t.Fatalf("state cookie must be Lax and host-only for a foreign host: %q", st[0])
+	}
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+func flipChar(s string, i int) string {
+	b := []byte(s)
+	if b[i] == 'A' {
+		b[i] = 'B'
+	} else {
+		b[i] = 'A'
+	}
+	return string(b)
+}
