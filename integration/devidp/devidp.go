@@ -1,0 +1,296 @@
+package devidp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zitadel/oidc/v3/example/server/exampleop"
+	"github.com/zitadel/oidc/v3/example/server/storage"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"golang.org/x/text/language"
+)
+
+// Project and organisation the role claims refer to, shaped like ZITADEL ids.
+const (
+	ProjectID = "290675836227035459"
+	OrgID     = "290675720883546947"
+	OrgDomain = "acme.localhost"
+)
+
+// User is a person who can log in with Username and Password.
+type User struct {
+	ID       string
+	Username string
+	Password string
+	Email    string
+	Name     string
+	Roles    []string // ZITADEL project role keys
+}
+
+// Client is a registered OIDC web application (client_secret_basic).
+type Client struct {
+	ID                     string
+	Secret                 string
+	RedirectURIGlobs       []string // doublestar globs, e.g. http://127.0.0.1:*/oauth2/callback
+	PostLogoutRedirectURIs []string // globs too
+	JWTAccessTokens        bool     // JWT instead of opaque access tokens
+}
+
+// Options configure a dev IdP. Zero values get DefaultUsers and DefaultClient.
+type Options struct {
+	Addr    string // listen address, default 127.0.0.1:0
+	Users   []User
+	Clients []Client
+	Logger  *slog.Logger // default: discard
+}
+
+// DefaultUsers are the people of the demo and the tests.
+func DefaultUsers() []User {
+	return []User{
+		{ID: "user-alice", Username: "alice", Password: "alice-password", Email: "alice@example.com", Name: "Alice Admin", Roles: []string{"admin", "reader"}},
+		{ID: "user-bob", Username: "bob", Password: "bob-password", Email: "bob@example.com", Name: "Bob Reader", Roles: []string{"reader"}},
+		{ID: "user-eve", Username: "eve", Password: "eve-password", Email: "eve@other.org", Name: "Eve Outsider"},
+	}
+}
+
+// DefaultClient is the web app ext_authz logs in as; its id has an '@' like
+// a ZITADEL client id.
+func DefaultClient() Client {
+	return Client{
+		ID:                     "web@zitadel-ext-authz",
+		Secret:                 "web-secret",
+		RedirectURIGlobs:       []string{"http://127.0.0.1:*/oauth2/callback", "http://localhost:*/oauth2/callback"},
+		PostLogoutRedirectURIs: []string{"http://127.0.0.1:*/**", "http://localhost:*/**"},
+	}
+}
+
+// Server is a running dev IdP.
+type Server struct {
+	Issuer string
+	srv    *http.Server
+	ln     net.Listener
+	store  *store
+	calls  sync.Map // endpoint path → *atomic.Int64
+	hang   atomic.Pointer[chan struct{}]
+	done   chan struct{}
+}
+
+// Start listens and serves a dev IdP until Close.
+func Start(opts Options) (*Server, error) {
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	if opts.Users == nil {
+		opts.Users = DefaultUsers()
+	}
+	if opts.Clients == nil {
+		opts.Clients = []Client{DefaultClient()}
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("devidp: listen: %w", err)
+	}
+	issuer := "http://" + ln.Addr().String()
+	s := &Server{Issuer: issuer, ln: ln, done: make(chan struct{})}
+	s.store = newStore(opts.Users, opts.Clients)
+	handler := exampleop.SetupServer(issuer, s.store, nil, false)
+	s.srv = &http.Server{Handler: s.middleware(handler), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
+	go func() {
+		defer close(s.done)
+		_ = s.srv.Serve(ln)
+	}()
+	return s, nil
+}
+
+// Close stops the IdP; clients see connection refused afterwards.
+func (s *Server) Close() error {
+	s.Release()
+	err := s.srv.Close()
+	<-s.done
+	return err
+}
+
+// Calls is how many requests reached the endpoint path (e.g. "/oauth/token").
+func (s *Server) Calls(path string) int64 {
+	v, ok := s.calls.Load(path)
+	if !ok {
+		return 0
+	}
+	return v.(*atomic.Int64).Load()
+}
+
+// HangToken makes the token endpoint hold every request until Release or
+// until the caller gives up.
+func (s *Server) HangToken() {
+	ch := make(chan struct{})
+	s.hang.Store(&ch)
+}
+
+// Release ends HangToken.
+func (s *Server) Release() {
+	if ch := s.hang.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+func (s *Server) middleware(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, _ := s.calls.LoadOrStore(r.URL.Path, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+		if r.URL.Path == "/oauth/token" {
+			if ch := s.hang.Load(); ch != nil {
+				select {
+				case <-*ch:
+				case <-r.Context().Done():
+					return
+				}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// store is the example storage plus ZITADEL-shaped claims and client settings.
+type store struct {
+	*storage.Storage
+	users   map[string]User
+	clients map[string]Client
+}
+
+func newStore(users []User, clients []Client) *store {
+	s := &store{users: map[string]User{}, clients: map[string]Client{}}
+	us := userStore{byID: map[string]*storage.User{}, byName: map[string]*storage.User{}}
+	for _, u := range users {
+		s.users[u.ID] = u
+		first, last, _ := strings.Cut(u.Name, " ")
+		su := &storage.User{ID: u.ID, Username: u.Username, Password: u.Password, FirstName: first, LastName: last, Email: u.Email, EmailVerified: true, PreferredLanguage: language.English}
+		us.byID[u.ID] = su
+		us.byName[u.Username] = su
+	}
+	registered := map[string]*storage.Client{}
+	for _, c := range clients {
+		s.clients[c.ID] = c
+		registered[c.ID] = storage.WebClient(c.ID, c.Secret, "http://127.0.0.1/never-used")
+	}
+	s.Storage = storage.NewStorageWithClients(us, registered)
+	return s
+}
+
+// GetClientByClientID wraps the example client with our settings.
+func (s *store) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := s.Storage.GetClientByClientID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return &client{Client: c, cfg: s.clients[id]}, nil
+}
+
+// roleClaim is ZITADEL's role object: role key → org id → org domain.
+func (s *store) roleClaim(userID string) map[string]any {
+	u, ok := s.users[userID]
+	if !ok || len(u.Roles) == 0 {
+		return nil
+	}
+	roles := map[string]any{}
+	for _, r := range u.Roles {
+		roles[r] = map[string]any{OrgID: OrgDomain}
+	}
+	return roles
+}
+
+func (s *store) appendRoles(info *oidc.UserInfo, userID string) {
+	if roles := s.roleClaim(userID); roles != nil {
+		info.AppendClaims("urn:zitadel:iam:org:project:roles", roles)
+		info.AppendClaims("urn:zitadel:iam:org:project:"+ProjectID+":roles", roles)
+	}
+}
+
+// SetUserinfoFromRequest feeds the ID token.
+func (s *store) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo, token op.IDTokenRequest, scopes []string) error {
+	if err := s.Storage.SetUserinfoFromRequest(ctx, info, token, scopes); err != nil {
+		return err
+	}
+	s.appendRoles(info, token.GetSubject())
+	return nil
+}
+
+// SetUserinfoFromToken feeds the userinfo endpoint.
+func (s *store) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, tokenID, subject, origin string) error {
+	if err := s.Storage.SetUserinfoFromToken(ctx, info, tokenID, subject, origin); err != nil {
+		return err
+	}
+	s.appendRoles(info, info.Subject)
+	return nil
+}
+
+// SetIntrospectionFromToken feeds the introspection endpoint.
+func (s *store) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
+	if err := s.Storage.SetIntrospectionFromToken(ctx, resp, tokenID, subject, clientID); err != nil {
+		return err
+	}
+	if roles := s.roleClaim(resp.Subject); roles != nil {
+		if resp.Claims == nil {
+			resp.Claims = map[string]any{}
+		}
+		resp.Claims["urn:zitadel:iam:org:project:roles"] = roles
+		resp.Claims["urn:zitadel:iam:org:project:"+ProjectID+":roles"] = roles
+	}
+	return nil
+}
+
+// GetPrivateClaimsFromScopes feeds JWT access tokens.
+func (s *store) GetPrivateClaimsFromScopes(ctx context.Context, userID, clientID string, scopes []string) (map[string]any, error) {
+	claims, err := s.Storage.GetPrivateClaimsFromScopes(ctx, userID, clientID, scopes)
+	if err != nil {
+		return nil, err
+	}
+	if roles := s.roleClaim(userID); roles != nil {
+		if claims == nil {
+			claims = map[string]any{}
+		}
+		claims["urn:zitadel:iam:org:project:roles"] = roles
+	}
+	return claims, nil
+}
+
+type client struct {
+	op.Client
+	cfg Client
+}
+
+func (c *client) AccessTokenType() op.AccessTokenType {
+	if c.cfg.JWTAccessTokens {
+		return op.AccessTokenTypeJWT
+	}
+	return op.AccessTokenTypeBearer
+}
+
+func (c *client) PostLogoutRedirectURIs() []string { return nil }
+
+func (c *client) RedirectURIGlobs() []string { return c.cfg.RedirectURIGlobs }
+
+func (c *client) PostLogoutRedirectURIGlobs() []string { return c.cfg.PostLogoutRedirectURIs }
+
+// IsScopeAllowed lets ZITADEL's reserved scopes through, as ZITADEL does.
+func (c *client) IsScopeAllowed(scope string) bool {
+	return strings.HasPrefix(scope, "urn:zitadel:iam:") || c.Client.IsScopeAllowed(scope)
+}
+
+type userStore struct {
+	byID, byName map[string]*storage.User
+}
+
+func (u userStore) GetUserByID(id string) *storage.User         { return u.byID[id] }
+func (u userStore) GetUserByUsername(name string) *storage.User { return u.byName[name] }
+func (u userStore) ExampleClientID() string                     { return "service" }

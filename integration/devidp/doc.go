@@ -1,0 +1,11 @@
+// Package devidp is a development and test OpenID Provider: zitadel/oidc's
+// own op package (the code ZITADEL builds on) with the example in-memory
+// storage, wrapped as ../shared/zitadel.md §3.3 describes so it behaves like
+// ZITADEL where it matters to us: ZITADEL-shaped project role claims under
+// both claim names, registered post-logout redirect URIs, client ids with
+// '@', opaque or JWT access tokens, and a username/password login form.
+//
+// It also counts calls per endpoint and can be made to hang its token
+// endpoint, for tests of the failure paths. It listens on 127.0.0.1 only.
+// Product code never imports it.
+package devidp

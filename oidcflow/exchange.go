@@ -1,0 +1,135 @@
+package oidcflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"golang.org/x/oauth2"
+)
+
+// Tokens is the verified result of a code exchange.
+type Tokens struct {
+	AccessToken  string
+	RefreshToken string
+	IDToken      string
+	Expiry       time.Time // access token expiry; zero when the IdP gave none
+	SessionID    string    // the ID token's sid, if any
+	Identity     Identity
+}
+
+// Exchange trades an authorization code for tokens (client_secret_basic),
+// verifies the ID token against the login's nonce, and resolves the
+// identity, asking the userinfo endpoint when the ID token lacks the e-mail
+// (ZITADEL leaves profile claims out of ID tokens unless configured).
+func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Login) (*Tokens, error) {
+	d, err := p.current()
+	if err != nil {
+		return nil, err
+	}
+	raw, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, code, d.party, rp.WithCodeVerifier(l.CodeVerifier), redirectURIParam(redirectURI))
+	if err != nil {
+		return nil, fmt.Errorf("exchange code: %w", classify(ctx, err))
+	}
+	idToken, _ := raw.Extra("id_token").(string)
+	if idToken == "" {
+		return nil, fmt.Errorf("exchange code: %w: the token response has no id_token (is the openid scope granted?)", ErrInvalidToken)
+	}
+	claims, err := rp.VerifyTokens[*oidc.IDTokenClaims](context.WithValue(ctx, nonceKey{}, l.Nonce), raw.AccessToken, idToken, d.verifier)
+	if err != nil {
+		if errors.Is(err, ErrIdPUnavailable) {
+			return nil, fmt.Errorf("verify id token: %w", err)
+		}
+		return nil, fmt.Errorf("verify id token: %w: %w", ErrInvalidToken, err)
+	}
+	all, err := claimMap(claims)
+	if err != nil {
+		return nil, fmt.Errorf("verify id token: %w: %w", ErrInvalidToken, err)
+	}
+	if _, hasEmail := all[p.cfg.EmailClaim]; !hasEmail && d.config.UserinfoEndpoint != "" && raw.AccessToken != "" {
+		info, err := p.userinfo(ctx, d, raw.AccessToken)
+		if err != nil {
+			return nil, err
+		}
+		if stringClaim(info, "sub") != claims.Subject {
+			return nil, fmt.Errorf("userinfo: %w: sub differs from the ID token's", ErrInvalidToken)
+		}
+		for k, v := range info {
+			if _, ok := all[k]; !ok {
+				all[k] = v
+			}
+		}
+	}
+	return &Tokens{
+		AccessToken:  raw.AccessToken,
+		RefreshToken: raw.RefreshToken,
+		IDToken:      idToken,
+		Expiry:       raw.Expiry,
+		SessionID:    claims.SessionID,
+		Identity:     p.identityFromClaims(all),
+	}, nil
+}
+
+// claimMap flattens verified ID token claims into one map, the standard
+// claims and the unknown ones (where ZITADEL's role claims land) alike.
+func claimMap(c *oidc.IDTokenClaims) (map[string]any, error) {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (p *Provider) userinfo(ctx context.Context, d *discovered, accessToken string) (map[string]any, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.config.UserinfoEndpoint, nil)
+	if err != nil {
+		return nil, fmt.Errorf("userinfo: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("userinfo: %w", classify(ctx, err))
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode >= 500:
+		return nil, fmt.Errorf("userinfo: %w: status %d", ErrIdPUnavailable, resp.StatusCode)
+	case resp.StatusCode != http.StatusOK:
+		return nil, fmt.Errorf("userinfo: %w: status %d", ErrRejected, resp.StatusCode)
+	}
+	var info map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&info); err != nil {
+		return nil, fmt.Errorf("userinfo: %w: %w", ErrIdPUnavailable, err)
+	}
+	return info, nil
+}
+
+// classify wraps a token- or userinfo-call error onto a sentinel: the IdP
+// answering with an OAuth error is ErrRejected, everything else (network,
+// timeout, 5xx, unreadable body) is ErrIdPUnavailable. The deadline stays in
+// the chain, so callers can answer 504 rather than 502.
+func classify(ctx context.Context, err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 && re.ErrorCode != "" {
+		return fmt.Errorf("%w: %s", ErrRejected, re.ErrorCode)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w: %w", ErrIdPUnavailable, ctx.Err())
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %w", ErrIdPUnavailable, context.DeadlineExceeded)
+	}
+	if errors.As(err, &re) && re.Response != nil {
+		return fmt.Errorf("%w: status %d", ErrIdPUnavailable, re.Response.StatusCode)
+	}
+	return fmt.Errorf("%w: %w", ErrIdPUnavailable, err)
+}

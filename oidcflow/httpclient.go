@@ -1,0 +1,70 @@
+package oidcflow
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// maxResponseBytes bounds every body read from the IdP; a hostile or broken
+// IdP can't make us buffer more.
+const maxResponseBytes = 1 << 20
+
+// NewHTTPClient returns the one HTTP client for an IdP: pooled connections,
+// dial and overall timeouts, and response bodies cut at 1 MiB. Build it once
+// and share it (discovery, JWKS, token, userinfo).
+func NewHTTPClient(timeout time.Duration) *http.Client {
+	transport := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   32,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   5 * time.Second,
+		ResponseHeaderTimeout: timeout,
+	}
+	return &http.Client{
+		Timeout:   timeout,
+		Transport: limitedTransport{transport},
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			// IdP API endpoints never redirect; following one could leak the
+			// client's Authorization header to another host.
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+type limitedTransport struct{ next http.RoundTripper }
+
+func (t limitedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &limitedBody{r: io.LimitReader(resp.Body, maxResponseBytes+1), c: resp.Body}
+	return resp, nil
+}
+
+// errBodyTooLarge surfaces as a read error, so decoders fail instead of
+// parsing a truncated document.
+var errBodyTooLarge = errors.New("identity provider response exceeds 1 MiB")
+
+type limitedBody struct {
+	r io.Reader
+	c io.Closer
+	n int64
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.n > maxResponseBytes {
+		return 0, errBodyTooLarge
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.c.Close() }

@@ -1,0 +1,108 @@
+package oidcflow
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// Identity is who a token speaks for, mapped with the configured claims.
+type Identity struct {
+	Subject           string
+	User              string // user_id_claim, falling back to sub
+	Email             string
+	EmailVerified     bool
+	PreferredUsername string
+	Groups            []string // oidc_groups_claim values plus ZITADEL role keys, sorted, unique
+}
+
+// zitadelRolesClaim is the role claim for the requesting client's project;
+// zitadelRolePrefix/zitadelRoleSuffix frame the per-project one
+// (urn:zitadel:iam:org:project:<projectid>:roles). zitadel.md §1.3.
+const (
+	zitadelRolesClaim = "urn:zitadel:iam:org:project:roles"
+	zitadelRolePrefix = "urn:zitadel:iam:org:project:"
+	zitadelRoleSuffix = ":roles"
+)
+
+// identityFromClaims maps a flat claim set (ID token, userinfo or
+// introspection) onto an Identity.
+func (p *Provider) identityFromClaims(claims map[string]any) Identity {
+	id := Identity{
+		Subject:           stringClaim(claims, "sub"),
+		User:              stringClaim(claims, p.cfg.UserIDClaim),
+		Email:             stringClaim(claims, p.cfg.EmailClaim),
+		PreferredUsername: stringClaim(claims, "preferred_username"),
+		Groups:            Groups(claims, p.cfg.GroupsClaim),
+	}
+	if v, ok := claims["email_verified"].(bool); ok {
+		id.EmailVerified = v
+	}
+	if id.User == "" {
+		id.User = id.Subject
+	}
+	return id
+}
+
+func stringClaim(claims map[string]any, name string) string {
+	switch v := claims[name].(type) {
+	case string:
+		return v
+	case json.Number:
+		return v.String()
+	case float64:
+		b, _ := json.Marshal(v)
+		return string(b)
+	}
+	return ""
+}
+
+// Groups returns the user's groups from a claim set: the values of
+// groupsClaim (a list of strings or one string) plus the role keys of
+// ZITADEL's role claims, which are objects {"role": {"<orgid>": "<domain>"}}
+// under both claim names (CONTRACT.md §5). No ZITADEL Action is needed.
+func Groups(claims map[string]any, groupsClaim string) []string {
+	var out []string
+	switch v := claims[groupsClaim].(type) {
+	case []any:
+		for _, g := range v {
+			if s, ok := g.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+	case []string:
+		out = append(out, v...)
+	case string:
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	for name, v := range claims {
+		if name != zitadelRolesClaim && !(strings.HasPrefix(name, zitadelRolePrefix) && strings.HasSuffix(name, zitadelRoleSuffix)) {
+			continue
+		}
+		out = append(out, roleKeys(v)...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// roleKeys reads the role names of one ZITADEL role claim. The source type
+// is map[string]map[string]string; the docs show it wrapped in an array, so
+// that shape is accepted too.
+func roleKeys(v any) []string {
+	var out []string
+	switch r := v.(type) {
+	case map[string]any:
+		for role := range r {
+			if role != "" {
+				out = append(out, role)
+			}
+		}
+	case []any:
+		for _, item := range r {
+			out = append(out, roleKeys(item)...)
+		}
+	}
+	return out
+}

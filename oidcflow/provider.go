@@ -1,0 +1,195 @@
+package oidcflow
+
+import (
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/http"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/client"
+	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"golang.org/x/oauth2"
+)
+
+// Config is what the flow needs to know about the IdP and the client.
+type Config struct {
+	Issuer       string   // oidc_issuer_url, exactly as discovery prints it
+	ClientID     string   // client_id (ZITADEL ids contain '@')
+	ClientSecret string   // client_secret, sent with client_secret_basic
+	Scopes       []string // scope; must contain openid
+	UserIDClaim  string   // user_id_claim, default sub
+	EmailClaim   string   // oidc_email_claim, default email
+	GroupsClaim  string   // oidc_groups_claim, default groups
+}
+
+// allowedAlgs are the ID token signature algorithms we ever accept: the
+// asymmetric ones. none and HS* (which would make the client secret a
+// signing key) are never allowed, whatever discovery says.
+var allowedAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+// Provider is the IdP as seen from the login flow. It is safe for concurrent
+// use; until Serve has completed discovery and loaded the JWKS, every call
+// that needs the IdP fails with ErrIdPUnavailable.
+type Provider struct {
+	cfg    Config
+	client *http.Client
+	logger *slog.Logger
+	random io.Reader
+	now    func() time.Time
+	state  atomic.Pointer[discovered]
+}
+
+// discovered is everything learned from discovery, replaced as a whole.
+type discovered struct {
+	config   *oidc.DiscoveryConfiguration
+	party    rp.RelyingParty
+	keys     *keySet
+	verifier *rp.IDTokenVerifier
+}
+
+// Option customises a Provider.
+type Option func(*Provider)
+
+// WithHTTPClient sets the client used for every IdP call (default: NewHTTPClient(10s)).
+func WithHTTPClient(c *http.Client) Option { return func(p *Provider) { p.client = c } }
+
+// WithLogger sets the logger (default: slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(p *Provider) { p.logger = l } }
+
+// WithRandom sets the source of state, nonce and PKCE verifier bytes
+// (default: crypto/rand.Reader).
+func WithRandom(r io.Reader) Option { return func(p *Provider) { p.random = r } }
+
+// WithClock replaces time.Now for the provider's own decisions.
+func WithClock(now func() time.Time) Option { return func(p *Provider) { p.now = now } }
+
+// New returns a Provider. It does no network I/O: run Serve to discover.
+func New(cfg Config, opts ...Option) (*Provider, error) {
+	if cfg.Issuer == "" || cfg.ClientID == "" {
+		return nil, errors.New("new provider: issuer and client id are required")
+	}
+	if !slices.Contains(cfg.Scopes, oidc.ScopeOpenID) {
+		cfg.Scopes = append([]string{oidc.ScopeOpenID}, cfg.Scopes...)
+	}
+	if cfg.UserIDClaim == "" {
+		cfg.UserIDClaim = "sub"
+	}
+	if cfg.EmailClaim == "" {
+		cfg.EmailClaim = "email"
+	}
+	if cfg.GroupsClaim == "" {
+		cfg.GroupsClaim = "groups"
+	}
+	p := &Provider{cfg: cfg, logger: slog.Default(), random: crand.Reader, now: time.Now}
+	for _, o := range opts {
+		o(p)
+	}
+	if p.client == nil {
+		p.client = NewHTTPClient(10 * time.Second)
+	}
+	return p, nil
+}
+
+// Ready reports whether discovery succeeded and the JWKS is loaded.
+func (p *Provider) Ready() bool { return p.state.Load() != nil }
+
+// Serve discovers the IdP, retrying with exponential backoff (250 ms up to
+// 30 s, jittered) until it succeeds or ctx ends, then waits for ctx. The
+// server runs (and answers 503 for logins) while the IdP is down, and
+// becomes ready without a restart once it is up.
+func (p *Provider) Serve(ctx context.Context) error {
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := p.discover(ctx)
+		if err == nil {
+			p.logger.Info("identity provider discovered", "issuer", p.cfg.Issuer, "attempts", attempt)
+			break
+		}
+		p.logger.Warn("identity provider discovery failed; retrying", "issuer", p.cfg.Issuer, "attempt", attempt, "retry_in", backoff, "reason", err.Error())
+		wait := backoff/2 + mrand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+func (p *Provider) discover(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	cfg, err := client.Discover(ctx, p.cfg.Issuer, p.client)
+	if err != nil {
+		if errors.Is(err, oidc.ErrIssuerInvalid) {
+			return fmt.Errorf("discovery: the issuer in %s/.well-known/openid-configuration differs from oidc_issuer_url %q; set oidc_issuer_url exactly as the IdP prints it", p.cfg.Issuer, p.cfg.Issuer)
+		}
+		return fmt.Errorf("discovery: %w", err)
+	}
+	if cfg.AuthorizationEndpoint == "" || cfg.TokenEndpoint == "" || cfg.JwksURI == "" {
+		return errors.New("discovery: document lacks authorization_endpoint, token_endpoint or jwks_uri")
+	}
+	party, err := rp.NewRelyingPartyOAuth(&oauth2.Config{
+		ClientID:     p.cfg.ClientID,
+		ClientSecret: p.cfg.ClientSecret,
+		Scopes:       p.cfg.Scopes,
+		Endpoint:     oauth2.Endpoint{AuthURL: cfg.AuthorizationEndpoint, TokenURL: cfg.TokenEndpoint},
+	}, rp.WithHTTPClient(p.client), rp.WithAuthStyle(oauth2.AuthStyleInHeader))
+	if err != nil {
+		return fmt.Errorf("relying party: %w", err)
+	}
+	keys := newKeySet(p.client, cfg.JwksURI, p.now)
+	if _, err := keys.load(ctx); err != nil {
+		return err
+	}
+	algs := signingAlgs(cfg.IDTokenSigningAlgValuesSupported)
+	verifier := rp.NewIDTokenVerifier(p.cfg.Issuer, p.cfg.ClientID, keys,
+		rp.WithSupportedSigningAlgorithms(algs...),
+		rp.WithIssuedAtOffset(30*time.Second),
+		rp.WithNonce(nonceFromContext),
+	)
+	p.state.Store(&discovered{config: cfg, party: party, keys: keys, verifier: verifier})
+	return nil
+}
+
+// signingAlgs intersects what the IdP advertises with allowedAlgs; an IdP
+// that advertises nothing gets RS256, the OIDC default.
+func signingAlgs(advertised []string) []string {
+	var out []string
+	for _, a := range advertised {
+		if slices.Contains(allowedAlgs, a) {
+			out = append(out, a)
+		}
+	}
+	if len(out) == 0 {
+		out = []string{"RS256"}
+	}
+	return out
+}
+
+func (p *Provider) current() (*discovered, error) {
+	d := p.state.Load()
+	if d == nil {
+		return nil, fmt.Errorf("%w: %w", ErrIdPUnavailable, errNotReady)
+	}
+	return d, nil
+}
+
+type nonceKey struct{}
+
+// nonceFromContext feeds the expected nonce of one exchange to the shared
+// verifier (zitadel.md §2.2 point 2).
+func nonceFromContext(ctx context.Context) string {
+	s, _ := ctx.Value(nonceKey{}).(string)
+	return s
+}
