@@ -94,6 +94,9 @@ func NewJar(codec *Codec, opts Options, options ...JarOption) *Jar {
 // Name is the session cookie's base name.
 func (j *Jar) Name() string { return j.opts.Name }
 
+// StateTTL is how long a login flow may take.
+func (j *Jar) StateTTL() time.Duration { return j.opts.StateTTL }
+
 // Lifetime is the absolute session lifetime (cookie_expire).
 func (j *Jar) Lifetime() time.Duration { return j.opts.Expire }
 

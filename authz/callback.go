@@ -1,0 +1,98 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+)
+
+// deadlineMargin is kept free before Envoy's deadline so our answer arrives
+// before Envoy gives up on the Check.
+const deadlineMargin = 50 * time.Millisecond
+
+// callback finishes a login: it checks the state cookie, exchanges the code,
+// verifies the ID token, applies the policy, and redirects to the original
+// URL with the session cookie. Any failure is a Denied answer without a
+// session.
+func (s *Server) callback(ctx context.Context, r *Request) *Decision {
+	q := r.Query()
+	state := q.Get("state")
+	// The IdP reported an error (the user cancelled, or the client is
+	// misconfigured).
+	if e := q.Get("error"); e != "" {
+		d := s.errorPage(http.StatusForbidden, "idp_error", "Sign-in failed", "The identity provider refused the sign-in.")
+		d.Body = render("error", pageData{Title: "Sign-in failed", Message: "The identity provider refused the sign-in.", Detail: e + ": " + q.Get("error_description"), StartURL: pathStart})
+		if state != "" {
+			d.Headers = append(d.Headers, Header{"set-cookie", s.jar.ClearState(state, r.Host)})
+		}
+		return d
+	}
+	// No matching state cookie: forged, replayed, expired or from another
+	// browser.
+	ls, err := s.jar.ReadState(state, r.Cookies)
+	if err != nil {
+		d := s.errorPage(http.StatusForbidden, "bad_state", "Sign-in expired", "This sign-in link is no longer valid. Start again.")
+		d.Body = render("error", pageData{Title: "Sign-in expired", Message: "This sign-in link is no longer valid or was opened in another browser.", StartURL: pathStart})
+		return d
+	}
+	code := q.Get("code")
+	if code == "" {
+		return s.errorPage(http.StatusBadRequest, "missing_code", "Sign-in failed", "The identity provider sent no authorization code.")
+	}
+	ctx, cancel := s.idpContext(ctx)
+	defer cancel()
+	tokens, err := s.idp.Exchange(ctx, code, ls.GetRedirectUri(), oidcflow.Login{State: ls.GetState(), Nonce: ls.GetNonce(), CodeVerifier: ls.GetCodeVerifier()})
+	switch {
+	case errors.Is(err, oidcflow.ErrIdPUnavailable):
+		s.logger.Warn("code exchange failed", "request_id", r.ID, "reason", "idp_unavailable", "error", err.Error())
+		return s.idpUnavailable(err)
+	case err != nil:
+		s.logger.Warn("code exchange failed", "request_id", r.ID, "reason", "login_rejected", "error", err.Error())
+		return s.errorPage(http.StatusForbidden, "login_rejected", "Sign-in failed", "The sign-in could not be completed. Start again.")
+	}
+	id := tokens.Identity
+	if reason := s.authorize(id.Email, id.EmailVerified, id.Groups); reason != "" {
+		d := s.forbidden(reason)
+		d.Headers = append(d.Headers, Header{"set-cookie", s.jar.ClearState(state, r.Host)})
+		return d
+	}
+	now := s.now()
+	sess := &sessionpb.Session{
+		Subject:           id.Subject,
+		User:              id.User,
+		Email:             id.Email,
+		EmailVerified:     id.EmailVerified,
+		PreferredUsername: id.PreferredUsername,
+		Groups:            id.Groups,
+		AccessToken:       tokens.AccessToken,
+		IdToken:           tokens.IDToken,
+		RefreshToken:      tokens.RefreshToken,
+		CreatedAt:         now.Unix(),
+		ExpiresAt:         now.Add(s.jar.Lifetime()).Unix(),
+		SessionId:         tokens.SessionID,
+	}
+	if !tokens.Expiry.IsZero() {
+		sess.AccessTokenExpiresAt = tokens.Expiry.Unix()
+	}
+	cookies, err := s.jar.Write(sess, r.Host, r.Cookies)
+	if err != nil {
+		return s.errorPage(http.StatusInternalServerError, "session_cookie", "Sign-in failed", "The session could not be stored.")
+	}
+	cookies = append(cookies, s.jar.ClearState(state, r.Host))
+	s.logger.Info("login completed", "request_id", r.ID, "sub", id.Subject)
+	return redirect(ls.GetReturnUrl(), "login_completed", cookies)
+}
+
+// idpContext bounds an IdP call by idp_timeout and by the Check's own
+// deadline, less a margin, so we answer before Envoy times out.
+func (s *Server) idpContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	timeout := s.cfg.IDPTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl)-deadlineMargin)
+	}
+	return context.WithTimeout(ctx, max(timeout, time.Millisecond))
+}

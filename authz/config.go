@@ -1,0 +1,43 @@
+package authz
+
+import (
+	"regexp"
+	"time"
+)
+
+// Config is the policy and routing of the service, as plain values.
+type Config struct {
+	// RedirectURL is redirect_url: absolute, or a path resolved against the
+	// request's scheme and host. Its path is the callback path.
+	RedirectURL string
+	// ProviderDisplayName names the IdP on the sign-in page.
+	ProviderDisplayName string
+	// SkipProviderButton sends unauthenticated browsers straight to the IdP
+	// instead of the sign-in page.
+	SkipProviderButton bool
+
+	EmailDomains  []string // "*", "example.com" (exact) or ".example.com" (and subdomains)
+	AllowedGroups []string // empty: any group
+	// AllowUnverifiedEmail accepts e-mail addresses the IdP marks unverified
+	// for the email_domains check (insecure_oidc_allow_unverified_email).
+	AllowUnverifiedEmail bool
+
+	SkipAuthRoutes   []Route          // allowed without login
+	APIRoutes        []*regexp.Regexp // unauthenticated: 401, never a redirect
+	WhitelistDomains []string         // extra hosts allowed as return targets
+
+	PassAccessToken         bool
+	PassAuthorizationHeader bool
+	SetXAuthRequest         bool
+	PassUserHeaders         bool
+
+	// IDPTimeout bounds each IdP call made inside a Check (default 5s); it
+	// never outlives the Check's own deadline.
+	IDPTimeout time.Duration
+}
+
+// Route is one skip_auth_routes entry: an optional method and a path regexp.
+type Route struct {
+	Method string // upper case; empty matches every method
+	Path   *regexp.Regexp
+}

@@ -1,0 +1,134 @@
+package authz
+
+import (
+	"strings"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+)
+
+// identityHeaders are every header we may set for the upstream. A client
+// can't send any of them itself: each is overwritten or removed on every
+// allowed request, so upstreams can trust them (CONTRACT.md §3).
+var identityHeaders = []string{
+	"x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username", "x-forwarded-access-token",
+	"x-auth-request-user", "x-auth-request-email", "x-auth-request-groups", "x-auth-request-preferred-username", "x-auth-request-access-token",
+}
+
+// maxHeaderValue bounds one identity header value.
+const maxHeaderValue = 8 << 10
+
+// allow lets a logged-in user through with identity and token headers.
+func (s *Server) allow(r *Request, sess *sessionpb.Session) *Decision {
+	d := &Decision{Allow: true, Reason: "session", Upstream: make([]Header, 0, 12)}
+	add := func(name, value string) {
+		if value = headerValue(value); value != "" {
+			d.Upstream = append(d.Upstream, Header{name, value})
+		}
+	}
+	groups := strings.Join(sess.GetGroups(), ",")
+	if s.cfg.PassUserHeaders {
+		add("x-forwarded-user", sess.GetUser())
+		add("x-forwarded-email", sess.GetEmail())
+		add("x-forwarded-groups", groups)
+		add("x-forwarded-preferred-username", sess.GetPreferredUsername())
+	}
+	if s.cfg.PassAccessToken {
+		add("x-forwarded-access-token", sess.GetAccessToken())
+	}
+	if s.cfg.SetXAuthRequest {
+		add("x-auth-request-user", sess.GetUser())
+		add("x-auth-request-email", sess.GetEmail())
+		add("x-auth-request-groups", groups)
+		add("x-auth-request-preferred-username", sess.GetPreferredUsername())
+		if s.cfg.PassAccessToken {
+			add("x-auth-request-access-token", sess.GetAccessToken())
+		}
+	}
+	if s.cfg.PassAuthorizationHeader && sess.GetIdToken() != "" {
+		add("authorization", "Bearer "+sess.GetIdToken())
+	}
+	s.stripClientHeaders(r, d)
+	return d
+}
+
+// allowAnonymous lets a request through without identity (skip_auth_routes).
+func (s *Server) allowAnonymous(r *Request, reason string) *Decision {
+	d := &Decision{Allow: true, Reason: reason}
+	s.stripClientHeaders(r, d)
+	return d
+}
+
+// stripClientHeaders removes client-sent identity headers we did not set,
+// and our own cookies from the Cookie header the upstream gets.
+func (s *Server) stripClientHeaders(r *Request, d *Decision) {
+	for _, name := range identityHeaders {
+		if _, sent := r.Headers[name]; !sent {
+			continue
+		}
+		set := false
+		for _, h := range d.Upstream {
+			if h.Name == name {
+				set = true
+				break
+			}
+		}
+		if !set {
+			d.RemoveUpstream = append(d.RemoveUpstream, name)
+		}
+	}
+	if cookie, ok := r.Headers["cookie"]; ok {
+		if kept, changed := s.upstreamCookies(cookie); changed {
+			if kept == "" {
+				d.RemoveUpstream = append(d.RemoveUpstream, "cookie")
+			} else {
+				d.Upstream = append(d.Upstream, Header{"cookie", kept})
+			}
+		}
+	}
+}
+
+// upstreamCookies drops our session, chunk and state cookies from a Cookie
+// header; changed is false when there was nothing of ours in it.
+func (s *Server) upstreamCookies(header string) (kept string, changed bool) {
+	var b strings.Builder
+	for _, pair := range strings.FieldsFunc(header, func(c rune) bool { return c == ';' || c == ',' }) {
+		pair = strings.TrimSpace(pair)
+		name, _, _ := strings.Cut(pair, "=")
+		if s.jar.Owns(name) {
+			changed = true
+			continue
+		}
+		if pair == "" {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(pair)
+	}
+	return b.String(), changed
+}
+
+// headerValue makes a claim safe as a header value: control characters
+// (CR, LF, NUL, …) are dropped, and overlong values are cut.
+func headerValue(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if !clean {
+		v = strings.Map(func(r rune) rune {
+			if r < 0x20 && r != '\t' || r == 0x7f {
+				return -1
+			}
+			return r
+		}, v)
+	}
+	if len(v) > maxHeaderValue {
+		v = v[:maxHeaderValue]
+	}
+	return v
+}

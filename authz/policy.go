@@ -1,0 +1,146 @@
+package authz
+
+import (
+	"errors"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+)
+
+// ErrForbidden: the user is authenticated but not allowed (allowed_groups or
+// email_domains).
+var ErrForbidden = errors.New("forbidden")
+
+// Reasons for a forbidden user, bounded for logs and metrics.
+const (
+	reasonNotInGroup   = "not_in_group"
+	reasonEmailDomain  = "email_domain"
+	reasonUnverifiedEm = "email_unverified"
+)
+
+// authorize checks a logged-in identity against allowed_groups and
+// email_domains. It returns a reason label, or "" when allowed.
+func (s *Server) authorize(email string, emailVerified bool, groups []string) string {
+	if !s.emailAllowed(email) {
+		return reasonEmailDomain
+	}
+	if !emailVerified && !s.cfg.AllowUnverifiedEmail && !slices.Contains(s.cfg.EmailDomains, "*") {
+		return reasonUnverifiedEm
+	}
+	if len(s.cfg.AllowedGroups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(s.cfg.AllowedGroups, g) }) {
+		return reasonNotInGroup
+	}
+	return ""
+}
+
+// emailAllowed applies email_domains: "*" is anyone; "example.com" matches
+// that domain exactly; ".example.com" matches it and its subdomains. An empty
+// list allows nobody.
+func (s *Server) emailAllowed(email string) bool {
+	if slices.Contains(s.cfg.EmailDomains, "*") {
+		return true
+	}
+	at := strings.LastIndexByte(email, '@')
+	if at < 0 {
+		return false
+	}
+	domain := strings.ToLower(email[at+1:])
+	for _, d := range s.cfg.EmailDomains {
+		d = strings.ToLower(d)
+		if strings.HasPrefix(d, ".") {
+			if domain == d[1:] || strings.HasSuffix(domain, d) {
+				return true
+			}
+		} else if domain == d {
+			return true
+		}
+	}
+	return false
+}
+
+// skipAuth reports whether a skip_auth_routes entry lets the request through
+// without login. Paths with dot segments, doubled or encoded slashes never
+// match: "/public/../admin" must not reach /admin unauthenticated.
+func (s *Server) skipAuth(r *Request) bool {
+	if len(s.cfg.SkipAuthRoutes) == 0 || !canonicalPath(r.Path) {
+		return false
+	}
+	for _, rt := range s.cfg.SkipAuthRoutes {
+		if (rt.Method == "" || rt.Method == r.Method) && rt.Path.MatchString(r.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+func canonicalPath(p string) bool {
+	if strings.Contains(p, "//") || strings.Contains(p, "\\") {
+		return false
+	}
+	lower := strings.ToLower(p)
+	if strings.Contains(lower, "%2e") || strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
+		return false
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return false
+		}
+	}
+	return true
+}
+
+// returnURL validates a post-login or post-logout target: a local path
+// ("/x", never "//x" or "/\x"), or an absolute http(s) URL on the request's
+// own host or a whitelist_domains host. It returns the absolute URL, or
+// false when the target would leave for a foreign host.
+func (s *Server) returnURL(r *Request, rd string) (string, bool) {
+	if rd == "" || len(rd) > 4096 || strings.ContainsFunc(rd, func(c rune) bool { return c < 0x20 || c == 0x7f || c == '\\' }) {
+		return "", false
+	}
+	if strings.HasPrefix(rd, "/") {
+		if strings.HasPrefix(rd, "//") {
+			return "", false
+		}
+		u, err := url.Parse(rd)
+		if err != nil || u.Host != "" || u.Scheme != "" {
+			return "", false
+		}
+		return r.Scheme + "://" + r.Host + rd, true
+	}
+	u, err := url.Parse(rd)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Host == "" {
+		return "", false
+	}
+	if strings.EqualFold(u.Host, r.Host) || s.whitelisted(u.Host) {
+		return u.String(), true
+	}
+	return "", false
+}
+
+// whitelisted applies whitelist_domains: "example.com" (that host, default
+// port), ".example.com" (and subdomains), optionally with ":port" or ":*".
+func (s *Server) whitelisted(hostport string) bool {
+	host, port := splitHostPort(strings.ToLower(hostport))
+	for _, w := range s.cfg.WhitelistDomains {
+		wh, wp := splitHostPort(strings.ToLower(w))
+		if wp != "*" && wp != port {
+			continue
+		}
+		if strings.HasPrefix(wh, ".") {
+			if host == wh[1:] || strings.HasSuffix(host, wh) {
+				return true
+			}
+		} else if host == wh {
+			return true
+		}
+	}
+	return false
+}
+
+func splitHostPort(hp string) (string, string) {
+	if h, p, err := net.SplitHostPort(hp); err == nil {
+		return h, p
+	}
+	return strings.Trim(hp, "[]"), ""
+}

@@ -1,0 +1,162 @@
+package authz
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+)
+
+// Request is a CheckRequest parsed once: everything the decision reads.
+// Nothing downstream touches proto getters.
+type Request struct {
+	ID       string // x-request-id, for logs
+	Method   string
+	Scheme   string
+	Host     string // :authority, as sent
+	Path     string // without the query
+	RawQuery string
+	Headers  map[string]string // lower-case keys, as Envoy sends them
+	Cookies  map[string]string // first value of each cookie name
+	// ContextExtensions are the per-route check_settings.context_extensions.
+	ContextExtensions map[string]string
+}
+
+// errMalformed: the CheckRequest lacks the HTTP attributes we need.
+var errMalformed = errors.New("malformed check request")
+
+// maxHeaderBytes bounds the header values we read at all.
+const maxCookieHeaderBytes = 64 << 10
+
+// ParseRequest reads a CheckRequest as Envoy builds it
+// (envoy-ext-authz.md §1): lower-case header keys, pseudo-headers,
+// http.path with the query, http.host = :authority; header_map when Envoy
+// was configured with encode_raw_headers.
+func ParseRequest(req *authv3.CheckRequest) (*Request, error) {
+	h := req.GetAttributes().GetRequest().GetHttp()
+	if h == nil {
+		return nil, errMalformed
+	}
+	headers := h.GetHeaders()
+	if hm := h.GetHeaderMap(); len(headers) == 0 && hm != nil {
+		headers = make(map[string]string, len(hm.GetHeaders()))
+		for _, kv := range hm.GetHeaders() {
+			k := strings.ToLower(kv.GetKey())
+			v := kv.GetValue()
+			if v == "" {
+				v = string(kv.GetRawValue())
+			}
+			if old, ok := headers[k]; ok {
+				v = old + "," + v
+			}
+			headers[k] = v
+		}
+	}
+	if headers == nil {
+		headers = map[string]string{}
+	}
+	r := &Request{
+		ID:                headers["x-request-id"],
+		Method:            first(h.GetMethod(), headers[":method"]),
+		Scheme:            first(h.GetScheme(), headers[":scheme"], headers["x-forwarded-proto"], "http"),
+		Host:              first(h.GetHost(), headers[":authority"], headers["host"]),
+		Headers:           headers,
+		ContextExtensions: req.GetAttributes().GetContextExtensions(),
+	}
+	p := first(h.GetPath(), headers[":path"])
+	if p == "" || r.Host == "" || r.Method == "" {
+		return nil, errMalformed
+	}
+	r.Path, r.RawQuery, _ = strings.Cut(p, "?")
+	if r.Path == "" || r.Path[0] != '/' {
+		return nil, errMalformed
+	}
+	if r.Scheme != "http" && r.Scheme != "https" {
+		r.Scheme = "http"
+	}
+	r.Cookies = parseCookies(headers["cookie"])
+	return r, nil
+}
+
+func first(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// parseCookies splits a Cookie header. Envoy joins repeated cookie headers
+// with ',' (envoy-ext-authz.md §1), and RFC 6265 cookie values never contain
+// ',' or ';', so both separate pairs. The first value of a name wins.
+func parseCookies(header string) map[string]string {
+	if header == "" || len(header) > maxCookieHeaderBytes {
+		return nil
+	}
+	out := make(map[string]string, 4)
+	for header != "" {
+		var pair string
+		i := strings.IndexAny(header, ";,")
+		if i < 0 {
+			pair, header = header, ""
+		} else {
+			pair, header = header[:i], header[i+1:]
+		}
+		pair = strings.TrimSpace(pair)
+		name, value, ok := strings.Cut(pair, "=")
+		if !ok || name == "" {
+			continue
+		}
+		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
+			value = value[1 : len(value)-1]
+		}
+		if _, seen := out[name]; !seen {
+			out[name] = value
+		}
+	}
+	return out
+}
+
+// Query parses the query string (only the routes that need it call this).
+func (r *Request) Query() url.Values {
+	q, _ := url.ParseQuery(r.RawQuery)
+	return q
+}
+
+// URL is the absolute URL of the request.
+func (r *Request) URL() string {
+	u := r.Scheme + "://" + r.Host + r.Path
+	if r.RawQuery != "" {
+		u += "?" + r.RawQuery
+	}
+	return u
+}
+
+// RequestURI is the path and query.
+func (r *Request) RequestURI() string {
+	if r.RawQuery == "" {
+		return r.Path
+	}
+	return r.Path + "?" + r.RawQuery
+}
+
+// isAPI reports whether an unauthenticated caller should get 401 rather than
+// a login redirect: an api_routes match, a non-GET/HEAD method, an XHR, or an
+// Accept header that doesn't ask for HTML.
+func (s *Server) isAPI(r *Request) bool {
+	if r.Method != "GET" && r.Method != "HEAD" {
+		return true
+	}
+	if strings.EqualFold(r.Headers["x-requested-with"], "XMLHttpRequest") {
+		return true
+	}
+	for _, re := range s.cfg.APIRoutes {
+		if re.MatchString(r.Path) {
+			return true
+		}
+	}
+	// Browsers navigating always ask for text/html; fetch() and curl send */*.
+	return !strings.Contains(r.Headers["accept"], "text/html")
+}

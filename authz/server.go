@@ -1,0 +1,147 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/url"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+)
+
+// IdP is what the login routes need from the OpenID Provider;
+// *oidcflow.Provider implements it.
+type IdP interface {
+	NewLogin() (oidcflow.Login, error)
+	AuthURL(l oidcflow.Login, redirectURI string, extra url.Values) (string, error)
+	Exchange(ctx context.Context, code, redirectURI string, l oidcflow.Login) (*oidcflow.Tokens, error)
+	EndSessionURL(idTokenHint, postLogoutRedirectURI, state string) (string, error)
+}
+
+// Server implements envoy.service.auth.v3.Authorization.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+
+	cfg          Config
+	idp          IdP
+	jar          *session.Jar
+	logger       *slog.Logger
+	now          func() time.Time
+	callbackPath string
+	redirectAbs  bool // redirect_url is absolute
+}
+
+// Option customises a Server.
+type Option func(*Server)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
+
+// WithClock replaces time.Now.
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// New returns a Server. It does no I/O.
+func New(cfg Config, idp IdP, jar *session.Jar, opts ...Option) (*Server, error) {
+	if cfg.RedirectURL == "" {
+		cfg.RedirectURL = "/oauth2/callback"
+	}
+	u, err := url.Parse(cfg.RedirectURL)
+	if err != nil || u.Path == "" || u.Path[0] != '/' {
+		return nil, errors.New("redirect_url: want an absolute URL or a path such as /oauth2/callback")
+	}
+	if cfg.IDPTimeout <= 0 {
+		cfg.IDPTimeout = 5 * time.Second
+	}
+	if cfg.ProviderDisplayName == "" {
+		cfg.ProviderDisplayName = "OpenID Connect"
+	}
+	s := &Server{cfg: cfg, idp: idp, jar: jar, logger: slog.Default(), now: time.Now, callbackPath: u.Path, redirectAbs: u.IsAbs()}
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// Routes under the proxy prefix (oauth2-proxy's defaults).
+const (
+	pathStart    = "/oauth2/start"
+	pathSignIn   = "/oauth2/sign_in"
+	pathSignOut  = "/oauth2/sign_out"
+	pathUserinfo = "/oauth2/userinfo"
+)
+
+// Check answers one Envoy ext_authz request. Every decision, including bad
+// input and internal failures, is a CheckResponse with a nil error.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.Error("check panicked; denying", "reason", "panic", "panic", p)
+			resp, err = s.errorPage(500, "internal_error", "Internal error", "The request could not be checked.").Response(), nil
+		}
+	}()
+	r, perr := ParseRequest(req)
+	if perr != nil {
+		return s.errorPage(400, "malformed_request", "Bad request", "The request could not be understood.").Response(), nil
+	}
+	d := s.Decide(ctx, r)
+	if !d.Allow {
+		s.logger.Info("denied", "request_id", r.ID, "status", d.Status, "reason", d.Reason)
+	}
+	return d.Response(), nil
+}
+
+// Decide routes a parsed request: the oauth2 endpoints first, then
+// skip_auth_routes, then the session.
+func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
+	switch r.Path {
+	case s.callbackPath:
+		return s.callback(ctx, r)
+	case pathStart:
+		return s.start(r)
+	case pathSignIn:
+		return s.signInPage(r, r.Query().Get("rd"))
+	case pathSignOut:
+		return s.signOut(r)
+	case pathUserinfo:
+		return s.userinfo(r)
+	}
+	if s.skipAuth(r) {
+		return s.allowAnonymous(r, "skip_auth_route")
+	}
+	sess, err := s.jar.Read(r.Cookies)
+	if err == nil && sess.GetAccessTokenExpiresAt() > 0 && sess.GetAccessTokenExpiresAt() <= s.now().Unix() {
+		// Token refresh is not implemented yet: an expired access token
+		// means logging in again.
+		err = session.ErrNoSession
+	}
+	if err != nil {
+		return s.unauthenticated(r)
+	}
+	if reason := s.authorize(sess.GetEmail(), sess.GetEmailVerified(), sess.GetGroups()); reason != "" {
+		return s.forbidden(reason)
+	}
+	return s.allow(r, sess)
+}
+
+// unauthenticated answers a request without a valid session: 401 for API
+// callers, else the login redirect or the sign-in page.
+func (s *Server) unauthenticated(r *Request) *Decision {
+	if s.isAPI(r) {
+		return &Decision{Status: 401, Reason: "no_session", Headers: []Header{
+			{"www-authenticate", "Bearer"},
+			{"cache-control", "no-store"},
+		}}
+	}
+	if !s.cfg.SkipProviderButton {
+		return s.signInPage(r, r.RequestURI())
+	}
+	return s.startLogin(r, r.URL())
+}
+
+func (s *Server) forbidden(reason string) *Decision {
+	d := s.errorPage(403, reason, "Access denied", "You are signed in, but not allowed to access this page.")
+	return d
+}

@@ -1,0 +1,34 @@
+package authz
+
+import (
+	"errors"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+)
+
+// signOut is /oauth2/sign_out: clear the session cookies, then send the
+// browser to the IdP's end_session_endpoint with id_token_hint, client_id
+// and an absolute post_logout_redirect_uri (rd when allowed, else the
+// request's own origin). The browser must go there itself: ZITADEL's SSO
+// session is a cookie on the IdP's host (zitadel.md §1.7).
+func (s *Server) signOut(r *Request) *Decision {
+	after, ok := s.returnURL(r, r.Query().Get("rd"))
+	if !ok {
+		after = r.Scheme + "://" + r.Host + "/"
+	}
+	var idToken string
+	if sess, err := s.jar.Read(r.Cookies); err == nil {
+		idToken = sess.GetIdToken()
+	}
+	cookies := s.jar.Clear(r.Host, r.Cookies)
+	target, err := s.idp.EndSessionURL(idToken, after, "")
+	switch {
+	case errors.Is(err, oidcflow.ErrNoEndSession):
+		target = after
+	case err != nil:
+		// The IdP is unavailable: the local session ends anyway.
+		s.logger.Warn("sign-out without IdP logout", "request_id", r.ID, "reason", "idp_unavailable")
+		target = after
+	}
+	return redirect(target, "sign_out", cookies)
+}

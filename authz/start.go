@@ -1,0 +1,79 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+)
+
+// start is /oauth2/start?rd=PATH: begin a login that returns to rd (same
+// host or whitelist_domains only; anything else returns to "/").
+func (s *Server) start(r *Request) *Decision {
+	target, ok := s.returnURL(r, r.Query().Get("rd"))
+	if !ok {
+		target = r.Scheme + "://" + r.Host + "/"
+	}
+	return s.startLogin(r, target)
+}
+
+// redirectURI is the callback URL for this request: redirect_url itself
+// when absolute, else resolved against the request's scheme and host.
+func (s *Server) redirectURI(r *Request) string {
+	if s.redirectAbs {
+		return s.cfg.RedirectURL
+	}
+	return r.Scheme + "://" + r.Host + s.cfg.RedirectURL
+}
+
+// startLogin redirects the browser to the IdP (Denied 302) with a fresh
+// state, nonce and PKCE verifier kept in a state cookie of their own, so
+// several tabs can log in at once.
+func (s *Server) startLogin(r *Request, returnURL string) *Decision {
+	login, err := s.idp.NewLogin()
+	if err != nil {
+		return s.errorPage(500, "random_failed", "Sign-in unavailable", "Could not start the sign-in. Try again.")
+	}
+	redirectURI := s.redirectURI(r)
+	authURL, err := s.idp.AuthURL(login, redirectURI, nil)
+	if err != nil {
+		return s.idpUnavailable(err)
+	}
+	now := s.now()
+	ls := &sessionpb.LoginState{
+		State:        login.State,
+		Nonce:        login.Nonce,
+		CodeVerifier: login.CodeVerifier,
+		ReturnUrl:    returnURL,
+		RedirectUri:  redirectURI,
+		CreatedAt:    now.Unix(),
+		ExpiresAt:    now.Add(s.jar.StateTTL()).Unix(),
+	}
+	cookies, err := s.jar.WriteState(ls, r.Host, r.Cookies)
+	if err != nil {
+		return s.errorPage(500, "state_cookie", "Sign-in unavailable", "Could not start the sign-in. Try again.")
+	}
+	return redirect(authURL, "login_redirect", cookies)
+}
+
+// redirect is a Denied 302 with Set-Cookie lines (append unset: Envoy
+// removes then adds, so all of them reach the browser).
+func redirect(location, reason string, setCookies []string) *Decision {
+	d := &Decision{Status: http.StatusFound, Reason: reason, Headers: make([]Header, 0, 3+len(setCookies))}
+	d.Headers = append(d.Headers, Header{"location", location}, Header{"cache-control", "no-store"}, Header{"referrer-policy", "no-referrer"})
+	for _, c := range setCookies {
+		d.Headers = append(d.Headers, Header{"set-cookie", c})
+	}
+	return d
+}
+
+// idpUnavailable answers when the IdP can't be reached: 504 when it was
+// slower than idp_timeout or the Check deadline, else 503.
+func (s *Server) idpUnavailable(err error) *Decision {
+	status, reason := http.StatusServiceUnavailable, "idp_unavailable"
+	if errors.Is(err, context.DeadlineExceeded) {
+		status, reason = http.StatusGatewayTimeout, "idp_timeout"
+	}
+	return s.errorPage(status, reason, "Sign-in unavailable", "The identity provider can't be reached right now. Try again in a moment.")
+}

@@ -1,0 +1,29 @@
+package authz
+
+import (
+	"encoding/json"
+	"net/http"
+)
+
+// userinfo is /oauth2/userinfo: the session's identity as JSON in a local
+// reply with status 200, or 401 without a valid session.
+func (s *Server) userinfo(r *Request) *Decision {
+	sess, err := s.jar.Read(r.Cookies)
+	if err != nil {
+		return &Decision{Status: http.StatusUnauthorized, Reason: "no_session", Headers: []Header{{"www-authenticate", "Bearer"}, {"cache-control", "no-store"}}}
+	}
+	groups := sess.GetGroups()
+	if groups == nil {
+		groups = []string{}
+	}
+	body, _ := json.Marshal(struct {
+		User              string   `json:"user"`
+		Email             string   `json:"email"`
+		Groups            []string `json:"groups"`
+		PreferredUsername string   `json:"preferred_username"`
+	}{sess.GetUser(), sess.GetEmail(), groups, sess.GetPreferredUsername()})
+	return &Decision{Status: http.StatusOK, Reason: "userinfo", Body: string(body), Headers: []Header{
+		{"content-type", "application/json"},
+		{"cache-control", "no-store"},
+	}}
+}

@@ -1,0 +1,63 @@
+package config
+
+// kind is how a key's value is read.
+type kind int
+
+const (
+	kString kind = iota
+	kBool
+	kList
+	kDuration
+	kInt
+)
+
+// key is one configuration key with its default and help text.
+type key struct {
+	name string
+	kind kind
+	def  any
+	help string
+}
+
+// keys is every key we understand. Defaults follow CONTRACT.md §2.
+var keys = []key{
+	{"provider", kString, "oidc", "identity provider type; only oidc (ZITADEL or any OpenID Provider)"},
+	{"provider_display_name", kString, "ZITADEL", "name on the sign-in button"},
+	{"oidc_issuer_url", kString, "", "issuer URL, exactly as the IdP's discovery document prints it"},
+	{"client_id", kString, "", "OIDC client id"},
+	{"client_secret", kString, "", "OIDC client secret (client_secret_basic)"},
+	{"redirect_url", kString, "/oauth2/callback", "callback URL, absolute or a path"},
+	{"scope", kString, "openid email profile", "space-separated scopes"},
+	{"code_challenge_method", kString, "S256", "PKCE method; only S256"},
+	{"user_id_claim", kString, "sub", "claim for x-forwarded-user"},
+	{"oidc_email_claim", kString, "email", "claim for the e-mail"},
+	{"oidc_groups_claim", kString, "groups", "claim for groups (ZITADEL roles are added)"},
+	{"cookie_name", kString, "_oauth2_proxy", "session cookie name"},
+	{"cookie_secret", kString, "", "16, 24 or 32 bytes, raw or base64"},
+	{"cookie_secure", kBool, true, "Secure cookie attribute"},
+	{"cookie_httponly", kBool, true, "HttpOnly cookie attribute"},
+	{"cookie_samesite", kString, "lax", "lax, strict or none"},
+	{"cookie_domains", kList, []string{}, "cookie domains; the first matching the request host is used"},
+	{"cookie_path", kString, "/", "cookie path"},
+	{"cookie_expire", kDuration, "168h", "absolute session lifetime"},
+	{"cookie_refresh", kDuration, "0s", "refresh tokens once the session is older than this"},
+	{"email_domains", kList, []string{}, "allowed e-mail domains: *, example.com, .example.com"},
+	{"allowed_groups", kList, []string{}, "allowed groups or ZITADEL roles; empty allows all"},
+	{"insecure_oidc_allow_unverified_email", kBool, false, "accept unverified e-mail addresses for email_domains"},
+	{"pass_access_token", kBool, false, "send x-forwarded-access-token upstream"},
+	{"pass_authorization_header", kBool, false, "send authorization: Bearer <id_token> upstream"},
+	{"set_xauthrequest", kBool, false, "send x-auth-request-* headers upstream"},
+	{"pass_user_headers", kBool, true, "send x-forwarded-user/-email/-groups/-preferred-username upstream"},
+	{"skip_provider_button", kBool, false, "redirect straight to the IdP instead of the sign-in page"},
+	{"skip_auth_routes", kList, []string{}, "METHOD=regex or regex: allowed without login"},
+	{"api_routes", kList, []string{}, "regex: unauthenticated requests get 401"},
+	{"skip_jwt_bearer_tokens", kBool, false, "accept Authorization: Bearer <JWT> (not implemented yet; warns)"},
+	{"whitelist_domains", kList, []string{}, "extra hosts allowed as return targets"},
+	{"idp_timeout", kDuration, "5s", "bound on each IdP call inside a Check"},
+	{"upstreams", kList, []string{}, "accepted and ignored: Envoy routes to upstreams"},
+	{"http_address", kString, "127.0.0.1:4180", "operations HTTP listener: /healthz, /readyz, /metrics"},
+	{"grpc_address", kString, "127.0.0.1:9001", "ext_authz gRPC listener"},
+	{"session_cache_max_bytes", kInt, int64(64 << 20), "bound of the decoded-session cache"},
+	{"log_level", kString, "info", "debug, info, warn or error"},
+	{"log_format", kString, "text", "text or json"},
+}

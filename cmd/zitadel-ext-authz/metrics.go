@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+	"google.golang.org/grpc"
+)
+
+// metrics counts Checks by decision and times them. The decision label is
+// read off the CheckResponse, so authz stays free of Prometheus.
+type metrics struct {
+	checks   *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+}
+
+func newMetrics(reg *prometheus.Registry, sessions *ristretto.Cache[string, *sessionpb.Session]) *metrics {
+	m := &metrics{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zitadel_ext_authz_checks_total",
+			Help: "Checks answered, by decision (allow, redirect, unauthorized, forbidden, page, error).",
+		}, []string{"decision"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "zitadel_ext_authz_check_duration_seconds",
+			Help:    "Time to answer a Check, by decision.",
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5},
+		}, []string{"decision"}),
+	}
+	reg.MustRegister(m.checks, m.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "zitadel_ext_authz_session_cache_hits_total", Help: "Decoded-session cache hits.",
+	}, func() float64 { return float64(sessions.Metrics.Hits()) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "zitadel_ext_authz_session_cache_misses_total", Help: "Decoded-session cache misses.",
+	}, func() float64 { return float64(sessions.Metrics.Misses()) }))
+	for _, d := range []string{"allow", "redirect", "unauthorized", "forbidden", "page", "error"} {
+		m.checks.WithLabelValues(d)
+	}
+	return m
+}
+
+func (m *metrics) interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if info.FullMethod != authv3.Authorization_Check_FullMethodName {
+		return handler(ctx, req)
+	}
+	start := time.Now()
+	resp, err := handler(ctx, req)
+	decision := "error"
+	if cr, ok := resp.(*authv3.CheckResponse); ok && err == nil {
+		decision = decisionOf(cr)
+	}
+	m.checks.WithLabelValues(decision).Inc()
+	m.duration.WithLabelValues(decision).Observe(time.Since(start).Seconds())
+	return resp, err
+}
+
+// decisionOf labels a CheckResponse.
+func decisionOf(r *authv3.CheckResponse) string {
+	if r.GetStatus().GetCode() == 0 {
+		return "allow"
+	}
+	switch code := int(r.GetDeniedResponse().GetStatus().GetCode()); {
+	case code == 302 || code == 303:
+		return "redirect"
+	case code == 401:
+		return "unauthorized"
+	case code == 403:
+		return "forbidden"
+	case code >= 200 && code < 300:
+		return "page"
+	default:
+		return "error"
+	}
+}
+
+func metricsHandler(reg *prometheus.Registry) http.Handler {
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// shutdownGrace bounds how long in-flight Checks may take after SIGTERM.
+const shutdownGrace = 10 * time.Second
+
+func serve(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, warnings, err := config.Load(args, getenv)
+	if errors.Is(err, config.ErrHelp) {
+		config.Usage(stdout)
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
+		return 2
+	}
+	logger := newLogger(cfg, stderr)
+	for _, w := range warnings {
+		logger.Warn(w)
+	}
+
+	// Collaborators, built once.
+	idpClient := oidcflow.NewHTTPClient(30 * time.Second)
+	provider, err := oidcflow.New(cfg.OIDC, oidcflow.WithHTTPClient(idpClient), oidcflow.WithLogger(logger))
+	if err != nil {
+		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
+		return 2
+	}
+	sessionCache, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{
+		NumCounters: max(cfg.SessionCacheSize/100, 1000), // ~10× the sessions that fit
+		MaxCost:     max(cfg.SessionCacheSize, 1),
+		BufferItems: 64,
+		Metrics:     true,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "zitadel-ext-authz: session cache:", err)
+		return 1
+	}
+	defer sessionCache.Close()
+	codec, err := session.NewCodec(cfg.CookieSecrets...)
+	if err != nil {
+		fmt.Fprintln(stderr, "zitadel-ext-authz: cookie_secret:", err)
+		return 2
+	}
+	jar := session.NewJar(codec, cfg.Cookie, session.WithCache(sessionCache))
+	server, err := authz.New(cfg.Authz, provider, jar, authz.WithLogger(logger))
+	if err != nil {
+		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
+		return 2
+	}
+
+	// Listeners: bind errors end start-up before anything serves.
+	grpcLn, err := net.Listen("tcp", cfg.GRPCAddress)
+	if err != nil {
+		fmt.Fprintf(stderr, "zitadel-ext-authz: grpc_address: %v\n", err)
+		return 1
+	}
+	httpLn, err := net.Listen("tcp", cfg.HTTPAddress)
+	if err != nil {
+		grpcLn.Close()
+		fmt.Fprintf(stderr, "zitadel-ext-authz: http_address: %v\n", err)
+		return 1
+	}
+
+	registry := prometheus.NewRegistry()
+	m := newMetrics(registry, sessionCache)
+	grpcServer := grpc.NewServer(grpc.UnaryInterceptor(m.interceptor))
+	authv3.RegisterAuthorizationServer(grpcServer, server)
+	healthServer := health.NewServer()
+	healthpb.RegisterHealthServer(grpcServer, healthServer)
+	opsServer := &http.Server{Handler: opsHandler(provider, registry), ReadHeaderTimeout: 5 * time.Second}
+
+	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return provider.Serve(gctx) })
+	g.Go(func() error {
+		if err := grpcServer.Serve(grpcLn); err != nil {
+			return fmt.Errorf("grpc server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		if err := opsServer.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		logger.Info("shutting down: finishing in-flight checks")
+		healthServer.Shutdown() // NOT_SERVING first
+		stopped := make(chan struct{})
+		go func() { grpcServer.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(shutdownGrace):
+			grpcServer.Stop()
+		}
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return opsServer.Shutdown(shutdownCtx)
+	})
+	if err := g.Wait(); err != nil {
+		logger.Error("stopped with an error", "error", err.Error())
+		return 1
+	}
+	logger.Info("stopped")
+	return 0
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// readiness is what /readyz asks.
+type readiness interface{ Ready() bool }
+
+func opsHandler(ready readiness, registry *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Ready() {
+			http.Error(w, "identity provider discovery or JWKS not loaded yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("GET /metrics", metricsHandler(registry))
+	return mux
+}
