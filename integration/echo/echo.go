@@ -1,0 +1,74 @@
+// Package echo is the upstream of the tests and the demo: it answers every
+// request with the method, path and headers it received, as JSON for
+// programs and as an HTML page for people (with the same JSON embedded), so
+// anyone can see what Envoy and zitadel-ext-authz passed on.
+package echo
+
+import (
+	"encoding/json"
+	"html/template"
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// Request is what the upstream received.
+type Request struct {
+	Method  string            `json:"method"`
+	Path    string            `json:"path"`
+	Headers map[string]string `json:"headers"` // lower-case names, repeated values joined with ", "
+}
+
+// Handler echoes requests.
+func Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := Request{Method: r.Method, Path: r.URL.RequestURI(), Headers: map[string]string{}}
+		for k, v := range r.Header {
+			got.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
+		}
+		// json.Marshal escapes <, > and &, so the JSON can't end the <script>
+		// element it is embedded in below.
+		js, _ := json.Marshal(got)
+		w.Header().Set("Cache-Control", "no-store")
+		if !strings.Contains(r.Header.Get("Accept"), "text/html") {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(js)
+			return
+		}
+		names := make([]string, 0, len(got.Headers))
+		for k := range got.Headers {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = page.Execute(w, map[string]any{"R": got, "Names": names, "JSON": template.JS(js)})
+	})
+}
+
+// Marker frames the JSON copy inside the HTML page.
+const Marker = "<!--echo-json-->"
+
+var page = template.Must(template.New("echo").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>echo: what the upstream received</title>
+<style>body{font-family:system-ui,sans-serif;margin:2rem}td{padding:.2rem .8rem;font-family:monospace;word-break:break-all}
+tr.identity td{background:#e8f5e9;font-weight:bold}</style></head><body>
+<h1>Hello{{with index .R.Headers "x-forwarded-preferred-username"}}, {{.}}{{end}}!</h1>
+<p>{{.R.Method}} {{.R.Path}} reached the upstream with these headers (identity headers from zitadel-ext-authz highlighted):</p>
+<table id="headers">{{range .Names}}<tr{{if or (eq (printf "%.12s" .) "x-forwarded-") (eq (printf "%.15s" .) "x-auth-request-")}} class="identity"{{end}}><td>{{.}}</td><td>{{index $.R.Headers .}}</td></tr>{{end}}</table>
+<p><a href="/oauth2/sign_out">Sign out</a> · <a href="/oauth2/userinfo">/oauth2/userinfo</a></p>
+<script type="application/json" id="echo">` + Marker + `{{.JSON}}` + Marker + `</script>
+</body></html>`))
+
+// Parse reads a Request back from an echo response body (JSON or HTML).
+func Parse(body []byte) (Request, error) {
+	s := string(body)
+	if i := strings.Index(s, Marker); i >= 0 {
+		s = s[i+len(Marker):]
+		if j := strings.Index(s, Marker); j >= 0 {
+			s = s[:j]
+		}
+	}
+	var r Request
+	err := json.Unmarshal([]byte(s), &r)
+	return r, err
+}

@@ -1,0 +1,293 @@
+package envoyemu
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Proxy is an HTTP front proxy that checks each request with ext_authz
+// like Envoy, then forwards allowed requests to the upstream.
+type Proxy struct {
+	settings Settings
+	conn     *grpc.ClientConn
+	client   authv3.AuthorizationClient
+	upstream *httputil.ReverseProxy
+	streamID atomic.Uint64
+	// Checks counts Check calls made.
+	Checks atomic.Int64
+}
+
+// New connects to the ext_authz server at grpcAddr and forwards to upstream.
+func New(settings Settings, grpcAddr string, upstream *url.URL) (*Proxy, error) {
+	conn, err := grpc.NewClient(grpcAddr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithAuthority(settings.Cluster), // §0: :authority = cluster name
+	)
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{settings: settings, conn: conn, client: authv3.NewAuthorizationClient(conn)}
+	p.upstream = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(upstream)
+			pr.Out.Host = pr.In.Host
+		},
+	}
+	return p, nil
+}
+
+// Close closes the gRPC connection.
+func (p *Proxy) Close() error { return p.conn.Close() }
+
+func (p *Proxy) route(path string) (Route, bool) {
+	for _, r := range p.settings.Routes {
+		if strings.HasPrefix(path, r.Prefix) {
+			return r, true
+		}
+	}
+	return Route{}, false
+}
+
+// ServeHTTP runs one downstream request through ext_authz.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rt, ok := p.route(r.URL.Path)
+	if !ok {
+		// §1 "When the filter does not call the server": no route.
+		http.NotFound(w, r)
+		return
+	}
+	if r.Header.Get("X-Request-Id") == "" {
+		r.Header.Set("X-Request-Id", strconv.FormatUint(p.streamID.Load()+1_000_000, 10))
+	}
+	r.Header.Set("X-Forwarded-Proto", "http")
+	if rt.Disabled {
+		p.upstream.ServeHTTP(w, r)
+		return
+	}
+	req := p.checkRequest(r, rt)
+	ctx, cancel := context.WithTimeout(r.Context(), p.settings.Timeout)
+	defer cancel()
+	p.Checks.Add(1)
+	resp, err := p.client.Check(ctx, req)
+	if err != nil {
+		// §2 Error: any RPC failure, timeout or non-OK gRPC status.
+		if p.settings.FailureModeAllow {
+			p.upstream.ServeHTTP(w, r)
+			return
+		}
+		localReply(w, p.settings.StatusOnError, nil, "")
+		return
+	}
+	if resp.GetStatus().GetCode() == 0 {
+		p.allow(w, r, resp.GetOkResponse())
+		return
+	}
+	p.deny(w, resp.GetDeniedResponse())
+}
+
+// checkRequest builds the CheckRequest as §1 says.
+func (p *Proxy) checkRequest(r *http.Request, rt Route) *authv3.CheckRequest {
+	headers := make(map[string]string, len(r.Header)+4)
+	for k, vs := range r.Header {
+		k = strings.ToLower(k)
+		if k == "x-envoy-auth-partial-body" || k == "host" {
+			continue
+		}
+		headers[k] = strings.Join(vs, ",") // repeated headers comma-merged, no space
+	}
+	headers[":authority"] = r.Host
+	headers[":method"] = r.Method
+	headers[":path"] = r.URL.RequestURI()
+	headers[":scheme"] = "http"
+	id := p.streamID.Add(1)
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:      &authv3.AttributeContext_Peer{Address: socketAddress(r.RemoteAddr)},
+		Destination: &authv3.AttributeContext_Peer{Address: socketAddress(r.Context().Value(http.LocalAddrContextKey))},
+		Request: &authv3.AttributeContext_Request{
+			Time: timestamppb.New(time.Now()),
+			Http: &authv3.AttributeContext_HttpRequest{
+				Id:       strconv.FormatUint(id, 10),
+				Method:   r.Method,
+				Headers:  headers,
+				Path:     r.URL.RequestURI(),
+				Host:     r.Host,
+				Scheme:   "http",
+				Protocol: r.Proto,
+				Size:     0,
+			},
+		},
+		ContextExtensions: rt.ContextExtensions,
+		MetadataContext:   &corev3.Metadata{},
+	}}
+}
+
+func socketAddress(a any) *corev3.Address {
+	var hostport string
+	switch v := a.(type) {
+	case string:
+		hostport = v
+	case net.Addr:
+		hostport = v.String()
+	}
+	host, port, _ := net.SplitHostPort(hostport)
+	n, _ := strconv.Atoi(port)
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: host, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: uint32(n)},
+	}}}
+}
+
+// allow applies ok_response (§2.1, §8.4) and forwards.
+func (p *Proxy) allow(w http.ResponseWriter, r *http.Request, ok *authv3.OkHttpResponse) {
+	for _, h := range ok.GetHeaders() {
+		key := strings.ToLower(h.GetHeader().GetKey())
+		val := h.GetHeader().GetValue()
+		if h.GetAppend().GetValue() {
+			// append: true only joins an existing header; absent ones are dropped.
+			if old := r.Header.Values(key); len(old) > 0 {
+				r.Header.Set(key, strings.Join(old, ",")+","+val)
+			}
+			continue
+		}
+		// append unset/false (append_action ignored for request headers ≤1.37): set.
+		if strings.HasPrefix(key, ":") {
+			applyPseudo(r, key, val)
+			continue
+		}
+		r.Header.Set(key, val)
+	}
+	for _, key := range ok.GetHeadersToRemove() {
+		key = strings.ToLower(key)
+		if strings.HasPrefix(key, ":") || key == "host" {
+			continue // §2.1: pseudo-headers and host are not removable
+		}
+		r.Header.Del(key)
+	}
+	if len(ok.GetQueryParametersToSet()) > 0 || len(ok.GetQueryParametersToRemove()) > 0 {
+		q := r.URL.Query()
+		for _, qp := range ok.GetQueryParametersToSet() {
+			q.Set(qp.GetKey(), qp.GetValue())
+		}
+		for _, k := range ok.GetQueryParametersToRemove() {
+			q.Del(k)
+		}
+		r.URL.RawQuery = q.Encode()
+	}
+	add := ok.GetResponseHeadersToAdd()
+	if len(add) == 0 {
+		p.upstream.ServeHTTP(w, r)
+		return
+	}
+	p.upstream.ServeHTTP(&responseMutator{ResponseWriter: w, add: add}, r)
+}
+
+func applyPseudo(r *http.Request, key, val string) {
+	switch key {
+	case ":path":
+		if u, err := url.ParseRequestURI(val); err == nil {
+			r.URL.Path, r.URL.RawPath, r.URL.RawQuery = u.Path, u.RawPath, u.RawQuery
+		}
+	case ":authority":
+		r.Host = val
+	}
+}
+
+// responseMutator applies response_headers_to_add to the upstream's
+// response headers (§2.2, Envoy ≥1.31).
+type responseMutator struct {
+	http.ResponseWriter
+	add  []*corev3.HeaderValueOption
+	done bool
+}
+
+func (m *responseMutator) WriteHeader(code int) {
+	if !m.done {
+		m.done = true
+		h := m.Header()
+		for _, o := range m.add {
+			key, val := o.GetHeader().GetKey(), o.GetHeader().GetValue()
+			switch {
+			case o.GetAppend() != nil && o.GetAppend().GetValue():
+				h.Add(key, val)
+			case o.GetAppend() != nil:
+				h.Set(key, val)
+			default:
+				switch o.GetAppendAction() {
+				case corev3.HeaderValueOption_ADD_IF_ABSENT:
+					if h.Get(key) == "" {
+						h.Add(key, val)
+					}
+				case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD:
+					h.Set(key, val)
+				case corev3.HeaderValueOption_OVERWRITE_IF_EXISTS:
+					if h.Get(key) != "" {
+						h.Set(key, val)
+					}
+				default:
+					h.Add(key, val)
+				}
+			}
+		}
+	}
+	m.ResponseWriter.WriteHeader(code)
+}
+
+func (m *responseMutator) Write(b []byte) (int, error) {
+	if !m.done {
+		m.WriteHeader(http.StatusOK)
+	}
+	return m.ResponseWriter.Write(b)
+}
+
+// deny sends the local reply of denied_response (§2.3).
+func (p *Proxy) deny(w http.ResponseWriter, d *authv3.DeniedHttpResponse) {
+	status := int(d.GetStatus().GetCode())
+	if status <= 0 {
+		status = http.StatusForbidden
+	}
+	localReply(w, status, d.GetHeaders(), d.GetBody())
+}
+
+// localReply writes an Envoy local reply: headers with append unset/false
+// are applied remove-then-add (so repeated Set-Cookie survive), append:true
+// ones are not applied (≈v1.37); a non-empty body gets content-length and
+// text/plain unless the server set a content-type; an empty body loses both.
+func localReply(w http.ResponseWriter, status int, headers []*corev3.HeaderValueOption, body string) {
+	h := w.Header()
+	var apply []*corev3.HeaderValueOption
+	for _, o := range headers {
+		if o.GetAppend().GetValue() {
+			continue
+		}
+		apply = append(apply, o)
+	}
+	for _, o := range apply {
+		h.Del(o.GetHeader().GetKey())
+	}
+	for _, o := range apply {
+		h.Add(o.GetHeader().GetKey(), o.GetHeader().GetValue())
+	}
+	if body == "" {
+		h.Del("Content-Type")
+		h.Del("Content-Length")
+	} else {
+		if h.Get("Content-Type") == "" {
+			h.Set("Content-Type", "text/plain")
+		}
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(body))
+}

@@ -1,0 +1,91 @@
+package envoyemu
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
+)
+
+// Settings are the ext_authz filter options the emulator honours.
+type Settings struct {
+	Cluster          string        // grpc_service.envoy_grpc.cluster_name, sent as :authority
+	Timeout          time.Duration // grpc_service.timeout (Envoy default 200 ms)
+	FailureModeAllow bool
+	StatusOnError    int // default 403
+	Routes           []Route
+}
+
+// Route is one prefix route of the virtual host.
+type Route struct {
+	Prefix            string
+	Disabled          bool              // ExtAuthzPerRoute.disabled
+	ContextExtensions map[string]string // ExtAuthzPerRoute.check_settings.context_extensions
+}
+
+const extAuthzName = "envoy.filters.http.ext_authz"
+
+// ShippedSettings reads Settings from envoy/envoy.yaml.
+func ShippedSettings() (Settings, error) {
+	b, err := envoy.Decode(envoy.Config)
+	if err != nil {
+		return Settings{}, err
+	}
+	return SettingsFromBootstrap(b)
+}
+
+// SettingsFromBootstrap extracts the first listener's ext_authz settings and
+// routes.
+func SettingsFromBootstrap(b *bootstrapv3.Bootstrap) (Settings, error) {
+	s := Settings{Timeout: 200 * time.Millisecond, StatusOnError: 403}
+	for _, l := range b.GetStaticResources().GetListeners() {
+		for _, fc := range l.GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				hcm := &hcmv3.HttpConnectionManager{}
+				if f.GetTypedConfig() == nil || f.GetTypedConfig().UnmarshalTo(hcm) != nil {
+					continue
+				}
+				for _, hf := range hcm.GetHttpFilters() {
+					if hf.GetName() != extAuthzName {
+						continue
+					}
+					ea := &extauthzv3.ExtAuthz{}
+					if err := hf.GetTypedConfig().UnmarshalTo(ea); err != nil {
+						return s, fmt.Errorf("ext_authz filter: %w", err)
+					}
+					gs := ea.GetGrpcService()
+					s.Cluster = gs.GetEnvoyGrpc().GetClusterName()
+					if t := gs.GetTimeout(); t != nil {
+						s.Timeout = t.AsDuration()
+					}
+					s.FailureModeAllow = ea.GetFailureModeAllow()
+					if c := int(ea.GetStatusOnError().GetCode()); c > 0 {
+						s.StatusOnError = c
+					}
+				}
+				for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
+					for _, rt := range vh.GetRoutes() {
+						r := Route{Prefix: rt.GetMatch().GetPrefix()}
+						if cfg, ok := rt.GetTypedPerFilterConfig()[extAuthzName]; ok {
+							per := &extauthzv3.ExtAuthzPerRoute{}
+							if err := cfg.UnmarshalTo(per); err != nil {
+								return s, fmt.Errorf("route %s: %w", r.Prefix, err)
+							}
+							r.Disabled = per.GetDisabled()
+							r.ContextExtensions = per.GetCheckSettings().GetContextExtensions()
+						}
+						s.Routes = append(s.Routes, r)
+					}
+				}
+				if s.Cluster != "" {
+					return s, nil
+				}
+			}
+		}
+	}
+	return s, errors.New("no listener with an ext_authz filter")
+}
