@@ -6,6 +6,7 @@ package echo
 
 import (
 	"encoding/json"
+	"html"
 	"html/template"
 	"net/http"
 	"sort"
@@ -26,8 +27,6 @@ func Handler() http.Handler {
 		for k, v := range r.Header {
 			got.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
 		}
-		// json.Marshal escapes <, > and &, so the JSON can't end the <script>
-		// element it is embedded in below.
 		js, _ := json.Marshal(got)
 		w.Header().Set("Cache-Control", "no-store")
 		if !strings.Contains(r.Header.Get("Accept"), "text/html") {
@@ -41,12 +40,14 @@ func Handler() http.Handler {
 		}
 		sort.Strings(names)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		_ = page.Execute(w, map[string]any{"R": got, "Names": names, "JSON": template.JS(js)})
+		if err := page.Execute(w, map[string]any{"R": got, "Names": names, "JSON": string(js)}); err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+		}
 	})
 }
 
-// Marker frames the JSON copy inside the HTML page.
-const Marker = "<!--echo-json-->"
+// Marker opens the (HTML-escaped) JSON copy inside the HTML page.
+const Marker = `<pre id="echo-json" hidden>`
 
 var page = template.Must(template.New("echo").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>echo: what the upstream received</title>
@@ -56,7 +57,7 @@ tr.identity td{background:#e8f5e9;font-weight:bold}</style></head><body>
 <p>{{.R.Method}} {{.R.Path}} reached the upstream with these headers (identity headers from zitadel-ext-authz highlighted):</p>
 <table id="headers">{{range .Names}}<tr{{if or (eq (printf "%.12s" .) "x-forwarded-") (eq (printf "%.15s" .) "x-auth-request-")}} class="identity"{{end}}><td>{{.}}</td><td>{{index $.R.Headers .}}</td></tr>{{end}}</table>
 <p><a href="/oauth2/sign_out">Sign out</a> · <a href="/oauth2/userinfo">/oauth2/userinfo</a></p>
-<script type="application/json" id="echo">` + Marker + `{{.JSON}}` + Marker + `</script>
+` + Marker + `{{.JSON}}</pre>
 </body></html>`))
 
 // Parse reads a Request back from an echo response body (JSON or HTML).
@@ -64,8 +65,8 @@ func Parse(body []byte) (Request, error) {
 	s := string(body)
 	if i := strings.Index(s, Marker); i >= 0 {
 		s = s[i+len(Marker):]
-		if j := strings.Index(s, Marker); j >= 0 {
-			s = s[:j]
+		if j := strings.Index(s, "</pre>"); j >= 0 {
+			s = html.UnescapeString(s[:j])
 		}
 	}
 	var r Request

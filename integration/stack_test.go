@@ -1,0 +1,393 @@
+package integration_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
+)
+
+// serverBin is the zitadel-ext-authz binary built once for all tests.
+var serverBin string
+
+func TestMain(m *testing.M) {
+	// The dev IdP's example router logs every request through slog.Default.
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	dir, err := os.MkdirTemp("", "zitadel-ext-authz-it")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	serverBin = filepath.Join(dir, "zitadel-ext-authz")
+	build := exec.Command("go", "build", "-o", serverBin, "../cmd/zitadel-ext-authz")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build zitadel-ext-authz:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+const testCookieSecret = "TTG2nDKakipoYsP1Gj00CcrS5ETnFIruu5E_ZPJo53k=" // 32 random bytes, base64url
+
+// baseConfig is a working configuration for issuer.
+func baseConfig(issuer string) map[string]any {
+	c := devidp.DefaultClient()
+	return map[string]any{
+		"provider":             "oidc",
+		"provider_display_name": "ZITADEL",
+		"oidc_issuer_url":      issuer,
+		"client_id":            c.ID,
+		"client_secret":        c.Secret,
+		"cookie_secret":        testCookieSecret,
+		"cookie_secure":        false,
+		"email_domains":        []string{"*"},
+		"skip_provider_button": true,
+		"grpc_address":         "127.0.0.1:0",
+		"http_address":         "127.0.0.1:0",
+		"log_format":           "json",
+		"log_level":            "debug",
+	}
+}
+
+// server is a running zitadel-ext-authz process.
+type server struct {
+	cmd      *exec.Cmd
+	GRPCAddr string
+	HTTPAddr string
+	mu       sync.Mutex
+	logs     bytes.Buffer
+	exited   chan struct{}
+	exitErr  error
+}
+
+// Logs is everything the server wrote to stderr so far.
+func (s *server) Logs() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.logs.String()
+}
+
+func writeConfig(t *testing.T, cfg map[string]any) string {
+	t.Helper()
+	b, err := toml.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startServer runs the binary with cfg and waits for its listeners.
+func startServer(t *testing.T, cfg map[string]any, env ...string) *server {
+	t.Helper()
+	s := &server{exited: make(chan struct{})}
+	s.cmd = exec.Command(serverBin, "serve", "--config", writeConfig(t, cfg))
+	s.cmd.Env = append(os.Environ(), env...)
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	listening := make(chan map[string]any, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			s.mu.Lock()
+			s.logs.Write(line)
+			s.logs.WriteByte('\n')
+			s.mu.Unlock()
+			var rec map[string]any
+			if json.Unmarshal(line, &rec) == nil && rec["msg"] == "listening" {
+				listening <- rec
+			}
+		}
+		s.exitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(15 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+		}
+		if t.Failed() {
+			t.Logf("server logs:\n%s", s.Logs())
+		}
+	})
+	select {
+	case rec := <-listening:
+		s.GRPCAddr, _ = rec["grpc_address"].(string)
+		s.HTTPAddr, _ = rec["http_address"].(string)
+	case <-s.exited:
+		t.Fatalf("server exited before listening: %v\n%s", s.exitErr, s.Logs())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("server did not start listening\n%s", s.Logs())
+	}
+	return s
+}
+
+// waitReady polls /readyz to a deadline.
+func (s *server) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + s.HTTPAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server not ready: %v\n%s", err, s.Logs())
+		}
+		time.Sleep(20 * time.Millisecond) // polling to a deadline
+	}
+}
+
+// stack is IdP + zitadel-ext-authz + Envoy emulator + echo upstream.
+type stack struct {
+	IdP      *devidp.Server
+	Server   *server
+	Proxy    *envoyemu.Proxy
+	Front    *httptest.Server
+	Upstream *httptest.Server
+	Settings envoyemu.Settings
+}
+
+type stackOptions struct {
+	config   map[string]any // overrides of baseConfig
+	users    []devidp.User
+	settings func(*envoyemu.Settings)
+}
+
+func startStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	idp, err := devidp.Start(devidp.Options{Users: o.users})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	cfg := baseConfig(idp.Issuer)
+	for k, v := range o.config {
+		cfg[k] = v
+	}
+	srv := startServer(t, cfg)
+	srv.waitReady(t)
+	st := &stack{IdP: idp, Server: srv}
+	st.Upstream = httptest.NewServer(echo.Handler())
+	t.Cleanup(st.Upstream.Close)
+	st.Settings, err = envoyemu.ShippedSettings()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.settings != nil {
+		o.settings(&st.Settings)
+	}
+	up, _ := url.Parse(st.Upstream.URL)
+	st.Proxy, err = envoyemu.New(st.Settings, srv.GRPCAddr, up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Proxy.Close() })
+	st.Front = httptest.NewServer(st.Proxy)
+	t.Cleanup(st.Front.Close)
+	return st
+}
+
+// browser is a cookie-keeping HTTP client that follows redirects itself,
+// logging in at the dev IdP's form when it is sent there.
+type browser struct {
+	t        *testing.T
+	jar      *cookiejar.Jar
+	client   *http.Client
+	user     string
+	password string
+	header   http.Header // sent with every request to the front proxy
+}
+
+func newBrowser(t *testing.T, user, password string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{
+		t:        t,
+		jar:      jar,
+		user:     user,
+		password: password,
+		client: &http.Client{Jar: jar, Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		}},
+		header: http.Header{"Accept": {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}},
+	}
+}
+
+// response is a finished response with its body read.
+type response struct {
+	*http.Response
+	Body string
+}
+
+// do sends one request without following redirects.
+func (b *browser) do(method, target string, header http.Header) *response {
+	b.t.Helper()
+	req, err := http.NewRequest(method, target, nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	for k, v := range b.header {
+		req.Header[k] = v
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", method, target, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return &response{Response: resp, Body: string(body)}
+}
+
+func (b *browser) get(target string) *response { return b.do(http.MethodGet, target, nil) }
+
+// follow GETs target and follows redirects (submitting the IdP login form
+// on the way) until a non-redirect answer or a host outside allowHosts.
+func (b *browser) follow(target string, allowHosts ...string) (*response, []string) {
+	b.t.Helper()
+	var hops []string
+	for range 20 {
+		hops = append(hops, target)
+		u, _ := url.Parse(target)
+		if len(allowHosts) > 0 && !contains(allowHosts, u.Host) {
+			return nil, hops
+		}
+		if u.Path == "/login/username" && u.Query().Get("authRequestID") != "" {
+			resp := b.submitLogin(u)
+			if resp.StatusCode != http.StatusFound {
+				return resp, hops
+			}
+			target = resp.Header.Get("Location")
+			if !strings.HasPrefix(target, "http") {
+				target = u.Scheme + "://" + u.Host + target
+			}
+			continue
+		}
+		resp := b.get(target)
+		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
+			return resp, hops
+		}
+		next, err := resp.Location()
+		if err != nil {
+			b.t.Fatalf("redirect without location from %s", target)
+		}
+		target = next.String()
+	}
+	b.t.Fatalf("redirect loop: %v", hops)
+	return nil, hops
+}
+
+func (b *browser) submitLogin(u *url.URL) *response {
+	form := url.Values{"id": {u.Query().Get("authRequestID")}, "username": {b.user}, "password": {b.password}}
+	req, _ := http.NewRequest(http.MethodPost, u.Scheme+"://"+u.Host+"/login/username", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return &response{Response: resp, Body: string(body)}
+}
+
+// cookie returns the value of a cookie the browser holds for target.
+func (b *browser) cookie(target, name string) (string, bool) {
+	u, _ := url.Parse(target)
+	for _, c := range b.jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value, true
+		}
+	}
+	return "", false
+}
+
+func (b *browser) cookieNames(target string) []string {
+	u, _ := url.Parse(target)
+	var out []string
+	for _, c := range b.jar.Cookies(u) {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamSaw parses the echo page the upstream answered with.
+func upstreamSaw(t *testing.T, r *response) echo.Request {
+	t.Helper()
+	if r == nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("want the upstream's 200 echo page, got %v", describe(r))
+	}
+	got, err := echo.Parse([]byte(r.Body))
+	if err != nil {
+		t.Fatalf("not an echo page (%v): %.300s", err, r.Body)
+	}
+	return got
+}
+
+func describe(r *response) string {
+	if r == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("%d %v %.200q", r.StatusCode, r.Header, r.Body)
+}
+
+// login runs a full browser login for path and returns the landing page.
+func (st *stack) login(t *testing.T, b *browser, path string) *response {
+	t.Helper()
+	resp, hops := b.follow(st.Front.URL + path)
+	if resp == nil {
+		t.Fatalf("login left the stack: %v", hops)
+	}
+	return resp
+}
+
+var _ = context.Background
