@@ -391,3 +391,10 @@ func (st *stack) login(t *testing.T, b *browser, path string) *response {
 }
 
 var _ = context.Background
+
+// newFront serves an emulator on 127.0.0.1 and returns its URL.
+func newFront(t *testing.T, p *envoyemu.Proxy) string {
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
