@@ -109,6 +109,13 @@ func startServer(t *testing.T, cfg map[string]any, env ...string) *server {
 	s := &server{exited: make(chan struct{})}
 	s.cmd = exec.Command(serverBin, "serve", "--config", writeConfig(t, cfg))
 	s.cmd.Env = append(os.Environ(), env...)
+	s.start(t)
+	return s
+}
+
+// start runs s.cmd and waits for the "listening" log line.
+func (s *server) start(t *testing.T) {
+	t.Helper()
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -155,7 +162,6 @@ func startServer(t *testing.T, cfg map[string]any, env ...string) *server {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("server did not start listening\n%s", s.Logs())
 	}
-	return s
 }
 
 // waitReady polls /readyz to a deadline.
@@ -206,15 +212,30 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	}
 	srv := startServer(t, cfg)
 	srv.waitReady(t)
-	st := &stack{IdP: idp, Server: srv}
+	st := &stack{IdP: idp}
+	st.attach(t, srv, o.settings)
+	return st
+}
+
+// frontFor puts an emulator and an echo upstream in front of a running server.
+func frontFor(t *testing.T, srv *server) *stack {
+	st := &stack{}
+	st.attach(t, srv, nil)
+	return st
+}
+
+func (st *stack) attach(t *testing.T, srv *server, settings func(*envoyemu.Settings)) {
+	t.Helper()
+	var err error
+	st.Server = srv
 	st.Upstream = httptest.NewServer(echo.Handler())
 	t.Cleanup(st.Upstream.Close)
 	st.Settings, err = envoyemu.ShippedSettings()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.settings != nil {
-		o.settings(&st.Settings)
+	if settings != nil {
+		settings(&st.Settings)
 	}
 	up, _ := url.Parse(st.Upstream.URL)
 	st.Proxy, err = envoyemu.New(st.Settings, srv.GRPCAddr, up)
@@ -224,7 +245,6 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	t.Cleanup(func() { st.Proxy.Close() })
 	st.Front = httptest.NewServer(st.Proxy)
 	t.Cleanup(st.Front.Close)
-	return st
 }
 
 // browser is a cookie-keeping HTTP client that follows redirects itself,

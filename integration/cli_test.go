@@ -1,0 +1,205 @@
+package integration_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+)
+
+// zitadelGuideConfig is the oauth2-proxy file from ZITADEL's guide
+// (CONTRACT.md §2), with only its {placeholders} filled in.
+const zitadelGuideConfig = `provider = "oidc"
+user_id_claim = "sub"
+provider_display_name = "ZITADEL"
+redirect_url = "http://127.0.0.1:4180/oauth2/callback"
+oidc_issuer_url = "{ISSUER}"
+upstreams = [ "https://example.corp.com" ]
+email_domains = [ "*" ]
+client_id = "{CLIENT_ID}"
+client_secret = "{CLIENT_SECRET}"
+pass_access_token = true
+cookie_secret = "{COOKIE_SECRET}"
+skip_provider_button = true
+cookie_secure = false
+http_address = "127.0.0.1:4180"
+# optional, from the same guide:
+oidc_groups_claim = "{your_actions_group_key}"
+allowed_groups = ["list", "of", "allowed", "roles"]
+`
+
+func runCLI(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, serverBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "version")
+	if code != 0 || !strings.HasPrefix(out, "zitadel-ext-authz ") {
+		t.Fatalf("version: exit %d, %q", code, out)
+	}
+}
+
+// Contract §1: an invalid config exits non-zero before listening, with one
+// line that names the offending key.
+func TestInvalidConfigStopsStartup(t *testing.T) {
+	cases := []struct {
+		name, key string
+		change    func(map[string]any)
+	}{
+		{"missing client_id", "client_id", func(c map[string]any) { delete(c, "client_id") }},
+		{"cookie_secret of 10 bytes", "cookie_secret", func(c map[string]any) { c["cookie_secret"] = "0123456789" }},
+		{"unparsable issuer", "oidc_issuer_url", func(c map[string]any) { c["oidc_issuer_url"] = "https://{your_domain}.zitadel.cloud" }},
+		{"unknown provider", "provider", func(c map[string]any) { c["provider"] = "github" }},
+		{"bad redirect_url", "redirect_url", func(c map[string]any) { c["redirect_url"] = "callback" }},
+		{"bad regex", "skip_auth_routes", func(c map[string]any) { c["skip_auth_routes"] = []string{"GET=^/(x"} }},
+		{"bad duration", "cookie_expire", func(c map[string]any) { c["cookie_expire"] = "a week" }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig("http://127.0.0.1:1")
+			tc.change(cfg)
+			code, _, stderr := runCLI(t, nil, "serve", "--config", writeConfig(t, cfg))
+			lines := strings.Split(strings.TrimSpace(stderr), "\n")
+			if code == 0 || len(lines) != 1 || !strings.Contains(lines[0], tc.key) {
+				t.Fatalf("exit %d, stderr %q: want non-zero and one line naming %s", code, stderr, tc.key)
+			}
+			if strings.Contains(stderr, "listening") {
+				t.Fatal("listened before validating")
+			}
+		})
+	}
+}
+
+// Contract §2: the ZITADEL guide's oauth2-proxy TOML loads unchanged and
+// works; upstreams is ignored with a warning.
+func TestZitadelGuideConfigLoadsUnchanged(t *testing.T) {
+	idp, err := devidp.Start(devidp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	c := devidp.DefaultClient()
+	file := strings.NewReplacer("{ISSUER}", idp.Issuer, "{CLIENT_ID}", c.ID, "{CLIENT_SECRET}", c.Secret, "{COOKIE_SECRET}", testCookieSecret).Replace(zitadelGuideConfig)
+	path := filepath.Join(t.TempDir(), "oauth2-proxy.cfg.toml")
+	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(serverBin, "serve", "--config", path, "--grpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0", "--log-format", "json")
+	srv := &server{cmd: cmd, exited: make(chan struct{})}
+	srv.start(t)
+	srv.waitReady(t)
+	if !strings.Contains(srv.Logs(), "upstreams: ignored") {
+		t.Errorf("no warning about upstreams:\n%s", srv.Logs())
+	}
+}
+
+// Contract §1: env wins over the file, flags over env; unknown keys warn.
+func TestEnvAndFlagsOverrideTheFile(t *testing.T) {
+	idp, err := devidp.Start(devidp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	cfg := baseConfig(idp.Issuer)
+	cfg["client_secret"] = "wrong-secret-in-file"
+	cfg["no_such_key"] = true
+	cfg["provider_display_name"] = "FromFile"
+	path := writeConfig(t, cfg)
+	cmd := exec.Command(serverBin, "serve", "--config", path, "--provider-display-name", "FromFlag")
+	cmd.Env = append(os.Environ(), "ZITADEL_EXT_AUTHZ_CLIENT_SECRET="+devidp.DefaultClient().Secret, "ZITADEL_EXT_AUTHZ_PROVIDER_DISPLAY_NAME=FromEnv")
+	srv := &server{cmd: cmd, exited: make(chan struct{})}
+	srv.start(t)
+	srv.waitReady(t)
+	if !strings.Contains(srv.Logs(), `unknown key \"no_such_key\"`) {
+		t.Errorf("no warning for the unknown key:\n%s", srv.Logs())
+	}
+	st := frontFor(t, srv)
+	b := newBrowser(t, "alice", "alice-password")
+	// The env secret works at the token endpoint (the file's would not).
+	got := upstreamSaw(t, st.login(t, b, "/"))
+	if got.Headers["x-forwarded-user"] != "user-alice" {
+		t.Fatalf("login with the env client_secret: %v", got.Headers)
+	}
+}
+
+// Contract §1: SIGTERM stops accepting, finishes in-flight Checks, exits 0.
+func TestSIGTERMFinishesInFlightChecks(t *testing.T) {
+	st := startStack(t, stackOptions{config: map[string]any{"idp_timeout": "20s"}, settings: nil})
+	b := newBrowser(t, "alice", "alice-password")
+	cb := beginLogin(t, st, b, "/landing")
+	st.IdP.HangToken()
+	result := make(chan *response, 1)
+	go func() { result <- b.get(cb.String()) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for st.IdP.Calls("/oauth/token") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the callback never reached the token endpoint")
+		}
+		time.Sleep(5 * time.Millisecond) // polling to a deadline
+	}
+	if err := st.Server.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// Shutting down: new connections are refused or rejected, health says so.
+	deadline = time.Now().Add(10 * time.Second)
+	for !strings.Contains(st.Server.Logs(), "shutting down") {
+		if time.Now().After(deadline) {
+			t.Fatal("no shutdown log line")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	st.IdP.Release()
+	resp := <-result
+	if resp.StatusCode != http.StatusFound || resp.Header.Get("Location") != st.Front.URL+"/landing" {
+		t.Fatalf("in-flight callback during shutdown: got %s, want its 302", describe(resp))
+	}
+	select {
+	case <-st.Server.exited:
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not exit after SIGTERM")
+	}
+	if st.Server.exitErr != nil {
+		t.Fatalf("exit after SIGTERM: %v, want status 0", st.Server.exitErr)
+	}
+}
+
+// /metrics counts Checks by decision.
+func TestMetrics(t *testing.T) {
+	st := startStack(t, stackOptions{})
+	b := newBrowser(t, "alice", "alice-password")
+	st.login(t, b, "/")
+	resp, err := http.Get("http://" + st.Server.HTTPAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{`zitadel_ext_authz_checks_total{decision="allow"} 1`, `zitadel_ext_authz_checks_total{decision="redirect"} 2`, `zitadel_ext_authz_check_duration_seconds_bucket{decision="allow"`} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
