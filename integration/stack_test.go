@@ -56,19 +56,19 @@ const testCookieSecret = "TTG2nDKakipoYsP1Gj00CcrS5ETnFIruu5E_ZPJo53k=" // 32 ra
 func baseConfig(issuer string) map[string]any {
 	c := devidp.DefaultClient()
 	return map[string]any{
-		"provider":             "oidc",
+		"provider":              "oidc",
 		"provider_display_name": "ZITADEL",
-		"oidc_issuer_url":      issuer,
-		"client_id":            c.ID,
-		"client_secret":        c.Secret,
-		"cookie_secret":        testCookieSecret,
-		"cookie_secure":        false,
-		"email_domains":        []string{"*"},
-		"skip_provider_button": true,
-		"grpc_address":         "127.0.0.1:0",
-		"http_address":         "127.0.0.1:0",
-		"log_format":           "json",
-		"log_level":            "debug",
+		"oidc_issuer_url":       issuer,
+		"client_id":             c.ID,
+		"client_secret":         c.Secret,
+		"cookie_secret":         testCookieSecret,
+		"cookie_secure":         false,
+		"email_domains":         []string{"*"},
+		"skip_provider_button":  true,
+		"grpc_address":          "127.0.0.1:0",
+		"http_address":          "127.0.0.1:0",
+		"log_format":            "json",
+		"log_level":             "debug",
 	}
 }
 

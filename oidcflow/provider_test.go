@@ -183,4 +183,3 @@ func TestGroups(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
-

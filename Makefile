@@ -1,0 +1,47 @@
+# zitadel-ext-authz — see README.md.
+GO       ?= go
+BIN      := bin
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+
+.PHONY: all build demo test test-short vet bench fuzz proto clean
+
+all: build
+
+## build: the server binary (bin/zitadel-ext-authz)
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/zitadel-ext-authz ./cmd/zitadel-ext-authz
+
+## demo: dev IdP + server + Envoy-compatible front proxy + echo upstream on 127.0.0.1
+demo: build
+	$(GO) build -o $(BIN)/demo ./integration/demo
+	$(BIN)/demo --server $(BIN)/zitadel-ext-authz
+
+## test: vet and every test (unit, end-to-end through the Envoy emulator, Chromium)
+test: vet
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+## test-short: unit tests only
+test-short:
+	$(GO) test -count=1 ./authz/... ./oidcflow/... ./envoy/... ./cmd/...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+
+## bench: Check benchmarks (ns/op, allocs/op)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./authz/...
+
+## fuzz: run each fuzz target for FUZZTIME (default 30s)
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzCodecOpen -fuzztime $(FUZZTIME) ./authz/session
+	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./authz
+
+## proto: regenerate proto/sessionpb (needs protoc and protoc-gen-go)
+proto:
+	protoc --go_out=. --go_opt=module=github.com/zitadel-ext-authz/zitadel-ext-authz proto/session.proto
+
+clean:
+	rm -rf $(BIN)
