@@ -88,17 +88,24 @@ func (s *Server) stripClientHeaders(r *Request, d *Decision) {
 }
 
 // upstreamCookies drops our session, chunk and state cookies from a Cookie
-// header; changed is false when there was nothing of ours in it.
+// header; changed is false when there was nothing of ours in it. It scans
+// bytes (no rune decoding): it runs on every allowed request.
 func (s *Server) upstreamCookies(header string) (kept string, changed bool) {
+	if !strings.Contains(header, s.jar.Name()) {
+		return header, false
+	}
 	var b strings.Builder
-	for _, pair := range strings.FieldsFunc(header, func(c rune) bool { return c == ';' || c == ',' }) {
-		pair = strings.TrimSpace(pair)
+	b.Grow(len(header))
+	commas := strings.IndexByte(header, ',') >= 0
+	for rest := header; rest != ""; {
+		var pair string
+		pair, rest = nextCookie(rest, commas)
+		if pair == "" {
+			continue
+		}
 		name, _, _ := strings.Cut(pair, "=")
 		if s.jar.Owns(name) {
 			changed = true
-			continue
-		}
-		if pair == "" {
 			continue
 		}
 		if b.Len() > 0 {
@@ -106,7 +113,10 @@ func (s *Server) upstreamCookies(header string) (kept string, changed bool) {
 		}
 		b.WriteString(pair)
 	}
-	return b.String(), changed
+	if !changed {
+		return header, false
+	}
+	return b.String(), true
 }
 
 // headerValue makes a claim safe as a header value: control characters

@@ -96,15 +96,10 @@ func parseCookies(header string) map[string]string {
 		return nil
 	}
 	out := make(map[string]string, 4)
-	for header != "" {
+	commas := strings.IndexByte(header, ',') >= 0
+	for rest := header; rest != ""; {
 		var pair string
-		i := strings.IndexAny(header, ";,")
-		if i < 0 {
-			pair, header = header, ""
-		} else {
-			pair, header = header[:i], header[i+1:]
-		}
-		pair = strings.TrimSpace(pair)
+		pair, rest = nextCookie(rest, commas)
 		name, value, ok := strings.Cut(pair, "=")
 		if !ok || name == "" {
 			continue
@@ -117,6 +112,22 @@ func parseCookies(header string) map[string]string {
 		}
 	}
 	return out
+}
+
+// nextCookie splits the first name=value pair (trimmed) off a Cookie
+// header. It uses the vectorised IndexByte unless the header has commas
+// (Envoy's join of repeated headers); it runs on every Check.
+func nextCookie(rest string, commas bool) (pair, remainder string) {
+	var i int
+	if commas {
+		i = strings.IndexAny(rest, ";,")
+	} else {
+		i = strings.IndexByte(rest, ';')
+	}
+	if i < 0 {
+		return strings.TrimSpace(rest), ""
+	}
+	return strings.TrimSpace(rest[:i]), rest[i+1:]
 }
 
 // Query parses the query string (only the routes that need it call this).

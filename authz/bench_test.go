@@ -1,0 +1,90 @@
+package authz
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/dgraph-io/ristretto/v2"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+)
+
+// realisticRequest is a CheckRequest as a browser's request arrives from
+// Envoy: about 15 headers (envoy-ext-authz.md §1) and a session cookie of
+// about 1.5 KB next to the app's own cookies.
+func realisticRequest(cookie string) *authv3.CheckRequest {
+	return envoyRequest("GET", "/dashboard/reports?year=2026&sort=desc", map[string]string{
+		"accept":                    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8",
+		"accept-encoding":           "gzip, deflate, br, zstd",
+		"accept-language":           "en-US,en;q=0.9,de;q=0.8",
+		"user-agent":                "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+		"cookie":                    "theme=dark; _ga=GA1.1.123456789.1700000000; " + cookie,
+		"referer":                   "https://app.example.com/dashboard",
+		"sec-fetch-dest":            "document",
+		"sec-fetch-mode":            "navigate",
+		"sec-fetch-site":            "same-origin",
+		"upgrade-insecure-requests": "1",
+		"x-forwarded-for":           "203.0.113.7",
+		"x-envoy-external-address":  "203.0.113.7",
+	})
+}
+
+func benchSession() *sessionpb.Session {
+	s := alice()
+	s.AccessToken = strings.Repeat("A", 600)
+	s.IdToken = strings.Repeat("I", 500)
+	return s
+}
+
+// BenchmarkCheck is a Check with a valid session cookie, with the decoded
+// session cache (hit) and without it (every Check decrypts and decodes).
+func BenchmarkCheck(b *testing.B) {
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{NumCounters: 10000, MaxCost: 1 << 26, BufferItems: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cache.Close()
+	for _, bc := range []struct {
+		name  string
+		cache bool
+	}{{"session_cache_hit", true}, {"session_cache_miss", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			var s *Server
+			var cookie string
+			if bc.cache {
+				srv, jar := newTestServer(b, Config{PassAccessToken: true}, &stubIdP{}, cache)
+				s, cookie = srv, sessionCookie(b, jar, benchSession())
+				cache.Wait()
+			} else {
+				srv, jar := newTestServer(b, Config{PassAccessToken: true}, &stubIdP{}, nil)
+				s, cookie = srv, sessionCookie(b, jar, benchSession())
+			}
+			req := realisticRequest(cookie)
+			ctx := b.Context()
+			if resp, _ := s.Check(ctx, req); resp.GetStatus().GetCode() != 0 {
+				b.Fatalf("setup: not allowed: %v", resp)
+			}
+			b.ReportMetric(float64(len(cookie)), "cookie-bytes")
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, _ := s.Check(ctx, req)
+				if resp.GetStatus().GetCode() != 0 {
+					b.Fatal("denied")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCheckUnauthenticated is the login-redirect path.
+func BenchmarkCheckUnauthenticated(b *testing.B) {
+	s, _ := newTestServer(b, Config{SkipProviderButton: true}, &stubIdP{}, nil)
+	req := realisticRequest("other=1")
+	b.ReportAllocs()
+	for b.Loop() {
+		resp, _ := s.Check(b.Context(), req)
+		if resp.GetDeniedResponse().GetStatus().GetCode() != 302 {
+			b.Fatal("not redirected")
+		}
+	}
+}
