@@ -1,0 +1,167 @@
+package config
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+const secret32 = "0123456789!bcdef0123456789!bcdef"
+
+func write(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+const minimalTOML = `
+oidc_issuer_url = "https://acme.zitadel.cloud"
+client_id = "1234@acme"
+client_secret = "s3cret"
+cookie_secret = "` + secret32 + `"
+email_domains = ["*"]
+`
+
+func TestFormatsByExtension(t *testing.T) {
+	files := map[string]string{
+		"c.toml": minimalTOML,
+		"c.yaml": "oidc_issuer_url: https://acme.zitadel.cloud\nclient_id: 1234@acme\nclient_secret: s3cret\ncookie_secret: \"" + secret32 + "\"\nemail_domains: ['*']\n",
+		"c.json": `{"oidc_issuer_url":"https://acme.zitadel.cloud","client_id":"1234@acme","client_secret":"s3cret","cookie_secret":"` + secret32 + `","email_domains":["*"]}`,
+	}
+	for name, body := range files {
+		t.Run(name, func(t *testing.T) {
+			c, _, err := Load([]string{"--config", write(t, name, body)}, env(nil))
+			if err != nil {
+				t.Fatalf("Load(%s): %v", name, err)
+			}
+			if c.OIDC.ClientID != "1234@acme" || c.OIDC.Issuer != "https://acme.zitadel.cloud" || !slices.Equal(c.Authz.EmailDomains, []string{"*"}) {
+				t.Fatalf("Load(%s): %+v", name, c)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML)}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cookie.Name != "_oauth2_proxy" || c.Cookie.Path != "/" || !c.Cookie.HTTPOnly || !c.Cookie.Secure || c.Cookie.SameSite != http.SameSiteLaxMode || c.Cookie.Expire != 168*time.Hour {
+		t.Errorf("cookie defaults: %+v", c.Cookie)
+	}
+	if !slices.Equal(c.OIDC.Scopes, []string{"openid", "email", "profile"}) || c.OIDC.UserIDClaim != "sub" || c.OIDC.GroupsClaim != "groups" || c.OIDC.EmailClaim != "email" {
+		t.Errorf("oidc defaults: %+v", c.OIDC)
+	}
+	if c.Authz.RedirectURL != "/oauth2/callback" || c.Authz.IDPTimeout != 5*time.Second || !c.Authz.PassUserHeaders || c.Authz.SkipProviderButton {
+		t.Errorf("authz defaults: %+v", c.Authz)
+	}
+}
+
+func TestPrecedenceFlagOverEnvOverFile(t *testing.T) {
+	path := write(t, "c.toml", minimalTOML+`provider_display_name = "file"`+"\n"+`cookie_name = "file_cookie"`+"\n"+`scope = "openid"`)
+	e := env(map[string]string{
+		"ZITADEL_EXT_AUTHZ_PROVIDER_DISPLAY_NAME": "env",
+		"ZITADEL_EXT_AUTHZ_COOKIE_NAME":           "env_cookie",
+		"ZITADEL_EXT_AUTHZ_ALLOWED_GROUPS":        "a, b",
+		"ZITADEL_EXT_AUTHZ_COOKIE_SECURE":         "false",
+	})
+	c, _, err := Load([]string{"--config", path, "--provider-display-name", "flag", "--email-domains", "x.com,y.com"}, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Authz.ProviderDisplayName != "flag" || c.Cookie.Name != "env_cookie" || !slices.Equal(c.OIDC.Scopes, []string{"openid"}) {
+		t.Errorf("precedence: display=%q cookie=%q scopes=%v", c.Authz.ProviderDisplayName, c.Cookie.Name, c.OIDC.Scopes)
+	}
+	if !slices.Equal(c.Authz.AllowedGroups, []string{"a", "b"}) || !slices.Equal(c.Authz.EmailDomains, []string{"x.com", "y.com"}) || c.Cookie.Secure {
+		t.Errorf("lists/bools from env and flags: groups=%v domains=%v secure=%v", c.Authz.AllowedGroups, c.Authz.EmailDomains, c.Cookie.Secure)
+	}
+}
+
+func TestEnvOnly(t *testing.T) {
+	c, _, err := Load(nil, env(map[string]string{
+		"ZITADEL_EXT_AUTHZ_OIDC_ISSUER_URL": "https://acme.zitadel.cloud",
+		"ZITADEL_EXT_AUTHZ_CLIENT_ID":       "id",
+		"ZITADEL_EXT_AUTHZ_CLIENT_SECRET":   "s",
+		"ZITADEL_EXT_AUTHZ_COOKIE_SECRET":   secret32,
+	}))
+	if err != nil || c.OIDC.ClientSecret != "s" {
+		t.Fatalf("Load from env only: %v", err)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	cases := []struct{ key, line string }{
+		{"cookie_secret", `cookie_secret = "short"`},
+		{"oidc_issuer_url", `oidc_issuer_url = "not a url"`},
+		{"provider", `provider = "github"`},
+		{"cookie_samesite", `cookie_samesite = "sometimes"`},
+		{"cookie_expire", `cookie_expire = "forever"`},
+		{"idp_timeout", `idp_timeout = "0s"`},
+		{"api_routes", `api_routes = ["("]`},
+		{"grpc_address", `grpc_address = "9001"`},
+		{"code_challenge_method", `code_challenge_method = "plain"`},
+		{"log_level", `log_level = "loud"`},
+		{"cookie_name", `cookie_name = "bad name;"`},
+		{"email_domains", `email_domains = "*"
+allowed_groups = [1, 2]`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.key, func(t *testing.T) {
+			body := minimalTOML
+			for _, l := range strings.Split(tc.line, "\n") {
+				k, _, _ := strings.Cut(l, " =")
+				body = removeKey(body, k)
+			}
+			_, _, err := Load([]string{"--config", write(t, "c.toml", body+tc.line+"\n")}, env(nil))
+			want := tc.key
+			if tc.key == "email_domains" {
+				want = "allowed_groups"
+			}
+			if err == nil || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Load(%s): got %v, want one line naming %s", tc.line, err, want)
+			}
+		})
+	}
+	if _, _, err := Load([]string{"--config", write(t, "c.toml", removeKey(minimalTOML, "client_id"))}, env(nil)); err == nil || !strings.Contains(err.Error(), "client_id") {
+		t.Fatalf("missing client_id: %v", err)
+	}
+}
+
+func removeKey(body, key string) string {
+	var out []string
+	for _, l := range strings.Split(body, "\n") {
+		if !strings.HasPrefix(l, key+" ") {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestWarnings(t *testing.T) {
+	_, warnings, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+"upstreams = [\"https://x\"]\ntypo_key = 1\n")}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := strings.Join(warnings, "\n")
+	if !strings.Contains(joined, `unknown key "typo_key"`) || !strings.Contains(joined, "upstreams: ignored") {
+		t.Fatalf("warnings: %q", warnings)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	if _, _, err := Load([]string{"--help"}, env(nil)); !errors.Is(err, ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+}
