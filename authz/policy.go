@@ -47,16 +47,20 @@ func (s *Server) emailAllowed(email string) bool {
 	}
 	domain := strings.ToLower(email[at+1:])
 	for _, d := range s.cfg.EmailDomains {
-		d = strings.ToLower(d)
-		if strings.HasPrefix(d, ".") {
-			if domain == d[1:] || strings.HasSuffix(domain, d) {
-				return true
-			}
-		} else if domain == d {
+		if domainMatch(domain, strings.ToLower(d)) {
 			return true
 		}
 	}
 	return false
+}
+
+// domainMatch: "example.com" matches only itself; ".example.com" matches
+// example.com and every subdomain (oauth2-proxy's convention).
+func domainMatch(host, pattern string) bool {
+	if strings.HasPrefix(pattern, ".") {
+		return host == pattern[1:] || strings.HasSuffix(host, pattern)
+	}
+	return host == pattern
 }
 
 // skipAuth reports whether a skip_auth_routes entry lets the request through
@@ -127,11 +131,7 @@ func (s *Server) whitelisted(hostport string) bool {
 		if wp != "*" && wp != port {
 			continue
 		}
-		if strings.HasPrefix(wh, ".") {
-			if host == wh[1:] || strings.HasSuffix(host, wh) {
-				return true
-			}
-		} else if host == wh {
+		if domainMatch(host, wh) {
 			return true
 		}
 	}
