@@ -140,6 +140,28 @@ func TestCodeFlow(t *testing.T) {
 	})
 }
 
+// An app switched to JWT access tokens: the at_hash check runs on a JWT.
+func TestCodeFlowWithJWTAccessTokens(t *testing.T) {
+	c := devidp.DefaultClient()
+	c.JWTAccessTokens = true
+	idp, err := devidp.Start(devidp.Options{Clients: []devidp.Client{c}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
+	p := startProvider(t, idp.Issuer)
+	waitReady(t, p)
+	l, _ := p.NewLogin()
+	code := login(t, p, l, "alice", "alice-password")
+	tok, err := p.Exchange(t.Context(), code, redirectURI, l)
+	if err != nil {
+		t.Fatalf("Exchange: %v", err)
+	}
+	if strings.Count(tok.AccessToken, ".") != 2 || !slices.Equal(tok.Identity.Groups, []string{"admin", "reader"}) {
+		t.Fatalf("want a JWT access token and roles, got %q %v", tok.AccessToken, tok.Identity.Groups)
+	}
+}
+
 func TestStartsBeforeTheIdP(t *testing.T) {
 	// Reserve an address, start the provider against it while nothing
 	// listens, then bring the IdP up there: the provider becomes ready
