@@ -1,11 +1,16 @@
 package authz
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
 
@@ -86,5 +91,65 @@ func BenchmarkCheckUnauthenticated(b *testing.B) {
 		if resp.GetDeniedResponse().GetStatus().GetCode() != 302 {
 			b.Fatal("not redirected")
 		}
+	}
+}
+
+// BenchmarkCheckBearer is a Check with a cached bearer token, JWT and opaque,
+// through the real oidcflow.Provider and its ristretto token cache, against
+// the dev IdP (the first Check of each token fills the cache).
+func BenchmarkCheckBearer(b *testing.B) {
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	jwtApp := devidp.Client{ID: "api-jwt@bench", Secret: "s", RedirectURIGlobs: []string{"http://127.0.0.1:*/oauth2/callback"}, JWTAccessTokens: true}
+	idp, err := devidp.Start(devidp.Options{Clients: []devidp.Client{devidp.DefaultClient(), jwtApp}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer idp.Close()
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.TokenEntry]{NumCounters: 10000, MaxCost: 1 << 25, BufferItems: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cache.Close()
+	web := devidp.DefaultClient()
+	p, err := oidcflow.New(oidcflow.Config{Issuer: idp.Issuer, ClientID: web.ID, ClientSecret: web.Secret},
+		oidcflow.WithBearer(oidcflow.BearerConfig{ExtraAudiences: []string{jwtApp.ID}}, cache), oidcflow.WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Serve(ctx)
+	for deadline := time.Now().Add(10 * time.Second); !p.Ready(); {
+		if time.Now().After(deadline) {
+			b.Fatal("provider not ready")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	s, _ := newTestServer(b, Config{PassAccessToken: true}, &stubIdP{}, nil)
+	s.bearerAuth = p
+	for _, bc := range []struct {
+		name   string
+		client devidp.Client
+	}{{"jwt_cached", jwtApp}, {"opaque_cached", web}} {
+		b.Run(bc.name, func(b *testing.B) {
+			tok, err := idp.Tokens(ctx, bc.client, "alice", "alice-password")
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := realisticRequest("other=1")
+			req.Attributes.Request.Http.Headers["authorization"] = "Bearer " + tok.AccessToken
+			req.Attributes.Request.Http.Headers["accept"] = "application/json"
+			if resp, _ := s.Check(ctx, req); resp.GetStatus().GetCode() != 0 {
+				b.Fatalf("setup: not allowed: %v", resp)
+			}
+			cache.Wait()
+			b.ReportMetric(float64(len(tok.AccessToken)), "token-bytes")
+			b.ReportAllocs()
+			for b.Loop() {
+				if resp, _ := s.Check(ctx, req); resp.GetStatus().GetCode() != 0 {
+					b.Fatal("denied")
+				}
+			}
+		})
 	}
 }

@@ -68,6 +68,7 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		EmailVerified:     id.EmailVerified,
 		PreferredUsername: id.PreferredUsername,
 		Groups:            id.Groups,
+		Scopes:            tokens.Scopes,
 		AccessToken:       tokens.AccessToken,
 		IdToken:           tokens.IDToken,
 		RefreshToken:      tokens.RefreshToken,

@@ -17,35 +17,51 @@ var identityHeaders = []string{
 // maxHeaderValue bounds one identity header value.
 const maxHeaderValue = 8 << 10
 
+// identity is what the upstream headers say about a user.
+type identity struct {
+	user, email, username string
+	groups                []string
+	accessToken, idToken  string
+}
+
 // allow lets a logged-in user through with identity and token headers.
 func (s *Server) allow(r *Request, sess *sessionpb.Session) *Decision {
+	return s.identity(r, identity{
+		user: sess.GetUser(), email: sess.GetEmail(), username: sess.GetPreferredUsername(), groups: sess.GetGroups(),
+		accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken(),
+	})
+}
+
+// identity builds an allow decision with the identity headers of
+// CONTRACT.md §3, set with append=false so nothing the client sent survives.
+func (s *Server) identity(r *Request, id identity) *Decision {
 	d := &Decision{Allow: true, Reason: "session", Upstream: make([]Header, 0, 12)}
 	add := func(name, value string) {
 		if value = headerValue(value); value != "" {
 			d.Upstream = append(d.Upstream, Header{name, value})
 		}
 	}
-	groups := strings.Join(sess.GetGroups(), ",")
+	groups := strings.Join(id.groups, ",")
 	if s.cfg.PassUserHeaders {
-		add("x-forwarded-user", sess.GetUser())
-		add("x-forwarded-email", sess.GetEmail())
+		add("x-forwarded-user", id.user)
+		add("x-forwarded-email", id.email)
 		add("x-forwarded-groups", groups)
-		add("x-forwarded-preferred-username", sess.GetPreferredUsername())
+		add("x-forwarded-preferred-username", id.username)
 	}
 	if s.cfg.PassAccessToken {
-		add("x-forwarded-access-token", sess.GetAccessToken())
+		add("x-forwarded-access-token", id.accessToken)
 	}
 	if s.cfg.SetXAuthRequest {
-		add("x-auth-request-user", sess.GetUser())
-		add("x-auth-request-email", sess.GetEmail())
+		add("x-auth-request-user", id.user)
+		add("x-auth-request-email", id.email)
 		add("x-auth-request-groups", groups)
-		add("x-auth-request-preferred-username", sess.GetPreferredUsername())
+		add("x-auth-request-preferred-username", id.username)
 		if s.cfg.PassAccessToken {
-			add("x-auth-request-access-token", sess.GetAccessToken())
+			add("x-auth-request-access-token", id.accessToken)
 		}
 	}
-	if s.cfg.PassAuthorizationHeader && sess.GetIdToken() != "" {
-		add("authorization", "Bearer "+sess.GetIdToken())
+	if s.cfg.PassAuthorizationHeader && id.idToken != "" {
+		add("authorization", "Bearer "+id.idToken)
 	}
 	s.stripClientHeaders(r, d)
 	return d

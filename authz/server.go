@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -31,7 +32,8 @@ type Server struct {
 	logger       *slog.Logger
 	now          func() time.Time
 	callbackPath string
-	redirectAbs  bool // redirect_url is absolute
+	redirectAbs  bool       // redirect_url is absolute
+	bearerAuth   BearerAuth // nil: bearer tokens are not accepted
 }
 
 // Option customises a Server.
@@ -111,6 +113,18 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	if s.skipAuth(r) {
 		return s.allowAnonymous(r, "skip_auth_route")
 	}
+	rp, ok := parseRoutePolicy(r.ContextExtensions)
+	if !ok {
+		s.logger.Error("unknown auth value in the route's context_extensions; denying", "request_id", r.ID, "reason", "bad_route_config")
+		return s.errorPage(http.StatusInternalServerError, "bad_route_config", "Configuration error", "This route is misconfigured.")
+	}
+	// An API caller with a bearer token: the token decides, never a cookie.
+	if token, ok := bearerToken(r); ok && s.bearerAuth != nil && rp.auth != "session-only" {
+		return s.bearer(ctx, r, token, rp)
+	}
+	if rp.auth == "bearer-only" {
+		return &Decision{Status: http.StatusUnauthorized, Reason: "no_bearer", Headers: []Header{{"www-authenticate", "Bearer"}, {"cache-control", "no-store"}}}
+	}
 	sess, err := s.jar.Read(r.Cookies)
 	if err == nil && sess.GetAccessTokenExpiresAt() > 0 && sess.GetAccessTokenExpiresAt() <= s.now().Unix() {
 		// Token refresh is not implemented yet: an expired access token
@@ -121,6 +135,9 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 		return s.unauthenticated(r)
 	}
 	if reason := s.authorize(sess.GetEmail(), sess.GetEmailVerified(), sess.GetGroups()); reason != "" {
+		return s.forbidden(reason)
+	}
+	if reason := rp.check(sess.GetGroups(), sess.GetScopes()); reason != "" {
 		return s.forbidden(reason)
 	}
 	return s.allow(r, sess)

@@ -191,15 +191,21 @@ func TestMetrics(t *testing.T) {
 	st := startStack(t, stackOptions{})
 	b := newBrowser(t, "alice", "alice-password")
 	st.login(t, b, "/")
-	resp, err := http.Get("http://" + st.Server.HTTPAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := scrape(t, st.Server)
 	for _, want := range []string{`zitadel_ext_authz_checks_total{decision="allow"} 1`, `zitadel_ext_authz_checks_total{decision="redirect"} 2`, `zitadel_ext_authz_check_duration_seconds_bucket{decision="allow"`} {
-		if !strings.Contains(string(body), want) {
+		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+func scrape(t *testing.T, s *server) string {
+	t.Helper()
+	resp, err := http.Get("http://" + s.HTTPAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return string(body)
 }

@@ -196,12 +196,13 @@ type stack struct {
 type stackOptions struct {
 	config   map[string]any // overrides of baseConfig
 	users    []devidp.User
+	clients  []devidp.Client
 	settings func(*envoyemu.Settings)
 }
 
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
-	idp, err := devidp.Start(devidp.Options{Users: o.users})
+	idp, err := devidp.Start(devidp.Options{Users: o.users, Clients: o.clients})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
@@ -20,6 +21,7 @@ type Tokens struct {
 	IDToken      string
 	Expiry       time.Time // access token expiry; zero when the IdP gave none
 	SessionID    string    // the ID token's sid, if any
+	Scopes       []string  // granted scopes (the response's scope, else the requested ones)
 	Identity     Identity
 }
 
@@ -65,7 +67,12 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 			}
 		}
 	}
+	scopes := p.cfg.Scopes
+	if granted, _ := raw.Extra("scope").(string); granted != "" {
+		scopes = strings.Fields(granted)
+	}
 	return &Tokens{
+		Scopes:       scopes,
 		AccessToken:  raw.AccessToken,
 		RefreshToken: raw.RefreshToken,
 		IDToken:      idToken,

@@ -15,8 +15,11 @@ import (
 
 	"github.com/zitadel/oidc/v3/pkg/client"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	"github.com/zitadel/oidc/v3/pkg/client/rs"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 	"golang.org/x/oauth2"
+	"golang.org/x/sync/singleflight"
 )
 
 // Config is what the flow needs to know about the IdP and the client.
@@ -45,6 +48,11 @@ type Provider struct {
 	random io.Reader
 	now    func() time.Time
 	state  atomic.Pointer[discovered]
+
+	bearerCfg BearerConfig
+	tokens    TokenCache
+	flights   singleflight.Group
+	observer  func(call, outcome string, d time.Duration)
 }
 
 // discovered is everything learned from discovery, replaced as a whole.
@@ -53,6 +61,9 @@ type discovered struct {
 	party    rp.RelyingParty
 	keys     *keySet
 	verifier *rp.IDTokenVerifier
+
+	accessVerifier *op.AccessTokenVerifier
+	introspector   rs.ResourceServer // nil without an introspection_endpoint
 }
 
 // Option customises a Provider.
@@ -70,6 +81,25 @@ func WithRandom(r io.Reader) Option { return func(p *Provider) { p.random = r } 
 
 // WithClock replaces time.Now for the provider's own decisions.
 func WithClock(now func() time.Time) Option { return func(p *Provider) { p.now = now } }
+
+// WithBearer enables access-token verification for API callers, with an
+// optional cache of outcomes (nil: no cache).
+func WithBearer(cfg BearerConfig, cache TokenCache) Option {
+	return func(p *Provider) { p.bearerCfg, p.tokens = cfg, cache }
+}
+
+// WithObserver receives every IdP call (and token cache lookup) with its
+// outcome and duration, for metrics. call is one of discovery, token,
+// userinfo, jwt, introspection, token_cache.
+func WithObserver(f func(call, outcome string, d time.Duration)) Option {
+	return func(p *Provider) { p.observer = f }
+}
+
+func (p *Provider) observe(call, outcome string, d time.Duration) {
+	if p.observer != nil {
+		p.observer(call, outcome, d)
+	}
+}
 
 // New returns a Provider. It does no network I/O: run Serve to discover.
 func New(cfg Config, opts ...Option) (*Provider, error) {
@@ -94,6 +124,15 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 	}
 	if p.client == nil {
 		p.client = NewHTTPClient(10 * time.Second)
+	}
+	if p.bearerCfg.PositiveTTL <= 0 {
+		p.bearerCfg.PositiveTTL = 5 * time.Minute
+	}
+	if p.bearerCfg.NegativeTTL <= 0 {
+		p.bearerCfg.NegativeTTL = 10 * time.Second
+	}
+	if p.bearerCfg.CallTimeout <= 0 {
+		p.bearerCfg.CallTimeout = 5 * time.Second
 	}
 	return p, nil
 }
@@ -158,7 +197,15 @@ func (p *Provider) discover(ctx context.Context) error {
 		rp.WithIssuedAtOffset(30*time.Second),
 		rp.WithNonce(nonceFromContext),
 	)
-	p.state.Store(&discovered{config: cfg, party: party, keys: keys, verifier: verifier})
+	introspector, err := p.newIntrospector(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("introspection client: %w", err)
+	}
+	p.state.Store(&discovered{
+		config: cfg, party: party, keys: keys, verifier: verifier,
+		accessVerifier: op.NewAccessTokenVerifier(p.cfg.Issuer, keys, op.WithSupportedAccessTokenSigningAlgorithms(algs...)),
+		introspector:   introspector,
+	})
 	return nil
 }
 

@@ -10,18 +10,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"google.golang.org/grpc"
 )
 
 // metrics counts Checks by decision and times them. The decision label is
 // read off the CheckResponse, so authz stays free of Prometheus.
 type metrics struct {
-	checks   *prometheus.CounterVec
-	duration *prometheus.HistogramVec
+	checks      *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	idpCalls    *prometheus.CounterVec
+	idpDuration *prometheus.HistogramVec
 }
 
-func newMetrics(reg *prometheus.Registry, sessions *ristretto.Cache[string, *sessionpb.Session]) *metrics {
+func newMetrics(reg *prometheus.Registry) *metrics {
 	m := &metrics{
 		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zitadel_ext_authz_checks_total",
@@ -32,18 +33,45 @@ func newMetrics(reg *prometheus.Registry, sessions *ristretto.Cache[string, *ses
 			Help:    "Time to answer a Check, by decision.",
 			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5},
 		}, []string{"decision"}),
+		idpCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zitadel_ext_authz_idp_calls_total",
+			Help: "Token verifications and IdP calls, by call (jwt, introspection) and outcome (active, inactive, error).",
+		}, []string{"call", "outcome"}),
+		idpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "zitadel_ext_authz_idp_call_duration_seconds",
+			Help:    "Duration of token verifications and IdP calls, by call.",
+			Buckets: []float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+		}, []string{"call"}),
 	}
-	reg.MustRegister(m.checks, m.duration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "zitadel_ext_authz_session_cache_hits_total", Help: "Decoded-session cache hits.",
-	}, func() float64 { return float64(sessions.Metrics.Hits()) }))
-	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "zitadel_ext_authz_session_cache_misses_total", Help: "Decoded-session cache misses.",
-	}, func() float64 { return float64(sessions.Metrics.Misses()) }))
+	reg.MustRegister(m.checks, m.duration, m.idpCalls, m.idpDuration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, d := range []string{"allow", "redirect", "unauthorized", "forbidden", "page", "error"} {
 		m.checks.WithLabelValues(d)
 	}
 	return m
+}
+
+// observeIdP is oidcflow's observer. Cache lookups are counted by the
+// caches' own metrics (watchCache), so they are skipped here.
+func (m *metrics) observeIdP(call, outcome string, d time.Duration) {
+	if call == "token_cache" {
+		return
+	}
+	m.idpCalls.WithLabelValues(call, outcome).Inc()
+	m.idpDuration.WithLabelValues(call).Observe(d.Seconds())
+}
+
+// watchCache exports a ristretto cache's hits, misses and evictions.
+func (m *metrics) watchCache(reg *prometheus.Registry, name string, cm *ristretto.Metrics) {
+	for _, c := range []struct {
+		what string
+		f    func() uint64
+	}{{"hits", cm.Hits}, {"misses", cm.Misses}, {"evictions", cm.KeysEvicted}} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "zitadel_ext_authz_cache_" + c.what + "_total",
+			Help:        "Cache " + c.what + ", by cache (session, token).",
+			ConstLabels: prometheus.Labels{"cache": name},
+		}, func() float64 { return float64(c.f()) }))
+	}
 }
 
 func (m *metrics) interceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {

@@ -43,11 +43,33 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 
 	// Collaborators, built once.
+	registry := prometheus.NewRegistry()
+	m := newMetrics(registry)
 	idpClient := oidcflow.NewHTTPClient(30 * time.Second)
-	provider, err := oidcflow.New(cfg.OIDC, oidcflow.WithHTTPClient(idpClient), oidcflow.WithLogger(logger))
+	providerOpts := []oidcflow.Option{oidcflow.WithHTTPClient(idpClient), oidcflow.WithLogger(logger), oidcflow.WithObserver(m.observeIdP)}
+	var authzOpts []authz.Option
+	if cfg.BearerEnabled {
+		tokenCache, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.TokenEntry]{
+			NumCounters: max(cfg.TokenCacheSize/30, 1000), // entries cost ~300 bytes
+			MaxCost:     max(cfg.TokenCacheSize, 1),
+			BufferItems: 64,
+			Metrics:     true,
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "zitadel-ext-authz: token cache:", err)
+			return 1
+		}
+		defer tokenCache.Close()
+		m.watchCache(registry, "token", tokenCache.Metrics)
+		providerOpts = append(providerOpts, oidcflow.WithBearer(cfg.Bearer, tokenCache))
+	}
+	provider, err := oidcflow.New(cfg.OIDC, providerOpts...)
 	if err != nil {
 		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
 		return 2
+	}
+	if cfg.BearerEnabled {
+		authzOpts = append(authzOpts, authz.WithBearerAuth(provider))
 	}
 	sessionCache, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{
 		NumCounters: max(cfg.SessionCacheSize/100, 1000), // ~10× the sessions that fit
@@ -60,13 +82,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return 1
 	}
 	defer sessionCache.Close()
+	m.watchCache(registry, "session", sessionCache.Metrics)
 	codec, err := session.NewCodec(cfg.CookieSecrets...)
 	if err != nil {
 		fmt.Fprintln(stderr, "zitadel-ext-authz: cookie_secret:", err)
 		return 2
 	}
 	jar := session.NewJar(codec, cfg.Cookie, session.WithCache(sessionCache))
-	server, err := authz.New(cfg.Authz, provider, jar, authz.WithLogger(logger))
+	server, err := authz.New(cfg.Authz, provider, jar, append(authzOpts, authz.WithLogger(logger))...)
 	if err != nil {
 		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
 		return 2
@@ -85,8 +108,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return 1
 	}
 
-	registry := prometheus.NewRegistry()
-	m := newMetrics(registry, sessionCache)
 	grpcServer := grpc.NewServer(grpc.UnaryInterceptor(m.interceptor))
 	authv3.RegisterAuthorizationServer(grpcServer, server)
 	healthServer := health.NewServer()

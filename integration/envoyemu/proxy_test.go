@@ -137,7 +137,7 @@ func TestCheckRequestShape(t *testing.T) {
 		"numeric id":                      h.GetId() != "" && strings.Trim(h.GetId(), "0123456789") == "",
 		"protocol":                        h.GetProtocol() == "HTTP/1.1",
 		"metadata_context present":        got.GetAttributes().GetMetadataContext() != nil,
-		"context_extensions of the route": got.GetAttributes().GetContextExtensions()["route"] == "api",
+		"context_extensions of the route": got.GetAttributes().GetContextExtensions()["auth"] == "bearer-only",
 		":authority is the cluster name":  <-r.fake.authority == "ext_authz",
 	}
 	for name, okay := range checks {
@@ -269,7 +269,7 @@ func TestShippedSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Cluster != "ext_authz" || s.Timeout != 6*time.Second || s.FailureModeAllow || s.StatusOnError != 503 || len(s.Routes) != 3 {
+	if s.Cluster != "ext_authz" || s.Timeout != 6*time.Second || s.FailureModeAllow || s.StatusOnError != 503 || len(s.Routes) != 4 {
 		t.Fatalf("settings from envoy.yaml: %+v", s)
 	}
 }

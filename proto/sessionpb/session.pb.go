@@ -38,6 +38,7 @@ type Session struct {
 	PreferredUsername string   `protobuf:"bytes,4,opt,name=preferred_username,json=preferredUsername,proto3" json:"preferred_username,omitempty"`
 	Groups            []string `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"` // oidc_groups_claim values plus ZITADEL role keys
 	EmailVerified     bool     `protobuf:"varint,6,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
+	Scopes            []string `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"` // scopes granted at login (for required_scopes)
 	// Tokens.
 	AccessToken          string `protobuf:"bytes,10,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
 	IdToken              string `protobuf:"bytes,11,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
@@ -122,6 +123,13 @@ func (x *Session) GetEmailVerified() bool {
 		return x.EmailVerified
 	}
 	return false
+}
+
+func (x *Session) GetScopes() []string {
+	if x != nil {
+		return x.Scopes
+	}
+	return nil
 }
 
 func (x *Session) GetAccessToken() string {
@@ -278,14 +286,15 @@ var File_proto_session_proto protoreflect.FileDescriptor
 
 const file_proto_session_proto_rawDesc = "" +
 	"\n" +
-	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\xd5\x03\n" +
+	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\xed\x03\n" +
 	"\aSession\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +
 	"\x05email\x18\x03 \x01(\tR\x05email\x12-\n" +
 	"\x12preferred_username\x18\x04 \x01(\tR\x11preferredUsername\x12\x16\n" +
 	"\x06groups\x18\x05 \x03(\tR\x06groups\x12%\n" +
-	"\x0eemail_verified\x18\x06 \x01(\bR\remailVerified\x12!\n" +
+	"\x0eemail_verified\x18\x06 \x01(\bR\remailVerified\x12\x16\n" +
+	"\x06scopes\x18\a \x03(\tR\x06scopes\x12!\n" +
 	"\faccess_token\x18\n" +
 	" \x01(\tR\vaccessToken\x12\x19\n" +
 	"\bid_token\x18\v \x01(\tR\aidToken\x12#\n" +

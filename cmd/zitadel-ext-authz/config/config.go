@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -31,6 +32,11 @@ type Config struct {
 	LogLevel         slog.Level
 	LogFormat        string
 	SessionCacheSize int64
+
+	// BearerEnabled accepts Authorization: Bearer tokens (skip_jwt_bearer_tokens).
+	BearerEnabled  bool
+	Bearer         oidcflow.BearerConfig
+	TokenCacheSize int64
 
 	OIDC          oidcflow.Config
 	Authz         authz.Config
@@ -328,9 +334,31 @@ func (r *resolver) build() (*Config, error) {
 	if len(r.list("upstreams")) > 0 {
 		r.warnings = append(r.warnings, "upstreams: ignored; Envoy routes requests to your upstreams")
 	}
-	if r.boolean("skip_jwt_bearer_tokens") {
-		r.warnings = append(r.warnings, "skip_jwt_bearer_tokens: bearer tokens are not accepted yet; API callers get 401")
+	c.BearerEnabled = r.boolean("skip_jwt_bearer_tokens")
+	c.Bearer = oidcflow.BearerConfig{
+		ExtraAudiences:            r.list("extra_jwt_audiences"),
+		ProjectID:                 r.str("zitadel_project_id"),
+		ForceIntrospection:        r.boolean("introspect_jwt_bearer_tokens"),
+		IntrospectionClientID:     r.str("introspection_client_id"),
+		IntrospectionClientSecret: r.str("introspection_client_secret"),
+		PositiveTTL:               r.duration("introspection_cache_ttl"),
+		NegativeTTL:               r.duration("introspection_negative_ttl"),
+		CallTimeout:               c.Authz.IDPTimeout,
 	}
+	if c.Bearer.IntrospectionClientID != "" && c.Bearer.IntrospectionClientSecret == "" {
+		r.fail("introspection_client_secret", "required with introspection_client_id (or use introspection_key_file)")
+	}
+	if path := r.str("introspection_key_file"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			r.fail("introspection_key_file", "%v", err)
+		} else if k, err := oidcflow.ParseKeyFile(data); err != nil {
+			r.fail("introspection_key_file", "%s: %v", path, err)
+		} else {
+			c.Bearer.IntrospectionKey = k
+		}
+	}
+	c.TokenCacheSize = r.integer("token_cache_max_bytes")
 
 	c.GRPCAddress = r.address("grpc_address")
 	c.HTTPAddress = r.address("http_address")

@@ -1,0 +1,69 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+)
+
+// BearerAuth verifies API access tokens; *oidcflow.Provider implements it.
+type BearerAuth interface {
+	Authenticate(ctx context.Context, token string) (*oidcflow.Bearer, error)
+}
+
+// WithBearerAuth accepts Authorization: Bearer tokens (skip_jwt_bearer_tokens).
+func WithBearerAuth(b BearerAuth) Option { return func(s *Server) { s.bearerAuth = b } }
+
+// bearerToken returns the token of an "Authorization: Bearer …" header.
+func bearerToken(r *Request) (string, bool) {
+	h := r.Headers["authorization"]
+	if len(h) < 8 || !strings.EqualFold(h[:7], "bearer ") {
+		return "", false
+	}
+	tok := strings.TrimSpace(h[7:])
+	return tok, tok != ""
+}
+
+// invalidToken is the answer for a bad, expired or revoked bearer token
+// (RFC 6750 §3.1).
+var invalidToken = &Decision{Status: http.StatusUnauthorized, Reason: "invalid_token", Headers: []Header{
+	{"www-authenticate", `Bearer error="invalid_token"`},
+	{"cache-control", "no-store"},
+}}
+
+// bearer authenticates an API caller by its access token and authorizes it
+// exactly like a session. The caller's own authorization header goes
+// upstream unchanged.
+func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routePolicy) *Decision {
+	ctx, cancel := s.idpContext(ctx)
+	defer cancel()
+	b, err := s.bearerAuth.Authenticate(ctx, token)
+	switch {
+	case errors.Is(err, oidcflow.ErrInvalidToken):
+		return invalidToken
+	case err != nil:
+		d := &Decision{Status: http.StatusServiceUnavailable, Reason: "idp_unavailable", Headers: []Header{{"cache-control", "no-store"}, {"retry-after", "5"}}}
+		if errors.Is(err, context.DeadlineExceeded) {
+			d.Status, d.Reason = http.StatusGatewayTimeout, "idp_timeout"
+		}
+		return d
+	}
+	id := b.Identity
+	if reason := s.authorize(id.Email, id.EmailVerified, id.Groups); reason != "" {
+		return bearerForbidden(reason)
+	}
+	if reason := rp.check(id.Groups, b.Scopes); reason != "" {
+		return bearerForbidden(reason)
+	}
+	d := s.identity(r, identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups, accessToken: token})
+	d.Reason = "bearer_" + b.Via
+	return d
+}
+
+func bearerForbidden(reason string) *Decision {
+	challenge := `Bearer error="insufficient_scope"`
+	return &Decision{Status: http.StatusForbidden, Reason: reason, Headers: []Header{{"www-authenticate", challenge}, {"cache-control", "no-store"}}}
+}

@@ -1,0 +1,57 @@
+package devidp
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/oauth2"
+)
+
+// Tokens logs username in through client c with the code flow and PKCE,
+// as an API client would, and returns the token response.
+func (s *Server) Tokens(ctx context.Context, c Client, username, password string, scopes ...string) (*oauth2.Token, error) {
+	if len(scopes) == 0 {
+		scopes = []string{"openid", "email", "profile"}
+	}
+	conf := &oauth2.Config{
+		ClientID: c.ID, ClientSecret: c.Secret, Scopes: scopes,
+		RedirectURL: "http://127.0.0.1:1/oauth2/callback",
+		Endpoint:    oauth2.Endpoint{AuthURL: s.Issuer + "/auth", TokenURL: s.Issuer + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader},
+	}
+	verifier := oauth2.GenerateVerifier()
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	cb, err := LoginForm(noFollow, conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier)), username, password)
+	if err != nil {
+		return nil, err
+	}
+	code := cb.Query().Get("code")
+	if code == "" {
+		return nil, fmt.Errorf("no code in %s", cb.Redacted())
+	}
+	return conf.Exchange(ctx, code, oauth2.VerifierOption(verifier))
+}
+
+// SignJWT signs claims with the IdP's own signing key, for tests of tokens
+// that are correctly signed but wrong in content (issuer, audience, expiry).
+func (s *Server) SignJWT(ctx context.Context, claims map[string]any) (string, error) {
+	key, err := s.store.SigningKey(ctx)
+	if err != nil {
+		return "", err
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: key.SignatureAlgorithm(), Key: key.Key()}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", key.ID()))
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	obj, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return obj.CompactSerialize()
+}

@@ -1,0 +1,311 @@
+package oidcflow
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/client/rs"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+)
+
+// Bearer is an API caller authenticated by an access token.
+type Bearer struct {
+	Identity Identity
+	Scopes   []string
+	ClientID string
+	Expiry   time.Time // zero when the token states none
+	Via      string    // "jwt" or "introspection"
+}
+
+// TokenEntry is one cached verification outcome: a Bearer, or Invalid.
+// Cached entries are shared and must not be modified.
+type TokenEntry struct {
+	Bearer  *Bearer
+	Invalid bool      // a negative result (active:false, bad signature, expired, …)
+	Until   time.Time // the entry is valid until then (checked with the injected clock)
+}
+
+// TokenCache caches verification outcomes keyed by SHA-256 of the token,
+// never the token itself. Its methods are ristretto's, so
+// *ristretto.Cache[string, *TokenEntry] plugs in directly.
+type TokenCache interface {
+	Get(key string) (*TokenEntry, bool)
+	SetWithTTL(key string, value *TokenEntry, cost int64, ttl time.Duration) bool
+}
+
+// BearerConfig is how API access tokens are verified.
+type BearerConfig struct {
+	// ExtraAudiences are accepted in a JWT's aud besides the client id and
+	// the ZITADEL project id (extra_jwt_audiences).
+	ExtraAudiences []string
+	// ProjectID is the ZITADEL project id, accepted in aud (zitadel_project_id).
+	ProjectID string
+	// ForceIntrospection introspects JWTs too, so revocation is seen
+	// (introspect_jwt_bearer_tokens).
+	ForceIntrospection bool
+	// Introspection client: client_secret_basic with ClientID/ClientSecret
+	// (defaulting to the login client), or private_key_jwt with Key.
+	IntrospectionClientID     string
+	IntrospectionClientSecret string
+	IntrospectionKey          *KeyFile
+	// PositiveTTL caps how long a valid token is cached (it never outlives
+	// its exp); NegativeTTL is how long a rejected one is remembered.
+	PositiveTTL time.Duration
+	NegativeTTL time.Duration
+	// CallTimeout bounds one shared introspection call.
+	CallTimeout time.Duration
+}
+
+// KeyFile is a ZITADEL application key (the downloaded JSON).
+type KeyFile struct {
+	Type     string `json:"type"`
+	KeyID    string `json:"keyId"`
+	Key      string `json:"key"`
+	ClientID string `json:"clientId"`
+	AppID    string `json:"appId"`
+}
+
+// ParseKeyFile reads a ZITADEL key file's JSON.
+func ParseKeyFile(data []byte) (*KeyFile, error) {
+	var k KeyFile
+	if err := json.Unmarshal(data, &k); err != nil {
+		return nil, fmt.Errorf("not a ZITADEL key file: %w", err)
+	}
+	if k.KeyID == "" || k.Key == "" || k.ClientID == "" {
+		return nil, errors.New("not a ZITADEL key file: keyId, key and clientId are required")
+	}
+	return &k, nil
+}
+
+// Authenticate verifies an access token: a JWT locally (signature via the
+// JWKS, iss, exp, nbf, aud, algorithm allow-list), anything else (or every
+// token with ForceIntrospection) by RFC 7662 introspection. Outcomes are
+// cached; concurrent misses for one token share one IdP call. It returns
+// ErrInvalidToken for a token that is not good, ErrIdPUnavailable when no
+// verdict is possible.
+func (p *Provider) Authenticate(ctx context.Context, token string) (*Bearer, error) {
+	sum := sha256.Sum256([]byte(token))
+	key := string(sum[:])
+	now := p.now()
+	if p.tokens != nil {
+		if e, ok := p.tokens.Get(key); ok && now.Before(e.Until) {
+			p.observe("token_cache", "hit", 0)
+			return e.result()
+		}
+		p.observe("token_cache", "miss", 0)
+	}
+	ch := p.flights.DoChan(key, func() (any, error) {
+		// Detached from the first caller, so its leaving doesn't fail the rest.
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.bearerCfg.CallTimeout)
+		defer cancel()
+		e := p.verifyBearer(callCtx, token)
+		if e != nil {
+			p.remember(key, token, e)
+		}
+		if e == nil {
+			if callCtx.Err() != nil {
+				return nil, fmt.Errorf("%w: %w", ErrIdPUnavailable, callCtx.Err())
+			}
+			return nil, ErrIdPUnavailable
+		}
+		return e, nil
+	})
+	select {
+	case <-ctx.Done():
+		return nil, fmt.Errorf("authenticate: %w: %w", ErrIdPUnavailable, ctx.Err())
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.(*TokenEntry).result()
+	}
+}
+
+func (e *TokenEntry) result() (*Bearer, error) {
+	if e.Invalid {
+		return nil, ErrInvalidToken
+	}
+	return e.Bearer, nil
+}
+
+func (p *Provider) remember(key, token string, e *TokenEntry) {
+	if p.tokens == nil {
+		return
+	}
+	ttl := e.Until.Sub(p.now())
+	if ttl <= 0 {
+		return
+	}
+	cost := int64(len(key) + 96)
+	if e.Bearer != nil {
+		cost += int64(bearerSize(e.Bearer))
+	}
+	p.tokens.SetWithTTL(key, e, cost, ttl)
+}
+
+func bearerSize(b *Bearer) int {
+	n := 128 + len(b.ClientID) + len(b.Identity.Subject) + len(b.Identity.User) + len(b.Identity.Email) + len(b.Identity.PreferredUsername)
+	for _, g := range b.Identity.Groups {
+		n += len(g) + 16
+	}
+	for _, s := range b.Scopes {
+		n += len(s) + 16
+	}
+	return n
+}
+
+// verifyBearer returns the entry to cache, or nil when no verdict was
+// possible (IdP unavailable).
+func (p *Provider) verifyBearer(ctx context.Context, token string) *TokenEntry {
+	d, err := p.current()
+	if err != nil {
+		return nil
+	}
+	var b *Bearer
+	start := time.Now()
+	if looksLikeJWT(token) && !p.bearerCfg.ForceIntrospection {
+		b, err = p.verifyJWT(ctx, d, token)
+		p.observe("jwt", outcome(err), time.Since(start))
+	} else {
+		b, err = p.introspect(ctx, d, token)
+		p.observe("introspection", outcome(err), time.Since(start))
+	}
+	now := p.now()
+	switch {
+	case errors.Is(err, ErrIdPUnavailable):
+		p.logger.Warn("bearer verification failed", "reason", "idp_unavailable", "error", err.Error())
+		return nil
+	case err != nil:
+		return &TokenEntry{Invalid: true, Until: now.Add(p.bearerCfg.NegativeTTL)}
+	}
+	until := now.Add(p.bearerCfg.PositiveTTL)
+	if !b.Expiry.IsZero() && b.Expiry.Before(until) {
+		until = b.Expiry
+	}
+	return &TokenEntry{Bearer: b, Until: until}
+}
+
+func outcome(err error) string {
+	switch {
+	case err == nil:
+		return "active"
+	case errors.Is(err, ErrIdPUnavailable):
+		return "error"
+	default:
+		return "inactive"
+	}
+}
+
+// looksLikeJWT: three base64url segments whose first decodes to a JSON
+// header with an alg.
+func looksLikeJWT(token string) bool {
+	if strings.Count(token, ".") != 2 {
+		return false
+	}
+	head, _, _ := strings.Cut(token, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return false
+	}
+	var h struct {
+		Alg string `json:"alg"`
+	}
+	return json.Unmarshal(raw, &h) == nil && h.Alg != ""
+}
+
+func (p *Provider) verifyJWT(ctx context.Context, d *discovered, token string) (*Bearer, error) {
+	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, token, d.accessVerifier)
+	if err != nil {
+		if errors.Is(err, ErrIdPUnavailable) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("verify jwt: %w: %w", ErrInvalidToken, err)
+	}
+	now := p.now()
+	if claims.Subject == "" {
+		return nil, fmt.Errorf("verify jwt: %w: no sub", ErrInvalidToken)
+	}
+	if nbf := claims.NotBefore.AsTime(); !nbf.IsZero() && nbf.After(now.Add(30*time.Second)) {
+		return nil, fmt.Errorf("verify jwt: %w: not valid before %s", ErrInvalidToken, nbf)
+	}
+	if !slices.ContainsFunc(claims.Audience, p.acceptedAudience) {
+		return nil, fmt.Errorf("verify jwt: %w: audience %v has neither the client id, the project id nor an extra_jwt_audiences entry", ErrInvalidToken, claims.Audience)
+	}
+	all, err := json.Marshal(claims)
+	if err != nil {
+		return nil, fmt.Errorf("verify jwt: %w: %w", ErrInvalidToken, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(all, &m); err != nil {
+		return nil, fmt.Errorf("verify jwt: %w: %w", ErrInvalidToken, err)
+	}
+	return &Bearer{
+		Identity: p.identityFromClaims(m),
+		Scopes:   claims.Scopes,
+		ClientID: claims.ClientID,
+		Expiry:   claims.GetExpiration(),
+		Via:      "jwt",
+	}, nil
+}
+
+func (p *Provider) acceptedAudience(aud string) bool {
+	return aud == p.cfg.ClientID || (aud != "" && aud == p.bearerCfg.ProjectID) || slices.Contains(p.bearerCfg.ExtraAudiences, aud)
+}
+
+func (p *Provider) introspect(ctx context.Context, d *discovered, token string) (*Bearer, error) {
+	if d.introspector == nil {
+		return nil, fmt.Errorf("introspect: %w: the IdP has no introspection_endpoint", ErrInvalidToken)
+	}
+	resp, err := rs.Introspect[*oidc.IntrospectionResponse](ctx, d.introspector, token)
+	if err != nil {
+		var oerr *oidc.Error
+		if errors.As(err, &oerr) && (oerr.ErrorType == oidc.InvalidClient || oerr.ErrorType == oidc.UnauthorizedClient) {
+			return nil, fmt.Errorf("introspect: %w: the IdP refused our client authentication (%s); check introspection_client_id and introspection_client_secret or introspection_key_file", ErrIdPUnavailable, oerr.ErrorType)
+		}
+		return nil, fmt.Errorf("introspect: %w", classify(ctx, err))
+	}
+	if !resp.Active {
+		return nil, fmt.Errorf("introspect: %w: inactive", ErrInvalidToken)
+	}
+	exp := resp.Expiration.AsTime()
+	if !exp.IsZero() && !exp.After(p.now()) {
+		return nil, fmt.Errorf("introspect: %w: expired", ErrInvalidToken)
+	}
+	all, err := json.Marshal(resp)
+	if err != nil {
+		return nil, fmt.Errorf("introspect: %w: %w", ErrInvalidToken, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(all, &m); err != nil {
+		return nil, fmt.Errorf("introspect: %w: %w", ErrInvalidToken, err)
+	}
+	id := p.identityFromClaims(m)
+	if id.PreferredUsername == "" {
+		id.PreferredUsername = resp.Username
+	}
+	return &Bearer{Identity: id, Scopes: resp.Scope, ClientID: resp.ClientID, Expiry: exp, Via: "introspection"}, nil
+}
+
+// newIntrospector builds the rs client from discovery (no second discovery).
+func (p *Provider) newIntrospector(ctx context.Context, cfg *oidc.DiscoveryConfiguration) (rs.ResourceServer, error) {
+	if cfg.IntrospectionEndpoint == "" {
+		return nil, nil
+	}
+	opts := []rs.Option{rs.WithClient(p.client), rs.WithStaticEndpoints(cfg.TokenEndpoint, cfg.IntrospectionEndpoint)}
+	if k := p.bearerCfg.IntrospectionKey; k != nil {
+		return rs.NewResourceServerJWTProfile(ctx, p.cfg.Issuer, k.ClientID, k.KeyID, []byte(k.Key), opts...)
+	}
+	id, secret := p.bearerCfg.IntrospectionClientID, p.bearerCfg.IntrospectionClientSecret
+	if id == "" {
+		id, secret = p.cfg.ClientID, p.cfg.ClientSecret
+	}
+	return rs.NewResourceServerClientCredentials(ctx, p.cfg.Issuer, id, secret, opts...)
+}

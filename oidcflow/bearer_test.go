@@ -1,0 +1,220 @@
+package oidcflow_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+)
+
+// jwtClient is a second app of the same project whose access tokens are JWTs.
+var jwtClient = devidp.Client{ID: "api-jwt@zitadel-ext-authz", Secret: "api-secret", RedirectURIGlobs: []string{"http://127.0.0.1:*/oauth2/callback"}, JWTAccessTokens: true}
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type bearerRig struct {
+	idp   *devidp.Server
+	p     *oidcflow.Provider
+	cache *ristretto.Cache[string, *oidcflow.TokenEntry]
+	clk   *clock
+}
+
+func newBearerRig(t *testing.T, cfg oidcflow.BearerConfig, maxCost int64) *bearerRig {
+	t.Helper()
+	idp, err := devidp.Start(devidp.Options{Clients: []devidp.Client{devidp.DefaultClient(), jwtClient}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.TokenEntry]{NumCounters: max(maxCost/30, 1000), MaxCost: maxCost, BufferItems: 64, Metrics: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cache.Close)
+	clk := &clock{now: time.Now()}
+	c := devidp.DefaultClient()
+	if cfg.ExtraAudiences == nil {
+		cfg.ExtraAudiences = []string{jwtClient.ID}
+	}
+	p, err := oidcflow.New(oidcflow.Config{Issuer: idp.Issuer, ClientID: c.ID, ClientSecret: c.Secret},
+		oidcflow.WithBearer(cfg, cache), oidcflow.WithClock(clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitReady(t, p)
+	return &bearerRig{idp: idp, p: p, cache: cache, clk: clk}
+}
+
+func (r *bearerRig) token(t *testing.T, c devidp.Client, user string) string {
+	t.Helper()
+	tok, err := r.idp.Tokens(t.Context(), c, user, user+"-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok.AccessToken
+}
+
+func TestBearerOpaqueAndJWT(t *testing.T) {
+	r := newBearerRig(t, oidcflow.BearerConfig{}, 1<<20)
+	for _, tc := range []struct {
+		name   string
+		client devidp.Client
+		via    string
+	}{
+		{"opaque token by introspection", devidp.DefaultClient(), "introspection"},
+		{"JWT verified locally", jwtClient, "jwt"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := r.p.Authenticate(t.Context(), r.token(t, tc.client, "alice"))
+			if err != nil {
+				t.Fatalf("Authenticate: %v", err)
+			}
+			if b.Via != tc.via || b.Identity.Subject != "user-alice" || !slices.Equal(b.Identity.Groups, []string{"admin", "reader"}) || b.Expiry.IsZero() {
+				t.Fatalf("Authenticate: %+v", b)
+			}
+		})
+	}
+	t.Run("forced introspection of a JWT", func(t *testing.T) {
+		r := newBearerRig(t, oidcflow.BearerConfig{ForceIntrospection: true}, 1<<20)
+		// The JWT client's token can only be introspected by its own client.
+		tok := r.token(t, devidp.DefaultClient(), "bob")
+		b, err := r.p.Authenticate(t.Context(), tok)
+		if err != nil || b.Via != "introspection" {
+			t.Fatalf("Authenticate: %+v %v", b, err)
+		}
+	})
+}
+
+// 100 concurrent Checks with one new opaque token: one introspection call.
+func TestConcurrentMissesShareOneIntrospection(t *testing.T) {
+	r := newBearerRig(t, oidcflow.BearerConfig{}, 1<<20)
+	tok := r.token(t, devidp.DefaultClient(), "alice")
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	start := make(chan struct{})
+	for range 100 {
+		wg.Go(func() {
+			<-start
+			if _, err := r.p.Authenticate(context.Background(), tok); err != nil {
+				failures.Add(1)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if failures.Load() != 0 {
+		t.Fatalf("%d of 100 concurrent Authenticate calls failed", failures.Load())
+	}
+	if n := r.idp.Calls("/oauth/introspect"); n != 1 {
+		t.Fatalf("introspection calls = %d, want 1", n)
+	}
+}
+
+// Fake clock: a positive entry lives until the token's exp, a negative one
+// for the negative TTL.
+func TestTokenCacheLifetimes(t *testing.T) {
+	r := newBearerRig(t, oidcflow.BearerConfig{PositiveTTL: time.Hour, NegativeTTL: 10 * time.Second}, 1<<20)
+	tok := r.token(t, devidp.DefaultClient(), "alice")
+	b, err := r.p.Authenticate(t.Context(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.cache.Wait()
+	calls := func() int64 { return r.idp.Calls("/oauth/introspect") }
+	if _, err := r.p.Authenticate(t.Context(), tok); err != nil || calls() != 1 {
+		t.Fatalf("cached token: err %v, introspections %d, want 1", err, calls())
+	}
+	r.clk.Add(b.Expiry.Sub(r.clk.Now()) - time.Second)
+	if _, _ = r.p.Authenticate(t.Context(), tok); calls() != 1 {
+		t.Fatalf("one second before exp: introspections %d, want still 1", calls())
+	}
+	r.clk.Add(2 * time.Second)
+	r.p.Authenticate(t.Context(), tok)
+	if calls() != 2 {
+		t.Fatalf("after exp: introspections %d, want a new call", calls())
+	}
+
+	bad := "opaque-token-that-the-idp-does-not-know"
+	if _, err := r.p.Authenticate(t.Context(), bad); !errors.Is(err, oidcflow.ErrInvalidToken) {
+		t.Fatalf("unknown token: %v, want ErrInvalidToken", err)
+	}
+	r.cache.Wait()
+	n := calls()
+	r.clk.Add(9 * time.Second)
+	if _, err := r.p.Authenticate(t.Context(), bad); !errors.Is(err, oidcflow.ErrInvalidToken) || calls() != n {
+		t.Fatalf("negative entry within its TTL: %v, introspections %d → %d", err, n, calls())
+	}
+	r.clk.Add(2 * time.Second)
+	r.p.Authenticate(t.Context(), bad)
+	if calls() != n+1 {
+		t.Fatalf("negative entry after its TTL: introspections %d, want %d", calls(), n+1)
+	}
+}
+
+// The IdP goes away: cached tokens keep working; a new one is "unavailable".
+func TestIdPDownAfterCaching(t *testing.T) {
+	r := newBearerRig(t, oidcflow.BearerConfig{}, 1<<20)
+	cached := r.token(t, devidp.DefaultClient(), "alice")
+	fresh := r.token(t, devidp.DefaultClient(), "bob")
+	if _, err := r.p.Authenticate(t.Context(), cached); err != nil {
+		t.Fatal(err)
+	}
+	r.cache.Wait()
+	r.idp.Close()
+	if _, err := r.p.Authenticate(t.Context(), cached); err != nil {
+		t.Fatalf("cached token with the IdP down: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := r.p.Authenticate(ctx, fresh); !errors.Is(err, oidcflow.ErrIdPUnavailable) {
+		t.Fatalf("new token with the IdP down: %v, want ErrIdPUnavailable", err)
+	}
+}
+
+// 200,000 distinct random bearer tokens keep the cache within its bound.
+func TestTokenFloodStaysWithinTheCacheBound(t *testing.T) {
+	const bound = 1 << 20
+	r := newBearerRig(t, oidcflow.BearerConfig{}, bound)
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"nope"}`))
+	buf := make([]byte, 48)
+	for range 200_000 {
+		rand.Read(buf)
+		tok := header + "." + base64.RawURLEncoding.EncodeToString(buf[:24]) + "." + base64.RawURLEncoding.EncodeToString(buf[24:])
+		if _, err := r.p.Authenticate(t.Context(), tok); !errors.Is(err, oidcflow.ErrInvalidToken) {
+			t.Fatalf("random token: %v, want ErrInvalidToken", err)
+		}
+	}
+	r.cache.Wait()
+	m := r.cache.Metrics
+	held := int64(m.CostAdded()) - int64(m.CostEvicted())
+	if held > bound || m.KeysAdded() == 0 {
+		t.Fatalf("cache holds cost %d (added %d, evicted %d, keys %d), bound %d", held, m.CostAdded(), m.CostEvicted(), m.KeysAdded(), bound)
+	}
+	if n := r.idp.Calls("/keys"); n > 2 {
+		t.Fatalf("random kids caused %d JWKS fetches, want at most the initial one and one refetch", n)
+	}
+	t.Logf("200000 random tokens: cache cost held %d of %d, keys added %d, evicted %d", held, bound, m.KeysAdded(), m.KeysEvicted())
+}
