@@ -165,3 +165,21 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 }
+
+func TestIntrospectionKeyFile(t *testing.T) {
+	good := write(t, "key.json", `{"type":"application","keyId":"123","key":"-----BEGIN RSA PRIVATE KEY-----\nMII\n-----END RSA PRIVATE KEY-----\n","clientId":"456@acme","appId":"789"}`)
+	c, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+"skip_jwt_bearer_tokens = true\nintrospection_key_file = \""+good+"\"\n")}, env(nil))
+	if err != nil || c.Bearer.IntrospectionKey == nil || c.Bearer.IntrospectionKey.ClientID != "456@acme" || !c.BearerEnabled {
+		t.Fatalf("Load with a key file: %+v, %v", c, err)
+	}
+	for name, body := range map[string]string{"not json": "nope", "no key": `{"keyId":"1","clientId":"2"}`} {
+		bad := write(t, "bad.json", body)
+		_, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+"introspection_key_file = \""+bad+"\"\n")}, env(nil))
+		if err == nil || !strings.Contains(err.Error(), "introspection_key_file") {
+			t.Errorf("key file %s: %v, want an error naming introspection_key_file", name, err)
+		}
+	}
+	if _, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+"introspection_key_file = \"/nonexistent.json\"\n")}, env(nil)); err == nil || !strings.Contains(err.Error(), "introspection_key_file") {
+		t.Errorf("missing key file: %v", err)
+	}
+}
