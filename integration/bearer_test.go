@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -189,5 +191,52 @@ func TestBearerWhileTheIdPIsDown(t *testing.T) {
 	r := apiCall(t, st, "/", fresh)
 	if r.StatusCode != http.StatusServiceUnavailable || time.Since(start) > st.Settings.Timeout {
 		t.Fatalf("new token with the IdP down: %s after %s, want our 503 within %s", describe(r), time.Since(start), st.Settings.Timeout)
+	}
+}
+
+// Introspection authenticated with a ZITADEL key file (private_key_jwt) of an
+// API app instead of the login client's secret.
+func TestIntrospectionWithKeyFile(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := devidp.Client{ID: "api-introspect@zitadel-ext-authz", APIKey: key, KeyID: "302917284616765474"}
+	keyJSON, err := devidp.KeyFile(api)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPath := filepath.Join(t.TempDir(), "api-key.json")
+	if err := os.WriteFile(keyPath, keyJSON, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st := startStack(t, stackOptions{
+		config:  map[string]any{"skip_jwt_bearer_tokens": true, "introspection_key_file": keyPath},
+		clients: []devidp.Client{devidp.DefaultClient(), api},
+	})
+	tok := st.accessToken(t, devidp.DefaultClient(), "alice")
+	got := upstreamSaw(t, apiCall(t, st, "/api/items", tok))
+	if got.Headers["x-forwarded-user"] != "user-alice" || got.Headers["x-forwarded-groups"] != "admin,reader" {
+		t.Fatalf("introspection with the key file: %v", got.Headers)
+	}
+
+	// Control: a key the IdP doesn't know fails client authentication, so the
+	// key file (not the login client's secret) is what authenticated above.
+	other, _ := rsa.GenerateKey(rand.Reader, 2048)
+	wrong := api
+	wrong.APIKey = other
+	wrongJSON, _ := devidp.KeyFile(wrong)
+	wrongPath := filepath.Join(t.TempDir(), "wrong-key.json")
+	os.WriteFile(wrongPath, wrongJSON, 0o600)
+	st2 := startStack(t, stackOptions{
+		config:  map[string]any{"skip_jwt_bearer_tokens": true, "introspection_key_file": wrongPath},
+		clients: []devidp.Client{devidp.DefaultClient(), api},
+	})
+	tok2 := st2.accessToken(t, devidp.DefaultClient(), "alice")
+	if r := apiCall(t, st2, "/api/items", tok2); r.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("introspection with an unknown key: %s, want 503", describe(r))
+	}
+	if !strings.Contains(st2.Server.Logs(), "refused our client authentication") {
+		t.Errorf("no log line naming the client-authentication failure:\n%s", st2.Server.Logs())
 	}
 }

@@ -266,9 +266,8 @@ func (p *Provider) introspect(ctx context.Context, d *discovered, token string) 
 	}
 	resp, err := rs.Introspect[*oidc.IntrospectionResponse](ctx, d.introspector, token)
 	if err != nil {
-		var oerr *oidc.Error
-		if errors.As(err, &oerr) && (oerr.ErrorType == oidc.InvalidClient || oerr.ErrorType == oidc.UnauthorizedClient) {
-			return nil, fmt.Errorf("introspect: %w: the IdP refused our client authentication (%s); check introspection_client_id and introspection_client_secret or introspection_key_file", ErrIdPUnavailable, oerr.ErrorType)
+		if clientAuthFailed(err) {
+			return nil, fmt.Errorf("introspect: %w: the IdP refused our client authentication; check introspection_client_id and introspection_client_secret or introspection_key_file", ErrIdPUnavailable)
 		}
 		return nil, fmt.Errorf("introspect: %w", classify(ctx, err))
 	}
@@ -308,4 +307,17 @@ func (p *Provider) newIntrospector(ctx context.Context, cfg *oidc.DiscoveryConfi
 		id, secret = p.cfg.ClientID, p.cfg.ClientSecret
 	}
 	return rs.NewResourceServerClientCredentials(ctx, p.cfg.Issuer, id, secret, opts...)
+}
+
+// clientAuthFailed recognises the IdP rejecting our own credentials at the
+// introspection endpoint. An OAuth error body gives a typed *oidc.Error;
+// otherwise httphelper.HttpRequest returns only text ("http status not ok:
+// 401 …"), so the status is read from it: there is no typed error to match.
+func clientAuthFailed(err error) bool {
+	var oerr *oidc.Error
+	if errors.As(err, &oerr) {
+		return oerr.ErrorType == oidc.InvalidClient || oerr.ErrorType == oidc.UnauthorizedClient
+	}
+	msg := err.Error()
+	return strings.HasPrefix(msg, "http status not ok: 401") || strings.HasPrefix(msg, "http status not ok: 403")
 }

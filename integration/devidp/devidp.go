@@ -2,6 +2,7 @@ package devidp
 
 import (
 	"context"
+	"crypto/rsa"
 	"fmt"
 	"log/slog"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -41,6 +43,11 @@ type Client struct {
 	RedirectURIGlobs       []string // doublestar globs, e.g. http://127.0.0.1:*/oauth2/callback
 	PostLogoutRedirectURIs []string // globs too
 	JWTAccessTokens        bool     // JWT instead of opaque access tokens
+	// APIKey makes this an API app of the project that authenticates with
+	// private_key_jwt (a ZITADEL key file, see KeyFile) and may introspect
+	// the tokens of every app of the project, as ZITADEL allows.
+	APIKey *rsa.PrivateKey
+	KeyID  string
 }
 
 // Options configure a dev IdP. Zero values get DefaultUsers and DefaultClient.
@@ -187,6 +194,14 @@ func newStore(users []User, clients []Client) *store {
 	return s
 }
 
+// GetKeyByIDAndClientID serves the public keys of API apps (private_key_jwt).
+func (s *store) GetKeyByIDAndClientID(ctx context.Context, keyID, clientID string) (*jose.JSONWebKey, error) {
+	if c, ok := s.clients[clientID]; ok && c.APIKey != nil && c.KeyID == keyID {
+		return &jose.JSONWebKey{Key: &c.APIKey.PublicKey, KeyID: keyID, Algorithm: "RS256", Use: "sig"}, nil
+	}
+	return s.Storage.GetKeyByIDAndClientID(ctx, keyID, clientID)
+}
+
 // GetClientByClientID wraps the example client with our settings.
 func (s *store) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
 	c, err := s.Storage.GetClientByClientID(ctx, id)
@@ -235,8 +250,19 @@ func (s *store) SetUserinfoFromToken(ctx context.Context, info *oidc.UserInfo, t
 }
 
 // SetIntrospectionFromToken feeds the introspection endpoint.
+// An API app may introspect the tokens of any app of the project (ZITADEL
+// accepts the project id in the audience; the example storage only the
+// token's own client).
 func (s *store) SetIntrospectionFromToken(ctx context.Context, resp *oidc.IntrospectionResponse, tokenID, subject, clientID string) error {
-	if err := s.Storage.SetIntrospectionFromToken(ctx, resp, tokenID, subject, clientID); err != nil {
+	err := s.Storage.SetIntrospectionFromToken(ctx, resp, tokenID, subject, clientID)
+	if c, ok := s.clients[clientID]; err != nil && ok && c.APIKey != nil {
+		for id := range s.clients {
+			if err = s.Storage.SetIntrospectionFromToken(ctx, resp, tokenID, subject, id); err == nil {
+				break
+			}
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if roles := s.roleClaim(resp.Subject); roles != nil {

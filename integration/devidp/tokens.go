@@ -2,7 +2,9 @@ package devidp
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 
@@ -54,4 +56,19 @@ func (s *Server) SignJWT(ctx context.Context, claims map[string]any) (string, er
 		return "", err
 	}
 	return obj.CompactSerialize()
+}
+
+// KeyFile is the ZITADEL key file (JSON) of an API app with APIKey.
+func KeyFile(c Client) ([]byte, error) {
+	if c.APIKey == nil {
+		return nil, fmt.Errorf("client %s has no API key", c.ID)
+	}
+	der := x509.MarshalPKCS1PrivateKey(c.APIKey)
+	return json.Marshal(map[string]string{
+		"type":     "application",
+		"keyId":    c.KeyID,
+		"key":      string(pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: der})),
+		"clientId": c.ID,
+		"appId":    "290676120311234567",
+	})
 }
