@@ -29,7 +29,21 @@ var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 // is exercised end to end in integration/.
 type stubIdP struct {
 	exchange func(ctx context.Context, code string) (*oidcflow.Tokens, error)
+	refresh  func(ctx context.Context, rt string) (*oidcflow.Tokens, error)
+	revoked  []string
 	panicky  bool
+}
+
+func (s *stubIdP) Refresh(ctx context.Context, rt string) (*oidcflow.Tokens, error) {
+	if s.refresh != nil {
+		return s.refresh(ctx, rt)
+	}
+	return nil, oidcflow.ErrRejected
+}
+
+func (s *stubIdP) Revoke(_ context.Context, token, _ string) error {
+	s.revoked = append(s.revoked, token)
+	return nil
 }
 
 func (s *stubIdP) NewLogin() (oidcflow.Login, error) {

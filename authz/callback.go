@@ -73,6 +73,7 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		IdToken:           tokens.IDToken,
 		RefreshToken:      tokens.RefreshToken,
 		CreatedAt:         now.Unix(),
+		LastSeenAt:        now.Unix(),
 		ExpiresAt:         now.Add(s.jar.Lifetime()).Unix(),
 		SessionId:         tokens.SessionID,
 	}

@@ -31,6 +31,16 @@ type Config struct {
 	SetXAuthRequest         bool
 	PassUserHeaders         bool
 
+	// RefreshBeforeExpiry refreshes the tokens this long before the access
+	// token expires (refresh_before_expiry, default 1m).
+	RefreshBeforeExpiry time.Duration
+	// CookieRefresh refreshes once the session's tokens are older than this,
+	// even if still valid (cookie_refresh; 0 = only near expiry).
+	CookieRefresh time.Duration
+	// IdleTimeout ends sessions unused for this long (session_idle_timeout;
+	// 0 = never).
+	IdleTimeout time.Duration
+
 	// IDPTimeout bounds each IdP call made inside a Check (default 5s); it
 	// never outlives the Check's own deadline.
 	IDPTimeout time.Duration

@@ -20,6 +20,8 @@ type IdP interface {
 	AuthURL(l oidcflow.Login, redirectURI string, extra url.Values) (string, error)
 	Exchange(ctx context.Context, code, redirectURI string, l oidcflow.Login) (*oidcflow.Tokens, error)
 	EndSessionURL(idTokenHint, postLogoutRedirectURI, state string) (string, error)
+	Refresh(ctx context.Context, refreshToken string) (*oidcflow.Tokens, error)
+	Revoke(ctx context.Context, token, hint string) error
 }
 
 // Server implements envoy.service.auth.v3.Authorization.
@@ -106,7 +108,7 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	case pathSignIn:
 		return s.signInPage(r, r.Query().Get("rd"))
 	case pathSignOut:
-		return s.signOut(r)
+		return s.signOut(ctx, r)
 	case pathUserinfo:
 		return s.userinfo(r)
 	}
@@ -125,22 +127,11 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	if rp.auth == "bearer-only" {
 		return &Decision{Status: http.StatusUnauthorized, Reason: "no_bearer", Headers: []Header{{"www-authenticate", "Bearer"}, {"cache-control", "no-store"}}}
 	}
-	sess, err := s.jar.Read(r.Cookies)
-	if err == nil && sess.GetAccessTokenExpiresAt() > 0 && sess.GetAccessTokenExpiresAt() <= s.now().Unix() {
-		// Token refresh is not implemented yet: an expired access token
-		// means logging in again.
-		err = session.ErrNoSession
-	}
+	sess, stale, err := s.jar.Read(r.Cookies)
 	if err != nil {
 		return s.unauthenticated(r)
 	}
-	if reason := s.authorize(sess.GetEmail(), sess.GetEmailVerified(), sess.GetGroups()); reason != "" {
-		return s.forbidden(reason)
-	}
-	if reason := rp.check(sess.GetGroups(), sess.GetScopes()); reason != "" {
-		return s.forbidden(reason)
-	}
-	return s.allow(r, sess)
+	return s.withSession(ctx, r, sess, stale, rp)
 }
 
 // unauthenticated answers a request without a valid session: 401 for API

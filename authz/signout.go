@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
@@ -11,14 +12,23 @@ import (
 // and an absolute post_logout_redirect_uri (rd when allowed, else the
 // request's own origin). The browser must go there itself: ZITADEL's SSO
 // session is a cookie on the IdP's host (zitadel.md §1.7).
-func (s *Server) signOut(r *Request) *Decision {
+func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 	after, ok := s.returnURL(r, r.Query().Get("rd"))
 	if !ok {
 		after = r.Scheme + "://" + r.Host + "/"
 	}
 	var idToken string
-	if sess, err := s.jar.Read(r.Cookies); err == nil {
+	if sess, _, err := s.jar.Read(r.Cookies); err == nil {
 		idToken = sess.GetIdToken()
+		// Revoke the refresh token first (RFC 7009), so a copied one dies
+		// with the session. A failure is logged and never blocks sign-out.
+		if rt := sess.GetRefreshToken(); rt != "" {
+			ctx, cancel := s.idpContext(ctx)
+			if err := s.idp.Revoke(ctx, rt, "refresh_token"); err != nil {
+				s.logger.Warn("sign-out: refresh token not revoked", "request_id", r.ID, "reason", "revoke_failed", "error", err.Error())
+			}
+			cancel()
+		}
 	}
 	cookies := s.jar.Clear(r.Host, r.Cookies)
 	target, err := s.idp.EndSessionURL(idToken, after, "")

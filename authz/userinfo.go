@@ -8,7 +8,7 @@ import (
 // userinfo is /oauth2/userinfo: the session's identity as JSON in a local
 // reply with status 200, or 401 without a valid session.
 func (s *Server) userinfo(r *Request) *Decision {
-	sess, err := s.jar.Read(r.Cookies)
+	sess, _, err := s.jar.Read(r.Cookies)
 	if err != nil {
 		return &Decision{Status: http.StatusUnauthorized, Reason: "no_session", Headers: []Header{{"www-authenticate", "Bearer"}, {"cache-control", "no-store"}}}
 	}

@@ -76,7 +76,7 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 		AccessToken:  raw.AccessToken,
 		RefreshToken: raw.RefreshToken,
 		IDToken:      idToken,
-		Expiry:       raw.Expiry,
+		Expiry:       p.expiry(raw.Expiry),
 		SessionID:    claims.SessionID,
 		Identity:     p.identityFromClaims(all),
 	}, nil

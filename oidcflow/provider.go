@@ -53,6 +53,9 @@ type Provider struct {
 	tokens    TokenCache
 	flights   singleflight.Group
 	observer  func(call, outcome string, d time.Duration)
+
+	refreshes    RefreshCache
+	refreshGrace time.Duration
 }
 
 // discovered is everything learned from discovery, replaced as a whole.
@@ -61,6 +64,9 @@ type discovered struct {
 	party    rp.RelyingParty
 	keys     *keySet
 	verifier *rp.IDTokenVerifier
+	// refreshVerifier checks refreshed ID tokens: like verifier, but without
+	// a nonce (OIDC Core §12.2: a refreshed ID token need not repeat it).
+	refreshVerifier *rp.IDTokenVerifier
 
 	accessVerifier *op.AccessTokenVerifier
 	introspector   rs.ResourceServer // nil without an introspection_endpoint
@@ -197,12 +203,14 @@ func (p *Provider) discover(ctx context.Context) error {
 		rp.WithIssuedAtOffset(30*time.Second),
 		rp.WithNonce(nonceFromContext),
 	)
+	refreshVerifier := *verifier
+	refreshVerifier.Nonce = nil
 	introspector, err := p.newIntrospector(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("introspection client: %w", err)
 	}
 	p.state.Store(&discovered{
-		config: cfg, party: party, keys: keys, verifier: verifier,
+		config: cfg, party: party, keys: keys, verifier: verifier, refreshVerifier: &refreshVerifier,
 		accessVerifier: op.NewAccessTokenVerifier(p.cfg.Issuer, keys, op.WithSupportedAccessTokenSigningAlgorithms(algs...)),
 		introspector:   introspector,
 	})

@@ -115,7 +115,12 @@ func TestCodeFlow(t *testing.T) {
 	t.Run("wrong PKCE verifier is rejected", func(t *testing.T) {
 		l3, _ := p.NewLogin()
 		code := login(t, p, l3, "bob", "bob-password")
-		l3.CodeVerifier = "x" + l3.CodeVerifier[1:]
+		// A different verifier of the same length (never equal to the real one).
+		if l3.CodeVerifier[0] == 'x' {
+			l3.CodeVerifier = "y" + l3.CodeVerifier[1:]
+		} else {
+			l3.CodeVerifier = "x" + l3.CodeVerifier[1:]
+		}
 		if _, err := p.Exchange(t.Context(), code, redirectURI, l3); !errors.Is(err, oidcflow.ErrRejected) {
 			t.Fatalf("Exchange(wrong verifier): got %v, want ErrRejected", err)
 		}

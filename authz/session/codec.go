@@ -112,20 +112,27 @@ func (c *Codec) Seal(name string, purpose Purpose, msg proto.Message) (string, e
 // Open decrypts a cookie value written by Seal into msg. Every failure is
 // ErrNoSession; msg is left untouched unless Open succeeds.
 func (c *Codec) Open(name string, purpose Purpose, value string, msg proto.Message) error {
+	_, err := c.OpenKey(name, purpose, value, msg)
+	return err
+}
+
+// OpenKey is Open that also reports which secret opened the value: 0 is the
+// current one; more means the cookie should be re-issued (secret rotation).
+func (c *Codec) OpenKey(name string, purpose Purpose, value string, msg proto.Message) (int, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(value)
 	if err != nil || len(raw) < 1 || raw[0] != formatVersion {
-		return ErrNoSession
+		return 0, ErrNoSession
 	}
 	ad := additionalData(name, purpose)
-	for _, aead := range c.aeads {
+	for i, aead := range c.aeads {
 		plain, err := aead.Open(nil, nil, raw[1:], ad)
 		if err != nil {
 			continue
 		}
 		if err := proto.Unmarshal(plain, msg); err != nil {
-			return ErrNoSession
+			return 0, ErrNoSession
 		}
-		return nil
+		return i, nil
 	}
-	return ErrNoSession
+	return 0, ErrNoSession
 }

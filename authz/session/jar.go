@@ -132,11 +132,14 @@ func (j *Jar) HasSession(cookies map[string]string) bool {
 	return ok
 }
 
-// Read returns the session carried by cookies, or ErrNoSession.
-func (j *Jar) Read(cookies map[string]string) (*sessionpb.Session, error) {
+// Read returns the session carried by cookies, or ErrNoSession. stale is
+// true when an older cookie secret opened it: the caller should re-issue
+// the cookie (Write) so it moves to the current secret. Stale sessions are
+// not cached. The returned session is shared: Clone it before changing it.
+func (j *Jar) Read(cookies map[string]string) (s *sessionpb.Session, stale bool, err error) {
 	value, ok := j.sessionValue(cookies)
 	if !ok || len(value) > MaxChunks*maxCookieBytes {
-		return nil, ErrNoSession
+		return nil, false, ErrNoSession
 	}
 	now := j.now()
 	var key string
@@ -145,20 +148,24 @@ func (j *Jar) Read(cookies map[string]string) (*sessionpb.Session, error) {
 		key = string(sum[:])
 		if s, ok := j.cache.Get(key); ok {
 			if !j.live(s, now) {
-				return nil, ErrNoSession
+				return nil, false, ErrNoSession
 			}
-			return s, nil
+			return s, false, nil
 		}
 	}
-	s := &sessionpb.Session{}
-	if err := j.codec.Open(j.opts.Name, PurposeSession, value, s); err != nil {
-		return nil, err
+	s = &sessionpb.Session{}
+	keyIndex, err := j.codec.OpenKey(j.opts.Name, PurposeSession, value, s)
+	if err != nil {
+		return nil, false, err
 	}
 	if !j.live(s, now) {
-		return nil, ErrNoSession
+		return nil, false, ErrNoSession
+	}
+	if keyIndex > 0 {
+		return s, true, nil
 	}
 	j.remember(key, value, s, now)
-	return s, nil
+	return s, false, nil
 }
 
 // live reports whether a decoded session is within its absolute lifetime.

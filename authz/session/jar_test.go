@@ -64,7 +64,7 @@ func TestJarSessionRoundTripAndChunks(t *testing.T) {
 			if single == tc.wantChunks || chunk0 != tc.wantChunks {
 				t.Fatalf("Write: cookies %v, want chunks=%v", keys(cookies), tc.wantChunks)
 			}
-			got, err := j.Read(cookies)
+			got, _, err := j.Read(cookies)
 			if err != nil || got.GetAccessToken() != s.GetAccessToken() {
 				t.Fatalf("Read: got %v, want the written session", err)
 			}
@@ -88,7 +88,7 @@ func TestJarStaleChunksCleared(t *testing.T) {
 	if len(cookies) != 1 || cookies["_oauth2_proxy"] == "" {
 		t.Fatalf("after a smaller session: cookies %v, want only _oauth2_proxy", keys(cookies))
 	}
-	got, err := j.Read(cookies)
+	got, _, err := j.Read(cookies)
 	if err != nil || got.GetAccessToken() != "short" {
 		t.Fatalf("Read: %v", err)
 	}
@@ -122,7 +122,7 @@ func TestJarRejectsBadSessions(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			clk.now = tc.at
-			if _, err := j.Read(tc.cookies); !errors.Is(err, ErrNoSession) {
+			if _, _, err := j.Read(tc.cookies); !errors.Is(err, ErrNoSession) {
 				t.Fatalf("Read(%s): got %v, want ErrNoSession", tc.name, err)
 			}
 		})
@@ -141,16 +141,16 @@ func TestJarCacheServesRepeatedReads(t *testing.T) {
 	sc, _ := j.Write(&sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", cookies)
 	browser(t, cookies, sc)
 	cache.Wait()
-	first, err := j.Read(cookies)
+	first, _, err := j.Read(cookies)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, _ := j.Read(cookies)
+	second, _, _ := j.Read(cookies)
 	if first != second {
 		t.Fatal("Read twice: want the same cached *Session, got a fresh decode")
 	}
 	clk.now = t0.Add(2 * time.Hour)
-	if _, err := j.Read(cookies); !errors.Is(err, ErrNoSession) {
+	if _, _, err := j.Read(cookies); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("a cached session past its expiry: got %v, want ErrNoSession", err)
 	}
 }

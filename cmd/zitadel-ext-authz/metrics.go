@@ -35,7 +35,7 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}, []string{"decision"}),
 		idpCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "zitadel_ext_authz_idp_calls_total",
-			Help: "Token verifications and IdP calls, by call (jwt, introspection) and outcome (active, inactive, error).",
+			Help: "Token verifications and IdP calls, by call (jwt, introspection, refresh) and outcome (active, inactive, ok, rejected, error; for refresh also grace and shared: collapsed, no call).",
 		}, []string{"call", "outcome"}),
 		idpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "zitadel_ext_authz_idp_call_duration_seconds",
@@ -57,7 +57,9 @@ func (m *metrics) observeIdP(call, outcome string, d time.Duration) {
 		return
 	}
 	m.idpCalls.WithLabelValues(call, outcome).Inc()
-	m.idpDuration.WithLabelValues(call).Observe(d.Seconds())
+	if d > 0 { // collapsed refreshes (grace, shared) made no call of their own
+		m.idpDuration.WithLabelValues(call).Observe(d.Seconds())
+	}
 }
 
 // watchCache exports a ristretto cache's hits, misses and evictions.

@@ -48,6 +48,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	idpClient := oidcflow.NewHTTPClient(30 * time.Second)
 	providerOpts := []oidcflow.Option{oidcflow.WithHTTPClient(idpClient), oidcflow.WithLogger(logger), oidcflow.WithObserver(m.observeIdP)}
 	var authzOpts []authz.Option
+	refreshCache, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.RefreshEntry]{
+		NumCounters: 100_000, MaxCost: 16 << 20, BufferItems: 64, Metrics: true,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "zitadel-ext-authz: refresh cache:", err)
+		return 1
+	}
+	defer refreshCache.Close()
+	providerOpts = append(providerOpts, oidcflow.WithRefreshCache(refreshCache, cfg.RefreshGrace))
 	if cfg.BearerEnabled {
 		tokenCache, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.TokenEntry]{
 			NumCounters: max(cfg.TokenCacheSize/30, 1000), // entries cost ~300 bytes

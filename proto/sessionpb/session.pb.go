@@ -48,7 +48,8 @@ type Session struct {
 	CreatedAt     int64  `protobuf:"varint,20,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"` // login time; cookie_expire counts from here
 	ExpiresAt     int64  `protobuf:"varint,21,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"` // absolute end of the session
 	RefreshedAt   int64  `protobuf:"varint,22,opt,name=refreshed_at,json=refreshedAt,proto3" json:"refreshed_at,omitempty"`
-	SessionId     string `protobuf:"bytes,23,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"` // the ID token's sid, when the IdP sends one
+	SessionId     string `protobuf:"bytes,23,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`       // the ID token's sid, when the IdP sends one
+	LastSeenAt    int64  `protobuf:"varint,24,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"` // for session_idle_timeout; rewritten at most once a minute
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -188,6 +189,13 @@ func (x *Session) GetSessionId() string {
 	return ""
 }
 
+func (x *Session) GetLastSeenAt() int64 {
+	if x != nil {
+		return x.LastSeenAt
+	}
+	return 0
+}
+
 // LoginState is one pending authorization-code flow, kept in a short-lived
 // state cookie between the redirect to the IdP and the callback.
 type LoginState struct {
@@ -286,7 +294,7 @@ var File_proto_session_proto protoreflect.FileDescriptor
 
 const file_proto_session_proto_rawDesc = "" +
 	"\n" +
-	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\xed\x03\n" +
+	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\x8f\x04\n" +
 	"\aSession\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +
@@ -306,7 +314,9 @@ const file_proto_session_proto_rawDesc = "" +
 	"expires_at\x18\x15 \x01(\x03R\texpiresAt\x12!\n" +
 	"\frefreshed_at\x18\x16 \x01(\x03R\vrefreshedAt\x12\x1d\n" +
 	"\n" +
-	"session_id\x18\x17 \x01(\tR\tsessionId\"\xdd\x01\n" +
+	"session_id\x18\x17 \x01(\tR\tsessionId\x12 \n" +
+	"\flast_seen_at\x18\x18 \x01(\x03R\n" +
+	"lastSeenAt\"\xdd\x01\n" +
 	"\n" +
 	"LoginState\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x14\n" +

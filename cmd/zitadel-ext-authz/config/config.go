@@ -32,6 +32,7 @@ type Config struct {
 	LogLevel         slog.Level
 	LogFormat        string
 	SessionCacheSize int64
+	RefreshGrace     time.Duration
 
 	// BearerEnabled accepts Authorization: Bearer tokens (skip_jwt_bearer_tokens).
 	BearerEnabled  bool
@@ -259,13 +260,26 @@ func (r *resolver) build() (*Config, error) {
 		r.fail("redirect_url", "%q is neither an absolute URL nor a path such as /oauth2/callback", redirectURL)
 	}
 
-	secret, err := session.DecodeSecret(r.str("cookie_secret"))
-	if r.str("cookie_secret") == "" {
-		r.fail("cookie_secret", "required; generate one with: openssl rand -base64 32 | tr -- '+/' '-_'")
-	} else if err != nil {
-		r.fail("cookie_secret", "%v", err)
+	if list := r.list("cookie_secrets"); len(list) > 0 {
+		if r.str("cookie_secret") != "" {
+			r.warnings = append(r.warnings, "cookie_secret: ignored because cookie_secrets is set (the first of cookie_secrets encrypts)")
+		}
+		for i, v := range list {
+			secret, err := session.DecodeSecret(v)
+			if err != nil {
+				r.fail("cookie_secrets", "entry %d: %v", i+1, err)
+			}
+			c.CookieSecrets = append(c.CookieSecrets, secret)
+		}
+	} else {
+		secret, err := session.DecodeSecret(r.str("cookie_secret"))
+		if r.str("cookie_secret") == "" {
+			r.fail("cookie_secret", "required; generate one with: openssl rand -base64 32 | tr -- '+/' '-_'")
+		} else if err != nil {
+			r.fail("cookie_secret", "%v", err)
+		}
+		c.CookieSecrets = [][]byte{secret}
 	}
-	c.CookieSecrets = [][]byte{secret}
 
 	sameSite := map[string]http.SameSite{"lax": http.SameSiteLaxMode, "strict": http.SameSiteStrictMode, "none": http.SameSiteNoneMode, "": http.SameSiteLaxMode}
 	ss, ok := sameSite[strings.ToLower(r.str("cookie_samesite"))]
@@ -287,8 +301,13 @@ func (r *resolver) build() (*Config, error) {
 	if !validCookieName(c.Cookie.Name) {
 		r.fail("cookie_name", "%q is not a valid cookie name", c.Cookie.Name)
 	}
-	if r.duration("cookie_refresh") > 0 {
-		r.warnings = append(r.warnings, "cookie_refresh: token refresh is not implemented yet; sessions end when the access token expires")
+	c.RefreshGrace = r.duration("refresh_grace_period")
+	if r.boolean("refresh_tokens") {
+		if !slices.Contains(c.OIDC.Scopes, "offline_access") {
+			c.OIDC.Scopes = append(c.OIDC.Scopes, "offline_access")
+		}
+	} else if r.duration("cookie_refresh") > 0 {
+		r.fail("cookie_refresh", "needs refresh_tokens = true")
 	}
 
 	c.Authz = authz.Config{
@@ -304,6 +323,9 @@ func (r *resolver) build() (*Config, error) {
 		SetXAuthRequest:         r.boolean("set_xauthrequest"),
 		PassUserHeaders:         r.boolean("pass_user_headers"),
 		IDPTimeout:              r.duration("idp_timeout"),
+		RefreshBeforeExpiry:     r.duration("refresh_before_expiry"),
+		CookieRefresh:           r.duration("cookie_refresh"),
+		IdleTimeout:             r.duration("session_idle_timeout"),
 	}
 	if c.Authz.IDPTimeout == 0 {
 		r.fail("idp_timeout", "must be greater than 0")

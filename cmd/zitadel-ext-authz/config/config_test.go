@@ -61,7 +61,7 @@ func TestDefaults(t *testing.T) {
 	if c.Cookie.Name != "_oauth2_proxy" || c.Cookie.Path != "/" || !c.Cookie.HTTPOnly || !c.Cookie.Secure || c.Cookie.SameSite != http.SameSiteLaxMode || c.Cookie.Expire != 168*time.Hour {
 		t.Errorf("cookie defaults: %+v", c.Cookie)
 	}
-	if !slices.Equal(c.OIDC.Scopes, []string{"openid", "email", "profile"}) || c.OIDC.UserIDClaim != "sub" || c.OIDC.GroupsClaim != "groups" || c.OIDC.EmailClaim != "email" {
+	if !slices.Equal(c.OIDC.Scopes, []string{"openid", "email", "profile", "offline_access"}) || c.OIDC.UserIDClaim != "sub" || c.OIDC.GroupsClaim != "groups" || c.OIDC.EmailClaim != "email" {
 		t.Errorf("oidc defaults: %+v", c.OIDC)
 	}
 	if c.Authz.RedirectURL != "/oauth2/callback" || c.Authz.IDPTimeout != 5*time.Second || !c.Authz.PassUserHeaders || c.Authz.SkipProviderButton {
@@ -81,7 +81,7 @@ func TestPrecedenceFlagOverEnvOverFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Authz.ProviderDisplayName != "flag" || c.Cookie.Name != "env_cookie" || !slices.Equal(c.OIDC.Scopes, []string{"openid"}) {
+	if c.Authz.ProviderDisplayName != "flag" || c.Cookie.Name != "env_cookie" || !slices.Equal(c.OIDC.Scopes, []string{"openid", "offline_access"}) {
 		t.Errorf("precedence: display=%q cookie=%q scopes=%v", c.Authz.ProviderDisplayName, c.Cookie.Name, c.OIDC.Scopes)
 	}
 	if !slices.Equal(c.Authz.AllowedGroups, []string{"a", "b"}) || !slices.Equal(c.Authz.EmailDomains, []string{"x.com", "y.com"}) || c.Cookie.Secure {
@@ -181,5 +181,33 @@ func TestIntrospectionKeyFile(t *testing.T) {
 	}
 	if _, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+"introspection_key_file = \"/nonexistent.json\"\n")}, env(nil)); err == nil || !strings.Contains(err.Error(), "introspection_key_file") {
 		t.Errorf("missing key file: %v", err)
+	}
+}
+
+func TestRefreshAndSecretRotationKeys(t *testing.T) {
+	c, warnings, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+`refresh_tokens = false
+cookie_secrets = ["`+strings.Repeat("n!", 16)+`", "`+strings.Repeat("o!", 8)+`"]
+session_idle_timeout = "30m"
+refresh_before_expiry = "2m"
+`)}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(c.OIDC.Scopes, "offline_access") || len(c.CookieSecrets) != 2 || string(c.CookieSecrets[0]) != strings.Repeat("n!", 16) {
+		t.Fatalf("scopes %v, secrets %d", c.OIDC.Scopes, len(c.CookieSecrets))
+	}
+	if c.Authz.IdleTimeout != 30*time.Minute || c.Authz.RefreshBeforeExpiry != 2*time.Minute {
+		t.Fatalf("lifetimes: %+v", c.Authz)
+	}
+	if !strings.Contains(strings.Join(warnings, "\n"), "cookie_secret: ignored") {
+		t.Fatalf("no warning that cookie_secret is ignored: %q", warnings)
+	}
+	_, _, err = Load([]string{"--config", write(t, "c.toml", minimalTOML+`cookie_secrets = ["`+strings.Repeat("n", 32)+`", "short"]`)}, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "cookie_secrets: entry 2") {
+		t.Fatalf("bad second secret: %v", err)
+	}
+	_, _, err = Load([]string{"--config", write(t, "c.toml", minimalTOML+"refresh_tokens = false\ncookie_refresh = \"1h\"\n")}, env(nil))
+	if err == nil || !strings.Contains(err.Error(), "cookie_refresh") {
+		t.Fatalf("cookie_refresh without refresh tokens: %v", err)
 	}
 }

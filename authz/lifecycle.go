@@ -1,0 +1,158 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+	"google.golang.org/protobuf/proto"
+)
+
+// lastSeenEvery is how often last-seen is rewritten for the idle timeout.
+const lastSeenEvery = time.Minute
+
+// withSession decides for a request with a decodable session: idle
+// timeout, token refresh, policy, then allow, with a renewed cookie when
+// the session changed (refresh, secret rotation, last-seen).
+func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Session, stale bool, rp routePolicy) *Decision {
+	now := s.now()
+	// Unused for longer than session_idle_timeout: the session is over.
+	if s.cfg.IdleTimeout > 0 && sess.GetLastSeenAt() > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) > s.cfg.IdleTimeout {
+		return s.sessionOver(r, "idle_timeout")
+	}
+	renewed := stale
+	if s.refreshDue(sess, now) {
+		fresh, d := s.refresh(ctx, r, sess)
+		if d != nil {
+			return d
+		}
+		if fresh != nil {
+			sess, renewed = fresh, true
+		}
+	}
+	// Access token expired and no way to refresh it: log in again.
+	if at := sess.GetAccessTokenExpiresAt(); at > 0 && at <= now.Unix() {
+		return s.unauthenticated(r)
+	}
+	if reason := s.authorize(sess.GetEmail(), sess.GetEmailVerified(), sess.GetGroups()); reason != "" {
+		return s.forbidden(reason)
+	}
+	if reason := rp.check(sess.GetGroups(), sess.GetScopes()); reason != "" {
+		return s.forbidden(reason)
+	}
+	if s.cfg.IdleTimeout > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) >= lastSeenEvery {
+		if !renewed {
+			sess = proto.CloneOf(sess)
+		}
+		sess.LastSeenAt, renewed = now.Unix(), true
+	}
+	d := s.allow(r, sess)
+	if renewed {
+		cookies, err := s.jar.Write(sess, r.Host, r.Cookies)
+		if err != nil {
+			s.logger.Error("renewed session not written", "request_id", r.ID, "reason", "session_cookie", "error", err.Error())
+			return d
+		}
+		for _, c := range cookies {
+			d.ResponseHeaders = append(d.ResponseHeaders, Header{"set-cookie", c})
+		}
+		d.Reason = "session_renewed"
+	}
+	return d
+}
+
+// refreshDue: the session has a refresh token and its access token is
+// expired or within refresh_before_expiry of it, or cookie_refresh has
+// passed since the last refresh.
+func (s *Server) refreshDue(sess *sessionpb.Session, now time.Time) bool {
+	if sess.GetRefreshToken() == "" {
+		return false
+	}
+	if at := sess.GetAccessTokenExpiresAt(); at > 0 && now.Add(s.cfg.RefreshBeforeExpiry).Unix() >= at {
+		return true
+	}
+	if s.cfg.CookieRefresh > 0 {
+		last := sess.GetRefreshedAt()
+		if last == 0 {
+			last = sess.GetCreatedAt()
+		}
+		return now.Sub(time.Unix(last, 0)) >= s.cfg.CookieRefresh
+	}
+	return false
+}
+
+// refresh renews the session's tokens. It returns the renewed session, or
+// (nil, nil) to go on with the old one (IdP down, access token still
+// valid), or a decision that ends the request.
+func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Session) (*sessionpb.Session, *Decision) {
+	ctx, cancel := s.idpContext(ctx)
+	defer cancel()
+	tokens, err := s.idp.Refresh(ctx, sess.GetRefreshToken())
+	now := s.now()
+	switch {
+	case errors.Is(err, oidcflow.ErrIdPUnavailable):
+		if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > now.Unix() {
+			s.logger.Warn("refresh postponed", "request_id", r.ID, "reason", "idp_unavailable")
+			return nil, nil
+		}
+		// Expired and the IdP is away: keep the cookie, the user recovers
+		// when the IdP is back.
+		d := s.idpUnavailable(err)
+		d.Headers = append(d.Headers, Header{"retry-after", "5"})
+		return nil, d
+	case err != nil:
+		// invalid_grant (revoked, expired, reused refresh token) or an
+		// invalid refreshed ID token: the session is over.
+		s.logger.Info("refresh rejected; session over", "request_id", r.ID, "reason", "refresh_rejected", "sub", sess.GetSubject())
+		return nil, s.sessionOver(r, "refresh_rejected")
+	}
+	if tokens.IDToken != "" && tokens.Identity.Subject != sess.GetSubject() {
+		s.logger.Warn("refreshed ID token is for another subject; session over", "request_id", r.ID, "reason", "subject_changed")
+		return nil, s.sessionOver(r, "subject_changed")
+	}
+	fresh := proto.CloneOf(sess)
+	fresh.AccessToken = tokens.AccessToken
+	fresh.RefreshToken = tokens.RefreshToken
+	fresh.AccessTokenExpiresAt = 0
+	if !tokens.Expiry.IsZero() {
+		fresh.AccessTokenExpiresAt = tokens.Expiry.Unix()
+	}
+	fresh.RefreshedAt = now.Unix()
+	fresh.LastSeenAt = now.Unix()
+	if len(tokens.Scopes) > 0 {
+		fresh.Scopes = tokens.Scopes
+	}
+	// A refresh response may lack an ID token: keep the old one (it is
+	// still the id_token_hint for sign-out) and the identity it gave.
+	if tokens.IDToken != "" {
+		id := tokens.Identity
+		fresh.IdToken = tokens.IDToken
+		fresh.User, fresh.Email, fresh.EmailVerified = id.User, id.Email, id.EmailVerified
+		fresh.PreferredUsername, fresh.Groups = id.PreferredUsername, id.Groups
+		if tokens.SessionID != "" {
+			fresh.SessionId = tokens.SessionID
+		}
+	}
+	return fresh, nil
+}
+
+// sessionOver ends a session: API callers get 401, browsers the login
+// redirect (or sign-in page); both with the session cookies cleared.
+func (s *Server) sessionOver(r *Request, reason string) *Decision {
+	d := s.unauthenticated(r)
+	d.Reason = reason
+	clear := s.jar.Clear(r.Host, r.Cookies)
+	headers := make([]Header, 0, len(d.Headers)+len(clear))
+	headers = append(headers, d.Headers...)
+	for _, c := range clear {
+		headers = append(headers, Header{"set-cookie", c})
+	}
+	d.Headers = headers
+	if d.Status == 0 {
+		d.Status = http.StatusUnauthorized
+	}
+	return d
+}
