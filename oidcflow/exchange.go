@@ -129,6 +129,13 @@ func classify(ctx context.Context, err error) error {
 	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 && re.ErrorCode != "" {
 		return fmt.Errorf("%w: %s", ErrRejected, re.ErrorCode)
 	}
+	// The library's own token calls (refresh) return the OAuth error body
+	// as *oidc.Error; only server_error / temporarily_unavailable are the
+	// IdP's fault.
+	var oe *oidc.Error
+	if errors.As(err, &oe) && oe.ErrorType != oidc.ServerError && oe.ErrorType != "temporarily_unavailable" && oe.ErrorType != "" {
+		return fmt.Errorf("%w: %s", ErrRejected, oe.ErrorType)
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", ErrIdPUnavailable, ctx.Err())
 	}

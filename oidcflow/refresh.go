@@ -22,10 +22,13 @@ type RefreshEntry struct {
 }
 
 // RefreshCache holds RefreshEntries; *ristretto.Cache[string, *RefreshEntry]
-// plugs in directly.
+// plugs in directly. Wait is called after each Set: ristretto applies sets
+// asynchronously, and a Check arriving right after a refresh must see it,
+// or it would spend the rotated (dead) refresh token and log the user out.
 type RefreshCache interface {
 	Get(key string) (*RefreshEntry, bool)
 	SetWithTTL(key string, value *RefreshEntry, cost int64, ttl time.Duration) bool
+	Wait()
 }
 
 // WithRefreshCache keeps each refresh result for grace, so requests that
@@ -52,6 +55,14 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Tokens, e
 		}
 	}
 	ch := p.flights.DoChan(key, func() (any, error) {
+		// A flight that finished between our Get and this one stored its
+		// result before releasing the key: use it, never the dead token.
+		if p.refreshes != nil {
+			if e, ok := p.refreshes.Get(key); ok && p.now().Before(e.Until) {
+				p.observe("refresh", "grace", 0)
+				return e.Tokens, nil
+			}
+		}
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.bearerCfg.CallTimeout)
 		defer cancel()
 		start := time.Now()
@@ -62,6 +73,7 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Tokens, e
 		}
 		if p.refreshes != nil && p.refreshGrace > 0 {
 			p.refreshes.SetWithTTL(key, &RefreshEntry{Tokens: t, Until: p.now().Add(p.refreshGrace)}, int64(len(t.AccessToken)+len(t.IDToken)+len(t.RefreshToken)+256), p.refreshGrace)
+			p.refreshes.Wait() // visible before the flight ends (see RefreshCache)
 		}
 		return t, nil
 	})
