@@ -10,9 +10,12 @@
 // policy.go holds groups, e-mail domains, skip_auth_routes, api_routes and
 // the return-URL whitelist; response.go alone builds Envoy messages.
 //
+// Sessions are refreshed inside Check (lifecycle.go) and API callers are
+// authenticated by bearer tokens (bearer.go); per-route policy comes from
+// Envoy's context_extensions (route.go).
+//
 // A decision is always a CheckResponse with a nil error; bad input is a
-// Denied answer, never a gRPC error or a panic. Bearer tokens and token
-// refresh are not handled here yet. The package is free of gRPC servers,
+// Denied answer, never a gRPC error or a panic. The package is free of gRPC servers,
 // HTTP clients, viper and Prometheus: the IdP is reached through the IdP
 // interface, and sessions through *session.Jar.
 package authz
