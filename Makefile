@@ -4,7 +4,7 @@ BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-short vet bench fuzz proto clean
+.PHONY: all build demo test test-short vet bench bench-micro fuzz proto clean
 
 all: build
 
@@ -29,8 +29,19 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 
-## bench: Check benchmarks (ns/op, allocs/op)
-bench:
+## bench: load each scenario with h2load against the server and the bare floor (see BENCHMARKS.md)
+BENCH_DURATION ?= 5s
+bench: build
+	$(GO) build -o $(BIN)/floor ./bench/floor
+	$(GO) build -o $(BIN)/bench ./bench/run
+	@command -v h2load >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client; \
+	  else echo "make bench needs h2load: sudo apt-get install -y nghttp2-client"; exit 1; fi; }
+	$(BIN)/bench --server $(BIN)/zitadel-ext-authz --floor $(BIN)/floor --duration $(BENCH_DURATION)
+	$(MAKE) --no-print-directory bench-micro
+
+## bench-micro: go test -bench for Check per scenario (ns/op, allocs/op)
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./authz/...
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s)

@@ -38,8 +38,8 @@ var invalidToken = &Decision{Status: http.StatusUnauthorized, Reason: "invalid_t
 // exactly like a session. The caller's own authorization header goes
 // upstream unchanged.
 func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routePolicy) *Decision {
-	ctx, cancel := s.idpContext(ctx)
-	defer cancel()
+	// No timeout context here: a cache hit must not pay for a timer;
+	// Authenticate bounds the IdP call and keeps a margin before ctx's deadline.
 	b, err := s.bearerAuth.Authenticate(ctx, token)
 	switch {
 	case errors.Is(err, oidcflow.ErrInvalidToken):
@@ -58,6 +58,8 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 	if reason := rp.check(id.Groups, b.Scopes); reason != "" {
 		return bearerForbidden(reason)
 	}
+	// The token came in a request header, so it is header-safe already;
+	// identity values were cleaned when the IdP's claims were read.
 	d := s.identity(r, identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups, accessToken: token})
 	d.Reason = "bearer_" + b.Via
 	return d

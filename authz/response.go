@@ -29,18 +29,8 @@ var (
 func (d *Decision) Response() *authv3.CheckResponse {
 	if d.Allow {
 		ok := &authv3.OkHttpResponse{HeadersToRemove: d.RemoveUpstream}
-		if len(d.Upstream) > 0 {
-			ok.Headers = make([]*corev3.HeaderValueOption, len(d.Upstream))
-			for i, h := range d.Upstream {
-				ok.Headers[i] = &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: h.Name, Value: h.Value}, Append: appendFalse}
-			}
-		}
-		if len(d.ResponseHeaders) > 0 {
-			ok.ResponseHeadersToAdd = make([]*corev3.HeaderValueOption, len(d.ResponseHeaders))
-			for i, h := range d.ResponseHeaders {
-				ok.ResponseHeadersToAdd[i] = &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: h.Name, Value: h.Value}, Append: appendTrue}
-			}
-		}
+		ok.Headers = options(d.Upstream, appendFalse)
+		ok.ResponseHeadersToAdd = options(d.ResponseHeaders, appendTrue)
 		return &authv3.CheckResponse{Status: statusOK, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
 	}
 	st := d.Status
@@ -52,14 +42,27 @@ func (d *Decision) Response() *authv3.CheckResponse {
 		code = codes.Unauthenticated
 	}
 	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(st)}, Body: d.Body}
-	if len(d.Headers) > 0 {
-		denied.Headers = make([]*corev3.HeaderValueOption, len(d.Headers))
-		for i, h := range d.Headers {
-			denied.Headers[i] = &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: h.Name, Value: h.Value}}
-		}
-	}
+	denied.Headers = options(d.Headers, nil)
 	return &authv3.CheckResponse{
 		Status:       &status.Status{Code: int32(code)},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
 	}
+}
+
+// options converts headers to HeaderValueOptions with the given append
+// (nil: unset). The messages come from two slabs, not two allocations per
+// header: this runs on every Check.
+func options(headers []Header, app *wrapperspb.BoolValue) []*corev3.HeaderValueOption {
+	if len(headers) == 0 {
+		return nil
+	}
+	opts := make([]corev3.HeaderValueOption, len(headers))
+	values := make([]corev3.HeaderValue, len(headers))
+	out := make([]*corev3.HeaderValueOption, len(headers))
+	for i, h := range headers {
+		values[i].Key, values[i].Value = h.Name, h.Value
+		opts[i].Header, opts[i].Append = &values[i], app
+		out[i] = &opts[i]
+	}
+	return out
 }

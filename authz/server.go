@@ -91,8 +91,17 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		return s.errorPage(400, "malformed_request", "Bad request", "The request could not be understood.").Response(), nil
 	}
 	d := s.Decide(ctx, r)
+	// Routine denials (login redirects, 401s, pages) are Debug: at Info a
+	// flood of unauthenticated requests would become a flood of log lines.
+	// Failures on our side or the IdP's are Warn.
 	if !d.Allow {
-		s.logger.Info("denied", "request_id", r.ID, "status", d.Status, "reason", d.Reason)
+		level := slog.LevelDebug
+		if d.Status >= 500 {
+			level = slog.LevelWarn
+		}
+		if s.logger.Enabled(ctx, level) {
+			s.logger.Log(ctx, level, "denied", "request_id", r.ID, "status", d.Status, "reason", d.Reason)
+		}
 	}
 	return d.Response(), nil
 }

@@ -39,6 +39,9 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 		return nil, fmt.Errorf("exchange code: %w", classify(ctx, err))
 	}
 	idToken, _ := raw.Extra("id_token").(string)
+	if !tokenSafe(raw.AccessToken) || !tokenSafe(raw.RefreshToken) || !tokenSafe(idToken) {
+		return nil, fmt.Errorf("exchange code: %w: a token holds characters not allowed in a header", ErrInvalidToken)
+	}
 	if idToken == "" {
 		return nil, fmt.Errorf("exchange code: %w: the token response has no id_token (is the openid scope granted?)", ErrInvalidToken)
 	}

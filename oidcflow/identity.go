@@ -29,11 +29,14 @@ const (
 // introspection) onto an Identity.
 func (p *Provider) identityFromClaims(claims map[string]any) Identity {
 	id := Identity{
-		Subject:           stringClaim(claims, "sub"),
-		User:              stringClaim(claims, p.cfg.UserIDClaim),
-		Email:             stringClaim(claims, p.cfg.EmailClaim),
-		PreferredUsername: stringClaim(claims, "preferred_username"),
+		Subject:           headerSafe(stringClaim(claims, "sub")),
+		User:              headerSafe(stringClaim(claims, p.cfg.UserIDClaim)),
+		Email:             headerSafe(stringClaim(claims, p.cfg.EmailClaim)),
+		PreferredUsername: headerSafe(stringClaim(claims, "preferred_username")),
 		Groups:            Groups(claims, p.cfg.GroupsClaim),
+	}
+	for i, g := range id.Groups {
+		id.Groups[i] = headerSafe(g)
 	}
 	if v, ok := claims["email_verified"].(bool); ok {
 		id.EmailVerified = v
@@ -105,4 +108,43 @@ func roleKeys(v any) []string {
 		}
 	}
 	return out
+}
+
+// maxClaimBytes bounds one identity value that becomes a header.
+const maxClaimBytes = 4 << 10
+
+// headerSafe makes a claim usable as an HTTP header value: control
+// characters (CR, LF, NUL, …) are dropped and overlong values cut. Doing it
+// here, once per login or token, keeps it off the per-Check path.
+func headerSafe(v string) string {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			clean = false
+			break
+		}
+	}
+	if !clean {
+		v = strings.Map(func(r rune) rune {
+			if r < 0x20 && r != '\t' || r == 0x7f {
+				return -1
+			}
+			return r
+		}, v)
+	}
+	if len(v) > maxClaimBytes {
+		v = v[:maxClaimBytes]
+	}
+	return v
+}
+
+// tokenSafe reports whether a token from the IdP can be passed on in a
+// header as it is: visible ASCII only (RFC 6750 b64token and JWTs are).
+func tokenSafe(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if t[i] < 0x21 || t[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }

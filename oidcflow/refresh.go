@@ -111,6 +111,9 @@ func (p *Provider) refresh(ctx context.Context, refreshToken string) (*Tokens, e
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", classify(ctx, err))
 	}
+	if idToken, _ := raw.Extra("id_token").(string); !tokenSafe(raw.AccessToken) || !tokenSafe(raw.RefreshToken) || !tokenSafe(idToken) {
+		return nil, fmt.Errorf("refresh: %w: a token holds characters not allowed in a header", ErrInvalidToken)
+	}
 	t := &Tokens{
 		AccessToken:  raw.AccessToken,
 		RefreshToken: raw.RefreshToken,

@@ -80,24 +80,28 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.BearerEnabled {
 		authzOpts = append(authzOpts, authz.WithBearerAuth(provider))
 	}
-	sessionCache, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{
-		NumCounters: max(cfg.SessionCacheSize/100, 1000), // ~10× the sessions that fit
-		MaxCost:     max(cfg.SessionCacheSize, 1),
-		BufferItems: 64,
-		Metrics:     true,
-	})
-	if err != nil {
-		fmt.Fprintln(stderr, "zitadel-ext-authz: session cache:", err)
-		return 1
+	var jarOpts []session.JarOption
+	if cfg.SessionCacheSize > 0 { // 0 disables the decoded-session cache
+		sessionCache, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{
+			NumCounters: max(cfg.SessionCacheSize/100, 1000), // ~10× the sessions that fit
+			MaxCost:     cfg.SessionCacheSize,
+			BufferItems: 64,
+			Metrics:     true,
+		})
+		if err != nil {
+			fmt.Fprintln(stderr, "zitadel-ext-authz: session cache:", err)
+			return 1
+		}
+		defer sessionCache.Close()
+		m.watchCache(registry, "session", sessionCache.Metrics)
+		jarOpts = append(jarOpts, session.WithCache(sessionCache))
 	}
-	defer sessionCache.Close()
-	m.watchCache(registry, "session", sessionCache.Metrics)
 	codec, err := session.NewCodec(cfg.CookieSecrets...)
 	if err != nil {
 		fmt.Fprintln(stderr, "zitadel-ext-authz: cookie_secret:", err)
 		return 2
 	}
-	jar := session.NewJar(codec, cfg.Cookie, session.WithCache(sessionCache))
+	jar := session.NewJar(codec, cfg.Cookie, jarOpts...)
 	server, err := authz.New(cfg.Authz, provider, jar, append(authzOpts, authz.WithLogger(logger))...)
 	if err != nil {
 		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)

@@ -1,0 +1,52 @@
+// Command floor is the performance floor for make bench: a bare Envoy
+// ext_authz gRPC server on the same gRPC stack as zitadel-ext-authz that
+// answers every Check with OK and one upstream header. Nothing can answer a
+// Check faster through grpc-go, so each scenario is reported as a ratio to it.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+)
+
+type floor struct {
+	authv3.UnimplementedAuthorizationServer
+	resp *authv3.CheckResponse
+}
+
+func (f *floor) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return f.resp, nil
+}
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:9101", "listen address")
+	flag.Parse()
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "floor:", err)
+		os.Exit(1)
+	}
+	s := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(s, &floor{resp: &authv3.CheckResponse{
+		Status: &status.Status{},
+		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{
+			{Header: &corev3.HeaderValue{Key: "x-forwarded-user", Value: "floor"}, Append: wrapperspb.Bool(false)},
+		}}},
+	}})
+	fmt.Println("listening", ln.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() { <-ctx.Done(); s.GracefulStop() }()
+	_ = s.Serve(ln)
+}

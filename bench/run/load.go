@@ -1,0 +1,252 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+)
+
+type scenario struct {
+	name string
+	proc *proc
+	req  *authv3.CheckRequest
+	want int // 0 = OK, else the denied HTTP status
+	file string
+}
+
+type result struct {
+	rps, p50, p99, cpu, peakRSS float64
+	failed                      int
+}
+
+// envoyRequest is a CheckRequest as Envoy sends a browser's request: about
+// 15 headers (envoy-ext-authz.md §1).
+func envoyRequest(extra map[string]string) *authv3.CheckRequest {
+	h := map[string]string{
+		":authority": "app.example.com", ":method": "GET", ":path": "/dashboard/reports?year=2026&sort=desc", ":scheme": "https",
+		"accept-encoding":          "gzip, deflate, br, zstd",
+		"accept-language":          "en-US,en;q=0.9,de;q=0.8",
+		"user-agent":               "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36",
+		"referer":                  "https://app.example.com/dashboard",
+		"x-forwarded-for":          "203.0.113.7",
+		"x-forwarded-proto":        "https",
+		"x-request-id":             "5f2c3c9e-8d7a-4d5e-9a51-7f0c1b2d3e4f",
+		"x-envoy-external-address": "203.0.113.7",
+	}
+	for k, v := range extra {
+		h[k] = v
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+		Id: "12345", Method: "GET", Path: h[":path"], Host: h[":authority"], Scheme: "https", Headers: h, Protocol: "HTTP/1.1",
+	}}}}
+}
+
+func browserRequest(cookie, _ string) *authv3.CheckRequest {
+	extra := map[string]string{
+		"accept":                    "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+		"sec-fetch-dest":            "document",
+		"sec-fetch-mode":            "navigate",
+		"sec-fetch-site":            "same-origin",
+		"upgrade-insecure-requests": "1",
+	}
+	if cookie != "" {
+		extra["cookie"] = cookie
+	}
+	return envoyRequest(extra)
+}
+
+func apiRequest(authorization string) *authv3.CheckRequest {
+	extra := map[string]string{"accept": "application/json", "content-type": "application/json", "x-client-version": "2.4.1"}
+	if authorization != "" {
+		extra["authorization"] = authorization
+	}
+	return envoyRequest(extra)
+}
+
+// prepare checks the scenario's answer once with a real gRPC client and
+// writes its pre-encoded gRPC frame for h2load.
+func (s *scenario) prepare(work string, i int) error {
+	conn, err := grpc.NewClient(s.proc.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	resp, err := authv3.NewAuthorizationClient(conn).Check(context.Background(), s.req)
+	if err != nil {
+		return err
+	}
+	got := 0
+	if resp.GetStatus().GetCode() != 0 {
+		got = int(resp.GetDeniedResponse().GetStatus().GetCode())
+	}
+	if got != s.want {
+		return fmt.Errorf("answer %d, want %d (%v)", got, s.want, resp)
+	}
+	msg, err := proto.Marshal(s.req)
+	if err != nil {
+		return err
+	}
+	frame := make([]byte, 5+len(msg))
+	binary.BigEndian.PutUint32(frame[1:5], uint32(len(msg)))
+	copy(frame[5:], msg)
+	s.file = filepath.Join(work, fmt.Sprintf("scenario-%d.bin", i))
+	return os.WriteFile(s.file, frame, 0o600)
+}
+
+var finished = regexp.MustCompile(`finished in ([0-9.]+)(m?s), ([0-9.]+) req/s`)
+var succeeded = regexp.MustCompile(`requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored`)
+
+func h2loadArgs(s scenario, conc int, logFile string) []string {
+	clients := min(conc, 4)
+	return []string{
+		"-c", strconv.Itoa(clients), "-m", strconv.Itoa((conc + clients - 1) / clients),
+		"-H", "content-type: application/grpc", "-H", "te: trailers",
+		"-d", s.file, "--log-file", logFile,
+		"http://" + s.proc.grpcAddr + "/envoy.service.auth.v3.Authorization/Check",
+	}
+}
+
+// load runs h2load against one scenario for d at concurrency conc.
+func load(s scenario, conc int, d time.Duration, pin bool, work string) (result, error) {
+	logFile := filepath.Join(work, "h2load.log")
+	args := append([]string{"-D", strconv.Itoa(int(d.Seconds())), "--warm-up-time", "1"}, h2loadArgs(s, conc, logFile)...)
+	s.proc.resetPeak()
+	cpu0, wall0 := s.proc.cpuSeconds(), time.Now()
+	out, err := command(pin, "1", "h2load", args...).CombinedOutput()
+	cpu1, wall := s.proc.cpuSeconds(), time.Since(wall0).Seconds()
+	if err != nil {
+		return result{}, fmt.Errorf("h2load: %v\n%s", err, out)
+	}
+	var r result
+	m := finished.FindStringSubmatch(string(out))
+	if m == nil {
+		return r, fmt.Errorf("h2load output not understood:\n%s", out)
+	}
+	r.rps, _ = strconv.ParseFloat(m[3], 64)
+	if c := succeeded.FindStringSubmatch(string(out)); c != nil {
+		ok, _ := strconv.Atoi(c[4])
+		total, _ := strconv.Atoi(c[1])
+		r.failed = total - ok
+	}
+	r.cpu = (cpu1 - cpu0) / wall
+	_, r.peakRSS = s.proc.memory()
+	r.p50, r.p99, err = percentiles(logFile)
+	return r, err
+}
+
+// percentiles reads h2load's per-request log: start, status, duration (µs).
+func percentiles(path string) (p50, p99 float64, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	var lat []float64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 3 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[2], 64)
+		if err == nil {
+			lat = append(lat, v)
+		}
+	}
+	if len(lat) == 0 {
+		return 0, 0, nil
+	}
+	slices.Sort(lat)
+	at := func(q float64) float64 { return lat[int(math.Min(float64(len(lat)-1), q*float64(len(lat))))] / 1000 }
+	return at(0.50), at(0.99), nil
+}
+
+func printTable(scenarios []scenario, conc []int, results map[string]map[int][2]result) {
+	fmt.Println("| scenario | c | req/s | floor req/s | ratio | p50 ms | p99 ms | floor p99 ms | p99 ratio | CPU (cores) | peak RSS MB |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, c := range conc {
+		for _, s := range scenarios {
+			fl, r := results[s.name][c][0], results[s.name][c][1]
+			note := ""
+			if r.failed > 0 {
+				note = fmt.Sprintf(" (%d failed)", r.failed)
+			}
+			fmt.Printf("| %s%s | %d | %.0f | %.0f | %.2f | %.3f | %.3f | %.3f | %.2f | %.2f | %.1f |\n",
+				s.name, note, c, r.rps, fl.rps, r.rps/fl.rps, r.p50, r.p99, fl.p99, r.p99/fl.p99, r.cpu, r.peakRSS)
+		}
+	}
+}
+
+// redirectFlood sends n unauthenticated browser Checks and reports RSS:
+// the login redirect keeps no server-side state.
+func redirectFlood(p *proc, scenarios []scenario, n int, pin bool, work string) error {
+	var s scenario
+	for _, sc := range scenarios {
+		if sc.want == 302 {
+			s = sc
+		}
+	}
+	if s.file == "" {
+		return nil
+	}
+	args := append([]string{"-n", strconv.Itoa(n)}, h2loadArgs(s, 64, filepath.Join(work, "flood.log"))...)
+	if out, err := command(pin, "1", "h2load", args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("h2load: %v\n%s", err, out)
+	}
+	rss, peak := p.memory()
+	fmt.Printf("RSS after %d unauthenticated redirects: %.1f MB (peak %.1f MB); target ≤ 64 MB\n", n, rss, peak)
+	return nil
+}
+
+// tokenFlood sends n Checks with distinct random bearer tokens and reports
+// RSS against the configured token cache bound (32 MiB).
+func tokenFlood(p *proc, n int) error {
+	conn, err := grpc.NewClient(p.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	client := authv3.NewAuthorizationClient(conn)
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","kid":"bench-unknown"}`))
+	var next atomic.Int64
+	var wrong atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 32 {
+		wg.Go(func() {
+			buf := make([]byte, 96)
+			for next.Add(1) <= int64(n) {
+				rand.Read(buf)
+				tok := header + "." + base64.RawURLEncoding.EncodeToString(buf[:48]) + "." + base64.RawURLEncoding.EncodeToString(buf[48:])
+				resp, err := client.Check(context.Background(), apiRequest("Bearer "+tok))
+				if err != nil || resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
+					wrong.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rss, peak := p.memory()
+	fmt.Printf("RSS after %d distinct bearer tokens (%.0f/s, %d not 401): %.1f MB (peak %.1f MB); target ≤ 64 MB + 32 MB token cache bound\n",
+		n, float64(n)/time.Since(start).Seconds(), wrong.Load(), rss, peak)
+	return nil
+}
+

@@ -1,0 +1,268 @@
+// Command run is make bench: it loads zitadel-ext-authz and the bare floor
+// server (bench/floor) with h2load sending pre-encoded gRPC Check frames,
+// scenario by scenario, and prints req/s, p50, p99, server CPU and peak RSS,
+// each scenario's ratio to the floor measured in the same run, and the
+// memory checks (RSS after 100,000 unauthenticated redirects and after
+// 1,000,000 distinct bearer tokens). It never fails on numbers: it reports.
+//
+// See BENCHMARKS.md for the method.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+type options struct {
+	server, floor string
+	duration      time.Duration
+	conc          []int
+	redirects     int
+	tokens        int
+	scenarios     string
+}
+
+func run() error {
+	var o options
+	var conc string
+	flag.StringVar(&o.server, "server", "bin/zitadel-ext-authz", "zitadel-ext-authz binary")
+	flag.StringVar(&o.floor, "floor", "bin/floor", "floor server binary")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "load time per scenario and concurrency")
+	flag.StringVar(&conc, "concurrency", "1,16,64", "concurrent streams")
+	flag.IntVar(&o.redirects, "redirects", 100_000, "unauthenticated redirects before the RSS check (0 skips)")
+	flag.IntVar(&o.tokens, "tokens", 1_000_000, "distinct bearer tokens before the RSS check (0 skips)")
+	flag.StringVar(&o.scenarios, "scenarios", "", "comma-separated subset of scenarios (default: all)")
+	flag.Parse()
+	for _, c := range strings.Split(conc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(c))
+		if err != nil || n < 1 {
+			return fmt.Errorf("-concurrency: %q", c)
+		}
+		o.conc = append(o.conc, n)
+	}
+	if _, err := exec.LookPath("h2load"); err != nil {
+		return errors.New("h2load not found: install it with `apt-get install -y nghttp2-client` (make bench does this when it runs as root)")
+	}
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	work, err := os.MkdirTemp("", "zitadel-ext-authz-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	pin := runtime.NumCPU() > 1
+	fmt.Printf("machine: %d cores (%s), %s; server pinned to core 0, h2load to core 1: %v\n", runtime.NumCPU(), cpuModel(), runtime.Version(), pin)
+
+	jwtApp := devidp.Client{ID: "api-jwt@bench", Secret: "api-secret", RedirectURIGlobs: []string{"http://127.0.0.1:*/oauth2/callback"}, JWTAccessTokens: true}
+	idp, err := devidp.Start(devidp.Options{Clients: []devidp.Client{devidp.DefaultClient(), jwtApp}})
+	if err != nil {
+		return err
+	}
+	defer idp.Close()
+
+	server, err := startProc(work, "server", o.server, pin, serverConfig(idp.Issuer, jwtApp.ID, 64<<20))
+	if err != nil {
+		return err
+	}
+	defer server.stop()
+	noCache, err := startProc(work, "server-nocache", o.server, pin, serverConfig(idp.Issuer, jwtApp.ID, 0))
+	if err != nil {
+		return err
+	}
+	defer noCache.stop()
+	floor, err := startFloor(work, o.floor, pin)
+	if err != nil {
+		return err
+	}
+	defer floor.stop()
+
+	// Log in once, through the Envoy emulator, as a browser does.
+	cookie, err := browserLogin(server.grpcAddr, idp)
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	opaque, err := idp.Tokens(ctx, devidp.DefaultClient(), "alice", "alice-password")
+	if err != nil {
+		return err
+	}
+	jwt, err := idp.Tokens(ctx, jwtApp, "alice", "alice-password")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("session cookie header: %d bytes; JWT access token: %d bytes; opaque token: %d bytes\n\n", len(cookie), len(jwt.AccessToken), len(opaque.AccessToken))
+
+	all := []scenario{
+		{name: "session (cache hit)", proc: server, req: browserRequest(cookie, ""), want: 0},
+		{name: "session (no session cache)", proc: noCache, req: browserRequest(cookie, ""), want: 0},
+		{name: "JWT bearer (cached)", proc: server, req: apiRequest("Bearer " + jwt.AccessToken), want: 0},
+		{name: "opaque bearer (cached)", proc: server, req: apiRequest("Bearer " + opaque.AccessToken), want: 0},
+		{name: "unauthenticated browser (302)", proc: server, req: browserRequest("", ""), want: 302},
+		{name: "unauthenticated API (401)", proc: server, req: apiRequest(""), want: 401},
+	}
+	var scenarios []scenario
+	for _, s := range all {
+		if o.scenarios == "" || strings.Contains(","+o.scenarios+",", ","+s.name+",") {
+			scenarios = append(scenarios, s)
+		}
+	}
+	for i := range scenarios {
+		s := &scenarios[i]
+		if err := s.prepare(work, i); err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+	}
+
+	// Each scenario is measured right after the floor server answering the
+	// very same request bytes, so the ratio compares like with like.
+	results := map[string]map[int][2]result{}
+	for _, c := range o.conc {
+		for _, s := range scenarios {
+			onFloor := s
+			onFloor.proc = floor
+			fr, err := load(onFloor, c, o.duration, pin, work)
+			if err != nil {
+				return fmt.Errorf("floor for %s c=%d: %w", s.name, c, err)
+			}
+			r, err := load(s, c, o.duration, pin, work)
+			if err != nil {
+				return fmt.Errorf("%s c=%d: %w", s.name, c, err)
+			}
+			if results[s.name] == nil {
+				results[s.name] = map[int][2]result{}
+			}
+			results[s.name][c] = [2]result{fr, r}
+			fmt.Fprintf(os.Stderr, "  %-32s c=%-3d %8.0f req/s (floor %8.0f)\n", s.name, c, r.rps, fr.rps)
+		}
+	}
+	printTable(scenarios, o.conc, results)
+
+	fmt.Println()
+	if o.redirects > 0 {
+		if err := redirectFlood(server, scenarios, o.redirects, pin, work); err != nil {
+			return err
+		}
+	}
+	if o.tokens > 0 {
+		if err := tokenFlood(server, o.tokens); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func serverConfig(issuer, jwtAudience string, sessionCache int64) string {
+	c := devidp.DefaultClient()
+	return fmt.Sprintf(`provider = "oidc"
+oidc_issuer_url = %q
+client_id = %q
+client_secret = %q
+cookie_secret = "bench-cookie-secret-of-32-bytes!"
+cookie_secure = false
+email_domains = ["*"]
+skip_provider_button = true
+pass_access_token = true
+skip_jwt_bearer_tokens = true
+extra_jwt_audiences = [%q]
+session_cache_max_bytes = %d
+token_cache_max_bytes = 33554432
+refresh_before_expiry = "0s"
+grpc_address = "127.0.0.1:0"
+http_address = "127.0.0.1:0"
+log_format = "json"
+log_level = "info"
+`, issuer, c.ID, c.Secret, jwtAudience, sessionCache)
+}
+
+// browserLogin walks the login through the emulator and returns the Cookie
+// header a browser would send afterwards.
+func browserLogin(grpcAddr string, idp *devidp.Server) (string, error) {
+	settings, err := envoyemu.ShippedSettings()
+	if err != nil {
+		return "", err
+	}
+	upstream := httptest.NewServer(echo.Handler())
+	defer upstream.Close()
+	up, _ := url.Parse(upstream.URL)
+	proxy, err := envoyemu.New(settings, grpcAddr, up)
+	if err != nil {
+		return "", err
+	}
+	defer proxy.Close()
+	front := httptest.NewServer(proxy)
+	defer front.Close()
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, front.URL+"/", nil)
+	req.Header.Set("Accept", "text/html")
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	resp.Body.Close()
+	var cookies []*http.Cookie
+	cookies = append(cookies, resp.Cookies()...)
+	cb, err := devidp.LoginForm(client, resp.Header.Get("Location"), "alice", "alice-password")
+	if err != nil {
+		return "", err
+	}
+	req, _ = http.NewRequest(http.MethodGet, cb.String(), nil)
+	for _, c := range cookies {
+		req.AddCookie(c)
+	}
+	resp, err = client.Do(req)
+	if err != nil {
+		return "", err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	var parts []string
+	for _, c := range resp.Cookies() {
+		if c.MaxAge >= 0 && strings.HasPrefix(c.Name, "_oauth2_proxy") && !strings.Contains(c.Name, "_csrf_") {
+			parts = append(parts, c.Name+"="+c.Value)
+		}
+	}
+	if len(parts) == 0 {
+		return "", fmt.Errorf("no session cookie after the callback (status %d)", resp.StatusCode)
+	}
+	// The app's own cookies ride along, as in a real browser.
+	return "theme=dark; _ga=GA1.1.123456789.1700000000; " + strings.Join(parts, "; "), nil
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown cpu"
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "model name") {
+			_, v, _ := strings.Cut(l, ":")
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown cpu"
+}
+

@@ -1,0 +1,38 @@
+package oidcflow
+
+import (
+	"strings"
+	"testing"
+)
+
+// CR/LF and other control characters in claims never reach a header: they
+// are removed when the claims are read, once per login or token.
+func TestClaimsAreHeaderSafe(t *testing.T) {
+	p, err := New(Config{Issuer: "https://idp.example", ClientID: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := p.identityFromClaims(map[string]any{
+		"sub":                               "id\r\n1",
+		"email":                             "a@example.com\r\nx-admin: true",
+		"preferred_username":                "al\x00ice\x7f",
+		"groups":                            []any{"ops\nx-evil: 1"},
+		"urn:zitadel:iam:org:project:roles": map[string]any{"adm\rin": map[string]any{}},
+	})
+	for _, v := range append([]string{id.Subject, id.User, id.Email, id.PreferredUsername}, id.Groups...) {
+		if strings.ContainsAny(v, "\r\n\x00\x7f") {
+			t.Fatalf("identity value %q carries control characters", v)
+		}
+	}
+	if id.Email != "a@example.comx-admin: true" || id.User != "id1" {
+		t.Fatalf("cleaned identity: %+v", id)
+	}
+	if long := p.identityFromClaims(map[string]any{"sub": "s", "email": strings.Repeat("e", 10000)}); len(long.Email) != maxClaimBytes {
+		t.Fatalf("overlong claim: %d bytes", len(long.Email))
+	}
+	for tok, want := range map[string]bool{"eyJhbGciOi.abc.d-_": true, "": true, "a b": false, "a\r\nb": false, "ä": false} {
+		if tokenSafe(tok) != want {
+			t.Errorf("tokenSafe(%q) = %v", tok, !want)
+		}
+	}
+}
