@@ -30,7 +30,7 @@ vet:
 	$(GO) vet ./...
 
 ## bench: load each scenario with h2load against the server and the bare floor (see BENCHMARKS.md)
-BENCH_DURATION ?= 5s
+BENCH_DURATION ?= 2s
 bench: build
 	$(GO) build -o $(BIN)/floor ./bench/floor
 	$(GO) build -o $(BIN)/bench ./bench/run

@@ -250,3 +250,26 @@ func tokenFlood(p *proc, n int) error {
 	return nil
 }
 
+
+// median takes the median of each field over rounds.
+func median(rs []result) result {
+	pick := func(f func(result) float64) float64 {
+		v := make([]float64, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	out := result{
+		rps:     pick(func(r result) float64 { return r.rps }),
+		p50:     pick(func(r result) float64 { return r.p50 }),
+		p99:     pick(func(r result) float64 { return r.p99 }),
+		cpu:     pick(func(r result) float64 { return r.cpu }),
+		peakRSS: pick(func(r result) float64 { return r.peakRSS }),
+	}
+	for _, r := range rs {
+		out.failed += r.failed
+	}
+	return out
+}

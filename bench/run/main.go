@@ -44,6 +44,8 @@ type options struct {
 	redirects     int
 	tokens        int
 	scenarios     string
+	rounds        int
+	hold          bool
 }
 
 func run() error {
@@ -51,11 +53,13 @@ func run() error {
 	var conc string
 	flag.StringVar(&o.server, "server", "bin/zitadel-ext-authz", "zitadel-ext-authz binary")
 	flag.StringVar(&o.floor, "floor", "bin/floor", "floor server binary")
-	flag.DurationVar(&o.duration, "duration", 5*time.Second, "load time per scenario and concurrency")
+	flag.DurationVar(&o.duration, "duration", 2*time.Second, "load time per scenario and concurrency")
 	flag.StringVar(&conc, "concurrency", "1,16,64", "concurrent streams")
 	flag.IntVar(&o.redirects, "redirects", 100_000, "unauthenticated redirects before the RSS check (0 skips)")
 	flag.IntVar(&o.tokens, "tokens", 1_000_000, "distinct bearer tokens before the RSS check (0 skips)")
 	flag.StringVar(&o.scenarios, "scenarios", "", "comma-separated subset of scenarios (default: all)")
+	flag.BoolVar(&o.hold, "hold", false, "keep the servers running after the run (for pprof)")
+	flag.IntVar(&o.rounds, "rounds", 3, "alternating floor/scenario rounds per cell; the median is reported")
 	flag.Parse()
 	for _, c := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
@@ -144,14 +148,21 @@ func run() error {
 		for _, s := range scenarios {
 			onFloor := s
 			onFloor.proc = floor
-			fr, err := load(onFloor, c, o.duration, pin, work)
-			if err != nil {
-				return fmt.Errorf("floor for %s c=%d: %w", s.name, c, err)
+			// Alternate floor and scenario and keep the medians: this
+			// machine's noise moves single runs by ±20 %.
+			var frs, rs []result
+			for range o.rounds {
+				fr, err := load(onFloor, c, o.duration, pin, work)
+				if err != nil {
+					return fmt.Errorf("floor for %s c=%d: %w", s.name, c, err)
+				}
+				r, err := load(s, c, o.duration, pin, work)
+				if err != nil {
+					return fmt.Errorf("%s c=%d: %w", s.name, c, err)
+				}
+				frs, rs = append(frs, fr), append(rs, r)
 			}
-			r, err := load(s, c, o.duration, pin, work)
-			if err != nil {
-				return fmt.Errorf("%s c=%d: %w", s.name, c, err)
-			}
+			fr, r := median(frs), median(rs)
 			if results[s.name] == nil {
 				results[s.name] = map[int][2]result{}
 			}
@@ -171,6 +182,10 @@ func run() error {
 		if err := tokenFlood(server, o.tokens); err != nil {
 			return err
 		}
+	}
+	if o.hold {
+		fmt.Println("holding: the servers stay up for pprof (ops addresses above); Ctrl-C to stop")
+		select {}
 	}
 	return nil
 }
@@ -195,6 +210,7 @@ grpc_address = "127.0.0.1:0"
 http_address = "127.0.0.1:0"
 log_format = "json"
 log_level = "info"
+enable_pprof = true
 `, issuer, c.ID, c.Secret, jwtAudience, sessionCache)
 }
 

@@ -58,6 +58,7 @@ func startProc(work, name, bin string, pin bool, config string) (*proc, error) {
 	if p.grpcAddr == "" {
 		return nil, fmt.Errorf("%s did not start", name)
 	}
+	fmt.Fprintf(os.Stderr, "%s: grpc %s, ops http://%s\n", name, p.grpcAddr, httpAddr)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")

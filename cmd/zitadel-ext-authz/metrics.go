@@ -18,6 +18,7 @@ import (
 type metrics struct {
 	checks      *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
+	byDecision  map[string]decisionMetrics // resolved once: no label lookup per Check
 	idpCalls    *prometheus.CounterVec
 	idpDuration *prometheus.HistogramVec
 }
@@ -44,10 +45,16 @@ func newMetrics(reg *prometheus.Registry) *metrics {
 		}, []string{"call"}),
 	}
 	reg.MustRegister(m.checks, m.duration, m.idpCalls, m.idpDuration, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.byDecision = map[string]decisionMetrics{}
 	for _, d := range []string{"allow", "redirect", "unauthorized", "forbidden", "page", "error"} {
-		m.checks.WithLabelValues(d)
+		m.byDecision[d] = decisionMetrics{m.checks.WithLabelValues(d), m.duration.WithLabelValues(d)}
 	}
 	return m
+}
+
+type decisionMetrics struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 // observeIdP is oidcflow's observer. Cache lookups are counted by the
@@ -86,8 +93,9 @@ func (m *metrics) interceptor(ctx context.Context, req any, info *grpc.UnaryServ
 	if cr, ok := resp.(*authv3.CheckResponse); ok && err == nil {
 		decision = decisionOf(cr)
 	}
-	m.checks.WithLabelValues(decision).Inc()
-	m.duration.WithLabelValues(decision).Observe(time.Since(start).Seconds())
+	dm := m.byDecision[decision]
+	dm.count.Inc()
+	dm.latency.Observe(time.Since(start).Seconds())
 	return resp, err
 }
 

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
+	"runtime/debug"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -23,6 +25,10 @@ import (
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
+
+// refreshCacheBytes bounds the refresh grace cache (one entry per session
+// refreshed within the grace period).
+const refreshCacheBytes = 16 << 20
 
 // shutdownGrace bounds how long in-flight Checks may take after SIGTERM.
 const shutdownGrace = 10 * time.Second
@@ -41,6 +47,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
+	setMemoryLimit(cfg, getenv, logger)
 
 	// Collaborators, built once.
 	registry := prometheus.NewRegistry()
@@ -49,7 +56,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	providerOpts := []oidcflow.Option{oidcflow.WithHTTPClient(idpClient), oidcflow.WithLogger(logger), oidcflow.WithObserver(m.observeIdP)}
 	var authzOpts []authz.Option
 	refreshCache, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.RefreshEntry]{
-		NumCounters: 100_000, MaxCost: 16 << 20, BufferItems: 64, Metrics: true,
+		NumCounters: 100_000, MaxCost: refreshCacheBytes, BufferItems: 64, Metrics: true,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "zitadel-ext-authz: refresh cache:", err)
@@ -125,7 +132,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	authv3.RegisterAuthorizationServer(grpcServer, server)
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
-	opsServer := &http.Server{Handler: opsHandler(provider, registry), ReadHeaderTimeout: 5 * time.Second}
+	opsServer := &http.Server{Handler: opsHandler(provider, registry, cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
 
 	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version)
 
@@ -166,6 +173,25 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	return 0
 }
 
+// baseMemory is what the server needs besides its caches (measured by make
+// bench: about 40 MB RSS under load with empty caches).
+const baseMemory = 64 << 20
+
+// setMemoryLimit sets Go's soft memory limit to the base plus every cache
+// bound, unless GOMEMLIMIT is set: the GC then works harder as the caches
+// fill instead of letting the heap grow to twice their size.
+func setMemoryLimit(cfg *config.Config, getenv func(string) string, logger *slog.Logger) {
+	if getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	limit := int64(baseMemory) + cfg.SessionCacheSize + refreshCacheBytes
+	if cfg.BearerEnabled {
+		limit += cfg.TokenCacheSize
+	}
+	debug.SetMemoryLimit(limit)
+	logger.Debug("memory limit set", "bytes", limit)
+}
+
 func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
 	if cfg.LogFormat == "json" {
@@ -177,8 +203,14 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 // readiness is what /readyz asks.
 type readiness interface{ Ready() bool }
 
-func opsHandler(ready readiness, registry *prometheus.Registry) http.Handler {
+func opsHandler(ready readiness, registry *prometheus.Registry, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
+	if withPprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

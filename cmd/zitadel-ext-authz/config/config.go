@@ -32,6 +32,7 @@ type Config struct {
 	LogLevel         slog.Level
 	LogFormat        string
 	SessionCacheSize int64
+	EnablePprof      bool
 	RefreshGrace     time.Duration
 
 	// BearerEnabled accepts Authorization: Bearer tokens (skip_jwt_bearer_tokens).
@@ -385,6 +386,7 @@ func (r *resolver) build() (*Config, error) {
 	c.GRPCAddress = r.address("grpc_address")
 	c.HTTPAddress = r.address("http_address")
 	c.SessionCacheSize = r.integer("session_cache_max_bytes")
+	c.EnablePprof = r.boolean("enable_pprof")
 	if err := c.LogLevel.UnmarshalText([]byte(r.str("log_level"))); err != nil {
 		r.fail("log_level", "want debug, info, warn or error, got %q", r.str("log_level"))
 	}

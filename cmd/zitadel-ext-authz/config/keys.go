@@ -72,6 +72,7 @@ var keys = []key{
 	{"http_address", kString, "127.0.0.1:4180", "operations HTTP listener: /healthz, /readyz, /metrics"},
 	{"grpc_address", kString, "127.0.0.1:9001", "ext_authz gRPC listener"},
 	{"session_cache_max_bytes", kInt, int64(64 << 20), "bound of the decoded-session cache (0 disables it)"},
+	{"enable_pprof", kBool, false, "serve Go's /debug/pprof/ on http_address (for profiling; keep http_address private)"},
 	{"log_level", kString, "info", "debug, info, warn or error"},
 	{"log_format", kString, "text", "text or json"},
 }
