@@ -250,7 +250,6 @@ func tokenFlood(p *proc, n int) error {
 	return nil
 }
 
-
 // median takes the median of each field over rounds.
 func median(rs []result) result {
 	pick := func(f func(result) float64) float64 {

@@ -281,4 +281,3 @@ func cpuModel() string {
 	}
 	return "unknown cpu"
 }
-
