@@ -124,15 +124,17 @@ func (p *Provider) Authenticate(ctx context.Context, token string) (*Bearer, err
 		}
 		return e, nil
 	})
-	// Answer before the caller's (Envoy's) deadline, keeping a margin.
+	// Answer before the caller's (Envoy's) deadline, keeping a margin. A
+	// separate variable: the flight above holds ctx.
+	wait := ctx
 	if dl, ok := ctx.Deadline(); ok {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, dl.Add(-deadlineMargin))
+		wait, cancel = context.WithDeadline(ctx, dl.Add(-deadlineMargin))
 		defer cancel()
 	}
 	select {
-	case <-ctx.Done():
-		return nil, fmt.Errorf("authenticate: %w: %w", ErrIdPUnavailable, ctx.Err())
+	case <-wait.Done():
+		return nil, fmt.Errorf("authenticate: %w: %w", ErrIdPUnavailable, wait.Err())
 	case r := <-ch:
 		if r.Err != nil {
 			return nil, r.Err
