@@ -41,9 +41,14 @@ type TokenEntry struct {
 // TokenCache caches verification outcomes keyed by SHA-256 of the token,
 // never the token itself. Its methods are ristretto's, so
 // *ristretto.Cache[string, *TokenEntry] plugs in directly.
+//
+// Wait is called after each Set (a miss, already paying for an IdP call or
+// a signature check): ristretto applies sets asynchronously, and the next
+// Check with the same token must hit, not introspect again.
 type TokenCache interface {
 	Get(key string) (*TokenEntry, bool)
 	SetWithTTL(key string, value *TokenEntry, cost int64, ttl time.Duration) bool
+	Wait()
 }
 
 // BearerConfig is how API access tokens are verified.
@@ -166,6 +171,7 @@ func (p *Provider) remember(key, token string, e *TokenEntry) {
 		cost += int64(bearerSize(e.Bearer))
 	}
 	p.tokens.SetWithTTL(key, e, cost, ttl)
+	p.tokens.Wait()
 }
 
 // entryOverhead is the memory of a cached entry beyond its key and Bearer.
