@@ -343,6 +343,7 @@ func TestCanonicalPath(t *testing.T) {
 		"/assets/app.css": true, "/a/b/": true,
 		"/assets/../admin": false, "/assets/./x": false, "/assets//x": false,
 		"/assets/%2e%2e/admin": false, "/assets/%2F/x": false, "/a\\b": false,
+		"/a/..b": true, "/a/.well-known": true, "/a/%2E%2E/b": false, "/..": false, "/a/.": false,
 	} {
 		if got := canonicalPath(p); got != want {
 			t.Errorf("canonicalPath(%q): got %v, want %v", p, got, want)

@@ -6,16 +6,41 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
 
+// headerNames is one family of identity headers.
+type headerNames struct{ user, email, groups, username, token string }
+
+// The two families: oauth2-proxy's x-forwarded-* (pass_user_headers; the
+// token with pass_access_token) and x-auth-request-* (set_xauthrequest).
+var (
+	forwardedHeaders   = headerNames{"x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username", "x-forwarded-access-token"}
+	authRequestHeaders = headerNames{"x-auth-request-user", "x-auth-request-email", "x-auth-request-groups", "x-auth-request-preferred-username", "x-auth-request-access-token"}
+)
+
 // identityHeaders are every header we may set for the upstream. A client
 // can't send any of them itself: each is overwritten or removed on every
 // allowed request, so upstreams can trust them (CONTRACT.md §3).
 var identityHeaders = []string{
-	"x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username", "x-forwarded-access-token",
-	"x-auth-request-user", "x-auth-request-email", "x-auth-request-groups", "x-auth-request-preferred-username", "x-auth-request-access-token",
+	forwardedHeaders.user, forwardedHeaders.email, forwardedHeaders.groups, forwardedHeaders.username, forwardedHeaders.token,
+	authRequestHeaders.user, authRequestHeaders.email, authRequestHeaders.groups, authRequestHeaders.username, authRequestHeaders.token,
 }
 
-// maxHeaderValue bounds one identity header value.
-const maxHeaderValue = 8 << 10
+// headerSet is a family enabled by the configuration, resolved once in New.
+type headerSet struct {
+	names               headerNames
+	withUser, withToken bool
+}
+
+// headerSets resolves which identity headers the configuration sends.
+func headerSets(c Config) []headerSet {
+	var sets []headerSet
+	if c.PassUserHeaders || c.PassAccessToken {
+		sets = append(sets, headerSet{forwardedHeaders, c.PassUserHeaders, c.PassAccessToken})
+	}
+	if c.SetXAuthRequest {
+		sets = append(sets, headerSet{authRequestHeaders, true, c.PassAccessToken})
+	}
+	return sets
+}
 
 // identity is what the upstream headers say about a user.
 type identity struct {
@@ -44,22 +69,15 @@ func (s *Server) identity(r *Request, id identity) *Decision {
 		}
 	}
 	groups := strings.Join(id.groups, ",")
-	if s.cfg.PassUserHeaders {
-		add("x-forwarded-user", id.user)
-		add("x-forwarded-email", id.email)
-		add("x-forwarded-groups", groups)
-		add("x-forwarded-preferred-username", id.username)
-	}
-	if s.cfg.PassAccessToken {
-		add("x-forwarded-access-token", id.accessToken)
-	}
-	if s.cfg.SetXAuthRequest {
-		add("x-auth-request-user", id.user)
-		add("x-auth-request-email", id.email)
-		add("x-auth-request-groups", groups)
-		add("x-auth-request-preferred-username", id.username)
-		if s.cfg.PassAccessToken {
-			add("x-auth-request-access-token", id.accessToken)
+	for _, set := range s.headerSets {
+		if set.withUser {
+			add(set.names.user, id.user)
+			add(set.names.email, id.email)
+			add(set.names.groups, groups)
+			add(set.names.username, id.username)
+		}
+		if set.withToken {
+			add(set.names.token, id.accessToken)
 		}
 	}
 	if s.cfg.PassAuthorizationHeader && id.idToken != "" {

@@ -82,13 +82,22 @@ func canonicalPath(p string) bool {
 	if strings.Contains(p, "//") || strings.Contains(p, "\\") {
 		return false
 	}
-	lower := strings.ToLower(p)
-	if strings.Contains(lower, "%2e") || strings.Contains(lower, "%2f") || strings.Contains(lower, "%5c") {
-		return false
-	}
-	for _, seg := range strings.Split(p, "/") {
-		if seg == "." || seg == ".." {
-			return false
+	// Encoded dot or slash (%2e, %2f, %5c) in any case, and dot segments,
+	// without allocating: skipAuth runs on every Check.
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '%':
+			if i+2 < len(p) {
+				if enc := p[i+1 : i+3]; strings.EqualFold(enc, "2e") || strings.EqualFold(enc, "2f") || strings.EqualFold(enc, "5c") {
+					return false
+				}
+			}
+		case '.':
+			start := i == 0 || p[i-1] == '/'
+			end := i+1 == len(p) || p[i+1] == '/' || (p[i+1] == '.' && (i+2 == len(p) || p[i+2] == '/'))
+			if start && end {
+				return false
+			}
 		}
 	}
 	return true

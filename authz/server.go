@@ -36,6 +36,7 @@ type Server struct {
 	callbackPath string
 	redirectAbs  bool       // redirect_url is absolute
 	bearerAuth   BearerAuth // nil: bearer tokens are not accepted
+	headerSets   []headerSet
 }
 
 // Option customises a Server.
@@ -62,7 +63,7 @@ func New(cfg Config, idp IdP, jar *session.Jar, opts ...Option) (*Server, error)
 	if cfg.ProviderDisplayName == "" {
 		cfg.ProviderDisplayName = "OpenID Connect"
 	}
-	s := &Server{cfg: cfg, idp: idp, jar: jar, logger: slog.Default(), now: time.Now, callbackPath: u.Path, redirectAbs: u.IsAbs()}
+	s := &Server{cfg: cfg, idp: idp, jar: jar, logger: slog.Default(), now: time.Now, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg)}
 	for _, o := range opts {
 		o(s)
 	}
