@@ -108,8 +108,7 @@ func TestZitadelGuideConfigLoadsUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(serverBin, "serve", "--config", path, "--grpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0", "--log-format", "json")
-	srv := &server{cmd: cmd, exited: make(chan struct{})}
-	srv.start(t)
+	srv := startCmd(t, cmd)
 	srv.waitReady(t)
 	if !strings.Contains(srv.Logs(), "upstreams: ignored") {
 		t.Errorf("no warning about upstreams:\n%s", srv.Logs())
@@ -130,8 +129,7 @@ func TestEnvAndFlagsOverrideTheFile(t *testing.T) {
 	path := writeConfig(t, cfg)
 	cmd := exec.Command(serverBin, "serve", "--config", path, "--provider-display-name", "FromFlag")
 	cmd.Env = append(os.Environ(), "ZITADEL_EXT_AUTHZ_CLIENT_SECRET="+devidp.DefaultClient().Secret, "ZITADEL_EXT_AUTHZ_PROVIDER_DISPLAY_NAME=FromEnv")
-	srv := &server{cmd: cmd, exited: make(chan struct{})}
-	srv.start(t)
+	srv := startCmd(t, cmd)
 	srv.waitReady(t)
 	if !strings.Contains(srv.Logs(), `unknown key \"no_such_key\"`) {
 		t.Errorf("no warning for the unknown key:\n%s", srv.Logs())
@@ -160,7 +158,7 @@ func TestSIGTERMFinishesInFlightChecks(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond) // polling to a deadline
 	}
-	if err := st.Server.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := st.Server.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	// Shutting down: new connections are refused or rejected, health says so.
@@ -177,12 +175,12 @@ func TestSIGTERMFinishesInFlightChecks(t *testing.T) {
 		t.Fatalf("in-flight callback during shutdown: got %s, want its 302", describe(resp))
 	}
 	select {
-	case <-st.Server.exited:
+	case <-st.Server.Exited():
 	case <-time.After(15 * time.Second):
 		t.Fatal("server did not exit after SIGTERM")
 	}
-	if st.Server.exitErr != nil {
-		t.Fatalf("exit after SIGTERM: %v, want status 0", st.Server.exitErr)
+	if st.Server.Err() != nil {
+		t.Fatalf("exit after SIGTERM: %v, want status 0", st.Server.Err())
 	}
 }
 

@@ -1,10 +1,7 @@
 package integration_test
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,8 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +20,7 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/serverproc"
 )
 
 // serverBin is the zitadel-ext-authz binary built once for all tests.
@@ -72,23 +68,14 @@ func baseConfig(issuer string) map[string]any {
 	}
 }
 
-// server is a running zitadel-ext-authz process.
+// server is a running zitadel-ext-authz process with its captured logs.
 type server struct {
-	cmd      *exec.Cmd
-	GRPCAddr string
-	HTTPAddr string
-	mu       sync.Mutex
-	logs     bytes.Buffer
-	exited   chan struct{}
-	exitErr  error
+	*serverproc.Proc
+	logs syncBuffer
 }
 
 // Logs is everything the server wrote to stderr so far.
-func (s *server) Logs() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logs.String()
-}
+func (s *server) Logs() string { return s.logs.String() }
 
 func writeConfig(t *testing.T, cfg map[string]any) string {
 	t.Helper()
@@ -106,80 +93,35 @@ func writeConfig(t *testing.T, cfg map[string]any) string {
 // startServer runs the binary with cfg and waits for its listeners.
 func startServer(t *testing.T, cfg map[string]any, env ...string) *server {
 	t.Helper()
-	s := &server{exited: make(chan struct{})}
-	s.cmd = exec.Command(serverBin, "serve", "--config", writeConfig(t, cfg))
-	s.cmd.Env = append(os.Environ(), env...)
-	s.start(t)
-	return s
+	cmd := exec.Command(serverBin, "serve", "--config", writeConfig(t, cfg))
+	cmd.Env = append(os.Environ(), env...)
+	return startCmd(t, cmd)
 }
 
-// start runs s.cmd and waits for the "listening" log line.
-func (s *server) start(t *testing.T) {
+// startCmd runs a serve command (JSON logs) and stops it when the test ends;
+// a failing test shows the server's logs.
+func startCmd(t *testing.T, cmd *exec.Cmd) *server {
 	t.Helper()
-	stderr, err := s.cmd.StderrPipe()
+	s := &server{}
+	p, err := serverproc.Start(cmd, &s.logs, 20*time.Second)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v\n%s", err, s.Logs())
 	}
-	if err := s.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	listening := make(chan map[string]any, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
-			s.mu.Lock()
-			s.logs.Write(line)
-			s.logs.WriteByte('\n')
-			s.mu.Unlock()
-			var rec map[string]any
-			if json.Unmarshal(line, &rec) == nil && rec["msg"] == "listening" {
-				listening <- rec
-			}
-		}
-		s.exitErr = s.cmd.Wait()
-		close(s.exited)
-	}()
+	s.Proc = p
 	t.Cleanup(func() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-s.exited:
-		case <-time.After(15 * time.Second):
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
+		_ = p.Stop(15 * time.Second)
 		if t.Failed() {
 			t.Logf("server logs:\n%s", s.Logs())
 		}
 	})
-	select {
-	case rec := <-listening:
-		s.GRPCAddr, _ = rec["grpc_address"].(string)
-		s.HTTPAddr, _ = rec["http_address"].(string)
-	case <-s.exited:
-		t.Fatalf("server exited before listening: %v\n%s", s.exitErr, s.Logs())
-	case <-time.After(20 * time.Second):
-		t.Fatalf("server did not start listening\n%s", s.Logs())
-	}
+	return s
 }
 
 // waitReady polls /readyz to a deadline.
 func (s *server) waitReady(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + s.HTTPAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready: %v\n%s", err, s.Logs())
-		}
-		time.Sleep(20 * time.Millisecond) // polling to a deadline
+	if err := s.WaitReady(15 * time.Second); err != nil {
+		t.Fatalf("%v\n%s", err, s.Logs())
 	}
 }
 

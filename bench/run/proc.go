@@ -2,9 +2,7 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/serverproc"
 )
 
 // proc is a server process under load.
@@ -19,6 +19,7 @@ type proc struct {
 	name     string
 	cmd      *exec.Cmd
 	grpcAddr string
+	server   *serverproc.Proc // nil for the floor
 }
 
 func command(pin bool, core string, bin string, args ...string) *exec.Cmd {
@@ -33,46 +34,15 @@ func startProc(work, name, bin string, pin bool, config string) (*proc, error) {
 	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
 		return nil, err
 	}
-	p := &proc{name: name, cmd: command(pin, "0", bin, "serve", "--config", cfg)}
-	stderr, err := p.cmd.StderrPipe()
+	sp, err := serverproc.Start(command(pin, "0", bin, "serve", "--config", cfg), nil, 20*time.Second)
 	if err != nil {
+		return nil, fmt.Errorf("%s (run make build): %w", name, err)
+	}
+	if err := sp.WaitReady(20 * time.Second); err != nil {
 		return nil, err
 	}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w (run make build)", bin, err)
-	}
-	var httpAddr string
-	sc := bufio.NewScanner(stderr)
-	for sc.Scan() {
-		var rec map[string]any
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == "listening" {
-			p.grpcAddr, _ = rec["grpc_address"].(string)
-			httpAddr, _ = rec["http_address"].(string)
-			break
-		}
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	if p.grpcAddr == "" {
-		return nil, fmt.Errorf("%s did not start", name)
-	}
-	fmt.Fprintf(os.Stderr, "%s: grpc %s, ops http://%s\n", name, p.grpcAddr, httpAddr)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + httpAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("%s not ready", name)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	fmt.Fprintf(os.Stderr, "%s: grpc %s, ops http://%s\n", name, sp.GRPCAddr, sp.HTTPAddr)
+	return &proc{name: name, cmd: sp.Cmd, grpcAddr: sp.GRPCAddr, server: sp}, nil
 }
 
 func startFloor(work, bin string, pin bool) (*proc, error) {
@@ -93,6 +63,10 @@ func startFloor(work, bin string, pin bool) (*proc, error) {
 }
 
 func (p *proc) stop() {
+	if p.server != nil {
+		_ = p.server.Stop(10 * time.Second)
+		return
+	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	_ = p.cmd.Wait()
 }

@@ -10,15 +10,12 @@
 package main
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -26,13 +23,13 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/serverproc"
 )
 
 func main() {
@@ -93,27 +90,15 @@ log_format = "json"
 		return err
 	}
 
-	srv := exec.CommandContext(ctx, *serverBin, "serve", "--config", cfgPath)
-	srv.Cancel = func() error { return srv.Process.Signal(syscall.SIGTERM) }
-	stderr, err := srv.StderrPipe()
+	srv, err := serverproc.Start(exec.Command(*serverBin, "serve", "--config", cfgPath), logRelay{verbose: *verbose}, 20*time.Second)
 	if err != nil {
+		return fmt.Errorf("zitadel-ext-authz (run make build first; -v shows its logs): %w", err)
+	}
+	defer srv.Stop(10 * time.Second)
+	if err := srv.WaitReady(20 * time.Second); err != nil {
 		return err
 	}
-	if err := srv.Start(); err != nil {
-		return fmt.Errorf("start %s (run make build first): %w", *serverBin, err)
-	}
-	listening := make(chan map[string]any, 1)
-	go relayLogs(stderr, listening, *verbose)
-	var grpcAddr string
-	select {
-	case rec := <-listening:
-		grpcAddr, _ = rec["grpc_address"].(string)
-	case <-time.After(20 * time.Second):
-		return errors.New("zitadel-ext-authz did not start; run with -v to see its logs")
-	}
-	if err := waitReady("http://127.0.0.1:4180/readyz", 20*time.Second); err != nil {
-		return err
-	}
+	grpcAddr := srv.GRPCAddr
 
 	settings, err := envoyemu.ShippedSettings()
 	if err != nil {
@@ -154,36 +139,15 @@ Press Ctrl-C to stop.
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = front.Shutdown(shutdown)
-	_ = srv.Wait()
 	return nil
 }
 
-func relayLogs(r io.Reader, listening chan<- map[string]any, verbose bool) {
-	sc := bufio.NewScanner(r)
-	sent := false
-	for sc.Scan() {
-		line := sc.Text()
-		var rec map[string]any
-		if !sent && json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "listening" {
-			listening <- rec
-			sent = true
-		}
-		if verbose || strings.Contains(line, `"level":"ERROR"`) || strings.Contains(line, `"level":"WARN"`) {
-			fmt.Fprintln(os.Stderr, "[zitadel-ext-authz]", line)
-		}
-	}
-}
+// logRelay shows the server's warnings and errors (everything with -v).
+type logRelay struct{ verbose bool }
 
-func waitReady(u string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(u); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
+func (l logRelay) Write(line []byte) (int, error) {
+	if l.verbose || bytes.Contains(line, []byte(`"level":"ERROR"`)) || bytes.Contains(line, []byte(`"level":"WARN"`)) {
+		fmt.Fprint(os.Stderr, "[zitadel-ext-authz] ", string(line))
 	}
-	return fmt.Errorf("%s not ready within %s", u, within)
+	return len(line), nil
 }
