@@ -4,7 +4,7 @@ BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build demo test test-short vet bench bench-micro fuzz proto clean
+.PHONY: all build demo image test test-short vet bench bench-micro fuzz proto clean
 
 all: build
 
@@ -16,6 +16,12 @@ build:
 demo: build
 	$(GO) build -o $(BIN)/demo ./integration/demo
 	$(BIN)/demo --server $(BIN)/zitadel-ext-authz
+
+## image: the container image zitadel-ext-authz:$(VERSION) (needs Docker)
+IMAGE ?= zitadel-ext-authz
+image:
+	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info failed)"; exit 1; }
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
 
 ## test: vet and every test (unit, end-to-end through the Envoy emulator, Chromium)
 test: vet

@@ -1,8 +1,11 @@
-// Package envoy ships the Envoy configuration for zitadel-ext-authz
-// (envoy.yaml) and decodes it strictly into go-control-plane's Bootstrap,
-// with every typed_config resolved, the way Envoy itself would reject a typo
-// or a wrong type. The integration tests' Envoy emulator takes its ext_authz
-// settings from the decoded file. Istio manifests will live in istio/.
+// Package envoy ships the deployment files for zitadel-ext-authz: the Envoy
+// configuration (envoy.yaml), the Istio mesh extension and Kubernetes
+// manifests (istio/) and the docker compose server template (compose/).
+// Decode parses envoy.yaml strictly into go-control-plane's Bootstrap, with
+// every typed_config resolved, the way Envoy itself would reject a typo or
+// a wrong type; the integration tests' Envoy emulator takes its ext_authz
+// settings from the decoded file. The tests decode istio/ with istio.io/api
+// and k8s.io/api types and ../docker-compose.yml with compose-go.
 package envoy
 
 import (

@@ -207,3 +207,22 @@ func scrape(t *testing.T, s *server) string {
 	body, _ := io.ReadAll(resp.Body)
 	return string(body)
 }
+
+// The image has no shell: its HEALTHCHECK and the compose healthcheck run
+// `zitadel-ext-authz healthcheck URL`.
+func TestHealthcheckSubcommand(t *testing.T) {
+	st := startStack(t, stackOptions{})
+	if code, _, stderr := runCLI(t, nil, "healthcheck", "http://"+st.Server.HTTPAddr+"/readyz"); code != 0 {
+		t.Errorf("healthcheck of a ready server: exit %d, %s", code, stderr)
+	}
+	code, _, stderr := runCLI(t, nil, "healthcheck", "http://"+st.Server.HTTPAddr+"/no-such-page")
+	if code != 1 || !strings.Contains(stderr, "404") {
+		t.Errorf("healthcheck of a 404: exit %d, %q", code, stderr)
+	}
+	if err := st.Server.Stop(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, _ := runCLI(t, nil, "healthcheck", "http://"+st.Server.HTTPAddr+"/readyz"); code != 1 {
+		t.Errorf("healthcheck of a stopped server: exit %d, want 1", code)
+	}
+}

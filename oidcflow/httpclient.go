@@ -1,6 +1,7 @@
 package oidcflow
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -16,9 +17,28 @@ const maxResponseBytes = 1 << 20
 // dial and overall timeouts, and response bodies cut at 1 MiB. Build it once
 // and share it (discovery, JWKS, token, userinfo).
 func NewHTTPClient(timeout time.Duration) *http.Client {
+	return NewHTTPClientDialing(timeout, nil)
+}
+
+// NewHTTPClientDialing is NewHTTPClient with connect addresses replaced:
+// a connection to a "host:port" key of dial goes to its value instead,
+// while URLs, Host headers and TLS names stay as they are. Containers use it
+// to reach an IdP whose issuer names a host only the browser can resolve
+// (http://localhost:8080 dialled as zitadel:8080).
+func NewHTTPClientDialing(timeout time.Duration, dial map[string]string) *http.Client {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	dialContext := dialer.DialContext
+	if len(dial) > 0 {
+		dialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if to, ok := dial[addr]; ok {
+				addr = to
+			}
+			return dialer.DialContext(ctx, network, addr)
+		}
+	}
 	transport := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          100,
 		MaxIdleConnsPerHost:   32,

@@ -52,7 +52,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// Collaborators, built once.
 	registry := prometheus.NewRegistry()
 	m := newMetrics(registry)
-	idpClient := oidcflow.NewHTTPClient(30 * time.Second)
+	idpClient := oidcflow.NewHTTPClientDialing(30*time.Second, cfg.IssuerDial)
 	providerOpts := []oidcflow.Option{oidcflow.WithHTTPClient(idpClient), oidcflow.WithLogger(logger), oidcflow.WithObserver(m.observeIdP)}
 	var authzOpts []authz.Option
 	refreshCache, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.RefreshEntry]{

@@ -35,6 +35,10 @@ type Config struct {
 	EnablePprof      bool
 	RefreshGrace     time.Duration
 
+	// IssuerDial maps the issuer's host:port to the address actually
+	// dialled (oidc_issuer_dial_address); nil when unset.
+	IssuerDial map[string]string
+
 	// BearerEnabled accepts Authorization: Bearer tokens (skip_jwt_bearer_tokens).
 	BearerEnabled  bool
 	Bearer         oidcflow.BearerConfig
@@ -249,8 +253,25 @@ func (r *resolver) build() (*Config, error) {
 	if c.OIDC.ClientID == "" {
 		r.fail("client_id", "required: the client id of your ZITADEL web application")
 	}
+	if path := r.str("client_secret_file"); c.OIDC.ClientSecret == "" && path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			r.fail("client_secret_file", "%v", err)
+		}
+		c.OIDC.ClientSecret = strings.TrimSpace(string(data))
+		if err == nil && c.OIDC.ClientSecret == "" {
+			r.fail("client_secret_file", "%s is empty", path)
+		}
+	}
 	if c.OIDC.ClientSecret == "" {
-		r.fail("client_secret", "required: the client secret of your ZITADEL web application (auth method Basic)")
+		r.fail("client_secret", "required: the client secret of your ZITADEL web application (auth method Basic), or client_secret_file")
+	}
+	if dial := r.str("oidc_issuer_dial_address"); dial != "" {
+		if _, _, err := net.SplitHostPort(dial); err != nil {
+			r.fail("oidc_issuer_dial_address", "%q is not host:port (e.g. zitadel:8080)", dial)
+		} else if u, err := url.Parse(issuer); err == nil && u.Host != "" {
+			c.IssuerDial = map[string]string{hostPort(u): dial}
+		}
 	}
 	if m := r.str("code_challenge_method"); m != "S256" {
 		r.fail("code_challenge_method", "only S256 is supported, got %q", m)
@@ -398,6 +419,18 @@ func (r *resolver) build() (*Config, error) {
 		return nil, r.err
 	}
 	return c, nil
+}
+
+// hostPort is u's host with the scheme's default port made explicit, the
+// form an http.Transport dials.
+func hostPort(u *url.URL) string {
+	if u.Port() != "" {
+		return u.Host
+	}
+	if u.Scheme == "https" {
+		return net.JoinHostPort(u.Hostname(), "443")
+	}
+	return net.JoinHostPort(u.Hostname(), "80")
 }
 
 func (r *resolver) address(name string) string {

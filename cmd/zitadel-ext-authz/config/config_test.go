@@ -211,3 +211,34 @@ refresh_before_expiry = "2m"
 		t.Fatalf("cookie_refresh without refresh tokens: %v", err)
 	}
 }
+
+func TestClientSecretFileAndDialAddress(t *testing.T) {
+	secretFile := write(t, "secret", "from-file\n")
+	body := removeKey(minimalTOML, "client_secret") + `client_secret_file = "` + secretFile + `"
+oidc_issuer_dial_address = "zitadel:8080"
+`
+	c, _, err := Load([]string{"--config", write(t, "c.toml", body)}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OIDC.ClientSecret != "from-file" {
+		t.Errorf("client secret = %q, want the file's content without the newline", c.OIDC.ClientSecret)
+	}
+	if got := c.IssuerDial["acme.zitadel.cloud:443"]; got != "zitadel:8080" {
+		t.Errorf("IssuerDial = %v, want acme.zitadel.cloud:443 → zitadel:8080", c.IssuerDial)
+	}
+	// client_secret wins over the file, as in oauth2-proxy.
+	c, _, err = Load([]string{"--config", write(t, "c.toml", minimalTOML+`client_secret_file = "`+secretFile+`"`+"\n")}, env(nil))
+	if err != nil || c.OIDC.ClientSecret != "s3cret" {
+		t.Errorf("client_secret and client_secret_file: %q, %v", c.OIDC.ClientSecret, err)
+	}
+	for key, body := range map[string]string{
+		"client_secret_file":       removeKey(minimalTOML, "client_secret") + `client_secret_file = "/nonexistent/secret"`,
+		"oidc_issuer_dial_address": minimalTOML + `oidc_issuer_dial_address = "zitadel"`,
+	} {
+		_, _, err := Load([]string{"--config", write(t, "c.toml", body+"\n")}, env(nil))
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("bad %s: %v, want an error naming the key", key, err)
+		}
+	}
+}

@@ -26,6 +26,8 @@ var keys = []key{
 	{"oidc_issuer_url", kString, "", "issuer URL, exactly as the IdP's discovery document prints it"},
 	{"client_id", kString, "", "OIDC client id"},
 	{"client_secret", kString, "", "OIDC client secret (client_secret_basic)"},
+	{"client_secret_file", kString, "", "file holding the client secret, read when client_secret is empty"},
+	{"oidc_issuer_dial_address", kString, "", "host:port to connect to for the issuer's host (issuer URL and Host header unchanged), e.g. zitadel:8080 in docker compose"},
 	{"redirect_url", kString, "/oauth2/callback", "callback URL, absolute or a path"},
 	{"scope", kString, "openid email profile", "space-separated scopes"},
 	{"code_challenge_method", kString, "S256", "PKCE method; only S256"},

@@ -1,0 +1,291 @@
+package envoy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	securityv1 "istio.io/api/security/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
+)
+
+// manifests is what envoy/istio/ decodes to.
+type manifests struct {
+	mesh        *meshv1alpha1.MeshConfig
+	policies    []*securityv1.AuthorizationPolicy
+	policyMeta  []metav1.ObjectMeta
+	configMaps  []*corev1.ConfigMap
+	secrets     []*corev1.Secret
+	deployments []*appsv1.Deployment
+	services    []*corev1.Service
+}
+
+// decodeManifests decodes every YAML document of files strictly, as the
+// API server (Kubernetes types) and istiod (Istio protos) would: unknown
+// fields and wrong types fail.
+func decodeManifests(files map[string][]byte) (*manifests, error) {
+	m := &manifests{}
+	for name, data := range files {
+		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
+			if strings.TrimSpace(stripComments(doc)) == "" {
+				continue
+			}
+			js, err := yaml.YAMLToJSON([]byte(doc))
+			if err != nil {
+				return nil, fmt.Errorf("%s document %d: %w", name, i+1, err)
+			}
+			if err := m.add(js); err != nil {
+				return nil, fmt.Errorf("%s document %d: %w", name, i+1, err)
+			}
+		}
+	}
+	return m, nil
+}
+
+func stripComments(doc string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}
+
+// strict decodes as the Kubernetes API server does: case-sensitive field
+// names, unknown and duplicate fields refused.
+func strict(js []byte, v any) error {
+	strictErrs, err := kjson.UnmarshalStrict(js, v)
+	if err != nil {
+		return err
+	}
+	return errors.Join(strictErrs...)
+}
+
+func (m *manifests) add(js []byte) error {
+	var tm metav1.TypeMeta
+	if err := json.Unmarshal(js, &tm); err != nil {
+		return err
+	}
+	switch tm.APIVersion + " " + tm.Kind {
+	case "v1 Namespace":
+		return strict(js, &corev1.Namespace{})
+	case "v1 ConfigMap":
+		cm := &corev1.ConfigMap{}
+		if err := strict(js, cm); err != nil {
+			return err
+		}
+		if cm.Name == "istio" && cm.Namespace == "istio-system" {
+			mjs, err := yaml.YAMLToJSON([]byte(cm.Data["mesh"]))
+			if err != nil {
+				return fmt.Errorf("mesh: %w", err)
+			}
+			m.mesh = &meshv1alpha1.MeshConfig{}
+			if err := protojson.Unmarshal(mjs, m.mesh); err != nil {
+				return fmt.Errorf("mesh: %w", err)
+			}
+			return nil
+		}
+		m.configMaps = append(m.configMaps, cm)
+	case "v1 Secret":
+		s := &corev1.Secret{}
+		if err := strict(js, s); err != nil {
+			return err
+		}
+		m.secrets = append(m.secrets, s)
+	case "apps/v1 Deployment":
+		d := &appsv1.Deployment{}
+		if err := strict(js, d); err != nil {
+			return err
+		}
+		m.deployments = append(m.deployments, d)
+	case "v1 Service":
+		s := &corev1.Service{}
+		if err := strict(js, s); err != nil {
+			return err
+		}
+		m.services = append(m.services, s)
+	case "security.istio.io/v1 AuthorizationPolicy":
+		var env struct {
+			metav1.TypeMeta `json:",inline"`
+			Metadata        metav1.ObjectMeta `json:"metadata"`
+			Spec            json.RawMessage   `json:"spec"`
+		}
+		if err := strict(js, &env); err != nil {
+			return err
+		}
+		p := &securityv1.AuthorizationPolicy{}
+		if err := protojson.Unmarshal(env.Spec, p); err != nil {
+			return fmt.Errorf("AuthorizationPolicy spec: %w", err)
+		}
+		m.policies = append(m.policies, p)
+		m.policyMeta = append(m.policyMeta, env.Metadata)
+	default:
+		return fmt.Errorf("unexpected %s %s", tm.APIVersion, tm.Kind)
+	}
+	return nil
+}
+
+func readIstio(t *testing.T) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	paths, _ := filepath.Glob("istio/*.yaml")
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[filepath.Base(p)] = data
+	}
+	if len(files) != 3 {
+		t.Fatalf("istio/: %d files, want mesh-config.yaml, authorization-policy.yaml, zitadel-ext-authz.yaml", len(files))
+	}
+	return files
+}
+
+func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
+	m, err := decodeManifests(readIstio(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.mesh == nil || len(m.mesh.ExtensionProviders) != 1 || len(m.policies) != 1 || len(m.deployments) != 1 || len(m.services) != 1 || len(m.secrets) != 1 || len(m.configMaps) != 1 {
+		t.Fatalf("decoded %+v", m)
+	}
+	provider := m.mesh.ExtensionProviders[0]
+	grpc := provider.GetEnvoyExtAuthzGrpc()
+	if grpc == nil {
+		t.Fatal("extension provider is not envoyExtAuthzGrpc")
+	}
+	if d := grpc.GetTimeout().AsDuration(); d < time.Second || d > 10*time.Second {
+		t.Errorf("provider timeout %v: must be explicit (Istio's default is 600 s) and cover a code exchange", d)
+	}
+	if grpc.FailOpen || grpc.StatusOnError != "503" {
+		t.Errorf("failOpen %v, statusOnError %q: want fail closed with 503", grpc.FailOpen, grpc.StatusOnError)
+	}
+
+	// The AuthorizationPolicy names the provider.
+	pol := m.policies[0]
+	if pol.GetAction().String() != "CUSTOM" || pol.GetProvider().GetName() != provider.Name {
+		t.Errorf("policy action %v provider %q, want CUSTOM %q", pol.GetAction(), pol.GetProvider().GetName(), provider.Name)
+	}
+
+	// The provider's service:port is our Service's port named grpc.
+	svc := m.services[0]
+	if want := svc.Name + "." + svc.Namespace + ".svc.cluster.local"; grpc.Service != want {
+		t.Errorf("provider service %q, want %q", grpc.Service, want)
+	}
+	var grpcPort *corev1.ServicePort
+	for i, p := range svc.Spec.Ports {
+		if p.Name == "grpc" {
+			grpcPort = &svc.Spec.Ports[i]
+		}
+	}
+	if grpcPort == nil || uint32(grpcPort.Port) != grpc.Port {
+		t.Fatalf("Service ports %+v: want one named grpc on port %d", svc.Spec.Ports, grpc.Port)
+	}
+
+	// The Deployment: selected by the Service, probes on the ops port,
+	// non-root, read-only root filesystem, resource requests.
+	d := m.deployments[0]
+	pod := d.Spec.Template.Spec
+	for k, v := range svc.Spec.Selector {
+		if d.Spec.Template.Labels[k] != v {
+			t.Errorf("Service selector %s=%s doesn't select the pods", k, v)
+		}
+	}
+	c := pod.Containers[0]
+	ports := map[string]int32{}
+	for _, p := range c.Ports {
+		ports[p.Name] = p.ContainerPort
+	}
+	if grpcPort.TargetPort.String() != "grpc" || ports["grpc"] == 0 {
+		t.Errorf("Service grpc targetPort %v, container ports %v", grpcPort.TargetPort.String(), ports)
+	}
+	if c.ReadinessProbe == nil || c.ReadinessProbe.HTTPGet == nil || c.ReadinessProbe.HTTPGet.Path != "/readyz" ||
+		c.LivenessProbe == nil || c.LivenessProbe.HTTPGet == nil || c.LivenessProbe.HTTPGet.Path != "/healthz" {
+		t.Errorf("probes: readiness %+v liveness %+v", c.ReadinessProbe, c.LivenessProbe)
+	}
+	if pod.SecurityContext == nil || pod.SecurityContext.RunAsNonRoot == nil || !*pod.SecurityContext.RunAsNonRoot {
+		t.Error("pod must run as non-root")
+	}
+	if c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem ||
+		c.SecurityContext.AllowPrivilegeEscalation == nil || *c.SecurityContext.AllowPrivilegeEscalation {
+		t.Error("container must have a read-only root filesystem and no privilege escalation")
+	}
+	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Requests.Memory().IsZero() {
+		t.Error("container needs cpu and memory requests")
+	}
+
+	// The ConfigMap's config.toml plus the Secret's values (as the env the
+	// Deployment sets) is a configuration the server loads, listening on
+	// the ports the Deployment declares.
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(path, []byte(m.configMaps[0].Data["config.toml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	envs := map[string]string{}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+			if _, ok := m.secrets[0].StringData[e.ValueFrom.SecretKeyRef.Key]; !ok || e.ValueFrom.SecretKeyRef.Name != m.secrets[0].Name {
+				t.Errorf("env %s refers to a missing secret key %v", e.Name, e.ValueFrom.SecretKeyRef)
+			}
+			envs[e.Name] = "0123456789abcdef0123456789abcdef" // a valid stand-in for CHANGE ME
+		}
+	}
+	if want := c.VolumeMounts[0].MountPath + "/config.toml"; len(c.Args) != 3 || c.Args[0] != "serve" || c.Args[2] != want {
+		t.Errorf("args %v, want serve --config %s (the mounted ConfigMap)", c.Args, want)
+	}
+	cfg, _, err := config.Load([]string{"--config", path}, func(k string) string { return envs[k] })
+	if err != nil {
+		t.Fatalf("ConfigMap config.toml: %v", err)
+	}
+	if !strings.HasSuffix(cfg.GRPCAddress, fmt.Sprint(":", ports["grpc"])) || !strings.HasSuffix(cfg.HTTPAddress, fmt.Sprint(":", ports["http"])) {
+		t.Errorf("server listens on %s and %s, Deployment declares %v", cfg.GRPCAddress, cfg.HTTPAddress, ports)
+	}
+	if c.ReadinessProbe.HTTPGet.Port.String() != "http" {
+		t.Errorf("probes use port %v, want the ops port named http", c.ReadinessProbe.HTTPGet.Port.String())
+	}
+}
+
+func TestIstioManifestsRejectMistakes(t *testing.T) {
+	cases := []struct{ file, old, new string }{
+		{"mesh-config.yaml", "envoyExtAuthzGrpc:", "envoyExtAuthzGRPC:"},
+		{"mesh-config.yaml", "timeout: 6s", "timeout: six seconds"},
+		// An HTTP-provider-only field on the gRPC provider (envoy-ext-authz.md §5).
+		{"mesh-config.yaml", "failOpen: false", "includeRequestHeadersInCheck: [cookie]"},
+		{"authorization-policy.yaml", "notPaths:", "notPath:"},
+		{"authorization-policy.yaml", "action: CUSTOM", "action: CUSTOMIZED"},
+		{"zitadel-ext-authz.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true"},
+		{"zitadel-ext-authz.yaml", "containerPort: 9001", "containerPort: grpc9001"},
+		{"zitadel-ext-authz.yaml", "  ports:\n  # Named", "  portz:\n  # Named"},
+		{"zitadel-ext-authz.yaml", "memory: 64Mi", "memory: lots"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.file+": "+tc.new, func(t *testing.T) {
+			files := readIstio(t)
+			bad := strings.Replace(string(files[tc.file]), tc.old, tc.new, 1)
+			if bad == string(files[tc.file]) {
+				t.Fatalf("test setup: %q not in %s", tc.old, tc.file)
+			}
+			files[tc.file] = []byte(bad)
+			if _, err := decodeManifests(files); err == nil {
+				t.Errorf("a broken copy of %s decoded without error", tc.file)
+			}
+		})
+	}
+}
