@@ -53,16 +53,16 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 	}
 	id := b.Identity
 	if reason := s.authorize(id.Email, id.EmailVerified, id.Groups); reason != "" {
-		return bearerForbidden(reason)
+		return withSubject(bearerForbidden(reason), id.Subject)
 	}
 	if reason := rp.check(id.Groups, b.Scopes); reason != "" {
-		return bearerForbidden(reason)
+		return withSubject(bearerForbidden(reason), id.Subject)
 	}
 	// The token came in a request header, so it is header-safe already;
 	// identity values were cleaned when the IdP's claims were read.
 	d := s.identity(r, identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups, accessToken: token})
 	d.Reason = "bearer_" + b.Via
-	return d
+	return withSubject(d, id.Subject)
 }
 
 func bearerForbidden(reason string) *Decision {

@@ -56,7 +56,7 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	}
 	id := tokens.Identity
 	if reason := s.authorize(id.Email, id.EmailVerified, id.Groups); reason != "" {
-		d := s.forbidden(reason)
+		d := withSubject(s.forbidden(reason), id.Subject)
 		d.Headers = append(d.Headers, Header{"set-cookie", s.jar.ClearState(state, r.Host)})
 		return d
 	}
@@ -86,13 +86,13 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	}
 	cookies = append(cookies, s.jar.ClearState(state, r.Host))
 	s.logger.Info("login completed", "request_id", r.ID, "sub", id.Subject)
-	return redirect(ls.GetReturnUrl(), "login_completed", cookies)
+	return withSubject(redirect(ls.GetReturnUrl(), "login_completed", cookies), id.Subject)
 }
 
 // idpContext bounds an IdP call by idp_timeout and by the Check's own
 // deadline, less a margin, so we answer before Envoy times out.
 func (s *Server) idpContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	timeout := s.cfg.IDPTimeout
+	timeout := s.conf().IDPTimeout
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(dl)-deadlineMargin)
 	}

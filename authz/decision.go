@@ -22,4 +22,32 @@ type Decision struct {
 
 	// Reason is a short, bounded label for logs and metrics (never user data).
 	Reason string
+	// Subject is the user's sub claim when the decision knows the user
+	// (for logs; never a metric label).
+	Subject string
+}
+
+// Kind labels the decision for logs, metrics and traces: allow, redirect,
+// unauthorized, forbidden, page (a 2xx local reply such as the sign-in
+// page) or error.
+func (d *Decision) Kind() string {
+	switch {
+	case d.Allow:
+		return "allow"
+	case d.Status == 302 || d.Status == 303:
+		return "redirect"
+	case d.Status == 401:
+		return "unauthorized"
+	case d.Status == 403:
+		return "forbidden"
+	case d.Status >= 200 && d.Status < 300:
+		return "page"
+	default:
+		return "error"
+	}
+}
+
+func withSubject(d *Decision, sub string) *Decision {
+	d.Subject = sub
+	return d
 }

@@ -80,7 +80,7 @@ func (s *Server) identity(r *Request, id identity) *Decision {
 			add(set.names.token, id.accessToken)
 		}
 	}
-	if s.cfg.PassAuthorizationHeader && id.idToken != "" {
+	if s.conf().PassAuthorizationHeader && id.idToken != "" {
 		add("authorization", "Bearer "+id.idToken)
 	}
 	s.stripClientHeaders(r, d)

@@ -20,7 +20,7 @@ const lastSeenEvery = time.Minute
 func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Session, stale bool, rp routePolicy) *Decision {
 	now := s.now()
 	// Unused for longer than session_idle_timeout: the session is over.
-	if s.cfg.IdleTimeout > 0 && sess.GetLastSeenAt() > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) > s.cfg.IdleTimeout {
+	if s.conf().IdleTimeout > 0 && sess.GetLastSeenAt() > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) > s.conf().IdleTimeout {
 		return s.sessionOver(r, "idle_timeout")
 	}
 	renewed := stale
@@ -38,18 +38,18 @@ func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Se
 		return s.unauthenticated(r)
 	}
 	if reason := s.authorize(sess.GetEmail(), sess.GetEmailVerified(), sess.GetGroups()); reason != "" {
-		return s.forbidden(reason)
+		return withSubject(s.forbidden(reason), sess.GetSubject())
 	}
 	if reason := rp.check(sess.GetGroups(), sess.GetScopes()); reason != "" {
-		return s.forbidden(reason)
+		return withSubject(s.forbidden(reason), sess.GetSubject())
 	}
-	if s.cfg.IdleTimeout > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) >= lastSeenEvery {
+	if s.conf().IdleTimeout > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) >= lastSeenEvery {
 		if !renewed {
 			sess = proto.CloneOf(sess)
 		}
 		sess.LastSeenAt, renewed = now.Unix(), true
 	}
-	d := s.allow(r, sess)
+	d := withSubject(s.allow(r, sess), sess.GetSubject())
 	if renewed {
 		cookies, err := s.jar.Write(sess, r.Host, r.Cookies)
 		if err != nil {
@@ -71,15 +71,15 @@ func (s *Server) refreshDue(sess *sessionpb.Session, now time.Time) bool {
 	if sess.GetRefreshToken() == "" {
 		return false
 	}
-	if at := sess.GetAccessTokenExpiresAt(); at > 0 && now.Add(s.cfg.RefreshBeforeExpiry).Unix() >= at {
+	if at := sess.GetAccessTokenExpiresAt(); at > 0 && now.Add(s.conf().RefreshBeforeExpiry).Unix() >= at {
 		return true
 	}
-	if s.cfg.CookieRefresh > 0 {
+	if s.conf().CookieRefresh > 0 {
 		last := sess.GetRefreshedAt()
 		if last == 0 {
 			last = sess.GetCreatedAt()
 		}
-		return now.Sub(time.Unix(last, 0)) >= s.cfg.CookieRefresh
+		return now.Sub(time.Unix(last, 0)) >= s.conf().CookieRefresh
 	}
 	return false
 }

@@ -60,7 +60,7 @@ func (s *Server) signInPage(r *Request, rd string) *Decision {
 		Status:  200,
 		Reason:  "sign_in_page",
 		Headers: pageHeaders,
-		Body:    render("signin", pageData{Title: "Sign in", Provider: s.cfg.ProviderDisplayName, StartURL: pathStart + "?rd=" + url.QueryEscape(rd)}),
+		Body:    render("signin", pageData{Title: "Sign in", Provider: s.conf().ProviderDisplayName, StartURL: pathStart + "?rd=" + url.QueryEscape(rd)}),
 	}
 }
 

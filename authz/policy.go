@@ -22,13 +22,14 @@ const (
 // authorize checks a logged-in identity against allowed_groups and
 // email_domains. It returns a reason label, or "" when allowed.
 func (s *Server) authorize(email string, emailVerified bool, groups []string) string {
-	if !s.emailAllowed(email) {
+	cfg := s.conf() // one policy for the whole decision
+	if !emailAllowed(cfg.EmailDomains, email) {
 		return reasonEmailDomain
 	}
-	if !emailVerified && !s.cfg.AllowUnverifiedEmail && !slices.Contains(s.cfg.EmailDomains, "*") {
+	if !emailVerified && !cfg.AllowUnverifiedEmail && !slices.Contains(cfg.EmailDomains, "*") {
 		return reasonUnverifiedEm
 	}
-	if len(s.cfg.AllowedGroups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(s.cfg.AllowedGroups, g) }) {
+	if len(cfg.AllowedGroups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(cfg.AllowedGroups, g) }) {
 		return reasonNotInGroup
 	}
 	return ""
@@ -37,8 +38,8 @@ func (s *Server) authorize(email string, emailVerified bool, groups []string) st
 // emailAllowed applies email_domains: "*" is anyone; "example.com" matches
 // that domain exactly; ".example.com" matches it and its subdomains. An empty
 // list allows nobody.
-func (s *Server) emailAllowed(email string) bool {
-	if slices.Contains(s.cfg.EmailDomains, "*") {
+func emailAllowed(domains []string, email string) bool {
+	if slices.Contains(domains, "*") {
 		return true
 	}
 	at := strings.LastIndexByte(email, '@')
@@ -46,7 +47,7 @@ func (s *Server) emailAllowed(email string) bool {
 		return false
 	}
 	domain := strings.ToLower(email[at+1:])
-	for _, d := range s.cfg.EmailDomains {
+	for _, d := range domains {
 		if domainMatch(domain, strings.ToLower(d)) {
 			return true
 		}
@@ -67,10 +68,11 @@ func domainMatch(host, pattern string) bool {
 // without login. Paths with dot segments, doubled or encoded slashes never
 // match: "/public/../admin" must not reach /admin unauthenticated.
 func (s *Server) skipAuth(r *Request) bool {
-	if len(s.cfg.SkipAuthRoutes) == 0 || !canonicalPath(r.Path) {
+	routes := s.conf().SkipAuthRoutes
+	if len(routes) == 0 || !canonicalPath(r.Path) {
 		return false
 	}
-	for _, rt := range s.cfg.SkipAuthRoutes {
+	for _, rt := range routes {
 		if (rt.Method == "" || rt.Method == r.Method) && rt.Path.MatchString(r.Path) {
 			return true
 		}
@@ -135,7 +137,7 @@ func (s *Server) returnURL(r *Request, rd string) (string, bool) {
 // port), ".example.com" (and subdomains), optionally with ":port" or ":*".
 func (s *Server) whitelisted(hostport string) bool {
 	host, port := splitHostPort(strings.ToLower(hostport))
-	for _, w := range s.cfg.WhitelistDomains {
+	for _, w := range s.conf().WhitelistDomains {
 		wh, wp := splitHostPort(strings.ToLower(w))
 		if wp != "*" && wp != port {
 			continue

@@ -163,7 +163,7 @@ func (s *Server) isAPI(r *Request) bool {
 	if strings.EqualFold(r.Headers["x-requested-with"], "XMLHttpRequest") {
 		return true
 	}
-	for _, re := range s.cfg.APIRoutes {
+	for _, re := range s.conf().APIRoutes {
 		if re.MatchString(r.Path) {
 			return true
 		}

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -28,7 +30,7 @@ type IdP interface {
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 
-	cfg          Config
+	cfg          atomic.Pointer[Config] // replaced whole by SetPolicy
 	idp          IdP
 	jar          *session.Jar
 	logger       *slog.Logger
@@ -37,6 +39,13 @@ type Server struct {
 	redirectAbs  bool       // redirect_url is absolute
 	bearerAuth   BearerAuth // nil: bearer tokens are not accepted
 	headerSets   []headerSet
+	observer     Observer // nil: none
+}
+
+// Observer sees every decision with the Check's context (metrics, trace
+// attributes). It runs on the Check's goroutine: it must not block.
+type Observer interface {
+	Decided(ctx context.Context, d *Decision, elapsed time.Duration)
 }
 
 // Option customises a Server.
@@ -44,6 +53,9 @@ type Option func(*Server)
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
+
+// WithObserver reports every decision to o.
+func WithObserver(o Observer) Option { return func(s *Server) { s.observer = o } }
 
 // WithClock replaces time.Now.
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
@@ -63,11 +75,40 @@ func New(cfg Config, idp IdP, jar *session.Jar, opts ...Option) (*Server, error)
 	if cfg.ProviderDisplayName == "" {
 		cfg.ProviderDisplayName = "OpenID Connect"
 	}
-	s := &Server{cfg: cfg, idp: idp, jar: jar, logger: slog.Default(), now: time.Now, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg)}
+	s := &Server{idp: idp, jar: jar, logger: slog.Default(), now: time.Now, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg)}
+	s.cfg.Store(&cfg)
 	for _, o := range opts {
 		o(s)
 	}
 	return s, nil
+}
+
+// conf is the configuration in force. A Check reads it through here, so a
+// SetPolicy while Checks run never mixes two policies within one field.
+func (s *Server) conf() *Config { return s.cfg.Load() }
+
+// Policy is the part of Config that can change while serving (hot reload).
+type Policy struct {
+	EmailDomains         []string
+	AllowedGroups        []string
+	AllowUnverifiedEmail bool
+	SkipAuthRoutes       []Route
+	APIRoutes            []*regexp.Regexp
+	WhitelistDomains     []string
+}
+
+// PolicyOf returns the policy part of cfg.
+func PolicyOf(cfg Config) Policy {
+	return Policy{cfg.EmailDomains, cfg.AllowedGroups, cfg.AllowUnverifiedEmail, cfg.SkipAuthRoutes, cfg.APIRoutes, cfg.WhitelistDomains}
+}
+
+// SetPolicy replaces the policy; Checks already running finish with the
+// one they started with.
+func (s *Server) SetPolicy(p Policy) {
+	c := *s.conf()
+	c.EmailDomains, c.AllowedGroups, c.AllowUnverifiedEmail = p.EmailDomains, p.AllowedGroups, p.AllowUnverifiedEmail
+	c.SkipAuthRoutes, c.APIRoutes, c.WhitelistDomains = p.SkipAuthRoutes, p.APIRoutes, p.WhitelistDomains
+	s.cfg.Store(&c)
 }
 
 // Routes under the proxy prefix (oauth2-proxy's defaults).
@@ -81,30 +122,49 @@ const (
 // Check answers one Envoy ext_authz request. Every decision, including bad
 // input and internal failures, is a CheckResponse with a nil error.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	start := time.Now()
+	var d *Decision
+	requestID := ""
 	defer func() {
 		if p := recover(); p != nil {
-			s.logger.Error("check panicked; denying", "reason", "panic", "panic", p)
-			resp, err = s.errorPage(500, "internal_error", "Internal error", "The request could not be checked.").Response(), nil
+			s.logger.Error("check panicked; denying", "request_id", requestID, "reason", "panic", "panic", p)
+			d = s.errorPage(500, "internal_error", "Internal error", "The request could not be checked.")
+			resp, err = d.Response(), nil
 		}
+		s.decided(ctx, requestID, d, start)
 	}()
 	r, perr := ParseRequest(req)
 	if perr != nil {
-		return s.errorPage(400, "malformed_request", "Bad request", "The request could not be understood.").Response(), nil
+		d = s.errorPage(400, "malformed_request", "Bad request", "The request could not be understood.")
+		return d.Response(), nil
 	}
-	d := s.Decide(ctx, r)
-	// Routine denials (login redirects, 401s, pages) are Debug: at Info a
-	// flood of unauthenticated requests would become a flood of log lines.
-	// Failures on our side or the IdP's are Warn.
+	requestID = r.ID
+	d = s.Decide(ctx, r)
+	return d.Response(), nil
+}
+
+// decided logs one line per denied request (Info; Warn for failures on our
+// side or the IdP's) and tells the observer.
+func (s *Server) decided(ctx context.Context, requestID string, d *Decision, start time.Time) {
+	if d == nil {
+		return
+	}
 	if !d.Allow {
-		level := slog.LevelDebug
+		level := slog.LevelInfo
 		if d.Status >= 500 {
 			level = slog.LevelWarn
 		}
 		if s.logger.Enabled(ctx, level) {
-			s.logger.Log(ctx, level, "denied", "request_id", r.ID, "status", d.Status, "reason", d.Reason)
+			attrs := []slog.Attr{slog.String("request_id", requestID), slog.String("decision", d.Kind()), slog.Int("status", d.Status), slog.String("reason", d.Reason)}
+			if d.Subject != "" {
+				attrs = append(attrs, slog.String("sub", d.Subject))
+			}
+			s.logger.LogAttrs(ctx, level, "not allowed", attrs...)
 		}
 	}
-	return d.Response(), nil
+	if s.observer != nil {
+		s.observer.Decided(ctx, d, time.Since(start))
+	}
 }
 
 // Decide routes a parsed request: the oauth2 endpoints first, then
@@ -153,7 +213,7 @@ func (s *Server) unauthenticated(r *Request) *Decision {
 			{"cache-control", "no-store"},
 		}}
 	}
-	if !s.cfg.SkipProviderButton {
+	if !s.conf().SkipProviderButton {
 		return s.signInPage(r, r.RequestURI())
 	}
 	return s.startLogin(r, r.URL())

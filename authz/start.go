@@ -22,9 +22,9 @@ func (s *Server) start(r *Request) *Decision {
 // when absolute, else resolved against the request's scheme and host.
 func (s *Server) redirectURI(r *Request) string {
 	if s.redirectAbs {
-		return s.cfg.RedirectURL
+		return s.conf().RedirectURL
 	}
-	return r.Scheme + "://" + r.Host + s.cfg.RedirectURL
+	return r.Scheme + "://" + r.Host + s.conf().RedirectURL
 }
 
 // startLogin redirects the browser to the IdP (Denied 302) with a fresh

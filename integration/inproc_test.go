@@ -14,6 +14,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
@@ -53,6 +54,8 @@ type inprocOptions struct {
 	clock   *fakeClock
 	secrets []string
 	cfg     func(*authz.Config)
+	tracing *telemetry.Tracing // nil: no tracing
+	metrics *telemetry.Metrics // nil: none
 }
 
 func startInProcess(t *testing.T, o inprocOptions) *inproc {
@@ -76,8 +79,18 @@ func startInProcess(t *testing.T, o inprocOptions) *inproc {
 	}
 	t.Cleanup(refreshCache.Close)
 	c := devidp.DefaultClient()
+	idpClient := oidcflow.NewHTTPClient(10 * time.Second)
+	var grpcOpts []grpc.ServerOption
+	var authzOpts []authz.Option
+	if o.tracing != nil {
+		idpClient.Transport = o.tracing.Transport(idpClient.Transport)
+		grpcOpts = append(grpcOpts, grpc.UnaryInterceptor(o.tracing.UnaryInterceptor()))
+	}
+	if o.metrics != nil {
+		authzOpts = append(authzOpts, authz.WithObserver(o.metrics))
+	}
 	ip.Provider, err = oidcflow.New(oidcflow.Config{Issuer: ip.IdP.Issuer, ClientID: c.ID, ClientSecret: c.Secret, Scopes: []string{"openid", "email", "profile", "offline_access"}},
-		oidcflow.WithClock(ip.Clock.Now), oidcflow.WithRefreshCache(refreshCache, time.Minute), oidcflow.WithLogger(logger))
+		oidcflow.WithClock(ip.Clock.Now), oidcflow.WithRefreshCache(refreshCache, time.Minute), oidcflow.WithLogger(logger), oidcflow.WithHTTPClient(idpClient))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +129,7 @@ func startInProcess(t *testing.T, o inprocOptions) *inproc {
 	if o.cfg != nil {
 		o.cfg(&cfg)
 	}
-	srv, err := authz.New(cfg, ip.Provider, ip.Jar, authz.WithClock(ip.Clock.Now), authz.WithLogger(logger))
+	srv, err := authz.New(cfg, ip.Provider, ip.Jar, append(authzOpts, authz.WithClock(ip.Clock.Now), authz.WithLogger(logger))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +137,7 @@ func startInProcess(t *testing.T, o inprocOptions) *inproc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(grpcOpts...)
 	authv3.RegisterAuthorizationServer(gs, srv)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)

@@ -71,7 +71,8 @@ func baseConfig(issuer string) map[string]any {
 // server is a running zitadel-ext-authz process with its captured logs.
 type server struct {
 	*serverproc.Proc
-	logs syncBuffer
+	logs       syncBuffer
+	ConfigPath string
 }
 
 // Logs is everything the server wrote to stderr so far.
@@ -93,9 +94,12 @@ func writeConfig(t *testing.T, cfg map[string]any) string {
 // startServer runs the binary with cfg and waits for its listeners.
 func startServer(t *testing.T, cfg map[string]any, env ...string) *server {
 	t.Helper()
-	cmd := exec.Command(serverBin, "serve", "--config", writeConfig(t, cfg))
+	path := writeConfig(t, cfg)
+	cmd := exec.Command(serverBin, "serve", "--config", path)
 	cmd.Env = append(os.Environ(), env...)
-	return startCmd(t, cmd)
+	s := startCmd(t, cmd)
+	s.ConfigPath = path
+	return s
 }
 
 // startCmd runs a serve command (JSON logs) and stops it when the test ends;

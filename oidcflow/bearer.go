@@ -290,7 +290,7 @@ func (p *Provider) introspect(ctx context.Context, d *discovered, token string) 
 	if d.introspector == nil {
 		return nil, fmt.Errorf("introspect: %w: the IdP has no introspection_endpoint", ErrInvalidToken)
 	}
-	resp, err := rs.Introspect[*oidc.IntrospectionResponse](ctx, d.introspector, token)
+	resp, err := rs.Introspect[*oidc.IntrospectionResponse](withCall(ctx, CallIntrospection), d.introspector, token)
 	if err != nil {
 		if clientAuthFailed(err) {
 			return nil, fmt.Errorf("introspect: %w: the IdP refused our client authentication; check introspection_client_id and introspection_client_secret or introspection_key_file", ErrIdPUnavailable)

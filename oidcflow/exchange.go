@@ -34,7 +34,7 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 	if err != nil {
 		return nil, err
 	}
-	raw, err := rp.CodeExchange[*oidc.IDTokenClaims](ctx, code, d.party, rp.WithCodeVerifier(l.CodeVerifier), redirectURIParam(redirectURI))
+	raw, err := rp.CodeExchange[*oidc.IDTokenClaims](withCall(ctx, CallToken), code, d.party, rp.WithCodeVerifier(l.CodeVerifier), redirectURIParam(redirectURI))
 	if err != nil {
 		return nil, fmt.Errorf("exchange code: %w", classify(ctx, err))
 	}
@@ -100,7 +100,7 @@ func claimMap(c *oidc.IDTokenClaims) (map[string]any, error) {
 }
 
 func (p *Provider) userinfo(ctx context.Context, d *discovered, accessToken string) (map[string]any, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.config.UserinfoEndpoint, nil)
+	req, err := http.NewRequestWithContext(withCall(ctx, CallUserinfo), http.MethodGet, d.config.UserinfoEndpoint, nil)
 	if err != nil {
 		return nil, fmt.Errorf("userinfo: %w", err)
 	}

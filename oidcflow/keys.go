@@ -87,7 +87,7 @@ func (k *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
 }
 
 func (k *keySet) load(ctx context.Context) ([]jose.JSONWebKey, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, k.url, nil)
+	req, err := http.NewRequestWithContext(withCall(ctx, CallJWKS), http.MethodGet, k.url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetch jwks: %w", err)
 	}

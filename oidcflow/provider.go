@@ -171,10 +171,14 @@ func (p *Provider) Serve(ctx context.Context) error {
 	return nil
 }
 
+// Discover runs discovery once and loads the JWKS (check-config uses it;
+// Serve retries it).
+func (p *Provider) Discover(ctx context.Context) error { return p.discover(ctx) }
+
 func (p *Provider) discover(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	cfg, err := client.Discover(ctx, p.cfg.Issuer, p.client)
+	cfg, err := client.Discover(withCall(ctx, CallDiscovery), p.cfg.Issuer, p.client)
 	if err != nil {
 		if errors.Is(err, oidc.ErrIssuerInvalid) {
 			return fmt.Errorf("discovery: the issuer in %s/.well-known/openid-configuration differs from oidc_issuer_url %q; set oidc_issuer_url exactly as the IdP prints it", p.cfg.Issuer, p.cfg.Issuer)

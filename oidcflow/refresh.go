@@ -107,7 +107,7 @@ func (p *Provider) refresh(ctx context.Context, refreshToken string) (*Tokens, e
 	if err != nil {
 		return nil, err
 	}
-	raw, err := rp.RefreshTokens[*oidc.IDTokenClaims](ctx, d.party, refreshToken, "", "")
+	raw, err := rp.RefreshTokens[*oidc.IDTokenClaims](withCall(ctx, CallRefresh), d.party, refreshToken, "", "")
 	if err != nil {
 		return nil, fmt.Errorf("refresh: %w", classify(ctx, err))
 	}
@@ -158,7 +158,7 @@ func (p *Provider) Revoke(ctx context.Context, token, hint string) error {
 		return errors.New("revoke: the IdP has no revocation_endpoint")
 	}
 	form := url.Values{"token": {token}, "token_type_hint": {hint}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.config.RevocationEndpoint, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(withCall(ctx, CallRevocation), http.MethodPost, d.config.RevocationEndpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -33,6 +34,7 @@ const (
 type Cache interface {
 	Get(key string) (*sessionpb.Session, bool)
 	SetWithTTL(key string, value *sessionpb.Session, cost int64, ttl time.Duration) bool
+	Clear()
 }
 
 // Options are the cookie attributes and lifetimes, as configured.
@@ -50,7 +52,7 @@ type Options struct {
 
 // Jar reads and writes the session and state cookies of one configuration.
 type Jar struct {
-	codec *Codec
+	codec atomic.Pointer[Codec] // replaced by SetCodec (cookie secret rotation)
 	opts  Options
 	cache Cache
 	now   func() time.Time
@@ -85,11 +87,22 @@ func NewJar(codec *Codec, opts Options, options ...JarOption) *Jar {
 	if opts.SameSite == 0 {
 		opts.SameSite = http.SameSiteLaxMode
 	}
-	j := &Jar{codec: codec, opts: opts, now: time.Now}
+	j := &Jar{opts: opts, now: time.Now}
+	j.codec.Store(codec)
 	for _, o := range options {
 		o(j)
 	}
 	return j
+}
+
+// SetCodec replaces the cookie keys (a reloaded cookie_secrets list) and
+// empties the decoded-session cache, so sessions sealed with a key that
+// was removed stop working at once.
+func (j *Jar) SetCodec(c *Codec) {
+	j.codec.Store(c)
+	if j.cache != nil {
+		j.cache.Clear()
+	}
 }
 
 // Name is the session cookie's base name.
@@ -154,7 +167,7 @@ func (j *Jar) Read(cookies map[string]string) (s *sessionpb.Session, stale bool,
 		}
 	}
 	s = &sessionpb.Session{}
-	keyIndex, err := j.codec.OpenKey(j.opts.Name, PurposeSession, value, s)
+	keyIndex, err := j.codec.Load().OpenKey(j.opts.Name, PurposeSession, value, s)
 	if err != nil {
 		return nil, false, err
 	}
@@ -200,7 +213,7 @@ func (j *Jar) remember(key, value string, s *sessionpb.Session, now time.Time) {
 // encoding that the new one does not overwrite are expired. The written value
 // is cached, so the next Check with it is a cache hit.
 func (j *Jar) Write(s *sessionpb.Session, host string, cookies map[string]string) ([]string, error) {
-	value, err := j.codec.Seal(j.opts.Name, PurposeSession, s)
+	value, err := j.codec.Load().Seal(j.opts.Name, PurposeSession, s)
 	if err != nil {
 		return nil, err
 	}
@@ -282,7 +295,7 @@ func (j *Jar) stateSameSite() http.SameSite {
 // already holds MaxFlows of them (abandoned flows can't pile up).
 func (j *Jar) WriteState(ls *sessionpb.LoginState, host string, cookies map[string]string) ([]string, error) {
 	name := j.stateName(ls.GetState())
-	value, err := j.codec.Seal(name, PurposeState, ls)
+	value, err := j.codec.Load().Seal(name, PurposeState, ls)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +313,7 @@ func (j *Jar) WriteState(ls *sessionpb.LoginState, host string, cookies map[stri
 			continue
 		}
 		old := &sessionpb.LoginState{}
-		if j.codec.Open(n, PurposeState, v, old) != nil || old.GetExpiresAt() <= j.now().Unix() {
+		if j.codec.Load().Open(n, PurposeState, v, old) != nil || old.GetExpiresAt() <= j.now().Unix() {
 			out = append(out, j.cookie(n, "", domain, -1, j.stateSameSite()))
 			continue
 		}
@@ -332,7 +345,7 @@ func (j *Jar) ReadState(state string, cookies map[string]string) (*sessionpb.Log
 		return nil, ErrNoSession
 	}
 	ls := &sessionpb.LoginState{}
-	if err := j.codec.Open(name, PurposeState, value, ls); err != nil {
+	if err := j.codec.Load().Open(name, PurposeState, value, ls); err != nil {
 		return nil, err
 	}
 	if subtle.ConstantTimeCompare([]byte(ls.GetState()), []byte(state)) != 1 || ls.GetExpiresAt() <= j.now().Unix() {

@@ -27,7 +27,7 @@ func main() {
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: zitadel-ext-authz serve --config FILE | zitadel-bootstrap ... | healthcheck [URL] | version")
+		fmt.Fprintln(stderr, "usage: zitadel-ext-authz serve --config FILE | check-config --config FILE | zitadel-bootstrap ... | healthcheck [URL] | version")
 		return 2
 	}
 	switch args[0] {
@@ -36,12 +36,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	case "serve":
 		return serve(ctx, args[1:], getenv, stdout, stderr)
+	case "check-config":
+		return checkConfig(ctx, args[1:], getenv, stdout, stderr)
 	case "zitadel-bootstrap":
 		return zitadelBootstrap(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args[1:], stderr)
 	default:
-		fmt.Fprintf(stderr, "zitadel-ext-authz: unknown command %q; use serve, zitadel-bootstrap, healthcheck or version\n", args[0])
+		fmt.Fprintf(stderr, "zitadel-ext-authz: unknown command %q; use serve, check-config, zitadel-bootstrap, healthcheck or version\n", args[0])
 		return 2
 	}
 }

@@ -10,14 +10,15 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"golang.org/x/sync/errgroup"
@@ -43,17 +44,41 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
 		return 2
 	}
-	logger := newLogger(cfg, stderr)
+	level := new(slog.LevelVar)
+	level.Set(cfg.LogLevel)
+	logger := newLogger(cfg, level, stderr)
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
 	setMemoryLimit(cfg, getenv, logger)
 
 	// Collaborators, built once.
-	registry := prometheus.NewRegistry()
-	m := newMetrics(registry)
+	m := telemetry.NewMetrics(version)
 	idpClient := oidcflow.NewHTTPClientDialing(30*time.Second, cfg.IssuerDial)
-	providerOpts := []oidcflow.Option{oidcflow.WithHTTPClient(idpClient), oidcflow.WithLogger(logger), oidcflow.WithObserver(m.observeIdP)}
+	// In-flight Checks are counted so shutdown waits for them, and only
+	// them: long-lived health Watch streams must not hold it up.
+	var inflight atomic.Int64
+	unary := []grpc.UnaryServerInterceptor{func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		inflight.Add(1)
+		defer inflight.Add(-1)
+		return handler(ctx, req)
+	}}
+	if cfg.OTLPEndpoint != "" {
+		tracing, err := telemetry.NewTracing(ctx, telemetry.TracingConfig{Endpoint: cfg.OTLPEndpoint, Insecure: cfg.OTLPInsecure, SampleRatio: cfg.TraceSampleRatio, Version: version})
+		if err != nil {
+			fmt.Fprintln(stderr, "zitadel-ext-authz: otlp_endpoint:", err)
+			return 2
+		}
+		defer func() {
+			flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			tracing.Shutdown(flushCtx)
+		}()
+		idpClient.Transport = tracing.Transport(idpClient.Transport)
+		unary = append(unary, tracing.UnaryInterceptor())
+		logger.Info("tracing on", "otlp_endpoint", cfg.OTLPEndpoint, "trace_sample_ratio", cfg.TraceSampleRatio)
+	}
+	providerOpts := []oidcflow.Option{oidcflow.WithHTTPClient(idpClient), oidcflow.WithLogger(logger), oidcflow.WithObserver(m.ObserveIdP)}
 	var authzOpts []authz.Option
 	refreshCache, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.RefreshEntry]{
 		NumCounters: 100_000, MaxCost: refreshCacheBytes, BufferItems: 64, Metrics: true,
@@ -76,7 +101,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return 1
 		}
 		defer tokenCache.Close()
-		m.watchCache(registry, "token", tokenCache.Metrics)
+		m.WatchCache("token", tokenCache.Metrics)
 		providerOpts = append(providerOpts, oidcflow.WithBearer(cfg.Bearer, tokenCache))
 	}
 	provider, err := oidcflow.New(cfg.OIDC, providerOpts...)
@@ -100,7 +125,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			return 1
 		}
 		defer sessionCache.Close()
-		m.watchCache(registry, "session", sessionCache.Metrics)
+		m.WatchCache("session", sessionCache.Metrics)
 		jarOpts = append(jarOpts, session.WithCache(sessionCache))
 	}
 	codec, err := session.NewCodec(cfg.CookieSecrets...)
@@ -109,7 +134,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return 2
 	}
 	jar := session.NewJar(codec, cfg.Cookie, jarOpts...)
-	server, err := authz.New(cfg.Authz, provider, jar, append(authzOpts, authz.WithLogger(logger))...)
+	server, err := authz.New(cfg.Authz, provider, jar, append(authzOpts, authz.WithLogger(logger), authz.WithObserver(m))...)
 	if err != nil {
 		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
 		return 2
@@ -128,16 +153,29 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return 1
 	}
 
-	grpcServer := grpc.NewServer(grpc.UnaryInterceptor(m.interceptor))
+	grpcServer := grpc.NewServer(grpc.ChainUnaryInterceptor(unary...))
+	var draining atomic.Bool
 	authv3.RegisterAuthorizationServer(grpcServer, server)
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
-	opsServer := &http.Server{Handler: opsHandler(provider, registry, cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
+	opsServer := &http.Server{Handler: opsHandler(func() (bool, string) {
+		switch {
+		case draining.Load():
+			return false, "shutting down"
+		case !provider.Ready():
+			return false, "identity provider discovery or JWKS not loaded yet"
+		}
+		return true, ""
+	}, m.Handler(), cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
 
 	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return provider.Serve(gctx) })
+	if cfg.Path != "" {
+		rl := &reloader{args: args, getenv: getenv, current: cfg, server: server, jar: jar, level: level, logger: logger, metrics: m}
+		g.Go(func() error { return rl.run(gctx) })
+	}
 	g.Go(func() error {
 		if err := grpcServer.Serve(grpcLn); err != nil {
 			return fmt.Errorf("grpc server: %w", err)
@@ -153,12 +191,26 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.Info("shutting down: finishing in-flight checks")
-		healthServer.Shutdown() // NOT_SERVING first
+		// NOT_SERVING first (gRPC health and /readyz), then drain.
+		draining.Store(true)
+		healthServer.Shutdown()
 		stopped := make(chan struct{})
-		go func() { grpcServer.GracefulStop(); close(stopped) }()
+		go func() { grpcServer.GracefulStop(); close(stopped) }() // no new connections or RPCs
+		checksDone := make(chan struct{})
+		go func() {
+			tick := time.NewTicker(10 * time.Millisecond)
+			defer tick.Stop()
+			for inflight.Load() > 0 {
+				<-tick.C
+			}
+			close(checksDone)
+		}()
 		select {
 		case <-stopped:
+		case <-checksDone:
+			grpcServer.Stop() // ends what is left: health Watch streams
 		case <-time.After(shutdownGrace):
+			logger.Warn("shutdown grace over; cutting in-flight checks", "grace", shutdownGrace)
 			grpcServer.Stop()
 		}
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -192,18 +244,15 @@ func setMemoryLimit(cfg *config.Config, getenv func(string) string, logger *slog
 	logger.Debug("memory limit set", "bytes", limit)
 }
 
-func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+func newLogger(cfg *config.Config, level slog.Leveler, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// readiness is what /readyz asks.
-type readiness interface{ Ready() bool }
-
-func opsHandler(ready readiness, registry *prometheus.Registry, withPprof bool) http.Handler {
+func opsHandler(ready func() (bool, string), metrics http.Handler, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -215,12 +264,12 @@ func opsHandler(ready readiness, registry *prometheus.Registry, withPprof bool) 
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Ready() {
-			http.Error(w, "identity provider discovery or JWKS not loaded yet", http.StatusServiceUnavailable)
+		if ok, why := ready(); !ok {
+			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.Handle("GET /metrics", metricsHandler(registry))
+	mux.Handle("GET /metrics", metrics)
 	return mux
 }

@@ -35,6 +35,16 @@ type Config struct {
 	EnablePprof      bool
 	RefreshGrace     time.Duration
 
+	// Path is the configuration file (--config), "" when there is none.
+	Path string
+	// Values is every key's effective value as text (secrets included; see
+	// Masked), for reload diffs and check-config.
+	Values map[string]string
+
+	OTLPEndpoint     string
+	OTLPInsecure     bool
+	TraceSampleRatio float64
+
 	// IssuerDial maps the issuer's host:port to the address actually
 	// dialled (oidc_issuer_dial_address); nil when unset.
 	IssuerDial map[string]string
@@ -95,6 +105,15 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	c, err := r.build()
 	if err != nil {
 		return nil, nil, err
+	}
+	c.Path = *path
+	c.Values = make(map[string]string, len(keys))
+	for _, k := range keys {
+		v, ok := r.raw(k.name)
+		if !ok {
+			v = k.def
+		}
+		c.Values[k.name] = fmt.Sprint(v)
 	}
 	warnings = append(warnings, r.warnings...)
 	return c, warnings, nil
@@ -415,10 +434,47 @@ func (r *resolver) build() (*Config, error) {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		r.fail("log_format", "want text or json, got %q", c.LogFormat)
 	}
+	c.OTLPEndpoint = r.str("otlp_endpoint")
+	if c.OTLPEndpoint != "" {
+		if _, _, err := net.SplitHostPort(c.OTLPEndpoint); err != nil {
+			r.fail("otlp_endpoint", "%q is not host:port (e.g. otel-collector:4317)", c.OTLPEndpoint)
+		}
+	}
+	c.OTLPInsecure = r.boolean("otlp_insecure")
+	ratio, err := strconv.ParseFloat(r.str("trace_sample_ratio"), 64)
+	if err != nil || ratio < 0 || ratio > 1 {
+		r.fail("trace_sample_ratio", "want a number from 0 to 1, got %q", r.str("trace_sample_ratio"))
+	}
+	c.TraceSampleRatio = ratio
 	if r.err != nil {
 		return nil, r.err
 	}
 	return c, nil
+}
+
+// Masked is the effective configuration in key order, one "key = value"
+// line each, with secrets replaced: what check-config prints.
+func (c *Config) Masked() []string {
+	lines := make([]string, 0, len(keys))
+	for _, k := range keys {
+		v := c.Values[k.name]
+		if secretKeys[k.name] && v != "" && v != "[]" {
+			v = "****** (set)"
+		}
+		lines = append(lines, k.name+" = "+v)
+	}
+	return lines
+}
+
+// Changed lists the keys whose effective values differ between c and next.
+func (c *Config) Changed(next *Config) []string {
+	var changed []string
+	for _, k := range keys {
+		if c.Values[k.name] != next.Values[k.name] {
+			changed = append(changed, k.name)
+		}
+	}
+	return changed
 }
 
 // hostPort is u's host with the scheme's default port made explicit, the

@@ -77,4 +77,23 @@ var keys = []key{
 	{"enable_pprof", kBool, false, "serve Go's /debug/pprof/ on http_address (for profiling; keep http_address private)"},
 	{"log_level", kString, "info", "debug, info, warn or error"},
 	{"log_format", kString, "text", "text or json"},
+	{"otlp_endpoint", kString, "", "OpenTelemetry: OTLP/gRPC collector host:port for traces; empty disables tracing"},
+	{"otlp_insecure", kBool, false, "OpenTelemetry: plain-text gRPC to the collector"},
+	{"trace_sample_ratio", kString, "0.1", "OpenTelemetry: share of Checks without a sampled parent that are traced (0 to 1)"},
 }
+
+// secretKeys are masked wherever the effective configuration is shown.
+var secretKeys = map[string]bool{
+	"client_secret": true, "cookie_secret": true, "cookie_secrets": true, "introspection_client_secret": true,
+}
+
+// reloadableKeys apply on a configuration reload without a restart; a
+// change to any other key is logged as needing one.
+var reloadableKeys = map[string]bool{
+	"allowed_groups": true, "email_domains": true, "insecure_oidc_allow_unverified_email": true,
+	"skip_auth_routes": true, "api_routes": true, "whitelist_domains": true,
+	"cookie_secret": true, "cookie_secrets": true, "log_level": true,
+}
+
+// Reloadable reports whether a change to key applies without a restart.
+func Reloadable(key string) bool { return reloadableKeys[key] }

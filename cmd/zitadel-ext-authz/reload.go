@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
+)
+
+// reloader re-reads the configuration when its file changes (or on SIGHUP)
+// and applies the policy keys without a restart: allowed_groups,
+// email_domains, skip_auth_routes, api_routes, whitelist_domains,
+// insecure_oidc_allow_unverified_email, the cookie secrets and log_level.
+// An invalid file is refused and the running configuration stays; changes
+// to other keys are logged as needing a restart.
+type reloader struct {
+	args    []string
+	getenv  func(string) string
+	current *config.Config
+	server  *authz.Server
+	jar     *session.Jar
+	level   *slog.LevelVar
+	logger  *slog.Logger
+	metrics *telemetry.Metrics
+}
+
+// settle is how long file events must stop before a reload: editors and
+// Kubernetes ConfigMap updates write in several steps.
+const settle = 250 * time.Millisecond
+
+func (rl *reloader) run(ctx context.Context) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
+	// Watch the directory, not the file: editors replace files, and
+	// Kubernetes swaps a symlink (..data) to update a mounted ConfigMap.
+	watcher, err := fsnotify.NewWatcher()
+	if err != nil {
+		rl.logger.Warn("config file not watched; reload with SIGHUP", "reason", err.Error())
+	} else {
+		defer watcher.Close()
+		if err := watcher.Add(filepath.Dir(rl.current.Path)); err != nil {
+			rl.logger.Warn("config file not watched; reload with SIGHUP", "reason", err.Error())
+		}
+	}
+	var events chan fsnotify.Event
+	var errs chan error
+	if watcher != nil {
+		events, errs = watcher.Events, watcher.Errors
+	}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	base := filepath.Base(rl.current.Path)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-hup:
+			rl.reload("SIGHUP")
+		case ev := <-events:
+			if name := filepath.Base(ev.Name); name == base || name == "..data" {
+				timer.Reset(settle)
+			}
+		case err := <-errs:
+			rl.logger.Warn("config file watch", "reason", err.Error())
+		case <-timer.C:
+			rl.reload("file changed")
+		}
+	}
+}
+
+// reload applies the file's policy keys, or refuses the file.
+func (rl *reloader) reload(trigger string) {
+	next, warnings, err := config.Load(rl.args, rl.getenv)
+	if err != nil {
+		rl.metrics.Reloaded(false)
+		rl.logger.Error("configuration reload refused; the running configuration stays", "trigger", trigger, "error", err.Error())
+		return
+	}
+	changed := rl.current.Changed(next)
+	if len(changed) == 0 {
+		return
+	}
+	var applied, restart []string
+	for _, k := range changed {
+		if config.Reloadable(k) {
+			applied = append(applied, k)
+		} else {
+			restart = append(restart, k)
+		}
+	}
+	if slices.ContainsFunc(applied, func(k string) bool { return k == "cookie_secret" || k == "cookie_secrets" }) {
+		codec, err := session.NewCodec(next.CookieSecrets...)
+		if err != nil {
+			rl.metrics.Reloaded(false)
+			rl.logger.Error("configuration reload refused; the running configuration stays", "trigger", trigger, "error", "cookie_secret: "+err.Error())
+			return
+		}
+		rl.jar.SetCodec(codec)
+	}
+	rl.server.SetPolicy(authz.PolicyOf(next.Authz))
+	rl.level.Set(next.LogLevel)
+	for _, w := range warnings {
+		rl.logger.Warn(w)
+	}
+	// Keys that need a restart keep their running values, so the next diff
+	// still reports them until the process restarts.
+	kept := *rl.current
+	kept.Values = maps(next.Values, rl.current.Values, restart)
+	kept.Authz, kept.CookieSecrets, kept.LogLevel = next.Authz, next.CookieSecrets, next.LogLevel
+	rl.current = &kept
+	rl.metrics.Reloaded(true)
+	if len(applied) > 0 {
+		rl.logger.Info("configuration reloaded", "trigger", trigger, "applied", applied)
+	}
+	for _, k := range restart {
+		rl.logger.Warn("configuration key changed; restart to apply it", "key", k)
+	}
+}
+
+// maps returns next's values with the keys in keep taken from running.
+func maps(next, running map[string]string, keep []string) map[string]string {
+	out := make(map[string]string, len(next))
+	for k, v := range next {
+		out[k] = v
+	}
+	for _, k := range keep {
+		out[k] = running[k]
+	}
+	return out
+}

@@ -1,0 +1,174 @@
+// Package telemetry is what operators see of the server: Prometheus
+// metrics (checks by decision and reason, IdP calls, caches, logins,
+// refreshes, build info) and OpenTelemetry traces (a span per Check whose
+// parent comes from the request's traceparent or B3 headers, child spans
+// for every IdP call). Metrics implements authz.Observer and oidcflow's
+// observer, so authz and oidcflow stay free of Prometheus and OTel SDKs.
+package telemetry
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+)
+
+// Metrics holds the server's Prometheus collectors. Every label value comes
+// from a fixed set in the code (decisions, reasons, call names, outcomes):
+// never users, paths or tokens.
+type Metrics struct {
+	reg             *prometheus.Registry
+	checks          *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	idpCalls        *prometheus.CounterVec
+	idpDuration     *prometheus.HistogramVec
+	refreshes       *prometheus.CounterVec
+	loginsStarted   prometheus.Counter
+	loginsCompleted prometheus.Counter
+	reloads         *prometheus.CounterVec
+
+	children sync.Map // checkKey → checkChildren, resolved once per label pair
+}
+
+type checkKey struct{ decision, reason string }
+
+type checkChildren struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
+}
+
+// NewMetrics registers the collectors on a new registry.
+func NewMetrics(version string) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zitadel_ext_authz_checks_total",
+			Help: "Checks answered, by decision (allow, redirect, unauthorized, forbidden, page, error) and reason (session, no_session, not_in_group, bad_state, …).",
+		}, []string{"decision", "reason"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "zitadel_ext_authz_check_duration_seconds",
+			Help:    "Time to answer a Check, by decision.",
+			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5},
+		}, []string{"decision"}),
+		idpCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zitadel_ext_authz_idp_calls_total",
+			Help: "Token verifications and IdP calls, by call (jwt, introspection, refresh) and outcome (active, inactive, ok, rejected, error; for refresh also grace and shared: collapsed, no call).",
+		}, []string{"call", "outcome"}),
+		idpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "zitadel_ext_authz_idp_call_duration_seconds",
+			Help:    "Duration of token verifications and IdP calls, by call.",
+			Buckets: []float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+		}, []string{"call"}),
+		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zitadel_ext_authz_refreshes_total",
+			Help: "Session refreshes, by outcome (ok, rejected, error; grace and shared were answered without an IdP call).",
+		}, []string{"outcome"}),
+		loginsStarted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zitadel_ext_authz_logins_started_total",
+			Help: "Redirects to the IdP's authorization endpoint.",
+		}),
+		loginsCompleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "zitadel_ext_authz_logins_completed_total",
+			Help: "Callbacks that created a session.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "zitadel_ext_authz_config_reloads_total",
+			Help: "Configuration reloads, by outcome (applied, refused).",
+		}, []string{"outcome"}),
+	}
+	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "zitadel_ext_authz_build_info",
+		Help:        "Always 1; the labels say which build runs.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	buildInfo.Set(1)
+	m.reg.MustRegister(m.checks, m.duration, m.idpCalls, m.idpDuration, m.refreshes, m.loginsStarted, m.loginsCompleted, m.reloads, buildInfo,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, r := range []string{"applied", "refused"} {
+		m.reloads.WithLabelValues(r)
+	}
+	return m
+}
+
+// Decided implements authz.Observer: it counts the Check and, when the
+// Check is traced, puts the decision on its span.
+func (m *Metrics) Decided(ctx context.Context, d *authz.Decision, elapsed time.Duration) {
+	kind := d.Kind()
+	k := checkKey{kind, d.Reason}
+	c, ok := m.children.Load(k)
+	if !ok {
+		c, _ = m.children.LoadOrStore(k, checkChildren{m.checks.WithLabelValues(kind, d.Reason), m.duration.WithLabelValues(kind)})
+	}
+	cc := c.(checkChildren)
+	cc.count.Inc()
+	cc.latency.Observe(elapsed.Seconds())
+	switch d.Reason {
+	case "login_redirect":
+		m.loginsStarted.Inc()
+	case "login_completed":
+		m.loginsCompleted.Inc()
+	}
+	if span := trace.SpanFromContext(ctx); span.IsRecording() {
+		span.SetAttributes(attribute.String("authz.decision", kind), attribute.String("authz.reason", d.Reason))
+		if !d.Allow {
+			span.SetAttributes(attribute.Int("http.response.status_code", d.Status))
+		}
+		if kind == "error" {
+			span.SetStatus(codes.Error, d.Reason)
+		}
+	}
+}
+
+// ObserveIdP is oidcflow's observer. Cache lookups are counted by the
+// caches' own metrics (WatchCache), so they are skipped here.
+func (m *Metrics) ObserveIdP(call, outcome string, d time.Duration) {
+	if call == "token_cache" {
+		return
+	}
+	m.idpCalls.WithLabelValues(call, outcome).Inc()
+	if call == "refresh" {
+		m.refreshes.WithLabelValues(outcome).Inc()
+	}
+	if d > 0 { // collapsed refreshes (grace, shared) made no call of their own
+		m.idpDuration.WithLabelValues(call).Observe(d.Seconds())
+	}
+}
+
+// Reloaded counts a configuration reload.
+func (m *Metrics) Reloaded(applied bool) {
+	if applied {
+		m.reloads.WithLabelValues("applied").Inc()
+	} else {
+		m.reloads.WithLabelValues("refused").Inc()
+	}
+}
+
+// WatchCache exports a ristretto cache's hits, misses and evictions.
+func (m *Metrics) WatchCache(name string, cm *ristretto.Metrics) {
+	for _, c := range []struct {
+		what string
+		f    func() uint64
+	}{{"hits", cm.Hits}, {"misses", cm.Misses}, {"evictions", cm.KeysEvicted}} {
+		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "zitadel_ext_authz_cache_" + c.what + "_total",
+			Help:        "Cache " + c.what + ", by cache (session, token).",
+			ConstLabels: prometheus.Labels{"cache": name},
+		}, func() float64 { return float64(c.f()) }))
+	}
+}
+
+// Handler serves the registry in Prometheus' text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}

@@ -1,0 +1,55 @@
+package telemetry
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+)
+
+func TestDecidedCountsByDecisionAndReason(t *testing.T) {
+	m := NewMetrics("v1.2.3")
+	ctx := context.Background()
+	m.Decided(ctx, &authz.Decision{Allow: true, Reason: "session"}, time.Millisecond)
+	m.Decided(ctx, &authz.Decision{Status: 302, Reason: "login_redirect"}, time.Millisecond)
+	m.Decided(ctx, &authz.Decision{Status: 302, Reason: "login_completed", Subject: "user-1"}, time.Millisecond)
+	m.Decided(ctx, &authz.Decision{Status: 403, Reason: "not_in_group", Subject: "user-1"}, time.Millisecond)
+	m.ObserveIdP("refresh", "ok", 10*time.Millisecond)
+	m.ObserveIdP("refresh", "grace", 0)
+	rec := httptest.NewRecorder()
+	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{
+		`zitadel_ext_authz_checks_total{decision="allow",reason="session"} 1`,
+		`zitadel_ext_authz_checks_total{decision="forbidden",reason="not_in_group"} 1`,
+		`zitadel_ext_authz_logins_started_total 1`,
+		`zitadel_ext_authz_logins_completed_total 1`,
+		`zitadel_ext_authz_refreshes_total{outcome="ok"} 1`,
+		`zitadel_ext_authz_refreshes_total{outcome="grace"} 1`,
+		`zitadel_ext_authz_idp_call_duration_seconds_count{call="refresh"} 1`,
+		`zitadel_ext_authz_build_info{goversion="go`,
+		`version="v1.2.3"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(string(body), "user-1") {
+		t.Error("a subject became a label value")
+	}
+}
+
+// The observer runs on every Check.
+func BenchmarkDecided(b *testing.B) {
+	m := NewMetrics("bench")
+	d := &authz.Decision{Allow: true, Reason: "session"}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Decided(ctx, d, time.Microsecond)
+	}
+}
