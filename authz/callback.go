@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"net/http"
 	"time"
 
@@ -73,6 +74,7 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		IdToken:           tokens.IDToken,
 		RefreshToken:      tokens.RefreshToken,
 		CreatedAt:         now.Unix(),
+		CreatedAtMs:       now.UnixMilli(),
 		LastSeenAt:        now.Unix(),
 		ExpiresAt:         now.Add(s.jar.Lifetime()).Unix(),
 		SessionId:         tokens.SessionID,
@@ -81,6 +83,10 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		sess.AccessTokenExpiresAt = tokens.Expiry.Unix()
 	}
 	cookies, err := s.jar.Write(sess, r.Host, r.Cookies)
+	if errors.Is(err, session.ErrStoreUnavailable) {
+		s.logger.Warn("session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
+		return storeUnavailable()
+	}
 	if err != nil {
 		return s.errorPage(http.StatusInternalServerError, "session_cookie", "Sign-in failed", "The session could not be stored.")
 	}

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"net/http"
 	"time"
 
@@ -19,6 +20,10 @@ const lastSeenEvery = time.Minute
 // the session changed (refresh, secret rotation, last-seen).
 func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Session, stale bool, rp routePolicy) *Decision {
 	now := s.now()
+	// Ended by a back-channel logout (cookie mode; redis mode deletes).
+	if s.revocations != nil && s.revocations.Revoked(sess.GetSessionId(), sess.GetSubject(), createdAtMillis(sess)) {
+		return s.sessionOver(r, "logged_out")
+	}
 	// Unused for longer than session_idle_timeout: the session is over.
 	if s.conf().IdleTimeout > 0 && sess.GetLastSeenAt() > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) > s.conf().IdleTimeout {
 		return s.sessionOver(r, "idle_timeout")
@@ -90,6 +95,29 @@ func (s *Server) refreshDue(sess *sessionpb.Session, now time.Time) bool {
 func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Session) (*sessionpb.Session, *Decision) {
 	ctx, cancel := s.idpContext(ctx)
 	defer cancel()
+	// A stored session shared by replicas: refresh under the session's lock,
+	// and use what another replica stored meanwhile instead of spending the
+	// same refresh token again.
+	if s.refreshLock != nil && sess.GetTicketId() != "" {
+		unlock, err := s.refreshLock.Lock(ctx, "refresh:"+sess.GetTicketId())
+		if err != nil {
+			s.logger.Warn("refresh lock not taken", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
+			if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > s.now().Unix() {
+				return nil, nil
+			}
+			return nil, storeUnavailable()
+		}
+		defer unlock()
+		stored, err := s.jar.ReadFresh(r.Cookies)
+		switch {
+		case errors.Is(err, session.ErrStoreUnavailable):
+			return nil, storeUnavailable()
+		case err != nil:
+			return nil, s.sessionOver(r, "logged_out")
+		case stored.GetRefreshToken() != sess.GetRefreshToken():
+			return stored, nil
+		}
+	}
 	tokens, err := s.idp.Refresh(ctx, sess.GetRefreshToken())
 	now := s.now()
 	switch {
@@ -155,4 +183,13 @@ func (s *Server) sessionOver(r *Request, reason string) *Decision {
 		d.Status = http.StatusUnauthorized
 	}
 	return d
+}
+
+// createdAtMillis is the login time in Unix milliseconds; sessions from
+// before created_at_ms existed count from the end of their login second.
+func createdAtMillis(sess *sessionpb.Session) int64 {
+	if ms := sess.GetCreatedAtMs(); ms > 0 {
+		return ms
+	}
+	return sess.GetCreatedAt()*1000 + 999
 }

@@ -39,7 +39,34 @@ type Server struct {
 	redirectAbs  bool       // redirect_url is absolute
 	bearerAuth   BearerAuth // nil: bearer tokens are not accepted
 	headerSets   []headerSet
-	observer     Observer // nil: none
+	observer     Observer    // nil: none
+	refreshLock  Locker      // nil: single replica, no cross-replica lock
+	revocations  Revocations // nil: none (back-channel logout in cookie mode)
+}
+
+// Locker is a lock shared by all replicas (Redis), held around a refresh so
+// two replicas never spend one rotating refresh token.
+type Locker interface {
+	Lock(ctx context.Context, key string) (unlock func(), err error)
+}
+
+// Revocations answers whether a back-channel logout ended a cookie
+// session: by the IdP's session id, or every session of a subject that
+// began before the logout (createdAtMs: login time, Unix milliseconds).
+type Revocations interface {
+	Revoked(sid, sub string, createdAtMs int64) bool
+}
+
+// WithRefreshLock takes l around every refresh of a stored session.
+func WithRefreshLock(l Locker) Option { return func(s *Server) { s.refreshLock = l } }
+
+// WithRevocations rejects sessions that r reports as logged out.
+func WithRevocations(r Revocations) Option { return func(s *Server) { s.revocations = r } }
+
+// storeUnavailable answers when sessions can't be read: the user's session
+// may be fine, so no login redirect and no cleared cookie.
+func storeUnavailable() *Decision {
+	return &Decision{Status: http.StatusServiceUnavailable, Reason: "session_store_unavailable", Headers: []Header{{"cache-control", "no-store"}, {"retry-after", "5"}}}
 }
 
 // Observer sees every decision with the Check's context (metrics, trace
@@ -198,6 +225,10 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 		return &Decision{Status: http.StatusUnauthorized, Reason: "no_bearer", Headers: []Header{{"www-authenticate", "Bearer"}, {"cache-control", "no-store"}}}
 	}
 	sess, stale, err := s.jar.Read(r.Cookies)
+	if errors.Is(err, session.ErrStoreUnavailable) {
+		s.logger.Warn("session store unavailable", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
+		return storeUnavailable()
+	}
 	if err != nil {
 		return s.unauthenticated(r)
 	}

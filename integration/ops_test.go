@@ -86,6 +86,9 @@ func TestLogsCarryDecisionsButNoSecrets(t *testing.T) {
 	secrets["refresh token"] = sess.GetRefreshToken()
 	b.get(st.Front.URL + "/oauth2/sign_out")
 
+	waitFor(t, "the sign-out's log lines", func() bool {
+		return strings.Contains(st.Server.Logs(), `"reason":"sign_out"`)
+	})
 	logs := st.Server.Logs()
 	for what, v := range secrets {
 		if len(v) < 8 {
@@ -157,9 +160,9 @@ func TestHotReload(t *testing.T) {
 	cfg["allowed_groups"] = []string{"auditors"}
 	rewrite(t, path, cfg)
 	waitFor(t, "the new allowed_groups", func() bool { return alice.get(st.Front.URL+"/").StatusCode == http.StatusForbidden })
-	if !strings.Contains(st.Server.Logs(), `"msg":"configuration reloaded","trigger":"file changed","applied":["allowed_groups"]`) {
-		t.Error("no log line for the applied reload")
-	}
+	waitFor(t, "the log line for the applied reload", func() bool {
+		return strings.Contains(st.Server.Logs(), `"msg":"configuration reloaded","trigger":"file changed","applied":["allowed_groups"]`)
+	})
 	st.IdP.Release()
 	if r := <-inFlight; r.StatusCode != http.StatusForbidden {
 		t.Errorf("the in-flight callback: %s, want its answer under the new policy (403), not an error", describe(r))
@@ -173,12 +176,10 @@ func TestHotReload(t *testing.T) {
 	bad["cookie_secret"] = "short"
 	bad["allowed_groups"] = []string{}
 	rewrite(t, path, bad)
-	waitFor(t, "the refusal", func() bool {
-		return strings.Contains(st.Server.Logs(), `"msg":"configuration reload refused; the running configuration stays"`)
+	waitFor(t, "the refusal, naming the key", func() bool {
+		logs := st.Server.Logs()
+		return strings.Contains(logs, `"msg":"configuration reload refused; the running configuration stays"`) && strings.Contains(logs, `"error":"config: cookie_secret:`)
 	})
-	if !strings.Contains(st.Server.Logs(), "cookie_secret") {
-		t.Error("the refusal doesn't name the key")
-	}
 	if r := alice.get(st.Front.URL + "/"); r.StatusCode != http.StatusForbidden {
 		t.Errorf("after a refused reload: %s, want the running policy (403)", describe(r))
 	}

@@ -189,6 +189,9 @@ func (st *stack) attach(t *testing.T, srv *server, settings func(*envoyemu.Setti
 	if err != nil {
 		t.Fatal(err)
 	}
+	// envoy.yaml's cluster for the server's operations listener
+	// (back-channel logout).
+	st.Proxy.AddCluster("zitadel-ext-authz-http", &url.URL{Scheme: "http", Host: srv.HTTPAddr})
 	t.Cleanup(func() { st.Proxy.Close() })
 	st.Front = httptest.NewServer(st.Proxy)
 	t.Cleanup(st.Front.Close)

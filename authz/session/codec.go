@@ -24,6 +24,8 @@ type Purpose string
 const (
 	PurposeSession Purpose = "session"
 	PurposeState   Purpose = "state"
+	PurposeTicket  Purpose = "ticket"         // the cookie of a stored session (redis mode)
+	PurposeStored  Purpose = "stored-session" // a session in the store, under its ticket's key
 )
 
 // formatVersion is the first byte of every sealed value.

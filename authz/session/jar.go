@@ -34,6 +34,7 @@ const (
 type Cache interface {
 	Get(key string) (*sessionpb.Session, bool)
 	SetWithTTL(key string, value *sessionpb.Session, cost int64, ttl time.Duration) bool
+	Del(key string)
 	Clear()
 }
 
@@ -56,6 +57,12 @@ type Jar struct {
 	opts  Options
 	cache Cache
 	now   func() time.Time
+
+	// Redis mode (WithStore): sessions live in store, the cookie carries a
+	// Ticket; l1 caches decoded sessions by ticket id for l1TTL.
+	store Store
+	l1    Cache
+	l1TTL time.Duration
 }
 
 // JarOption customises a Jar.
@@ -155,6 +162,9 @@ func (j *Jar) Read(cookies map[string]string) (s *sessionpb.Session, stale bool,
 	if !ok || len(value) > MaxChunks*maxCookieBytes {
 		return nil, false, ErrNoSession
 	}
+	if j.store != nil {
+		return j.readTicket(value, true)
+	}
 	now := j.now()
 	var key string
 	if j.cache != nil {
@@ -213,12 +223,25 @@ func (j *Jar) remember(key, value string, s *sessionpb.Session, now time.Time) {
 // encoding that the new one does not overwrite are expired. The written value
 // is cached, so the next Check with it is a cache hit.
 func (j *Jar) Write(s *sessionpb.Session, host string, cookies map[string]string) ([]string, error) {
+	if j.store != nil {
+		return j.writeTicket(s, host, cookies)
+	}
 	value, err := j.codec.Load().Seal(j.opts.Name, PurposeSession, s)
 	if err != nil {
 		return nil, err
 	}
+	out, err := j.setCookies(value, s.GetExpiresAt(), host, cookies)
+	if err == nil && len(out) > 0 {
+		j.remember("", value, s, j.now())
+	}
+	return out, err
+}
+
+// setCookies writes value as the session cookie (or its chunks) until
+// expiresAt.
+func (j *Jar) setCookies(value string, expiresAt int64, host string, cookies map[string]string) ([]string, error) {
 	now := j.now()
-	maxAge := int(time.Unix(s.GetExpiresAt(), 0).Sub(now) / time.Second)
+	maxAge := int(time.Unix(expiresAt, 0).Sub(now) / time.Second)
 	if maxAge <= 0 {
 		return j.Clear(host, cookies), nil
 	}
@@ -252,7 +275,6 @@ func (j *Jar) Write(s *sessionpb.Session, host string, cookies map[string]string
 			}
 		}
 	}
-	j.remember("", value, s, now)
 	return out, nil
 }
 
@@ -262,6 +284,9 @@ var errTooLarge = errors.New("session too large for " + strconv.Itoa(MaxChunks) 
 // Clear returns Set-Cookie values that expire the session cookie and every
 // chunk the request carries.
 func (j *Jar) Clear(host string, cookies map[string]string) []string {
+	if j.store != nil {
+		j.deleteTicket(cookies)
+	}
 	domain := j.domainFor(host)
 	out := []string{j.cookie(j.opts.Name, "", domain, -1, j.opts.SameSite)}
 	for i := range MaxChunks {

@@ -16,6 +16,7 @@ import (
 	"github.com/dgraph-io/ristretto/v2"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/logout"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
@@ -112,8 +113,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	if cfg.BearerEnabled {
 		authzOpts = append(authzOpts, authz.WithBearerAuth(provider))
 	}
-	var jarOpts []session.JarOption
-	if cfg.SessionCacheSize > 0 { // 0 disables the decoded-session cache
+	stores, err := newSessions(cfg, m, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
+		return 1
+	}
+	defer stores.close()
+	jarOpts := stores.jarOpts
+	authzOpts = append(authzOpts, stores.authzOpts...)
+	if cfg.SessionCacheSize > 0 && cfg.SessionStore == "cookie" { // 0 disables the decoded-session cache
 		sessionCache, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{
 			NumCounters: max(cfg.SessionCacheSize/100, 1000), // ~10× the sessions that fit
 			MaxCost:     cfg.SessionCacheSize,
@@ -165,13 +173,14 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		case !provider.Ready():
 			return false, "identity provider discovery or JWKS not loaded yet"
 		}
-		return true, ""
-	}, m.Handler(), cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
+		return stores.ready()
+	}, m.Handler(), stores.logoutHandler(provider, logger), cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
 
-	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version)
+	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version, "session_store", cfg.SessionStore)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return provider.Serve(gctx) })
+	g.Go(func() error { return stores.run(gctx, jar, logger) })
 	if cfg.Path != "" {
 		rl := &reloader{args: args, getenv: getenv, current: cfg, server: server, jar: jar, level: level, logger: logger, metrics: m}
 		g.Go(func() error { return rl.run(gctx) })
@@ -252,8 +261,9 @@ func newLogger(cfg *config.Config, level slog.Leveler, w io.Writer) *slog.Logger
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func opsHandler(ready func() (bool, string), metrics http.Handler, withPprof bool) http.Handler {
+func opsHandler(ready func() (bool, string), metrics, backchannelLogout http.Handler, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle(logout.Path, backchannelLogout)
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

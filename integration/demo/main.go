@@ -110,6 +110,7 @@ log_format = "json"
 		return err
 	}
 	defer proxy.Close()
+	proxy.AddCluster("zitadel-ext-authz-http", &url.URL{Scheme: "http", Host: "127.0.0.1:4180"}) // back-channel logout
 	front := &http.Server{Addr: *frontAddr, Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
 	frontErr := make(chan error, 1)
 	go func() { frontErr <- front.ListenAndServe() }()

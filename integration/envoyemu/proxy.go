@@ -25,6 +25,7 @@ type Proxy struct {
 	conn     *grpc.ClientConn
 	client   authv3.AuthorizationClient
 	upstream *httputil.ReverseProxy
+	clusters map[string]*httputil.ReverseProxy // AddCluster; others go to upstream
 	streamID atomic.Uint64
 	// Checks counts Check calls made.
 	Checks atomic.Int64
@@ -49,12 +50,32 @@ func New(settings Settings, grpcAddr string, upstream *url.URL) (*Proxy, error) 
 	return p, nil
 }
 
+// AddCluster sends the routes of cluster to u instead of the upstream
+// (set up before serving).
+func (p *Proxy) AddCluster(cluster string, u *url.URL) {
+	if p.clusters == nil {
+		p.clusters = map[string]*httputil.ReverseProxy{}
+	}
+	p.clusters[cluster] = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(u)
+		pr.Out.Host = pr.In.Host
+	}}
+}
+
+// target is where a route's requests go.
+func (p *Proxy) target(rt Route) *httputil.ReverseProxy {
+	if rp, ok := p.clusters[rt.Cluster]; ok {
+		return rp
+	}
+	return p.upstream
+}
+
 // Close closes the gRPC connection.
 func (p *Proxy) Close() error { return p.conn.Close() }
 
 func (p *Proxy) route(path string) (Route, bool) {
 	for _, r := range p.settings.Routes {
-		if strings.HasPrefix(path, r.Prefix) {
+		if r.Path != "" && path == r.Path || r.Path == "" && strings.HasPrefix(path, r.Prefix) {
 			return r, true
 		}
 	}
@@ -74,7 +95,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Header.Set("X-Forwarded-Proto", "http")
 	if rt.Disabled {
-		p.upstream.ServeHTTP(w, r)
+		p.target(rt).ServeHTTP(w, r)
 		return
 	}
 	req := p.checkRequest(r, rt)
@@ -85,14 +106,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// §2 Error: any RPC failure, timeout or non-OK gRPC status.
 		if p.settings.FailureModeAllow {
-			p.upstream.ServeHTTP(w, r)
+			p.target(rt).ServeHTTP(w, r)
 			return
 		}
 		localReply(w, p.settings.StatusOnError, nil, "")
 		return
 	}
 	if resp.GetStatus().GetCode() == 0 {
-		p.allow(w, r, resp.GetOkResponse())
+		p.allow(w, r, rt, resp.GetOkResponse())
 		return
 	}
 	p.deny(w, resp.GetDeniedResponse())
@@ -150,7 +171,7 @@ func socketAddress(a any) *corev3.Address {
 }
 
 // allow applies ok_response (§2.1, §8.4) and forwards.
-func (p *Proxy) allow(w http.ResponseWriter, r *http.Request, ok *authv3.OkHttpResponse) {
+func (p *Proxy) allow(w http.ResponseWriter, r *http.Request, rt Route, ok *authv3.OkHttpResponse) {
 	for _, h := range ok.GetHeaders() {
 		key := strings.ToLower(h.GetHeader().GetKey())
 		val := h.GetHeader().GetValue()
@@ -187,10 +208,10 @@ func (p *Proxy) allow(w http.ResponseWriter, r *http.Request, ok *authv3.OkHttpR
 	}
 	add := ok.GetResponseHeadersToAdd()
 	if len(add) == 0 {
-		p.upstream.ServeHTTP(w, r)
+		p.target(rt).ServeHTTP(w, r)
 		return
 	}
-	p.upstream.ServeHTTP(&responseMutator{ResponseWriter: w, add: add}, r)
+	p.target(rt).ServeHTTP(&responseMutator{ResponseWriter: w, add: add}, r)
 }
 
 func applyPseudo(r *http.Request, key, val string) {

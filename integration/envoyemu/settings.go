@@ -20,9 +20,11 @@ type Settings struct {
 	Routes           []Route
 }
 
-// Route is one prefix route of the virtual host.
+// Route is one route of the virtual host: an exact path or a prefix.
 type Route struct {
+	Path              string // match.path (exact); else Prefix
 	Prefix            string
+	Cluster           string            // route.cluster
 	Disabled          bool              // ExtAuthzPerRoute.disabled
 	ContextExtensions map[string]string // ExtAuthzPerRoute.check_settings.context_extensions
 }
@@ -69,7 +71,7 @@ func SettingsFromBootstrap(b *bootstrapv3.Bootstrap) (Settings, error) {
 				}
 				for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
 					for _, rt := range vh.GetRoutes() {
-						r := Route{Prefix: rt.GetMatch().GetPrefix()}
+						r := Route{Path: rt.GetMatch().GetPath(), Prefix: rt.GetMatch().GetPrefix(), Cluster: rt.GetRoute().GetCluster()}
 						if cfg, ok := rt.GetTypedPerFilterConfig()[extAuthzName]; ok {
 							per := &extauthzv3.ExtAuthzPerRoute{}
 							if err := cfg.UnmarshalTo(per); err != nil {

@@ -45,11 +45,15 @@ type Session struct {
 	RefreshToken         string `protobuf:"bytes,12,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	AccessTokenExpiresAt int64  `protobuf:"varint,13,opt,name=access_token_expires_at,json=accessTokenExpiresAt,proto3" json:"access_token_expires_at,omitempty"`
 	// Lifetime.
-	CreatedAt     int64  `protobuf:"varint,20,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"` // login time; cookie_expire counts from here
-	ExpiresAt     int64  `protobuf:"varint,21,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"` // absolute end of the session
-	RefreshedAt   int64  `protobuf:"varint,22,opt,name=refreshed_at,json=refreshedAt,proto3" json:"refreshed_at,omitempty"`
-	SessionId     string `protobuf:"bytes,23,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`       // the ID token's sid, when the IdP sends one
-	LastSeenAt    int64  `protobuf:"varint,24,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"` // for session_idle_timeout; rewritten at most once a minute
+	CreatedAt   int64  `protobuf:"varint,20,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"` // login time; cookie_expire counts from here
+	ExpiresAt   int64  `protobuf:"varint,21,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"` // absolute end of the session
+	RefreshedAt int64  `protobuf:"varint,22,opt,name=refreshed_at,json=refreshedAt,proto3" json:"refreshed_at,omitempty"`
+	SessionId   string `protobuf:"bytes,23,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`          // the ID token's sid, when the IdP sends one
+	LastSeenAt  int64  `protobuf:"varint,24,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`    // for session_idle_timeout; rewritten at most once a minute
+	CreatedAtMs int64  `protobuf:"varint,25,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"` // login time in Unix milliseconds (back-channel logout by subject)
+	// Set in memory when the session was read from a session store (redis
+	// mode); never stored or sent.
+	TicketId      string `protobuf:"bytes,30,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -196,6 +200,83 @@ func (x *Session) GetLastSeenAt() int64 {
 	return 0
 }
 
+func (x *Session) GetCreatedAtMs() int64 {
+	if x != nil {
+		return x.CreatedAtMs
+	}
+	return 0
+}
+
+func (x *Session) GetTicketId() string {
+	if x != nil {
+		return x.TicketId
+	}
+	return ""
+}
+
+// Ticket is the session cookie's payload in redis mode: which stored
+// session, and the key it is encrypted with in the store (so the store alone
+// can't read sessions).
+type Ticket struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`                                 // random, 128 bits, hex
+	Key           []byte                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`                               // random, 256 bits
+	ExpiresAt     int64                  `protobuf:"varint,3,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"` // the session's absolute end
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Ticket) Reset() {
+	*x = Ticket{}
+	mi := &file_proto_session_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Ticket) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Ticket) ProtoMessage() {}
+
+func (x *Ticket) ProtoReflect() protoreflect.Message {
+	mi := &file_proto_session_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Ticket.ProtoReflect.Descriptor instead.
+func (*Ticket) Descriptor() ([]byte, []int) {
+	return file_proto_session_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Ticket) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Ticket) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *Ticket) GetExpiresAt() int64 {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return 0
+}
+
 // LoginState is one pending authorization-code flow, kept in a short-lived
 // state cookie between the redirect to the IdP and the callback.
 type LoginState struct {
@@ -213,7 +294,7 @@ type LoginState struct {
 
 func (x *LoginState) Reset() {
 	*x = LoginState{}
-	mi := &file_proto_session_proto_msgTypes[1]
+	mi := &file_proto_session_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -225,7 +306,7 @@ func (x *LoginState) String() string {
 func (*LoginState) ProtoMessage() {}
 
 func (x *LoginState) ProtoReflect() protoreflect.Message {
-	mi := &file_proto_session_proto_msgTypes[1]
+	mi := &file_proto_session_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -238,7 +319,7 @@ func (x *LoginState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoginState.ProtoReflect.Descriptor instead.
 func (*LoginState) Descriptor() ([]byte, []int) {
-	return file_proto_session_proto_rawDescGZIP(), []int{1}
+	return file_proto_session_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *LoginState) GetState() string {
@@ -294,7 +375,7 @@ var File_proto_session_proto protoreflect.FileDescriptor
 
 const file_proto_session_proto_rawDesc = "" +
 	"\n" +
-	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\x8f\x04\n" +
+	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\xd0\x04\n" +
 	"\aSession\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +
@@ -316,7 +397,14 @@ const file_proto_session_proto_rawDesc = "" +
 	"\n" +
 	"session_id\x18\x17 \x01(\tR\tsessionId\x12 \n" +
 	"\flast_seen_at\x18\x18 \x01(\x03R\n" +
-	"lastSeenAt\"\xdd\x01\n" +
+	"lastSeenAt\x12\"\n" +
+	"\rcreated_at_ms\x18\x19 \x01(\x03R\vcreatedAtMs\x12\x1b\n" +
+	"\tticket_id\x18\x1e \x01(\tR\bticketId\"I\n" +
+	"\x06Ticket\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1d\n" +
+	"\n" +
+	"expires_at\x18\x03 \x01(\x03R\texpiresAt\"\xdd\x01\n" +
 	"\n" +
 	"LoginState\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x14\n" +
@@ -342,10 +430,11 @@ func file_proto_session_proto_rawDescGZIP() []byte {
 	return file_proto_session_proto_rawDescData
 }
 
-var file_proto_session_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_proto_session_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_proto_session_proto_goTypes = []any{
 	(*Session)(nil),    // 0: zitadelextauthz.session.v1.Session
-	(*LoginState)(nil), // 1: zitadelextauthz.session.v1.LoginState
+	(*Ticket)(nil),     // 1: zitadelextauthz.session.v1.Ticket
+	(*LoginState)(nil), // 2: zitadelextauthz.session.v1.LoginState
 }
 var file_proto_session_proto_depIdxs = []int32{
 	0, // [0:0] is the sub-list for method output_type
@@ -366,7 +455,7 @@ func file_proto_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_session_proto_rawDesc), len(file_proto_session_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

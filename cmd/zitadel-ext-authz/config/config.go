@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
@@ -40,6 +42,12 @@ type Config struct {
 	// Values is every key's effective value as text (secrets included; see
 	// Masked), for reload diffs and check-config.
 	Values map[string]string
+
+	// SessionStore is "cookie" or "redis"; Redis is nil when no Redis is
+	// configured.
+	SessionStore string
+	Redis        *redis.UniversalOptions
+	RedisL1TTL   time.Duration
 
 	OTLPEndpoint     string
 	OTLPInsecure     bool
@@ -434,6 +442,15 @@ func (r *resolver) build() (*Config, error) {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		r.fail("log_format", "want text or json, got %q", c.LogFormat)
 	}
+	c.SessionStore = r.str("session_store_type")
+	c.Redis = r.redisOptions()
+	c.RedisL1TTL = r.duration("redis_l1_ttl")
+	switch {
+	case c.SessionStore != "cookie" && c.SessionStore != "redis":
+		r.fail("session_store_type", "want cookie or redis, got %q", c.SessionStore)
+	case c.SessionStore == "redis" && c.Redis == nil:
+		r.fail("session_store_type", "redis needs redis_url, redis_sentinel_addresses or redis_cluster_addresses")
+	}
 	c.OTLPEndpoint = r.str("otlp_endpoint")
 	if c.OTLPEndpoint != "" {
 		if _, _, err := net.SplitHostPort(c.OTLPEndpoint); err != nil {
@@ -475,6 +492,45 @@ func (c *Config) Changed(next *Config) []string {
 		}
 	}
 	return changed
+}
+
+// redisOptions reads the redis_* keys; nil when none is set.
+func (r *resolver) redisOptions() *redis.UniversalOptions {
+	u, sentinels, cluster := r.str("redis_url"), r.list("redis_sentinel_addresses"), r.list("redis_cluster_addresses")
+	set := 0
+	for _, ok := range []bool{u != "", len(sentinels) > 0, len(cluster) > 0} {
+		if ok {
+			set++
+		}
+	}
+	if set == 0 {
+		return nil
+	}
+	if set > 1 {
+		r.fail("redis_url", "set one of redis_url, redis_sentinel_addresses and redis_cluster_addresses")
+		return nil
+	}
+	var tlsConfig *tls.Config
+	if r.boolean("redis_use_tls") {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	switch {
+	case u != "":
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			r.fail("redis_url", "not a redis:// or rediss:// URL: %v", err)
+			return nil
+		}
+		return &redis.UniversalOptions{Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig}
+	case len(sentinels) > 0:
+		master := r.str("redis_sentinel_master_name")
+		if master == "" {
+			r.fail("redis_sentinel_master_name", "required with redis_sentinel_addresses")
+		}
+		return &redis.UniversalOptions{Addrs: sentinels, MasterName: master, Password: r.str("redis_password"), TLSConfig: tlsConfig}
+	default:
+		return &redis.UniversalOptions{Addrs: cluster, Password: r.str("redis_password"), TLSConfig: tlsConfig, IsClusterMode: true}
+	}
 }
 
 // hostPort is u's host with the scheme's default port made explicit, the

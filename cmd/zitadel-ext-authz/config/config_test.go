@@ -242,3 +242,32 @@ oidc_issuer_dial_address = "zitadel:8080"
 		}
 	}
 }
+
+func TestRedisKeys(t *testing.T) {
+	c, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+"session_store_type = \"redis\"\nredis_url = \"rediss://:pw@cache:6380/2\"\n")}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SessionStore != "redis" || c.Redis == nil || c.Redis.Addrs[0] != "cache:6380" || c.Redis.Password != "pw" || c.Redis.DB != 2 || c.Redis.TLSConfig == nil {
+		t.Errorf("redis options %+v", c.Redis)
+	}
+	if c.RedisL1TTL != 10*time.Second {
+		t.Errorf("redis_l1_ttl default %v", c.RedisL1TTL)
+	}
+	if got := strings.Join(c.Masked(), "\n"); strings.Contains(got, "pw@") || !strings.Contains(got, "redis_url = ****** (set)") {
+		t.Error("redis_url (with its password) not masked")
+	}
+	c, _, err = Load([]string{"--config", write(t, "c.toml", minimalTOML+"redis_sentinel_addresses = [\"s1:26379\", \"s2:26379\"]\nredis_sentinel_master_name = \"main\"\n")}, env(nil))
+	if err != nil || c.Redis.MasterName != "main" || len(c.Redis.Addrs) != 2 || c.SessionStore != "cookie" {
+		t.Errorf("sentinel: %+v, %v", c.Redis, err)
+	}
+	for key, body := range map[string]string{
+		"session_store_type":         "session_store_type = \"redis\"\n",
+		"redis_url":                  "redis_url = \"http://x\"\n",
+		"redis_sentinel_master_name": "redis_sentinel_addresses = [\"s1:26379\"]\n",
+	} {
+		if _, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+body)}, env(nil)); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v, want an error naming %s", strings.TrimSpace(body), err, key)
+		}
+	}
+}

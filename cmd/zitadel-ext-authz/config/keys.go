@@ -77,6 +77,14 @@ var keys = []key{
 	{"enable_pprof", kBool, false, "serve Go's /debug/pprof/ on http_address (for profiling; keep http_address private)"},
 	{"log_level", kString, "info", "debug, info, warn or error"},
 	{"log_format", kString, "text", "text or json"},
+	{"session_store_type", kString, "cookie", "cookie (sessions in encrypted cookies) or redis (cookies carry a ticket; sessions in Redis, shared by replicas)"},
+	{"redis_url", kString, "", "redis://[:password@]host:port[/db] or rediss:// (TLS); also enables cross-replica back-channel logout in cookie mode"},
+	{"redis_sentinel_master_name", kString, "", "Redis Sentinel: the master's name (with redis_sentinel_addresses)"},
+	{"redis_sentinel_addresses", kList, []string{}, "Redis Sentinel: host:port of each sentinel"},
+	{"redis_cluster_addresses", kList, []string{}, "Redis Cluster: host:port of some nodes"},
+	{"redis_password", kString, "", "password for redis_sentinel_* or redis_cluster_addresses (redis_url carries its own)"},
+	{"redis_use_tls", kBool, false, "TLS to redis_sentinel_* or redis_cluster_addresses (redis_url: use rediss://)"},
+	{"redis_l1_ttl", kDuration, "10s", "how long a replica keeps a stored session in memory (changes on other replicas reach it within a second through pub/sub)"},
 	{"otlp_endpoint", kString, "", "OpenTelemetry: OTLP/gRPC collector host:port for traces; empty disables tracing"},
 	{"otlp_insecure", kBool, false, "OpenTelemetry: plain-text gRPC to the collector"},
 	{"trace_sample_ratio", kString, "0.1", "OpenTelemetry: share of Checks without a sampled parent that are traced (0 to 1)"},
@@ -85,6 +93,7 @@ var keys = []key{
 // secretKeys are masked wherever the effective configuration is shown.
 var secretKeys = map[string]bool{
 	"client_secret": true, "cookie_secret": true, "cookie_secrets": true, "introspection_client_secret": true,
+	"redis_url": true, "redis_password": true,
 }
 
 // reloadableKeys apply on a configuration reload without a restart; a

@@ -1,0 +1,209 @@
+// Package logout receives OpenID Connect back-channel logouts
+// (POST /oauth2/backchannel_logout, form field logout_token): it verifies
+// the logout token, refuses replays and ends the sessions it names. In
+// redis mode the stored sessions are deleted; with cookie sessions the
+// logout is recorded (Revocations) and matching cookies are refused until
+// they would have expired.
+package logout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+)
+
+// Path is where ZITADEL's backChannelLogoutUri must point (through Envoy, or
+// at http_address).
+const Path = "/oauth2/backchannel_logout"
+
+// Verifier checks a logout token (*oidcflow.Provider).
+type Verifier interface {
+	VerifyLogoutToken(ctx context.Context, raw string) (*oidcflow.LogoutClaims, error)
+}
+
+// Ender ends the sessions of an IdP session id, or of a subject when sid is
+// empty.
+type Ender interface {
+	End(ctx context.Context, sid, sub string) error
+}
+
+// ReplayGuard remembers logout token ids until they expire.
+type ReplayGuard interface {
+	FirstUse(ctx context.Context, jti string, until time.Time) (bool, error)
+}
+
+// maxBody bounds the form we read.
+const maxBody = 64 << 10
+
+// Handler is the back-channel logout endpoint.
+func Handler(v Verifier, replay ReplayGuard, end Ender, logger *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+		if err := r.ParseForm(); err != nil {
+			writeError(w, http.StatusBadRequest, "invalid_request", "the body is not a form")
+			return
+		}
+		raw := r.PostForm.Get("logout_token")
+		if raw == "" {
+			writeError(w, http.StatusBadRequest, "invalid_request", "logout_token is missing")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		defer cancel()
+		claims, err := v.VerifyLogoutToken(ctx, raw)
+		if err != nil {
+			if errors.Is(err, oidcflow.ErrIdPUnavailable) {
+				logger.Warn("back-channel logout not verified", "reason", "idp_unavailable", "error", err.Error())
+				writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the identity provider's keys can't be loaded")
+				return
+			}
+			logger.Warn("back-channel logout refused", "reason", "invalid_logout_token", "error", err.Error())
+			writeError(w, http.StatusBadRequest, "invalid_request", "invalid logout token")
+			return
+		}
+		first, err := replay.FirstUse(ctx, claims.JTI, claims.Expiry.Add(5*time.Minute))
+		if err != nil {
+			logger.Warn("back-channel logout not recorded", "reason", "session_store_unavailable", "error", err.Error())
+			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+			return
+		}
+		if !first {
+			logger.Warn("back-channel logout refused", "reason", "replayed_logout_token", "sub", claims.Subject)
+			writeError(w, http.StatusBadRequest, "invalid_request", "logout token already used")
+			return
+		}
+		if err := end.End(ctx, claims.SID, claims.Subject); err != nil {
+			logger.Warn("back-channel logout failed", "reason", "session_store_unavailable", "error", err.Error())
+			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+			return
+		}
+		logger.Info("back-channel logout", "sid", claims.SID, "sub", claims.Subject)
+		w.WriteHeader(http.StatusOK)
+	})
+}
+
+// writeError answers as OAuth 2.0 §5.2 does (Back-Channel Logout §2.8).
+func writeError(w http.ResponseWriter, status int, code, description string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": description})
+}
+
+// maxEntries bounds the in-process revocation list and replay memory.
+const maxEntries = 100_000
+
+// Revocations is the in-process record of back-channel logouts for cookie
+// sessions; it implements authz.Revocations. Entries expire when the
+// cookies they refuse would have.
+type Revocations struct {
+	mu   sync.RWMutex
+	sids map[string]time.Time // sid → until
+	subs map[string][2]int64  // sub → (logout time in Unix ms, until in Unix s)
+	now  func() time.Time
+}
+
+// NewRevocations returns an empty list.
+func NewRevocations(now func() time.Time) *Revocations {
+	if now == nil {
+		now = time.Now
+	}
+	return &Revocations{sids: map[string]time.Time{}, subs: map[string][2]int64{}, now: now}
+}
+
+// Add records a logout: of IdP session sid, or of every session of sub
+// created before at.
+func (r *Revocations) Add(sid, sub string, at, until time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.sids)+len(r.subs) >= maxEntries {
+		r.purge()
+	}
+	if sid != "" {
+		r.sids[sid] = until
+		return
+	}
+	if old, ok := r.subs[sub]; !ok || old[0] < at.UnixMilli() {
+		r.subs[sub] = [2]int64{at.UnixMilli(), until.Unix()}
+	}
+}
+
+func (r *Revocations) purge() {
+	now := r.now()
+	for k, until := range r.sids {
+		if !until.After(now) {
+			delete(r.sids, k)
+		}
+	}
+	for k, v := range r.subs {
+		if v[1] <= now.Unix() {
+			delete(r.subs, k)
+		}
+	}
+}
+
+// Revoked implements authz.Revocations.
+func (r *Revocations) Revoked(sid, sub string, createdAtMs int64) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if len(r.sids) == 0 && len(r.subs) == 0 {
+		return false
+	}
+	if sid != "" {
+		if until, ok := r.sids[sid]; ok && until.After(r.now()) {
+			return true
+		}
+	}
+	if v, ok := r.subs[sub]; ok && createdAtMs <= v[0] && v[1] > r.now().Unix() {
+		return true
+	}
+	return false
+}
+
+// Replays is the in-process ReplayGuard (one replica, no Redis).
+type Replays struct {
+	mu   sync.Mutex
+	seen map[string]time.Time
+	now  func() time.Time
+}
+
+// NewReplays returns an empty guard.
+func NewReplays(now func() time.Time) *Replays {
+	if now == nil {
+		now = time.Now
+	}
+	return &Replays{seen: map[string]time.Time{}, now: now}
+}
+
+// FirstUse implements ReplayGuard.
+func (g *Replays) FirstUse(_ context.Context, jti string, until time.Time) (bool, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	if len(g.seen) >= maxEntries {
+		for k, u := range g.seen {
+			if !u.After(now) {
+				delete(g.seen, k)
+			}
+		}
+		if len(g.seen) >= maxEntries {
+			return false, errors.New("too many logout tokens remembered")
+		}
+	}
+	if u, ok := g.seen[jti]; ok && u.After(now) {
+		return false, nil
+	}
+	g.seen[jti] = until
+	return true, nil
+}

@@ -1,0 +1,67 @@
+package logout
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+func TestRevocations(t *testing.T) {
+	c := &clock{now: time.Unix(1_800_000_000, 0)}
+	r := NewRevocations(c.Now)
+	if r.Revoked("sid-1", "alice", c.Now().UnixMilli()) {
+		t.Fatal("empty list revoked a session")
+	}
+	logoutAt := c.Now()
+	r.Add("sid-1", "", logoutAt, logoutAt.Add(time.Hour))
+	r.Add("", "bob", logoutAt, logoutAt.Add(time.Hour))
+	cases := []struct {
+		name      string
+		sid, sub  string
+		createdMs int64
+		want      bool
+	}{
+		{"the logged-out IdP session", "sid-1", "alice", logoutAt.Add(-time.Minute).UnixMilli(), true},
+		{"another IdP session of the same user", "sid-2", "alice", logoutAt.Add(-time.Minute).UnixMilli(), false},
+		{"bob's session from before the logout", "sid-9", "bob", logoutAt.Add(-time.Millisecond).UnixMilli(), true},
+		{"bob's login after the logout", "sid-9", "bob", logoutAt.Add(time.Millisecond).UnixMilli(), false},
+	}
+	for _, tc := range cases {
+		if got := r.Revoked(tc.sid, tc.sub, tc.createdMs); got != tc.want {
+			t.Errorf("%s: revoked = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	// Records end when the cookies they refuse would have.
+	c.Add(time.Hour + time.Second)
+	if r.Revoked("sid-1", "bob", logoutAt.Add(-time.Minute).UnixMilli()) {
+		t.Error("an expired record still revokes")
+	}
+}
+
+func TestReplays(t *testing.T) {
+	c := &clock{now: time.Unix(1_800_000_000, 0)}
+	g := NewReplays(c.Now)
+	ctx := context.Background()
+	if ok, _ := g.FirstUse(ctx, "jti-1", c.Now().Add(time.Minute)); !ok {
+		t.Fatal("first use refused")
+	}
+	if ok, _ := g.FirstUse(ctx, "jti-1", c.Now().Add(time.Minute)); ok {
+		t.Fatal("replay accepted")
+	}
+	if ok, _ := g.FirstUse(ctx, "jti-2", c.Now().Add(time.Minute)); !ok {
+		t.Fatal("another jti refused")
+	}
+}

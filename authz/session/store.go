@@ -1,0 +1,186 @@
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+)
+
+// Store keeps sessions server-side (session_store_type = redis). It sees
+// only encrypted blobs: the key is in the user's cookie (the Ticket).
+type Store interface {
+	// Load returns the blob of session id, ErrNoSession when there is none.
+	Load(ctx context.Context, id string) ([]byte, error)
+	// Save writes the blob with its lifetime, indexed by the IdP's session
+	// id (sid) and subject for back-channel logout, and tells the other
+	// replicas to drop their cached copy.
+	Save(ctx context.Context, id string, blob []byte, ttl time.Duration, sid, sub string) error
+	// Delete ends session id everywhere.
+	Delete(ctx context.Context, id string) error
+}
+
+// ErrStoreUnavailable wraps a failure of the session store (not a missing
+// session): the caller answers 503 instead of asking for a new login.
+var ErrStoreUnavailable = errors.New("session store unavailable")
+
+// storeTimeout bounds one store call made inside a Check.
+const storeTimeout = 2 * time.Second
+
+// WithStore keeps sessions in st; l1 caches decoded sessions by ticket id
+// for at most l1TTL (Invalidate drops an entry when another replica
+// changes it).
+func WithStore(st Store, l1 Cache, l1TTL time.Duration) JarOption {
+	return func(j *Jar) { j.store, j.l1, j.l1TTL = st, l1, l1TTL }
+}
+
+// Invalidate drops session id from the L1 cache (another replica changed
+// or ended it).
+func (j *Jar) Invalidate(id string) {
+	if j.l1 != nil {
+		j.l1.Del(id)
+	}
+}
+
+// ReadFresh is Read past the L1 cache, straight from the store (after the
+// cross-replica refresh lock, to see another replica's refresh).
+func (j *Jar) ReadFresh(cookies map[string]string) (*sessionpb.Session, error) {
+	value, ok := j.sessionValue(cookies)
+	if !ok || j.store == nil {
+		return nil, ErrNoSession
+	}
+	s, _, err := j.readTicket(value, false)
+	return s, err
+}
+
+func (j *Jar) openTicket(value string) (*sessionpb.Ticket, int, error) {
+	t := &sessionpb.Ticket{}
+	keyIndex, err := j.codec.Load().OpenKey(j.opts.Name, PurposeTicket, value, t)
+	if err != nil {
+		return nil, 0, err
+	}
+	if t.GetExpiresAt() <= j.now().Unix() || len(t.GetKey()) != 32 || len(t.GetId()) != 32 {
+		return nil, 0, ErrNoSession
+	}
+	return t, keyIndex, nil
+}
+
+func (j *Jar) readTicket(value string, useL1 bool) (*sessionpb.Session, bool, error) {
+	t, keyIndex, err := j.openTicket(value)
+	if err != nil {
+		return nil, false, err
+	}
+	stale := keyIndex > 0
+	now := j.now()
+	if useL1 && j.l1 != nil {
+		if s, ok := j.l1.Get(t.GetId()); ok {
+			if !j.live(s, now) {
+				return nil, false, ErrNoSession
+			}
+			return s, stale, nil
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	blob, err := j.store.Load(ctx, t.GetId())
+	if errors.Is(err, ErrNoSession) {
+		return nil, false, ErrNoSession
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	}
+	codec, err := NewCodec(t.GetKey())
+	if err != nil {
+		return nil, false, err
+	}
+	s := &sessionpb.Session{}
+	if err := codec.Open(t.GetId(), PurposeStored, string(blob), s); err != nil {
+		return nil, false, ErrNoSession
+	}
+	if !j.live(s, now) {
+		return nil, false, ErrNoSession
+	}
+	s.TicketId = t.GetId()
+	j.rememberStored(s, now)
+	return s, stale, nil
+}
+
+func (j *Jar) rememberStored(s *sessionpb.Session, now time.Time) {
+	if j.l1 == nil {
+		return
+	}
+	ttl := min(j.l1TTL, time.Unix(s.GetExpiresAt(), 0).Sub(now))
+	if ttl > 0 {
+		j.l1.SetWithTTL(s.GetTicketId(), s, int64(proto.Size(s)+96), ttl)
+	}
+}
+
+// writeTicket stores s and returns its cookie. A session read from the
+// store keeps its ticket (the cookie doesn't change on a refresh); a new
+// one (a login) gets a new id and key.
+func (j *Jar) writeTicket(s *sessionpb.Session, host string, cookies map[string]string) ([]string, error) {
+	var t *sessionpb.Ticket
+	if s.GetTicketId() != "" {
+		if value, ok := j.sessionValue(cookies); ok {
+			if old, _, err := j.openTicket(value); err == nil && old.GetId() == s.GetTicketId() {
+				t = old
+			}
+		}
+	}
+	if t == nil {
+		id, key := make([]byte, 16), make([]byte, 32)
+		rand.Read(id)
+		rand.Read(key)
+		t = &sessionpb.Ticket{Id: hex.EncodeToString(id), Key: key, ExpiresAt: s.GetExpiresAt()}
+	}
+	stored := proto.CloneOf(s)
+	stored.TicketId = ""
+	codec, err := NewCodec(t.GetKey())
+	if err != nil {
+		return nil, err
+	}
+	blob, err := codec.Seal(t.GetId(), PurposeStored, stored)
+	if err != nil {
+		return nil, err
+	}
+	now := j.now()
+	ttl := time.Unix(s.GetExpiresAt(), 0).Sub(now)
+	if ttl <= 0 {
+		return j.Clear(host, cookies), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := j.store.Save(ctx, t.GetId(), []byte(blob), ttl, s.GetSessionId(), s.GetSubject()); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	}
+	stored.TicketId = t.GetId()
+	j.rememberStored(stored, now)
+	value, err := j.codec.Load().Seal(j.opts.Name, PurposeTicket, t)
+	if err != nil {
+		return nil, err
+	}
+	return j.setCookies(value, t.GetExpiresAt(), host, cookies)
+}
+
+// deleteTicket ends the stored session the cookies point to (sign-out,
+// a rejected refresh). Best effort: the cookie is cleared either way.
+func (j *Jar) deleteTicket(cookies map[string]string) {
+	value, ok := j.sessionValue(cookies)
+	if !ok {
+		return
+	}
+	t, _, err := j.openTicket(value)
+	if err != nil {
+		return
+	}
+	j.Invalidate(t.GetId())
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	_ = j.store.Delete(ctx, t.GetId())
+}

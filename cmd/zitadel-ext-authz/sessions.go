@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/logout"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session/redisstore"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+)
+
+// sessions is where sessions live and how they end: cookies or Redis, the
+// L1 cache, back-channel logout, and what replicas tell each other.
+type sessions struct {
+	jarOpts   []session.JarOption
+	authzOpts []authz.Option
+	redis     *redisstore.Store // nil without Redis
+	revoked   *logout.Revocations
+	ender     logout.Ender
+	replay    logout.ReplayGuard
+	closers   []func()
+}
+
+func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) (*sessions, error) {
+	s := &sessions{}
+	if cfg.Redis != nil {
+		s.redis = redisstore.New(redis.NewUniversalClient(cfg.Redis), logger)
+		s.closers = append(s.closers, func() { s.redis.Close() })
+		s.replay = s.redis
+	} else {
+		s.replay = logout.NewReplays(nil)
+	}
+	switch cfg.SessionStore {
+	case "redis":
+		l1, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{
+			NumCounters: max(cfg.SessionCacheSize/100, 1000), MaxCost: max(cfg.SessionCacheSize, 1<<20), BufferItems: 64, Metrics: true,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("session cache: %w", err)
+		}
+		s.closers = append(s.closers, l1.Close)
+		m.WatchCache("session", l1.Metrics)
+		s.jarOpts = append(s.jarOpts, session.WithStore(s.redis, l1, cfg.RedisL1TTL))
+		s.authzOpts = append(s.authzOpts, authz.WithRefreshLock(s.redis))
+		s.ender = enderFunc(func(ctx context.Context, sid, sub string) error {
+			_, err := s.redis.EndSessions(ctx, sid, sub)
+			return err
+		})
+	default:
+		s.revoked = logout.NewRevocations(nil)
+		s.authzOpts = append(s.authzOpts, authz.WithRevocations(s.revoked))
+		s.ender = enderFunc(func(ctx context.Context, sid, sub string) error {
+			now := time.Now()
+			until := now.Add(cfg.Cookie.Expire)
+			s.revoked.Add(sid, sub, now, until)
+			if s.redis != nil {
+				return s.redis.Revoke(ctx, sid, sub, now, until)
+			}
+			return nil
+		})
+	}
+	return s, nil
+}
+
+type enderFunc func(ctx context.Context, sid, sub string) error
+
+func (f enderFunc) End(ctx context.Context, sid, sub string) error { return f(ctx, sid, sub) }
+
+// run follows the other replicas (L1 invalidations, logouts of cookie
+// sessions) until ctx ends.
+func (s *sessions) run(ctx context.Context, jar *session.Jar, logger *slog.Logger) error {
+	if s.redis == nil {
+		<-ctx.Done()
+		return nil
+	}
+	if s.revoked != nil {
+		// Logouts recorded before this replica started.
+		loadCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		list, err := s.redis.Revocations(loadCtx)
+		cancel()
+		if err != nil {
+			logger.Warn("recorded back-channel logouts not loaded", "reason", "redis_unavailable", "error", err.Error())
+		}
+		for _, r := range list {
+			s.revoked.Add(r.SID, r.Sub, r.At, r.Until)
+		}
+	}
+	return s.redis.Subscribe(ctx, redisstore.Events{
+		Invalidate: jar.Invalidate,
+		Revoked: func(r redisstore.Revocation) {
+			if s.revoked != nil {
+				s.revoked.Add(r.SID, r.Sub, r.At, r.Until)
+			}
+		},
+	})
+}
+
+// ready reports Redis for /readyz.
+func (s *sessions) ready() (bool, string) {
+	if s.redis == nil {
+		return true, ""
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.redis.Ping(ctx); err != nil {
+		return false, "redis: " + err.Error()
+	}
+	return true, ""
+}
+
+// logoutHandler is POST /oauth2/backchannel_logout.
+func (s *sessions) logoutHandler(v logout.Verifier, logger *slog.Logger) http.Handler {
+	return logout.Handler(v, s.replay, s.ender, logger)
+}
+
+func (s *sessions) close() {
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		s.closers[i]()
+	}
+}

@@ -1,0 +1,319 @@
+package integration_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+)
+
+// redisServer is a real redis-server on a free 127.0.0.1 port, with an
+// append-only file so a restart keeps its data.
+type redisServer struct {
+	t    *testing.T
+	addr string
+	dir  string
+	cmd  *exec.Cmd
+}
+
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server is not installed (apt-get install -y redis-server; .ci/run does it)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	r := &redisServer{t: t, addr: addr, dir: t.TempDir()}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+func (r *redisServer) start() {
+	r.t.Helper()
+	_, port, _ := net.SplitHostPort(r.addr)
+	r.cmd = exec.Command("redis-server", "--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
+		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no")
+	if err := r.cmd.Start(); err != nil {
+		r.t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if r.ping() {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatal("redis-server did not answer PING")
+		}
+	}
+}
+
+func (r *redisServer) ping() bool {
+	c, err := net.DialTimeout("tcp", r.addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	fmt.Fprint(c, "PING\r\n")
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.HasPrefix(line, "+PONG")
+}
+
+func (r *redisServer) stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	r.cmd.Process.Kill()
+	r.cmd.Wait()
+	r.cmd = nil
+}
+
+// replicas is one IdP, one Redis and n servers, each behind its own
+// Envoy emulator, sharing config.
+type replicas struct {
+	IdP    *devidp.Server
+	Redis  *redisServer
+	Stacks []*stack
+}
+
+func startReplicas(t *testing.T, n int, extra map[string]any) *replicas {
+	t.Helper()
+	idp, err := devidp.Start(devidp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	rp := &replicas{IdP: idp, Redis: startRedis(t)}
+	for range n {
+		cfg := baseConfig(idp.Issuer)
+		cfg["redis_url"] = "redis://" + rp.Redis.addr
+		for k, v := range extra {
+			cfg[k] = v
+		}
+		srv := startServer(t, cfg)
+		srv.waitReady(t)
+		st := frontFor(t, srv)
+		st.IdP = idp
+		rp.Stacks = append(rp.Stacks, st)
+	}
+	return rp
+}
+
+// logoutToken is a back-channel logout token signed by the dev IdP's key.
+func logoutToken(t *testing.T, idp *devidp.Server, edit func(map[string]any)) string {
+	t.Helper()
+	now := time.Now()
+	claims := map[string]any{
+		"iss": idp.Issuer, "aud": []string{devidp.DefaultClient().ID}, "sub": "user-alice",
+		"iat": now.Unix(), "exp": now.Add(15 * time.Minute).Unix(), "jti": fmt.Sprint("jti-", now.UnixNano()),
+		"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
+	}
+	if edit != nil {
+		edit(claims)
+	}
+	tok, err := idp.SignJWT(t.Context(), claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func postLogout(t *testing.T, s *server, token string) (int, string) {
+	t.Helper()
+	return postLogoutTo(t, "http://"+s.HTTPAddr, token)
+}
+
+func postLogoutTo(t *testing.T, base, token string) (int, string) {
+	t.Helper()
+	resp, err := http.PostForm(base+"/oauth2/backchannel_logout", url.Values{"logout_token": {token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	bufio.NewReader(resp.Body).WriteTo(&b)
+	return resp.StatusCode, b.String()
+}
+
+// withCookie sends a browser's cookie for one front to another front.
+func withCookie(t *testing.T, from *browser, fromFront, target string) *response {
+	t.Helper()
+	return newBrowser(t, "nobody", "x").do(http.MethodGet, target, http.Header{"Cookie": {cookieHeader(from, fromFront)}})
+}
+
+// Redis mode: a session made on A works on B; a refresh race across A and
+// B spends the refresh token once; the cookie holds only a ticket.
+func TestRedisSessionsAcrossReplicas(t *testing.T) {
+	// The dev IdP's access tokens live 5 min: with refresh_before_expiry of
+	// 10 min every Check with an unrefreshed session is due for a refresh.
+	rp := startReplicas(t, 2, map[string]any{"session_store_type": "redis", "refresh_before_expiry": "10m", "refresh_grace_period": "0s", "pass_access_token": true})
+	a, b := rp.Stacks[0], rp.Stacks[1]
+	alice := newBrowser(t, "alice", "alice-password")
+	cb := beginLogin(t, a, alice, "/")
+	if r := alice.get(cb.String()); r.StatusCode != http.StatusFound {
+		t.Fatalf("callback on A: %s", describe(r))
+	}
+	if c := cookieHeader(alice, a.Front.URL); len(c) > 400 {
+		t.Errorf("redis mode cookie is %d bytes; a ticket should be small", len(c))
+	}
+
+	// The race: 3 requests on A, 3 on B, with the same cookie; the first to
+	// take the lock is held at the IdP until every other waits for it.
+	before := rp.IdP.Calls("/oauth/token")
+	rp.IdP.HangToken()
+	cookie := cookieHeader(alice, a.Front.URL)
+	var wg sync.WaitGroup
+	results := make([]*response, 6)
+	for i := range results {
+		st := []*stack{a, b}[i%2]
+		wg.Go(func() {
+			results[i] = newBrowser(t, "x", "x").do(http.MethodGet, st.Front.URL+"/race", http.Header{"Cookie": {cookie}})
+		})
+	}
+	waitFor(t, "one refresh at the IdP and five Checks waiting for the lock", func() bool {
+		waiting := strings.Count(a.Server.Logs(), `"msg":"lock busy; waiting"`) + strings.Count(b.Server.Logs(), `"msg":"lock busy; waiting"`)
+		return rp.IdP.Calls("/oauth/token") == before+1 && waiting == 5
+	})
+	rp.IdP.Release()
+	wg.Wait()
+	tokens := map[string]bool{}
+	for i, r := range results {
+		got := upstreamSaw(t, r)
+		if got.Headers["x-forwarded-user"] != "user-alice" {
+			t.Errorf("request %d: %v", i, got.Headers)
+		}
+		tokens[got.Headers["x-forwarded-access-token"]] = true
+	}
+	if n := rp.IdP.Calls("/oauth/token") - before; n != 1 {
+		t.Errorf("refresh calls across replicas: %d, want 1", n)
+	}
+	if len(tokens) != 1 {
+		t.Errorf("the six requests saw %d access tokens, want the one refreshed token", len(tokens))
+	}
+}
+
+// Back-channel logout delivered to A ends the session on A and B within a
+// second; replays, nonces and foreign audiences are refused.
+func TestBackchannelLogoutAcrossReplicas(t *testing.T) {
+	for _, mode := range []string{"redis", "cookie"} {
+		t.Run(mode, func(t *testing.T) {
+			rp := startReplicas(t, 2, map[string]any{"session_store_type": mode, "redis_l1_ttl": "1m"})
+			a, b := rp.Stacks[0], rp.Stacks[1]
+			alice := newBrowser(t, "alice", "alice-password")
+			upstreamSaw(t, a.login(t, alice, "/"))
+			// B has seen (and cached) the session too.
+			upstreamSaw(t, withCookie(t, alice, a.Front.URL, b.Front.URL+"/"))
+
+			for name, edit := range map[string]func(map[string]any){
+				"nonce":      func(c map[string]any) { c["nonce"] = "n-1" },
+				"audience":   func(c map[string]any) { c["aud"] = []string{"someone-else"} },
+				"no event":   func(c map[string]any) { delete(c, "events") },
+				"no sid/sub": func(c map[string]any) { delete(c, "sub") },
+				"expired":    func(c map[string]any) { c["exp"] = time.Now().Add(-time.Hour).Unix() },
+			} {
+				if code, body := postLogout(t, a.Server, logoutToken(t, rp.IdP, edit)); code != http.StatusBadRequest || !strings.Contains(body, `"error":"invalid_request"`) {
+					t.Errorf("logout token with %s: %d %s, want 400 invalid_request", name, code, body)
+				}
+			}
+			upstreamSaw(t, withCookie(t, alice, a.Front.URL, b.Front.URL+"/still-in"))
+
+			// Delivered through A's Envoy (route with ext_authz off), as ZITADEL does.
+			token := logoutToken(t, rp.IdP, nil)
+			start := time.Now()
+			if code, body := postLogoutTo(t, a.Front.URL, token); code != http.StatusOK {
+				t.Fatalf("logout: %d %s", code, body)
+			}
+			for _, st := range []*stack{a, b} {
+				for {
+					r := withCookie(t, alice, a.Front.URL, st.Front.URL+"/after")
+					if r.StatusCode == http.StatusFound {
+						break
+					}
+					if time.Since(start) > time.Second {
+						t.Fatalf("session still accepted on %s %v after the logout: %s", st.Front.URL, time.Since(start), describe(r))
+					}
+					time.Sleep(10 * time.Millisecond) // polling to the 1 s deadline
+				}
+			}
+			if code, _ := postLogout(t, b.Server, token); code != http.StatusBadRequest {
+				t.Errorf("replayed logout token on the other replica: %d, want 400", code)
+			}
+			// A new login works.
+			upstreamSaw(t, a.login(t, newBrowser(t, "alice", "alice-password"), "/again"))
+		})
+	}
+}
+
+// One replica with cookie sessions and no Redis: the logout is recorded
+// in-process.
+func TestBackchannelLogoutWithoutRedis(t *testing.T) {
+	st := startStack(t, stackOptions{})
+	alice := newBrowser(t, "alice", "alice-password")
+	upstreamSaw(t, st.login(t, alice, "/"))
+	token := logoutToken(t, st.IdP, nil)
+	if code, body := postLogout(t, st.Server, token); code != http.StatusOK {
+		t.Fatalf("logout: %d %s", code, body)
+	}
+	if r := alice.do(http.MethodGet, st.Front.URL+"/after", nil); r.StatusCode != http.StatusFound {
+		t.Errorf("after the logout: %s, want the login redirect", describe(r))
+	}
+	if code, _ := postLogout(t, st.Server, token); code != http.StatusBadRequest {
+		t.Errorf("replay: %d, want 400", code)
+	}
+	waitFor(t, "the log line for the replay", func() bool {
+		return strings.Contains(st.Server.Logs(), `"reason":"replayed_logout_token"`)
+	})
+}
+
+// Redis stopped: sessions in a replica's L1 keep working, others get 503,
+// /readyz says so, nothing panics; after a restart everything is back
+// without restarting us, and no session is lost.
+func TestRedisOutage(t *testing.T) {
+	rp := startReplicas(t, 2, map[string]any{"session_store_type": "redis", "redis_l1_ttl": "1m"})
+	a, b := rp.Stacks[0], rp.Stacks[1]
+	alice := newBrowser(t, "alice", "alice-password")
+	upstreamSaw(t, a.login(t, alice, "/"))
+
+	rp.Redis.stop()
+	upstreamSaw(t, alice.get(a.Front.URL+"/from-l1"))
+	r := withCookie(t, alice, a.Front.URL, b.Front.URL+"/not-in-l1")
+	if r.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("B without Redis and without the session in L1: %s, want 503", describe(r))
+	}
+	if resp, err := http.Get("http://" + b.Server.HTTPAddr + "/readyz"); err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("/readyz with Redis down: %v %v", resp, err)
+	}
+	// A new login can't be stored: 503, not a broken session.
+	bob := newBrowser(t, "bob", "bob-password")
+	cb := beginLogin(t, b, bob, "/bob")
+	if r := bob.get(cb.String()); r.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("callback with Redis down: %s, want 503", describe(r))
+	}
+
+	rp.Redis.start()
+	waitFor(t, "B to reach Redis again", func() bool {
+		return withCookie(t, alice, a.Front.URL, b.Front.URL+"/back").StatusCode == http.StatusOK
+	})
+	if resp, err := http.Get("http://" + b.Server.HTTPAddr + "/readyz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Errorf("/readyz after Redis is back: %v %v", resp, err)
+	}
+	for _, st := range []*stack{a, b} {
+		if strings.Contains(st.Server.Logs(), "panic") {
+			t.Error("a replica panicked")
+		}
+	}
+	_ = context.Background
+}
