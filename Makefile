@@ -23,9 +23,10 @@ image:
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info failed)"; exit 1; }
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
 
-## test: vet and every test (unit, end-to-end through the Envoy emulator, Chromium)
+## test: vet, staticcheck, every test (unit, end-to-end through the Envoy emulator, Chromium, Redis), each fuzz target for 10 s
 test: vet
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
 ## test-short: unit tests only
 test-short:
@@ -34,6 +35,7 @@ test-short:
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) tool staticcheck ./...
 
 ## bench: load each scenario with h2load against the server and the bare floor (see BENCHMARKS.md)
 BENCH_DURATION ?= 2s
@@ -50,11 +52,15 @@ bench: build
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./authz/...
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s)
+## fuzz: run each fuzz target for FUZZTIME (default 30s); seeds in */testdata/fuzz
 FUZZTIME ?= 30s
+FUZZ_TARGETS := FuzzCheck:./authz FuzzReturnURL:./authz FuzzCodecOpen:./authz/session FuzzJarRead:./authz/session \
+	FuzzReadState:./authz/session FuzzIdentityHeaders:./oidcflow FuzzLogoutToken:./oidcflow
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzCodecOpen -fuzztime $(FUZZTIME) ./authz/session
-	$(GO) test -run '^$$' -fuzz FuzzCheck -fuzztime $(FUZZTIME) ./authz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  name=$${t%%:*}; pkg=$${t#*:}; echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
 
 ## proto: regenerate proto/sessionpb (needs protoc and protoc-gen-go)
 proto:

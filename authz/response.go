@@ -61,6 +61,7 @@ func options(headers []Header, app *wrapperspb.BoolValue) []*corev3.HeaderValueO
 	out := make([]*corev3.HeaderValueOption, len(headers))
 	for i, h := range headers {
 		values[i].Key, values[i].Value = h.Name, h.Value
+		//lint:ignore SA1019 Envoy through v1.37 reads only the deprecated append for ext_authz (envoy-ext-authz.md §2.1).
 		opts[i].Header, opts[i].Append = &values[i], app
 		out[i] = &opts[i]
 	}

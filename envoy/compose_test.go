@@ -27,7 +27,7 @@ func loadCompose(t *testing.T, path string) (*types.Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cli.ProjectFromOptions(context.Background(), opts)
+	return opts.LoadProject(context.Background())
 }
 
 func TestComposeStack(t *testing.T) {

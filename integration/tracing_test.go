@@ -120,7 +120,7 @@ func names(spans tracetest.SpanStubs) []string {
 func attr(s *tracetest.SpanStub, key string) string {
 	for _, a := range s.Attributes {
 		if a.Key == attribute.Key(key) {
-			return a.Value.Emit()
+			return a.Value.String()
 		}
 	}
 	return ""

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Identity is who a token speaks for, mapped with the configured claims.
@@ -132,8 +133,15 @@ func headerSafe(v string) string {
 			return r
 		}, v)
 	}
+	if !utf8.ValidString(v) {
+		v = strings.ToValidUTF8(v, "")
+	}
 	if len(v) > maxClaimBytes {
-		v = v[:maxClaimBytes]
+		n := maxClaimBytes
+		for n > 0 && !utf8.RuneStart(v[n]) {
+			n-- // never cut a character in half
+		}
+		v = v[:n]
 	}
 	return v
 }

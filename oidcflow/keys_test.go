@@ -54,7 +54,7 @@ func sign(t *testing.T, k *rsa.PrivateKey, kid string) *jose.JSONWebSignature {
 		t.Fatal(err)
 	}
 	compact, _ := obj.CompactSerialize()
-	jws, err := jose.ParseSigned(compact, []jose.SignatureAlgorithm{jose.RS256})
+	jws, err := jose.ParseSignedCompact(compact, []jose.SignatureAlgorithm{jose.RS256})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -36,7 +36,7 @@ func (p *Provider) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutCl
 	for i, a := range allowedAlgs {
 		algs[i] = jose.SignatureAlgorithm(a)
 	}
-	jws, err := jose.ParseSigned(raw, algs)
+	jws, err := jose.ParseSignedCompact(raw, algs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: logout token: %v", ErrInvalidToken, err)
 	}

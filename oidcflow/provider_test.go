@@ -17,7 +17,7 @@ const redirectURI = "http://127.0.0.1:8000/oauth2/callback"
 
 var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
-func startIdP(t *testing.T) *devidp.Server {
+func startIdP(t testing.TB) *devidp.Server {
 	t.Helper()
 	idp, err := devidp.Start(devidp.Options{})
 	if err != nil {
@@ -27,7 +27,7 @@ func startIdP(t *testing.T) *devidp.Server {
 	return idp
 }
 
-func startProvider(t *testing.T, issuer string) *oidcflow.Provider {
+func startProvider(t testing.TB, issuer string) *oidcflow.Provider {
 	t.Helper()
 	c := devidp.DefaultClient()
 	p, err := oidcflow.New(oidcflow.Config{Issuer: issuer, ClientID: c.ID, ClientSecret: c.Secret, Scopes: []string{"openid", "email", "profile"}})
@@ -41,7 +41,7 @@ func startProvider(t *testing.T, issuer string) *oidcflow.Provider {
 	return p
 }
 
-func waitReady(t *testing.T, p *oidcflow.Provider) {
+func waitReady(t testing.TB, p *oidcflow.Provider) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !p.Ready() {

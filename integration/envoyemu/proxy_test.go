@@ -1,5 +1,7 @@
 package envoyemu
 
+//lint:file-ignore SA1019 Envoy's ext_authz reads the deprecated HeaderValueOption.append (envoy-ext-authz.md §2.1), so we emulate and test that field.
+
 import (
 	"context"
 	"encoding/json"
