@@ -33,17 +33,19 @@ func TestVerifyLogoutToken(t *testing.T) {
 		t.Fatalf("valid logout token: %+v, %v", c, err)
 	}
 	for name, edit := range map[string]func(map[string]any){
-		"wrong iss":       func(m map[string]any) { m["iss"] = "https://evil.example" },
-		"wrong aud":       func(m map[string]any) { m["aud"] = []string{"other"} },
-		"no iat":          func(m map[string]any) { delete(m, "iat") },
-		"iat in future":   func(m map[string]any) { m["iat"] = time.Now().Add(time.Hour).Unix() },
-		"expired":         func(m map[string]any) { m["exp"] = time.Now().Add(-time.Hour).Unix() },
-		"no exp":          func(m map[string]any) { delete(m, "exp") },
-		"no event":        func(m map[string]any) { m["events"] = map[string]any{"other": map[string]any{}} },
-		"event not a map": func(m map[string]any) { m["events"] = map[string]any{"http://schemas.openid.net/event/backchannel-logout": "x"} },
-		"no sid, no sub":  func(m map[string]any) { delete(m, "sid"); delete(m, "sub") },
-		"nonce":           func(m map[string]any) { m["nonce"] = "n" },
-		"no jti":          func(m map[string]any) { delete(m, "jti") },
+		"wrong iss":     func(m map[string]any) { m["iss"] = "https://evil.example" },
+		"wrong aud":     func(m map[string]any) { m["aud"] = []string{"other"} },
+		"no iat":        func(m map[string]any) { delete(m, "iat") },
+		"iat in future": func(m map[string]any) { m["iat"] = time.Now().Add(time.Hour).Unix() },
+		"expired":       func(m map[string]any) { m["exp"] = time.Now().Add(-time.Hour).Unix() },
+		"no exp":        func(m map[string]any) { delete(m, "exp") },
+		"no event":      func(m map[string]any) { m["events"] = map[string]any{"other": map[string]any{}} },
+		"event not a map": func(m map[string]any) {
+			m["events"] = map[string]any{"http://schemas.openid.net/event/backchannel-logout": "x"}
+		},
+		"no sid, no sub": func(m map[string]any) { delete(m, "sid"); delete(m, "sub") },
+		"nonce":          func(m map[string]any) { m["nonce"] = "n" },
+		"no jti":         func(m map[string]any) { delete(m, "jti") },
 	} {
 		claims := logoutClaims(idp.Issuer)
 		edit(claims)
