@@ -68,7 +68,7 @@ func (s *Server) identity(r *Request, id identity) *Decision {
 			d.Upstream = append(d.Upstream, Header{name, value})
 		}
 	}
-	groups := strings.Join(id.groups, ",")
+	groups := joinGroups(id.groups)
 	for _, set := range s.headerSets {
 		if set.withUser {
 			add(set.names.user, id.user)
@@ -152,4 +152,23 @@ func (s *Server) upstreamCookies(header string) (kept string, changed bool) {
 		return header, false
 	}
 	return b.String(), true
+}
+
+// maxGroupsHeaderBytes bounds x-forwarded-groups (and x-auth-request-groups):
+// with many long ZITADEL roles the joined list could pass the header limits
+// of Envoy (60 KiB for all headers by default) and of upstreams.
+const maxGroupsHeaderBytes = 8 << 10
+
+// joinGroups joins groups with ",", cut at a group boundary within
+// maxGroupsHeaderBytes: an upstream sees fewer groups, never a mangled one.
+func joinGroups(groups []string) string {
+	joined := strings.Join(groups, ",")
+	if len(joined) <= maxGroupsHeaderBytes {
+		return joined
+	}
+	cut := strings.LastIndexByte(joined[:maxGroupsHeaderBytes+1], ',')
+	if cut < 0 {
+		return ""
+	}
+	return joined[:cut]
 }

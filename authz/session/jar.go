@@ -94,6 +94,16 @@ func NewJar(codec *Codec, opts Options, options ...JarOption) *Jar {
 	if opts.SameSite == 0 {
 		opts.SameSite = http.SameSiteLaxMode
 	}
+	// Cookie prefixes (RFC 6265bis §4.1.3): browsers drop a __Host- cookie
+	// that isn't Secure, host-only and Path=/, and a __Secure- cookie that
+	// isn't Secure. Every cookie we write starts with the name (chunks,
+	// login states), so all of them follow.
+	switch {
+	case strings.HasPrefix(opts.Name, "__Host-"):
+		opts.Secure, opts.Path, opts.Domains = true, "/", nil
+	case strings.HasPrefix(opts.Name, "__Secure-"):
+		opts.Secure = true
+	}
 	j := &Jar{opts: opts, now: time.Now}
 	j.codec.Store(codec)
 	for _, o := range options {

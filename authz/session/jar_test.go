@@ -236,3 +236,29 @@ func flipChar(s string, i int) string {
 	}
 	return string(b)
 }
+
+func TestHostPrefixForcesSecureHostOnlyRootPath(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	j := NewJar(mustCodec(t, secretA), Options{Name: "__Host-session", Secure: false, Path: "/app", Domains: []string{".example.com"}}, WithClock(func() time.Time { return now }))
+	s := &sessionpb.Session{Subject: "u", CreatedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), IdToken: strings.Repeat("x", 6000)}
+	set, err := j.Write(s, "app.example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := j.WriteState(&sessionpb.LoginState{State: "s-1234567890123456789012345678901234", ExpiresAt: now.Add(time.Minute).Unix()}, "app.example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range append(set, ws...) {
+		p, err := http.ParseSetCookie(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(p.Name, "__Host-") || !p.Secure || p.Path != "/" || p.Domain != "" {
+			t.Errorf("%s: Secure %v Path %q Domain %q; __Host- needs Secure, Path=/ and no Domain", p.Name, p.Secure, p.Path, p.Domain)
+		}
+	}
+	if len(set) < 2 {
+		t.Errorf("want a chunked session for this test, got %d cookies", len(set))
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,6 +87,7 @@ type Server struct {
 	store  *store
 	calls  sync.Map // endpoint path → *atomic.Int64
 	hang   atomic.Pointer[chan struct{}]
+	tamper atomic.Pointer[Tamper]
 	done   chan struct{}
 }
 
@@ -163,6 +165,18 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 					return
 				}
 			}
+		}
+		if t := s.tamper.Load(); t != nil {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			status, body := (*t)(r, rec.Code, rec.Body.Bytes())
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			w.Header().Del("Content-Length")
+			w.WriteHeader(status)
+			w.Write(body)
+			return
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -350,6 +350,11 @@ func (r *resolver) build() (*Config, error) {
 	if !validCookieName(c.Cookie.Name) {
 		r.fail("cookie_name", "%q is not a valid cookie name", c.Cookie.Name)
 	}
+	if strings.HasPrefix(c.Cookie.Name, "__Host-") && (!c.Cookie.Secure || len(c.Cookie.Domains) > 0 || c.Cookie.Path != "/") {
+		r.warnings = append(r.warnings, "cookie_name: the __Host- prefix forces cookie_secure = true, cookie_path = \"/\" and no cookie_domains; those settings are overridden")
+	} else if strings.HasPrefix(c.Cookie.Name, "__Secure-") && !c.Cookie.Secure {
+		r.warnings = append(r.warnings, "cookie_name: the __Secure- prefix forces cookie_secure = true")
+	}
 	c.RefreshGrace = r.duration("refresh_grace_period")
 	if r.boolean("refresh_tokens") {
 		if !slices.Contains(c.OIDC.Scopes, "offline_access") {

@@ -271,3 +271,14 @@ func TestRedisKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestHostPrefixWarns(t *testing.T) {
+	_, warnings, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+"cookie_name = \"__Host-s\"\ncookie_secure = false\n")}, env(nil))
+	if err != nil || !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "__Host-") }) {
+		t.Errorf("__Host- with cookie_secure = false: %v, %v; want a warning", warnings, err)
+	}
+	_, warnings, _ = Load([]string{"--config", write(t, "c.toml", minimalTOML+"cookie_name = \"__Host-s\"\n")}, env(nil))
+	if slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "__Host-") }) {
+		t.Errorf("__Host- with the defaults warned: %v", warnings)
+	}
+}
