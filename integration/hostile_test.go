@@ -3,9 +3,9 @@ package integration_test
 import (
 	"bytes"
 	"crypto/hmac"
-	"crypto/sha256"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"

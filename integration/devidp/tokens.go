@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 
-	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 )
 
@@ -43,19 +42,7 @@ func (s *Server) SignJWT(ctx context.Context, claims map[string]any) (string, er
 	if err != nil {
 		return "", err
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: key.SignatureAlgorithm(), Key: key.Key()}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", key.ID()))
-	if err != nil {
-		return "", err
-	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", err
-	}
-	obj, err := signer.Sign(payload)
-	if err != nil {
-		return "", err
-	}
-	return obj.CompactSerialize()
+	return SignWith(key.SignatureAlgorithm(), key.Key(), key.ID(), claims)
 }
 
 // KeyFile is the ZITADEL key file (JSON) of an API app with APIKey.
