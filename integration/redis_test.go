@@ -3,7 +3,9 @@ package integration_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,6 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session/redisstore"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 )
 
@@ -315,5 +321,117 @@ func TestRedisOutage(t *testing.T) {
 			t.Error("a replica panicked")
 		}
 	}
-	_ = context.Background
+}
+
+// The store's primitives against a real Redis: sessions indexed by sid and
+// sub end together, the lock excludes and expires with its holder,
+// logout records and replays are seen by every replica.
+func TestRedisStorePrimitives(t *testing.T) {
+	r := startRedis(t)
+	newStore := func() *redisstore.Store {
+		return redisstore.New(redis.NewClient(&redis.Options{Addr: r.addr}), slog.New(slog.DiscardHandler))
+	}
+	a, b := newStore(), newStore()
+	defer a.Close()
+	defer b.Close()
+	ctx := t.Context()
+
+	// B hears A's invalidations.
+	ctx2, cancel := context.WithCancel(ctx)
+	defer cancel()
+	invalidated := make(chan string, 10)
+	revoked := make(chan redisstore.Revocation, 10)
+	go b.Subscribe(ctx2, redisstore.Events{Invalidate: func(id string) { invalidated <- id }, Revoked: func(r redisstore.Revocation) { revoked <- r }})
+	// Subscribing is asynchronous: publish until B hears one.
+	waitFor(t, "B's subscription", func() bool {
+		if err := a.Save(ctx, "probe", []byte("x"), time.Minute, "", ""); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-invalidated:
+			return true
+		case <-time.After(50 * time.Millisecond):
+			return false
+		}
+	})
+
+	for _, s := range []struct{ id, sid, sub string }{{"s1", "sid-1", "alice"}, {"s2", "sid-1", "alice"}, {"s3", "sid-2", "alice"}, {"s4", "sid-3", "bob"}} {
+		if err := a.Save(ctx, s.id, []byte("blob-"+s.id), time.Hour, s.sid, s.sub); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if blob, err := b.Load(ctx, "s1"); err != nil || string(blob) != "blob-s1" {
+		t.Fatalf("B loads A's session: %q, %v", blob, err)
+	}
+	if n, err := a.EndSessions(ctx, "sid-1", ""); err != nil || n != 2 {
+		t.Fatalf("end by sid: %d, %v; want s1 and s2", n, err)
+	}
+	if _, err := b.Load(ctx, "s3"); err != nil {
+		t.Error("ending sid-1 ended another IdP session of the same user")
+	}
+	if n, _ := a.EndSessions(ctx, "", "alice"); n != 1 {
+		t.Errorf("end by sub: %d, want s3", n)
+	}
+	if _, err := b.Load(ctx, "s4"); err != nil {
+		t.Error("bob's session ended")
+	}
+	for _, id := range []string{"s1", "s2", "s3"} {
+		if _, err := b.Load(ctx, id); !errors.Is(err, session.ErrNoSession) {
+			t.Errorf("%s still stored: %v", id, err)
+		}
+	}
+
+	// The lock: B waits while A holds it and gets it once A lets go.
+	unlock, err := a.Lock(ctx, "refresh:s4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+	if _, err := b.Lock(short, "refresh:s4"); err == nil {
+		t.Error("B took a lock A holds")
+	}
+	cancelShort()
+	got := make(chan error, 1)
+	go func() {
+		u, err := b.Lock(ctx, "refresh:s4")
+		if err == nil {
+			u()
+		}
+		got <- err
+	}()
+	unlock()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Errorf("B after A unlocked: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("B never got the lock A released")
+	}
+
+	// Logout records reach B live and are listed for a new replica.
+	at := time.Now()
+	if err := a.Revoke(ctx, "sid with space", "", at, at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case rv := <-revoked:
+		if rv.SID != "sid with space" || rv.At.UnixMilli() != at.UnixMilli() {
+			t.Errorf("B heard %+v", rv)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("B didn't hear the logout")
+	}
+	list, err := newStore().Revocations(ctx)
+	if err != nil || len(list) != 1 || list[0].SID != "sid with space" {
+		t.Errorf("recorded logouts: %+v, %v", list, err)
+	}
+
+	// A logout token id is used once, across replicas.
+	if ok, _ := a.FirstUse(ctx, "jti-1", time.Now().Add(time.Minute)); !ok {
+		t.Error("first use refused")
+	}
+	if ok, _ := b.FirstUse(ctx, "jti-1", time.Now().Add(time.Minute)); ok {
+		t.Error("replay on B accepted")
+	}
 }
