@@ -28,6 +28,7 @@ func zitadelBootstrap(ctx context.Context, args []string, stdout, stderr io.Writ
 	out := fs.String("out", "", "where to write the completed configuration (required)")
 	chown := fs.String("chown", "", "uid:gid to give the written configuration")
 	appURL := fs.String("app-url", "http://localhost:8000", "URL users open through Envoy (redirect and post-logout URIs derive from it)")
+	backchannel := fs.String("backchannel-logout-uri", "", "register this back-channel logout URI on the Web app (e.g. https://app.example.com/oauth2/backchannel_logout)")
 	project := fs.String("project", "zitadel-ext-authz", "project name")
 	roles := fs.StringSlice("roles", []string{"admin", "user"}, "project roles to create")
 	webApp := fs.String("web-app", "zitadel-ext-authz", "name of the Web (OIDC) application")
@@ -79,23 +80,24 @@ func zitadelBootstrap(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	res, err := bootstrap.Run(ctx, bootstrap.Options{
-		Issuer:     *issuer,
-		HTTPClient: oidcflow.NewHTTPClientDialing(30*time.Second, dialMap),
-		PATFile:    *pat,
-		Project:    *project,
-		Roles:      *roles,
-		AppURL:     *appURL,
-		WebApp:     *webApp,
-		APIApp:     *apiApp,
-		User:       *user,
-		Password:   *password,
-		Email:      *email,
-		UserRoles:  *userRoles,
-		Template:   *template,
-		Out:        *out,
-		OutOwner:   owner,
-		Wait:       *wait,
-		Logger:     logger,
+		Issuer:               *issuer,
+		HTTPClient:           oidcflow.NewHTTPClientDialing(30*time.Second, dialMap),
+		PATFile:              *pat,
+		Project:              *project,
+		Roles:                *roles,
+		AppURL:               *appURL,
+		BackchannelLogoutURI: *backchannel,
+		WebApp:               *webApp,
+		APIApp:               *apiApp,
+		User:                 *user,
+		Password:             *password,
+		Email:                *email,
+		UserRoles:            *userRoles,
+		Template:             *template,
+		Out:                  *out,
+		OutOwner:             owner,
+		Wait:                 *wait,
+		Logger:               logger,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, "zitadel-bootstrap:", err)

@@ -37,15 +37,18 @@ type Options struct {
 	// when ZITADEL's first-instance setup finishes.
 	PATFile string
 
-	Project   string   // project name
-	Roles     []string // role keys to create
-	AppURL    string   // where users open the app through Envoy (http://localhost:8000)
-	WebApp    string   // name of the Web OIDC application
-	APIApp    string   // name of the API application (introspection)
-	User      string   // demo user name; empty skips the user
-	Password  string   // demo user's password
-	Email     string   // demo user's e-mail (marked verified)
-	UserRoles []string // roles granted to the demo user
+	Project string   // project name
+	Roles   []string // role keys to create
+	AppURL  string   // where users open the app through Envoy (http://localhost:8000)
+	// BackchannelLogoutURI, when set, is registered on the Web app so ZITADEL
+	// sends back-channel logouts there (…/oauth2/backchannel_logout).
+	BackchannelLogoutURI string
+	WebApp               string   // name of the Web OIDC application
+	APIApp               string   // name of the API application (introspection)
+	User                 string   // demo user name; empty skips the user
+	Password             string   // demo user's password
+	Email                string   // demo user's e-mail (marked verified)
+	UserRoles            []string // roles granted to the demo user
 
 	// Template is the server configuration to complete; Out receives it
 	// with client_id, client_secret, introspection_client_id,
@@ -415,6 +418,9 @@ func (a *api) ensureWebApp(ctx context.Context, projectID string, o Options, pre
 		"accessTokenRoleAssertion": true,
 		"idTokenRoleAssertion":     true,
 		"idTokenUserinfoAssertion": true,
+	}
+	if o.BackchannelLogoutURI != "" {
+		body["backChannelLogoutUri"] = o.BackchannelLogoutURI
 	}
 	return a.ensureApp(ctx, projectID, o.WebApp, webApp, body, previous)
 }

@@ -44,22 +44,23 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	return &fixture{zitadel: z, addr: strings.TrimPrefix(srv.URL, "http://"), opts: Options{
-		Issuer:     "http://localhost:8080",
-		HTTPClient: oidcflow.NewHTTPClientDialing(5*time.Second, map[string]string{"localhost:8080": strings.TrimPrefix(srv.URL, "http://")}),
-		PATFile:    filepath.Join(dir, "admin.pat"),
-		Project:    "zitadel-ext-authz",
-		Roles:      []string{"admin", "user"},
-		AppURL:     "http://localhost:8000",
-		WebApp:     "web",
-		APIApp:     "introspection",
-		User:       "alice",
-		Password:   "Password1!",
-		Email:      "alice@example.com",
-		UserRoles:  []string{"admin"},
-		Template:   tmpl,
-		Out:        filepath.Join(dir, "out.toml"),
-		Wait:       time.Minute,
-		Sleep:      func(context.Context, time.Duration) error { return nil },
+		Issuer:               "http://localhost:8080",
+		HTTPClient:           oidcflow.NewHTTPClientDialing(5*time.Second, map[string]string{"localhost:8080": strings.TrimPrefix(srv.URL, "http://")}),
+		PATFile:              filepath.Join(dir, "admin.pat"),
+		Project:              "zitadel-ext-authz",
+		Roles:                []string{"admin", "user"},
+		AppURL:               "http://localhost:8000",
+		BackchannelLogoutURI: "http://envoy:8000/oauth2/backchannel_logout",
+		WebApp:               "web",
+		APIApp:               "introspection",
+		User:                 "alice",
+		Password:             "Password1!",
+		Email:                "alice@example.com",
+		UserRoles:            []string{"admin"},
+		Template:             tmpl,
+		Out:                  filepath.Join(dir, "out.toml"),
+		Wait:                 time.Minute,
+		Sleep:                func(context.Context, time.Duration) error { return nil },
 	}}
 }
 
@@ -105,7 +106,8 @@ func TestBootstrapCreatesEverythingAndWritesAWorkingConfig(t *testing.T) {
 	if web.AppType != "OIDC_APP_TYPE_WEB" || web.AuthMethodType != "OIDC_AUTH_METHOD_TYPE_BASIC" || !web.DevMode ||
 		!slices.Equal(web.RedirectURIs, []string{"http://localhost:8000/oauth2/callback"}) ||
 		!slices.Equal(web.PostLogoutRedirectURIs, []string{"http://localhost:8000/"}) ||
-		!slices.Contains(web.GrantTypes, "OIDC_GRANT_TYPE_REFRESH_TOKEN") || !web.IDTokenRoleAssertion {
+		!slices.Contains(web.GrantTypes, "OIDC_GRANT_TYPE_REFRESH_TOKEN") || !web.IDTokenRoleAssertion ||
+		web.BackChannelLogoutURI != "http://envoy:8000/oauth2/backchannel_logout" {
 		t.Errorf("OIDC app = %+v", web)
 	}
 	for _, g := range z.grants {
