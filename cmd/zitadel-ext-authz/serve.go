@@ -47,7 +47,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.LogLevel)
-	logger := newLogger(cfg, level, stderr)
+	logOut := newBatchWriter(stderr)
+	defer logOut.Flush()
+	logger := newLogger(cfg, level, logOut)
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
@@ -177,6 +179,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}, m.Handler(), stores.logoutHandler(provider, logger), cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
 
 	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version, "session_store", cfg.SessionStore)
+	logOut.Flush() // launchers wait for this line
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return provider.Serve(gctx) })
@@ -253,12 +256,14 @@ func setMemoryLimit(cfg *config.Config, getenv func(string) string, logger *slog
 	logger.Debug("memory limit set", "bytes", limit)
 }
 
-func newLogger(cfg *config.Config, level slog.Leveler, w io.Writer) *slog.Logger {
+// newLogger logs to a batch over w; the caller flushes it at exit.
+func newLogger(cfg *config.Config, level slog.Leveler, w *batchWriter) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(flushingHandler{h, w})
 }
 
 func opsHandler(ready func() (bool, string), metrics, backchannelLogout http.Handler, withPprof bool) http.Handler {
