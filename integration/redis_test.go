@@ -435,3 +435,35 @@ func TestRedisStorePrimitives(t *testing.T) {
 		t.Error("replay on B accepted")
 	}
 }
+
+// ZITADEL's usual logout token names the IdP session (sid), not only the
+// user: it ends that session and leaves the user's other sessions alone.
+func TestBackchannelLogoutBySID(t *testing.T) {
+	for _, mode := range []string{"redis", "cookie"} {
+		t.Run(mode, func(t *testing.T) {
+			rp := startReplicas(t, 1, map[string]any{"session_store_type": mode})
+			st, idp := rp.Stacks[0], rp.IdP
+			// The dev IdP puts no sid in ID tokens; ZITADEL does. Add one per login.
+			sid := "sid-A"
+			idp.SetTamper(tokenTamper(t, idp, resign(t, idp, func(c map[string]any) { c["sid"] = sid })))
+			defer idp.SetTamper(nil)
+			first := newBrowser(t, "alice", "alice-password")
+			upstreamSaw(t, st.login(t, first, "/"))
+			sid = "sid-B"
+			second := newBrowser(t, "alice", "alice-password")
+			upstreamSaw(t, st.login(t, second, "/"))
+
+			token := logoutToken(t, idp, func(c map[string]any) {
+				delete(c, "sub")
+				c["sid"] = "sid-A"
+			})
+			if code, body := postLogoutTo(t, st.Front.URL, token); code != http.StatusOK {
+				t.Fatalf("logout: %d %s", code, body)
+			}
+			if r := first.do(http.MethodGet, st.Front.URL+"/after", nil); r.StatusCode != http.StatusFound {
+				t.Errorf("the logged-out IdP session: %s, want the login redirect", describe(r))
+			}
+			upstreamSaw(t, second.get(st.Front.URL+"/other-session"))
+		})
+	}
+}
