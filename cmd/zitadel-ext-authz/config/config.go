@@ -2,6 +2,7 @@ package config
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -515,15 +516,35 @@ func (r *resolver) redisOptions() *redis.UniversalOptions {
 		r.fail("redis_url", "set one of redis_url, redis_sentinel_addresses and redis_cluster_addresses")
 		return nil
 	}
+	var roots *x509.CertPool
+	if path := r.str("redis_ca_file"); path != "" {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			r.fail("redis_ca_file", "%v", err)
+			return nil
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			r.fail("redis_ca_file", "%s holds no PEM certificate", path)
+			return nil
+		}
+	}
 	var tlsConfig *tls.Config
 	if r.boolean("redis_use_tls") {
-		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
 	}
 	switch {
 	case u != "":
 		o, err := redis.ParseURL(u)
 		if err != nil {
 			r.fail("redis_url", "not a redis:// or rediss:// URL: %v", err)
+			return nil
+		}
+		if o.TLSConfig != nil {
+			o.TLSConfig.RootCAs = roots
+			o.TLSConfig.MinVersion = tls.VersionTLS12
+		} else if roots != nil {
+			r.fail("redis_ca_file", "set, but redis_url is not rediss://")
 			return nil
 		}
 		return &redis.UniversalOptions{Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig}

@@ -265,6 +265,7 @@ func TestRedisKeys(t *testing.T) {
 		"session_store_type":         "session_store_type = \"redis\"\n",
 		"redis_url":                  "redis_url = \"http://x\"\n",
 		"redis_sentinel_master_name": "redis_sentinel_addresses = [\"s1:26379\"]\n",
+		"redis_ca_file":              "redis_url = \"redis://cache:6379\"\nredis_ca_file = \"/nonexistent.pem\"\n",
 	} {
 		if _, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+body)}, env(nil)); err == nil || !strings.Contains(err.Error(), key) {
 			t.Errorf("%s: %v, want an error naming %s", strings.TrimSpace(body), err, key)

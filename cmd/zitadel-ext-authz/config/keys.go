@@ -84,6 +84,7 @@ var keys = []key{
 	{"redis_cluster_addresses", kList, []string{}, "Redis Cluster: host:port of some nodes"},
 	{"redis_password", kString, "", "password for redis_sentinel_* or redis_cluster_addresses (redis_url carries its own)"},
 	{"redis_use_tls", kBool, false, "TLS to redis_sentinel_* or redis_cluster_addresses (redis_url: use rediss://)"},
+	{"redis_ca_file", kString, "", "PEM CA certificates to trust for TLS to Redis (default: the system's)"},
 	{"redis_l1_ttl", kDuration, "10s", "how long a replica keeps a stored session in memory (changes on other replicas reach it within a second through pub/sub)"},
 	{"otlp_endpoint", kString, "", "OpenTelemetry: OTLP/gRPC collector host:port for traces; empty disables tracing"},
 	{"otlp_insecure", kBool, false, "OpenTelemetry: plain-text gRPC to the collector"},
