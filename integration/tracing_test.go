@@ -90,7 +90,23 @@ func TestTracingSpans(t *testing.T) {
 	}
 	exp.Reset()
 
-	// 4. A sampled-out parent (flags 00) is respected: no span.
+	// 4. Sign-out revokes the refresh token: a child span too.
+	const traceC = "0af7651916cd43dd8448eb211c80319c"
+	resp = b.do(http.MethodGet, ip.Front+"/oauth2/sign_out", http.Header{"Traceparent": {"00-" + traceC + "-b7ad6b7169203331-01"}})
+	if resp.StatusCode != http.StatusFound {
+		t.Fatalf("sign-out: %s", describe(resp))
+	}
+	spans = exp.GetSpans()
+	check, revoke := spanNamed(spans, "ext_authz Check"), spanNamed(spans, "idp revocation")
+	if check == nil || revoke == nil || revoke.Parent.SpanID() != check.SpanContext.SpanID() || check.SpanContext.TraceID().String() != traceC {
+		t.Errorf("sign-out spans %v: want the revocation as a child of the Check", names(spans))
+	}
+	exp.Reset()
+	b = newBrowser(t, "alice", "alice-password")
+	b.follow(ip.Front + "/")
+	exp.Reset()
+
+	// 5. A sampled-out parent (flags 00) is respected: no span.
 	resp = b.do(http.MethodGet, ip.Front+"/landing", http.Header{"Traceparent": {"00-" + traceA + "-00f067aa0ba902b7-00"}})
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("sampled-out request: %s", describe(resp))
