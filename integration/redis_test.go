@@ -245,6 +245,21 @@ func TestRedisSessionsAcrossReplicas(t *testing.T) {
 	if len(tokens) != 1 {
 		t.Errorf("the six requests saw %d access tokens, want the one refreshed token", len(tokens))
 	}
+
+	// Sign-out on A ends the session on B (whose L1 has it) within a second.
+	upstreamSaw(t, withCookie(t, alice, a.Front.URL, b.Front.URL+"/cached-on-b"))
+	alice.get(a.Front.URL + "/oauth2/sign_out")
+	start := time.Now()
+	for {
+		r := newBrowser(t, "x", "x").do(http.MethodGet, b.Front.URL+"/after-sign-out", http.Header{"Cookie": {cookie}})
+		if r.StatusCode == http.StatusFound {
+			break
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("B still accepts the session %v after sign-out on A: %s", time.Since(start), describe(r))
+		}
+		time.Sleep(10 * time.Millisecond) // polling to the 1 s deadline
+	}
 }
 
 // Back-channel logout delivered to A ends the session on A and B within a
