@@ -308,12 +308,12 @@ func (a *api) ensureRoles(ctx context.Context, projectID string, roles []string)
 	if err := a.call(ctx, http.MethodPost, "/projects/"+projectID+"/roles/_search", map[string]any{}, &list); err != nil {
 		return fmt.Errorf("list roles: %w", err)
 	}
+	existing := map[string]bool{}
+	for _, r := range list.Result {
+		existing[r.Key] = true
+	}
 	for _, role := range roles {
-		if slices.ContainsFunc(list.Result, func(r struct {
-			Key string `json:"key"`
-		}) bool {
-			return r.Key == role
-		}) {
+		if existing[role] {
 			continue
 		}
 		in := map[string]any{"roleKey": role, "displayName": role}
