@@ -98,7 +98,9 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 	// A stored session shared by replicas: refresh under the session's lock,
 	// and use what another replica stored meanwhile instead of spending the
 	// same refresh token again.
+	locked := false
 	if s.refreshLock != nil && sess.GetTicketId() != "" {
+		locked = true
 		unlock, err := s.refreshLock.Lock(ctx, "refresh:"+sess.GetTicketId())
 		if err != nil {
 			s.logger.Warn("refresh lock not taken", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
@@ -162,6 +164,13 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 		fresh.PreferredUsername, fresh.Groups = id.PreferredUsername, id.Groups
 		if tokens.SessionID != "" {
 			fresh.SessionId = tokens.SessionID
+		}
+	}
+	// Under the lock, the refreshed session must be stored before the lock
+	// goes: the next holder re-reads it and must not find the spent token.
+	if locked {
+		if _, err := s.jar.Write(fresh, r.Host, r.Cookies); err != nil {
+			s.logger.Warn("refreshed session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
 		}
 	}
 	return fresh, nil
