@@ -3,10 +3,10 @@ package authz
 import (
 	"context"
 	"errors"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"net/http"
 	"time"
 
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )

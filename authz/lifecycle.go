@@ -3,10 +3,10 @@ package authz
 import (
 	"context"
 	"errors"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"net/http"
 	"time"
 
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"google.golang.org/protobuf/proto"
@@ -25,17 +25,20 @@ func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Se
 		return s.sessionOver(r, "logged_out")
 	}
 	// Unused for longer than session_idle_timeout: the session is over.
-	if s.conf().IdleTimeout > 0 && sess.GetLastSeenAt() > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) > s.conf().IdleTimeout {
+	idle := s.conf().IdleTimeout
+	if idle > 0 && sess.GetLastSeenAt() > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) > idle {
 		return s.sessionOver(r, "idle_timeout")
 	}
 	renewed := stale
 	if s.refreshDue(sess, now) {
-		fresh, d := s.refresh(ctx, r, sess)
+		fresh, saved, d := s.refresh(ctx, r, sess)
 		if d != nil {
 			return d
 		}
 		if fresh != nil {
-			sess, renewed = fresh, true
+			// A stored session the refresh already saved keeps its cookie:
+			// write again only for a stale cookie secret.
+			sess, renewed = fresh, renewed || !saved
 		}
 	}
 	// Access token expired and no way to refresh it: log in again.
@@ -48,7 +51,7 @@ func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Se
 	if reason := rp.check(sess.GetGroups(), sess.GetScopes()); reason != "" {
 		return withSubject(s.forbidden(reason), sess.GetSubject())
 	}
-	if s.conf().IdleTimeout > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) >= lastSeenEvery {
+	if idle > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) >= lastSeenEvery {
 		if !renewed {
 			sess = proto.CloneOf(sess)
 		}
@@ -79,20 +82,21 @@ func (s *Server) refreshDue(sess *sessionpb.Session, now time.Time) bool {
 	if at := sess.GetAccessTokenExpiresAt(); at > 0 && now.Add(s.conf().RefreshBeforeExpiry).Unix() >= at {
 		return true
 	}
-	if s.conf().CookieRefresh > 0 {
+	if every := s.conf().CookieRefresh; every > 0 {
 		last := sess.GetRefreshedAt()
 		if last == 0 {
 			last = sess.GetCreatedAt()
 		}
-		return now.Sub(time.Unix(last, 0)) >= s.conf().CookieRefresh
+		return now.Sub(time.Unix(last, 0)) >= every
 	}
 	return false
 }
 
-// refresh renews the session's tokens. It returns the renewed session, or
-// (nil, nil) to go on with the old one (IdP down, access token still
-// valid), or a decision that ends the request.
-func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Session) (*sessionpb.Session, *Decision) {
+// refresh renews the session's tokens. It returns the renewed session
+// (saved when it is already in the session store), or nothing to go on with
+// the old one (IdP down, access token still valid), or a decision that ends
+// the request.
+func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Session) (fresh *sessionpb.Session, saved bool, d *Decision) {
 	ctx, cancel := s.idpContext(ctx)
 	defer cancel()
 	// A stored session shared by replicas: refresh under the session's lock,
@@ -105,19 +109,19 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 		if err != nil {
 			s.logger.Warn("refresh lock not taken", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
 			if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > s.now().Unix() {
-				return nil, nil
+				return nil, false, nil
 			}
-			return nil, storeUnavailable()
+			return nil, false, storeUnavailable()
 		}
 		defer unlock()
 		stored, err := s.jar.ReadFresh(r.Cookies)
 		switch {
 		case errors.Is(err, session.ErrStoreUnavailable):
-			return nil, storeUnavailable()
+			return nil, false, storeUnavailable()
 		case err != nil:
-			return nil, s.sessionOver(r, "logged_out")
+			return nil, false, s.sessionOver(r, "logged_out")
 		case stored.GetRefreshToken() != sess.GetRefreshToken():
-			return stored, nil
+			return stored, true, nil
 		}
 	}
 	tokens, err := s.idp.Refresh(ctx, sess.GetRefreshToken())
@@ -126,24 +130,24 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 	case errors.Is(err, oidcflow.ErrIdPUnavailable):
 		if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > now.Unix() {
 			s.logger.Warn("refresh postponed", "request_id", r.ID, "reason", "idp_unavailable")
-			return nil, nil
+			return nil, false, nil
 		}
 		// Expired and the IdP is away: keep the cookie, the user recovers
 		// when the IdP is back.
 		d := s.idpUnavailable(err)
 		d.Headers = append(d.Headers, Header{"retry-after", "5"})
-		return nil, d
+		return nil, false, d
 	case err != nil:
 		// invalid_grant (revoked, expired, reused refresh token) or an
 		// invalid refreshed ID token: the session is over.
 		s.logger.Info("refresh rejected; session over", "request_id", r.ID, "reason", "refresh_rejected", "sub", sess.GetSubject())
-		return nil, s.sessionOver(r, "refresh_rejected")
+		return nil, false, s.sessionOver(r, "refresh_rejected")
 	}
 	if tokens.IDToken != "" && tokens.Identity.Subject != sess.GetSubject() {
 		s.logger.Warn("refreshed ID token is for another subject; session over", "request_id", r.ID, "reason", "subject_changed")
-		return nil, s.sessionOver(r, "subject_changed")
+		return nil, false, s.sessionOver(r, "subject_changed")
 	}
-	fresh := proto.CloneOf(sess)
+	fresh = proto.CloneOf(sess)
 	fresh.AccessToken = tokens.AccessToken
 	fresh.RefreshToken = tokens.RefreshToken
 	fresh.AccessTokenExpiresAt = 0
@@ -171,9 +175,11 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 	if locked {
 		if _, err := s.jar.Write(fresh, r.Host, r.Cookies); err != nil {
 			s.logger.Warn("refreshed session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
+			return fresh, false, nil
 		}
+		return fresh, true, nil
 	}
-	return fresh, nil
+	return fresh, false, nil
 }
 
 // sessionOver ends a session: API callers get 401, browsers the login

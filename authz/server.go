@@ -226,7 +226,7 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	}
 	sess, stale, err := s.jar.Read(r.Cookies)
 	if errors.Is(err, session.ErrStoreUnavailable) {
-		s.logger.Warn("session store unavailable", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
+		// Logged once, as the 503 decision; the store logs no line per request.
 		return storeUnavailable()
 	}
 	if err != nil {
