@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -118,7 +119,10 @@ func (rl *reloader) reload(trigger string) {
 	// Keys that need a restart keep their running values, so the next diff
 	// still reports them until the process restarts.
 	kept := *rl.current
-	kept.Values = maps(next.Values, rl.current.Values, restart)
+	kept.Values = maps.Clone(next.Values)
+	for _, k := range restart {
+		kept.Values[k] = rl.current.Values[k]
+	}
 	kept.Authz, kept.CookieSecrets, kept.LogLevel = next.Authz, next.CookieSecrets, next.LogLevel
 	rl.current = &kept
 	rl.metrics.Reloaded(true)
@@ -128,16 +132,4 @@ func (rl *reloader) reload(trigger string) {
 	for _, k := range restart {
 		rl.logger.Warn("configuration key changed; restart to apply it", "key", k)
 	}
-}
-
-// maps returns next's values with the keys in keep taken from running.
-func maps(next, running map[string]string, keep []string) map[string]string {
-	out := make(map[string]string, len(next))
-	for k, v := range next {
-		out[k] = v
-	}
-	for _, k := range keep {
-		out[k] = running[k]
-	}
-	return out
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -123,21 +122,6 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	defer stores.close()
 	jarOpts := stores.jarOpts
 	authzOpts = append(authzOpts, stores.authzOpts...)
-	if cfg.SessionCacheSize > 0 && cfg.SessionStore == "cookie" { // 0 disables the decoded-session cache
-		sessionCache, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{
-			NumCounters: max(cfg.SessionCacheSize/100, 1000), // ~10× the sessions that fit
-			MaxCost:     cfg.SessionCacheSize,
-			BufferItems: 64,
-			Metrics:     true,
-		})
-		if err != nil {
-			fmt.Fprintln(stderr, "zitadel-ext-authz: session cache:", err)
-			return 1
-		}
-		defer sessionCache.Close()
-		m.WatchCache("session", sessionCache.Metrics)
-		jarOpts = append(jarOpts, session.WithCache(sessionCache))
-	}
 	codec, err := session.NewCodec(cfg.CookieSecrets...)
 	if err != nil {
 		fmt.Fprintln(stderr, "zitadel-ext-authz: cookie_secret:", err)

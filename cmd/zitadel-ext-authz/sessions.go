@@ -40,23 +40,35 @@ func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) 
 	} else {
 		s.replay = logout.NewReplays(nil)
 	}
-	switch cfg.SessionStore {
-	case "redis":
-		l1, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{
-			NumCounters: max(cfg.SessionCacheSize/100, 1000), MaxCost: max(cfg.SessionCacheSize, 1<<20), BufferItems: 64, Metrics: true,
+	// The decoded-session cache: keyed by cookie in cookie mode, by ticket
+	// id as the L1 in front of Redis. session_cache_max_bytes = 0 disables it.
+	var cache session.Cache
+	if cfg.SessionCacheSize > 0 {
+		c, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{
+			NumCounters: max(cfg.SessionCacheSize/100, 1000), // ~10× the sessions that fit
+			MaxCost:     cfg.SessionCacheSize,
+			BufferItems: 64,
+			Metrics:     true,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("session cache: %w", err)
 		}
-		s.closers = append(s.closers, l1.Close)
-		m.WatchCache("session", l1.Metrics)
-		s.jarOpts = append(s.jarOpts, session.WithStore(s.redis, l1, cfg.RedisL1TTL))
+		s.closers = append(s.closers, c.Close)
+		m.WatchCache("session", c.Metrics)
+		cache = c
+	}
+	switch cfg.SessionStore {
+	case "redis":
+		s.jarOpts = append(s.jarOpts, session.WithStore(s.redis, cache, cfg.RedisL1TTL))
 		s.authzOpts = append(s.authzOpts, authz.WithRefreshLock(s.redis))
 		s.ender = enderFunc(func(ctx context.Context, sid, sub string) error {
 			_, err := s.redis.EndSessions(ctx, sid, sub)
 			return err
 		})
 	default:
+		if cache != nil {
+			s.jarOpts = append(s.jarOpts, session.WithCache(cache))
+		}
 		s.revoked = logout.NewRevocations(nil)
 		s.authzOpts = append(s.authzOpts, authz.WithRevocations(s.revoked))
 		s.ender = enderFunc(func(ctx context.Context, sid, sub string) error {
