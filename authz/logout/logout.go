@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
@@ -108,6 +109,7 @@ const maxEntries = 100_000
 // sessions; it implements authz.Revocations. Entries expire when the
 // cookies they refuse would have.
 type Revocations struct {
+	n    atomic.Int64 // entries: with none (the usual case) Revoked takes no lock
 	mu   sync.RWMutex
 	sids map[string]time.Time // sid → until
 	subs map[string][2]int64  // sub → (logout time in Unix ms, until in Unix s)
@@ -130,6 +132,7 @@ func (r *Revocations) Add(sid, sub string, at, until time.Time) {
 	if len(r.sids)+len(r.subs) >= maxEntries {
 		r.purge()
 	}
+	defer func() { r.n.Store(int64(len(r.sids) + len(r.subs))) }()
 	if sid != "" {
 		r.sids[sid] = until
 		return
@@ -155,11 +158,11 @@ func (r *Revocations) purge() {
 
 // Revoked implements authz.Revocations.
 func (r *Revocations) Revoked(sid, sub string, createdAtMs int64) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	if len(r.sids) == 0 && len(r.subs) == 0 {
+	if r.n.Load() == 0 {
 		return false
 	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	if sid != "" {
 		if until, ok := r.sids[sid]; ok && until.After(r.now()) {
 			return true
