@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 )
 
@@ -55,6 +56,17 @@ func NewHTTPClientDialing(timeout time.Duration, dial map[string]string) *http.C
 			return http.ErrUseLastResponse
 		},
 	}
+}
+
+// DialFor is the dial map of NewHTTPClientDialing that sends connections
+// for u's host (with the scheme's default port made explicit, as an
+// http.Transport dials it) to addr.
+func DialFor(u *url.URL, addr string) map[string]string {
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	return map[string]string{net.JoinHostPort(u.Hostname(), port): addr}
 }
 
 type limitedTransport struct{ next http.RoundTripper }

@@ -72,11 +72,7 @@ func zitadelBootstrap(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	var dialMap map[string]string
 	if *dial != "" {
-		port := u.Port()
-		if port == "" {
-			port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-		}
-		dialMap = map[string]string{u.Hostname() + ":" + port: *dial}
+		dialMap = oidcflow.DialFor(u, *dial)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	res, err := bootstrap.Run(ctx, bootstrap.Options{

@@ -298,7 +298,7 @@ func (r *resolver) build() (*Config, error) {
 		if _, _, err := net.SplitHostPort(dial); err != nil {
 			r.fail("oidc_issuer_dial_address", "%q is not host:port (e.g. zitadel:8080)", dial)
 		} else if u, err := url.Parse(issuer); err == nil && u.Host != "" {
-			c.IssuerDial = map[string]string{hostPort(u): dial}
+			c.IssuerDial = oidcflow.DialFor(u, dial)
 		}
 	}
 	if m := r.str("code_challenge_method"); m != "S256" {
@@ -557,18 +557,6 @@ func (r *resolver) redisOptions() *redis.UniversalOptions {
 	default:
 		return &redis.UniversalOptions{Addrs: cluster, Password: r.str("redis_password"), TLSConfig: tlsConfig, IsClusterMode: true}
 	}
-}
-
-// hostPort is u's host with the scheme's default port made explicit, the
-// form an http.Transport dials.
-func hostPort(u *url.URL) string {
-	if u.Port() != "" {
-		return u.Host
-	}
-	if u.Scheme == "https" {
-		return net.JoinHostPort(u.Hostname(), "443")
-	}
-	return net.JoinHostPort(u.Hostname(), "80")
 }
 
 func (r *resolver) address(name string) string {
