@@ -51,11 +51,11 @@ func TestBatchedLogs(t *testing.T) {
 		}
 	}
 
-	// A Warn line goes out at once, with whatever was buffered before it.
-	logger.Info("before")
-	logger.Warn("problem")
+	// An Error line goes out at once, with whatever was buffered before it.
+	logger.Warn("before")
+	logger.Error("problem")
 	if s, _ := out.String(); !strings.Contains(s, "before") || !strings.Contains(s, "problem") {
-		t.Errorf("Warn did not flush: %s", s)
+		t.Errorf("Error did not flush: %s", s)
 	}
 
 	// A full batch goes out without waiting.
