@@ -148,7 +148,7 @@ func TestEnvAndFlagsOverrideTheFile(t *testing.T) {
 
 // Contract §1: SIGTERM stops accepting, finishes in-flight Checks, exits 0.
 func TestSIGTERMFinishesInFlightChecks(t *testing.T) {
-	st := startStack(t, stackOptions{config: map[string]any{"idp_timeout": "20s"}, settings: nil})
+	st := startStack(t, stackOptions{config: map[string]any{"idp_timeout": "20s"}})
 	b := newBrowser(t, "alice", "alice-password")
 	cb := beginLogin(t, st, b, "/landing")
 	st.IdP.HangToken()

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
 )
 
 // beginLogin walks a browser to the point where the IdP redirects back with
@@ -150,15 +149,15 @@ func TestBadSessionCookiesAreNoSession(t *testing.T) {
 // idp_timeout → 502/503/504, no session, answered before Envoy's deadline.
 func TestCallbackWhileTheIdPFails(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		config   map[string]any
-		settings func(*envoyemu.Settings)
+		name    string
+		config  map[string]any
+		timeout time.Duration
 	}{
-		{"slower than idp_timeout", map[string]any{"idp_timeout": "300ms"}, nil},
-		{"Envoy's deadline shorter than idp_timeout", map[string]any{"idp_timeout": "30s"}, func(s *envoyemu.Settings) { s.Timeout = 500 * time.Millisecond }},
+		{"slower than idp_timeout", map[string]any{"idp_timeout": "300ms"}, 0},
+		{"Envoy's deadline shorter than idp_timeout", map[string]any{"idp_timeout": "30s"}, 500 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			st := startStack(t, stackOptions{config: tc.config, settings: tc.settings})
+			st := startStack(t, stackOptions{config: tc.config, timeout: tc.timeout})
 			b := newBrowser(t, "alice", "alice-password")
 			cb := beginLogin(t, st, b, "/")
 			st.IdP.HangToken()
@@ -201,14 +200,7 @@ func TestStartsBeforeTheIdP(t *testing.T) {
 	if h, err := http.Get("http://" + srv.HTTPAddr + "/healthz"); err != nil || h.StatusCode != http.StatusOK {
 		t.Fatalf("/healthz: %v %v, want 200", err, h)
 	}
-	settings, _ := envoyemu.ShippedSettings()
-	upstream, _ := url.Parse("http://127.0.0.1:1")
-	proxy, err := envoyemu.New(settings, srv.GRPCAddr, upstream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxy.Close()
-	front := newFront(t, proxy)
+	front := startFront(t, frontOptions{grpcAddr: srv.GRPCAddr, opsAddr: srv.HTTPAddr, upstream: "http://127.0.0.1:1"}).URL
 	b := newBrowser(t, "", "")
 	if r := b.get(front + "/"); r.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("login while the IdP is down: got %s, want 503", describe(r))

@@ -17,7 +17,6 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"google.golang.org/grpc"
@@ -143,17 +142,7 @@ func startInProcess(t *testing.T, o inprocOptions) *inproc {
 	t.Cleanup(gs.Stop)
 	upstream := httptest.NewServer(echo.Handler())
 	t.Cleanup(upstream.Close)
-	settings, err := envoyemu.ShippedSettings()
-	if err != nil {
-		t.Fatal(err)
-	}
-	up, _ := url.Parse(upstream.URL)
-	proxy, err := envoyemu.New(settings, ln.Addr().String(), up)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { proxy.Close() })
-	ip.Front = newFront(t, proxy)
+	ip.Front = startFront(t, frontOptions{grpcAddr: ln.Addr().String(), upstream: upstream.URL}).URL
 	return ip
 }
 

@@ -360,9 +360,9 @@ func TestSkipAuthRoutes(t *testing.T) {
 func TestEnvoyRouteWithExtAuthzDisabled(t *testing.T) {
 	st := startStack(t, stackOptions{})
 	b := newBrowser(t, "", "")
-	before := st.Proxy.Checks.Load()
+	before := st.Front.Checks(t)
 	upstreamSaw(t, b.get(st.Front.URL+"/public/logo.svg"))
-	if st.Proxy.Checks.Load() != before {
+	if st.Front.Checks(t) != before {
 		t.Fatal("a /public/ request was sent to ext_authz")
 	}
 }

@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,7 +18,6 @@ import (
 	toml "github.com/pelletier/go-toml/v2"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/serverproc"
 )
 
@@ -129,21 +127,21 @@ func (s *server) waitReady(t *testing.T) {
 	}
 }
 
-// stack is IdP + zitadel-ext-authz + Envoy emulator + echo upstream.
+// stack is IdP + zitadel-ext-authz + front proxy (the real Envoy) + echo
+// upstream.
 type stack struct {
 	IdP      *devidp.Server
 	Server   *server
-	Proxy    *envoyemu.Proxy
-	Front    *httptest.Server
+	Front    *front
 	Upstream *httptest.Server
-	Settings envoyemu.Settings
 }
 
 type stackOptions struct {
-	config   map[string]any // overrides of baseConfig
-	users    []devidp.User
-	clients  []devidp.Client
-	settings func(*envoyemu.Settings)
+	config  map[string]any // overrides of baseConfig
+	users   []devidp.User
+	clients []devidp.Client
+	timeout time.Duration // overrides the ext_authz filter's timeout in envoy.yaml
+	front   frontKind     // "" = defaultFront()
 }
 
 func startStack(t *testing.T, o stackOptions) *stack {
@@ -160,41 +158,26 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	srv := startServer(t, cfg)
 	srv.waitReady(t)
 	st := &stack{IdP: idp}
-	st.attach(t, srv, o.settings)
+	st.attach(t, srv, o)
 	return st
 }
 
-// frontFor puts an emulator and an echo upstream in front of a running server.
+// frontFor puts a front proxy and an echo upstream in front of a running
+// server.
 func frontFor(t *testing.T, srv *server) *stack {
 	st := &stack{}
-	st.attach(t, srv, nil)
+	st.attach(t, srv, stackOptions{})
 	return st
 }
 
-func (st *stack) attach(t *testing.T, srv *server, settings func(*envoyemu.Settings)) {
+func (st *stack) attach(t *testing.T, srv *server, o stackOptions) {
 	t.Helper()
-	var err error
 	st.Server = srv
 	st.Upstream = httptest.NewServer(echo.Handler())
 	t.Cleanup(st.Upstream.Close)
-	st.Settings, err = envoyemu.ShippedSettings()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if settings != nil {
-		settings(&st.Settings)
-	}
-	up, _ := url.Parse(st.Upstream.URL)
-	st.Proxy, err = envoyemu.New(st.Settings, srv.GRPCAddr, up)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// envoy.yaml's cluster for the server's operations listener
-	// (back-channel logout).
-	st.Proxy.AddCluster("zitadel-ext-authz-http", &url.URL{Scheme: "http", Host: srv.HTTPAddr})
-	t.Cleanup(func() { st.Proxy.Close() })
-	st.Front = httptest.NewServer(st.Proxy)
-	t.Cleanup(st.Front.Close)
+	st.Front = startFront(t, frontOptions{
+		kind: o.front, grpcAddr: srv.GRPCAddr, opsAddr: srv.HTTPAddr, upstream: st.Upstream.URL, timeout: o.timeout,
+	})
 }
 
 // browser is a cookie-keeping HTTP client that follows redirects itself,
@@ -360,11 +343,3 @@ func (st *stack) login(t *testing.T, b *browser, path string) *response {
 	return resp
 }
 
-var _ = context.Background
-
-// newFront serves an emulator on 127.0.0.1 and returns its URL.
-func newFront(t *testing.T, p *envoyemu.Proxy) string {
-	srv := httptest.NewServer(p)
-	t.Cleanup(srv.Close)
-	return srv.URL
-}
