@@ -342,4 +342,3 @@ func (st *stack) login(t *testing.T, b *browser, path string) *response {
 	}
 	return resp
 }
-
