@@ -194,12 +194,14 @@ func TestAllowResponseEncoding(t *testing.T) {
 		Status: &status.Status{Code: 0},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
 			Headers: []*corev3.HeaderValueOption{
+				// First, so Envoy's header limit holds while it applies the
+				// sets (see stripOurCookies).
+				set("cookie", "theme=dark"),
 				set("x-forwarded-user", "user-alice"),
 				set("x-forwarded-email", "alice@example.com"),
 				set("x-forwarded-groups", "admin,reader"),
 				set("x-forwarded-preferred-username", "alice"),
 				set("x-forwarded-access-token", "at"),
-				set("cookie", "theme=dark"),
 			},
 			HeadersToRemove: []string{"x-auth-request-user"},
 		}},

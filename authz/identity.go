@@ -61,6 +61,7 @@ func (s *Server) allow(r *Request, sess *sessionpb.Session) *Decision {
 // CONTRACT.md §3, set with append=false so nothing the client sent survives.
 func (s *Server) identity(r *Request, id identity) *Decision {
 	d := &Decision{Allow: true, Reason: "session", Upstream: make([]Header, 0, 12)}
+	s.stripOurCookies(r, d)
 	// Values are header-safe already: claims are cleaned when the IdP's
 	// answer is read (oidcflow) and sessions only hold what we wrote.
 	add := func(name, value string) {
@@ -90,12 +91,12 @@ func (s *Server) identity(r *Request, id identity) *Decision {
 // allowAnonymous lets a request through without identity (skip_auth_routes).
 func (s *Server) allowAnonymous(r *Request, reason string) *Decision {
 	d := &Decision{Allow: true, Reason: reason}
+	s.stripOurCookies(r, d)
 	s.stripClientHeaders(r, d)
 	return d
 }
 
-// stripClientHeaders removes client-sent identity headers we did not set,
-// and our own cookies from the Cookie header the upstream gets.
+// stripClientHeaders removes client-sent identity headers we did not set.
 func (s *Server) stripClientHeaders(r *Request, d *Decision) {
 	for _, name := range identityHeaders {
 		if _, sent := r.Headers[name]; !sent {
@@ -112,14 +113,27 @@ func (s *Server) stripClientHeaders(r *Request, d *Decision) {
 			d.RemoveUpstream = append(d.RemoveUpstream, name)
 		}
 	}
-	if cookie, ok := r.Headers["cookie"]; ok {
-		if kept, changed := s.upstreamCookies(cookie); changed {
-			if kept == "" {
-				d.RemoveUpstream = append(d.RemoveUpstream, "cookie")
-			} else {
-				d.Upstream = append(d.Upstream, Header{"cookie", kept})
-			}
-		}
+}
+
+// stripOurCookies drops our own cookies from the Cookie header the upstream
+// gets. It must come first in Upstream: Envoy applies the header sets in
+// order, then the removals, and rejects the request (500, ext_authz_invalid)
+// when the headers pass its limit (60 KiB by default) on the way. A large
+// chunked session cookie plus the identity headers would pass it, so the
+// cookie header is shortened first: set to what remains, or emptied and
+// then removed.
+func (s *Server) stripOurCookies(r *Request, d *Decision) {
+	cookie, ok := r.Headers["cookie"]
+	if !ok {
+		return
+	}
+	kept, changed := s.upstreamCookies(cookie)
+	if !changed {
+		return
+	}
+	d.Upstream = append(d.Upstream, Header{"cookie", kept})
+	if kept == "" {
+		d.RemoveUpstream = append(d.RemoveUpstream, "cookie")
 	}
 }
 

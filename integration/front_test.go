@@ -90,6 +90,7 @@ func startFront(t *testing.T, o frontOptions) *front {
 	default:
 		p, err := envoyproc.Start(envoyproc.Options{
 			ExtAuthz: o.grpcAddr, OpsHTTP: o.opsAddr, Echo: up.Host, Timeout: o.timeout,
+			LogLevel: os.Getenv("E2E_ENVOY_LOG_LEVEL"), // e.g. debug; default warning
 		})
 		if err != nil {
 			t.Fatal(err)

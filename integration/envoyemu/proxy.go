@@ -43,13 +43,21 @@ func New(settings Settings, grpcAddr string, upstream *url.URL) (*Proxy, error) 
 		return nil, err
 	}
 	p := &Proxy{settings: settings, conn: conn, client: authv3.NewAuthorizationClient(conn)}
-	p.upstream = &httputil.ReverseProxy{
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(upstream)
-			pr.Out.Host = pr.In.Host
-		},
-	}
+	p.upstream = &httputil.ReverseProxy{Rewrite: rewriteTo(upstream)}
 	return p, nil
+}
+
+// rewriteTo sends a request to u the way Envoy's router does: the Host is
+// kept, x-forwarded-proto is set (Rewrite drops the client's X-Forwarded-*)
+// and x-envoy-expected-rq-timeout-ms carries the route timeout (15 s, the
+// default of a route without one).
+func rewriteTo(u *url.URL) func(*httputil.ProxyRequest) {
+	return func(pr *httputil.ProxyRequest) {
+		pr.SetURL(u)
+		pr.Out.Host = pr.In.Host
+		pr.Out.Header.Set("X-Forwarded-Proto", "http")
+		pr.Out.Header.Set("X-Envoy-Expected-Rq-Timeout-Ms", "15000")
+	}
 }
 
 // AddCluster sends the routes of cluster to u instead of the upstream
@@ -58,10 +66,7 @@ func (p *Proxy) AddCluster(cluster string, u *url.URL) {
 	if p.clusters == nil {
 		p.clusters = map[string]*httputil.ReverseProxy{}
 	}
-	p.clusters[cluster] = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(u)
-		pr.Out.Host = pr.In.Host
-	}}
+	p.clusters[cluster] = &httputil.ReverseProxy{Rewrite: rewriteTo(u)}
 }
 
 // target is where a route's requests go.
@@ -96,8 +101,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Header.Set("X-Request-Id", strconv.FormatUint(p.streamID.Load()+1_000_000, 10))
 	}
 	r.Header.Set("X-Forwarded-Proto", "http")
+	if headerBytes(r) > p.settings.MaxRequestHeadersBytes {
+		// The codec refuses requests over max_request_headers_kb.
+		localReply(w, http.StatusRequestHeaderFieldsTooLarge, nil, "")
+		return
+	}
 	if rt.Disabled {
-		p.target(rt).ServeHTTP(w, r)
+		p.forward(w, r, rt)
 		return
 	}
 	req := p.checkRequest(r, rt)
@@ -108,7 +118,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// §2 Error: any RPC failure, timeout or non-OK gRPC status.
 		if p.settings.FailureModeAllow {
-			p.target(rt).ServeHTTP(w, r)
+			p.forward(w, r, rt)
 			return
 		}
 		localReply(w, p.settings.StatusOnError, nil, "")
@@ -190,6 +200,12 @@ func (p *Proxy) allow(w http.ResponseWriter, r *http.Request, rt Route, ok *auth
 			continue
 		}
 		r.Header.Set(key, val)
+		// Envoy (seen on 1.40) rejects the answer as soon as a set takes the
+		// request past its header limit, before any removal.
+		if headerBytes(r) > p.settings.MaxRequestHeadersBytes {
+			localReply(w, http.StatusInternalServerError, nil, "")
+			return
+		}
 	}
 	for _, key := range ok.GetHeadersToRemove() {
 		key = strings.ToLower(key)
@@ -210,10 +226,32 @@ func (p *Proxy) allow(w http.ResponseWriter, r *http.Request, rt Route, ok *auth
 	}
 	add := ok.GetResponseHeadersToAdd()
 	if len(add) == 0 {
-		p.target(rt).ServeHTTP(w, r)
+		p.forward(w, r, rt)
 		return
 	}
-	p.target(rt).ServeHTTP(&responseMutator{ResponseWriter: w, add: add}, r)
+	p.forward(&responseMutator{ResponseWriter: w, add: add}, r, rt)
+}
+
+// forward applies the route's request_headers_to_remove, as Envoy's router
+// does, and sends the request to the route's cluster.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request, rt Route) {
+	for _, h := range rt.RemoveHeaders {
+		r.Header.Del(h)
+	}
+	p.target(rt).ServeHTTP(w, r)
+}
+
+// headerBytes is the size of the request's headers as Envoy counts it: every
+// key and value, pseudo-headers included.
+func headerBytes(r *http.Request) int {
+	n := len(":authority") + len(r.Host) + len(":method") + len(r.Method) +
+		len(":path") + len(r.URL.RequestURI()) + len(":scheme") + len("http")
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + len(v)
+		}
+	}
+	return n
 }
 
 func applyPseudo(r *http.Request, key, val string) {

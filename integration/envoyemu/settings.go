@@ -17,7 +17,10 @@ type Settings struct {
 	Timeout          time.Duration // grpc_service.timeout (Envoy default 200 ms)
 	FailureModeAllow bool
 	StatusOnError    int // default 403
-	Routes           []Route
+	// MaxRequestHeadersBytes is the connection manager's
+	// max_request_headers_kb (default 60 KiB) in bytes.
+	MaxRequestHeadersBytes int
+	Routes                 []Route
 }
 
 // Route is one route of the virtual host: an exact path or a prefix.
@@ -27,6 +30,7 @@ type Route struct {
 	Cluster           string            // route.cluster
 	Disabled          bool              // ExtAuthzPerRoute.disabled
 	ContextExtensions map[string]string // ExtAuthzPerRoute.check_settings.context_extensions
+	RemoveHeaders     []string          // route.request_headers_to_remove (applied by the router)
 }
 
 const extAuthzName = "envoy.filters.http.ext_authz"
@@ -43,13 +47,16 @@ func ShippedSettings() (Settings, error) {
 // SettingsFromBootstrap extracts the first listener's ext_authz settings and
 // routes.
 func SettingsFromBootstrap(b *bootstrapv3.Bootstrap) (Settings, error) {
-	s := Settings{Timeout: 200 * time.Millisecond, StatusOnError: 403}
+	s := Settings{Timeout: 200 * time.Millisecond, StatusOnError: 403, MaxRequestHeadersBytes: 60 << 10}
 	for _, l := range b.GetStaticResources().GetListeners() {
 		for _, fc := range l.GetFilterChains() {
 			for _, f := range fc.GetFilters() {
 				hcm := &hcmv3.HttpConnectionManager{}
 				if f.GetTypedConfig() == nil || f.GetTypedConfig().UnmarshalTo(hcm) != nil {
 					continue
+				}
+				if kb := hcm.GetMaxRequestHeadersKb(); kb != nil {
+					s.MaxRequestHeadersBytes = int(kb.GetValue()) << 10
 				}
 				for _, hf := range hcm.GetHttpFilters() {
 					if hf.GetName() != extAuthzName {
@@ -71,7 +78,8 @@ func SettingsFromBootstrap(b *bootstrapv3.Bootstrap) (Settings, error) {
 				}
 				for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
 					for _, rt := range vh.GetRoutes() {
-						r := Route{Path: rt.GetMatch().GetPath(), Prefix: rt.GetMatch().GetPrefix(), Cluster: rt.GetRoute().GetCluster()}
+						r := Route{Path: rt.GetMatch().GetPath(), Prefix: rt.GetMatch().GetPrefix(), Cluster: rt.GetRoute().GetCluster(),
+							RemoveHeaders: rt.GetRequestHeadersToRemove()}
 						if cfg, ok := rt.GetTypedPerFilterConfig()[extAuthzName]; ok {
 							per := &extauthzv3.ExtAuthzPerRoute{}
 							if err := cfg.UnmarshalTo(per); err != nil {

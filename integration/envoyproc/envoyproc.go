@@ -412,8 +412,9 @@ func BinaryVersion(bin string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	// "envoy  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
-	parts := strings.Split(string(out), "/")
+	// "<path>  version: <sha>/1.40.0/Clean/RELEASE/BoringSSL"
+	_, after, _ := strings.Cut(string(out), "version: ")
+	parts := strings.Split(strings.TrimSpace(after), "/")
 	if len(parts) < 2 {
 		return "", fmt.Errorf("unexpected envoy --version output %q", out)
 	}

@@ -1,0 +1,48 @@
+package envoy_test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyproc"
+)
+
+// The real Envoy (the pinned release) accepts envoy.yaml exactly as shipped,
+// and refuses broken copies: the schema test above is a proxy for this one.
+func TestRealEnvoyValidatesTheShippedFile(t *testing.T) {
+	bin, err := envoyproc.Find()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := envoyproc.BinaryVersion(bin); err != nil || v != envoyproc.Version {
+		t.Fatalf("envoy at %s is %q (%v), want the pinned %s; %s", bin, v, err, envoyproc.Version, envoyproc.InstallHint)
+	}
+	validate := func(cfg []byte) (string, error) {
+		path := filepath.Join(t.TempDir(), "envoy.yaml")
+		if err := os.WriteFile(path, cfg, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(bin, "--mode", "validate", "-c", path, "--log-level", "error").CombinedOutput()
+		return string(out), err
+	}
+	if out, err := validate(envoy.Config); err != nil {
+		t.Fatalf("envoy --mode validate envoy.yaml: %v\n%s", err, out)
+	}
+	for name, tc := range map[string]struct{ old, new string }{
+		"typo in a field":      {"failure_mode_allow: false", "failure_mode_alow: false"},
+		"unknown typed_config": {"ext_authz.v3.ExtAuthz\n", "ext_authz.v3.ExtAuthzz\n"},
+		"unknown cluster":      {"route: { cluster: echo }", "route: { cluster: nowhere }"},
+	} {
+		bad := strings.Replace(string(envoy.Config), tc.old, tc.new, 1)
+		if bad == string(envoy.Config) {
+			t.Fatalf("test setup: %q not found in envoy.yaml", tc.old)
+		}
+		if out, err := validate([]byte(bad)); err == nil {
+			t.Errorf("%s: the real Envoy accepted the broken copy:\n%s", name, out)
+		}
+	}
+}
