@@ -463,7 +463,6 @@ func rowAfterSignOut(w *walker, b *browser) map[string]string {
 	return w.client(r)
 }
 
-
 // readResponse reads and closes a response body.
 func readResponse(resp *http.Response) *response {
 	body, _ := io.ReadAll(resp.Body)
