@@ -15,6 +15,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -98,7 +99,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Header.Get("X-Request-Id") == "" {
-		r.Header.Set("X-Request-Id", strconv.FormatUint(p.streamID.Load()+1_000_000, 10))
+		r.Header.Set("X-Request-Id", uuid.NewString()) // Envoy generates a UUID v4
 	}
 	r.Header.Set("X-Forwarded-Proto", "http")
 	if headerBytes(r) > p.settings.MaxRequestHeadersBytes {
@@ -158,13 +159,22 @@ func (p *Proxy) checkRequest(r *http.Request, rt Route) *authv3.CheckRequest {
 				Path:     r.URL.RequestURI(),
 				Host:     r.Host,
 				Scheme:   "http",
-				Protocol: r.Proto,
+				Protocol: protocol(r),
 				Size:     0,
 			},
 		},
 		ContextExtensions: rt.ContextExtensions,
 		MetadataContext:   &corev3.Metadata{},
 	}}
+}
+
+// protocol is Envoy's name of the downstream protocol (HTTP/2, not Go's
+// HTTP/2.0).
+func protocol(r *http.Request) string {
+	if r.ProtoMajor == 2 {
+		return "HTTP/2"
+	}
+	return r.Proto
 }
 
 func socketAddress(a any) *corev3.Address {

@@ -1,0 +1,306 @@
+package integration_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/google/go-cmp/cmp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	grpcstatus "google.golang.org/grpc/status"
+	"google.golang.org/grpc/metadata"
+)
+
+// recorder is an ext_authz server that keeps every CheckRequest with its
+// gRPC metadata and answers as told: allow, hang past the deadline, or fail.
+type recorder struct {
+	authv3.UnimplementedAuthorizationServer
+	mu       sync.Mutex
+	seen     []recorded
+	behave   atomic.Value // "allow", "hang", "error"
+	released chan struct{}
+}
+
+type recorded struct {
+	req      *authv3.CheckRequest
+	md       metadata.MD
+	deadline time.Duration // left of the gRPC deadline (grpc-timeout) on arrival; 0 = none
+}
+
+func (r *recorder) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	var left time.Duration
+	if d, ok := ctx.Deadline(); ok {
+		left = time.Until(d)
+	}
+	r.mu.Lock()
+	r.seen = append(r.seen, recorded{req, md, left})
+	r.mu.Unlock()
+	switch r.behave.Load() {
+	case "hang":
+		select {
+		case <-ctx.Done():
+		case <-r.released:
+		}
+		return nil, ctx.Err()
+	case "error":
+		return nil, grpcstatus.Error(codes.Internal, "broken")
+	}
+	return &authv3.CheckResponse{Status: &status.Status{}}, nil
+}
+
+func (r *recorder) last(t *testing.T) recorded {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.seen) == 0 {
+		t.Fatal("no CheckRequest arrived")
+	}
+	return r.seen[len(r.seen)-1]
+}
+
+// startRecorder serves a recorder on a free 127.0.0.1 port.
+func startRecorder(t *testing.T) (*recorder, string) {
+	rec := &recorder{released: make(chan struct{})}
+	rec.behave.Store("allow")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, rec)
+	go gs.Serve(ln)
+	t.Cleanup(func() { close(rec.released); gs.Stop() })
+	return rec, ln.Addr().String()
+}
+
+// countingUpstream is the echo app counting the requests it got.
+func countingUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	var hits atomic.Int64
+	h := echo.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &hits
+}
+
+// TestWhatEnvoySends records the CheckRequests the real Envoy builds for a
+// few requests (HTTP/1.1 and HTTP/2, repeated headers, a query, a body, a
+// route with context_extensions), checks them against
+// envoy-ext-authz.md §0–§1, and requires the emulator to build the same.
+func TestWhatEnvoySends(t *testing.T) {
+	summaries := map[frontKind][]map[string]string{}
+	for _, kind := range []frontKind{realEnvoy, emulator} {
+		t.Run(string(kind), func(t *testing.T) {
+			rec, addr := startRecorder(t)
+			up, _ := countingUpstream(t)
+			f := startFront(t, frontOptions{kind: kind, grpcAddr: addr, upstream: up.URL})
+			b := newBrowser(t, "", "")
+			h2 := newBrowser(t, "", "")
+			h2.client.Transport = h2cTo(f.URL)
+			var out []map[string]string
+			for _, tc := range []struct {
+				name   string
+				client *browser
+				method string
+				path   string
+				header http.Header
+			}{
+				{"HTTP/1.1 GET with a query and a repeated header", b, "GET", "/p/a?x=1&y=%20z", http.Header{"X-Dup": {"one", "two"}, "Cookie": {"a=1"}}},
+				{"HTTP/2 POST with a body", h2, "POST", "/form", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
+				{"API route with context_extensions", b, "GET", "/api/items", nil},
+				{"client-sent x-request-id", b, "GET", "/x", http.Header{"X-Request-Id": {"client-chosen-id"}}},
+			} {
+				before := len(rec.seen)
+				var req *http.Request
+				if tc.method == "GET" {
+					req, _ = http.NewRequest(tc.method, f.URL+tc.path, nil)
+				} else {
+					req, _ = http.NewRequest(tc.method, f.URL+tc.path, strings.NewReader("a=1&b=2"))
+				}
+				for k, v := range tc.header {
+					req.Header[k] = v
+				}
+				resp, err := tc.client.client.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK || len(rec.seen) != before+1 {
+					t.Fatalf("%s: status %d, %d checks", tc.name, resp.StatusCode, len(rec.seen)-before)
+				}
+				got := rec.last(t)
+				s := summarizeCheck(got)
+				s["request"] = tc.name
+				checkAgainstDoc(t, tc.name, got, s)
+				out = append(out, s)
+			}
+			summaries[kind] = out
+		})
+	}
+	if summaries[realEnvoy] != nil && summaries[emulator] != nil {
+		if diff := cmp.Diff(summaries[realEnvoy], summaries[emulator]); diff != "" {
+			t.Errorf("the emulator builds other CheckRequests than the real Envoy (-envoy +emulator):\n%s", diff)
+		}
+	}
+}
+
+var uuidShape = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+
+// summarizeCheck keeps what a server reads from a CheckRequest, in a form
+// that does not change between runs.
+func summarizeCheck(r recorded) map[string]string {
+	h := r.req.GetAttributes().GetRequest().GetHttp()
+	s := map[string]string{}
+	var keys []string
+	for k := range h.GetHeaders() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	s["header keys"] = strings.Join(keys, " ")
+	s["header :authority"] = "port " + map[bool]string{true: "of the front", false: "other"}[strings.HasPrefix(h.GetHeaders()[":authority"], "127.0.0.1:")]
+	for _, k := range []string{":method", ":path", ":scheme", "x-dup", "cookie", "content-type", "x-forwarded-proto", "content-length"} {
+		if v, ok := h.GetHeaders()[k]; ok {
+			s["header "+k] = v
+		}
+	}
+	rid := h.GetHeaders()["x-request-id"]
+	switch {
+	case rid == "client-chosen-id":
+		s["x-request-id"] = "kept from the client"
+	case uuidShape.MatchString(rid):
+		s["x-request-id"] = "uuid"
+	default:
+		s["x-request-id"] = fmt.Sprintf("other: %q", rid)
+	}
+	s["method"], s["path"], s["scheme"], s["protocol"] = h.GetMethod(), h.GetPath(), h.GetScheme(), h.GetProtocol()
+	s["host is :authority"] = fmt.Sprint(h.GetHost() == h.GetHeaders()[":authority"])
+	s["query, fragment"] = h.GetQuery() + "|" + h.GetFragment()
+	s["body"] = fmt.Sprintf("%q %d raw", h.GetBody(), len(h.GetRawBody()))
+	s["size"] = fmt.Sprint(h.GetSize())
+	s["context_extensions"] = fmt.Sprint(r.req.GetAttributes().GetContextExtensions())
+	s["metadata_context present"] = fmt.Sprint(r.req.GetAttributes().GetMetadataContext() != nil)
+	s["source address"] = r.req.GetAttributes().GetSource().GetAddress().GetSocketAddress().GetAddress()
+	s["destination address"] = r.req.GetAttributes().GetDestination().GetAddress().GetSocketAddress().GetAddress()
+	s["grpc :authority"] = strings.Join(r.md.Get(":authority"), ",")
+	s["grpc deadline"] = fmt.Sprintf("%.0fs", r.deadline.Seconds())
+	return s
+}
+
+// checkAgainstDoc asserts the facts of envoy-ext-authz.md §0–§1 this project
+// relies on.
+func checkAgainstDoc(t *testing.T, name string, r recorded, s map[string]string) {
+	h := r.req.GetAttributes().GetRequest().GetHttp()
+	for k := range h.GetHeaders() {
+		if k != strings.ToLower(k) || k == "host" {
+			t.Errorf("%s: header key %q (keys are lower-case, no host)", name, k)
+		}
+	}
+	for _, k := range []string{":authority", ":method", ":path", ":scheme", "x-request-id", "x-forwarded-proto"} {
+		if _, ok := h.GetHeaders()[k]; !ok {
+			t.Errorf("%s: no %s header", name, k)
+		}
+	}
+	if h.GetPath() != h.GetHeaders()[":path"] || h.GetHost() != h.GetHeaders()[":authority"] {
+		t.Errorf("%s: path %q / host %q differ from :path / :authority", name, h.GetPath(), h.GetHost())
+	}
+	if _, err := fmt.Sscan(h.GetId(), new(uint64)); err != nil {
+		t.Errorf("%s: id %q is not numeric", name, h.GetId())
+	}
+	if s["grpc :authority"] != "ext_authz" {
+		t.Errorf("%s: gRPC :authority %q, want the cluster name ext_authz", name, s["grpc :authority"])
+	}
+	if r.req.GetAttributes().GetRequest().GetTime() == nil {
+		t.Errorf("%s: no request time", name)
+	}
+}
+
+// TestEnvoyFailureSemantics: what the real Envoy does when our server is
+// gone, slow, failing or restarted, with envoy.yaml's failure_mode_allow:
+// false and status_on_error: 503. The upstream is never reached.
+func TestEnvoyFailureSemantics(t *testing.T) {
+	rec, addr := startRecorder(t)
+	up, hits := countingUpstream(t)
+	f := startFront(t, frontOptions{kind: realEnvoy, grpcAddr: addr, upstream: up.URL, timeout: 300 * time.Millisecond})
+	b := newBrowser(t, "", "")
+	if r := b.get(f.URL + "/ok"); r.StatusCode != http.StatusOK || hits.Load() != 1 {
+		t.Fatalf("allowed request: %s, upstream hits %d", describe(r), hits.Load())
+	}
+
+	t.Run("a Check slower than the filter timeout: 503", func(t *testing.T) {
+		rec.behave.Store("hang")
+		defer rec.behave.Store("allow")
+		start := time.Now()
+		r := b.get(f.URL + "/slow")
+		if r.StatusCode != http.StatusServiceUnavailable || r.Body != "" {
+			t.Errorf("hanging Check: %s, want status_on_error 503 with an empty body", describe(r))
+		}
+		if el := time.Since(start); el < 250*time.Millisecond || el > 5*time.Second {
+			t.Errorf("answered after %s, want the 300 ms filter timeout", el)
+		}
+		if left := rec.last(t).deadline; left <= 0 || left > 300*time.Millisecond {
+			t.Errorf("the Check arrived with %s left of its deadline, want the 300 ms filter timeout (grpc-timeout)", left)
+		}
+	})
+	t.Run("a gRPC error from the server: 503, not a denial", func(t *testing.T) {
+		rec.behave.Store("error")
+		defer rec.behave.Store("allow")
+		if r := b.get(f.URL + "/error"); r.StatusCode != http.StatusServiceUnavailable {
+			t.Errorf("gRPC error: %s, want 503", describe(r))
+		}
+	})
+	if hits.Load() != 1 {
+		t.Fatalf("the upstream was reached %d times; failure_mode_allow: false must hold", hits.Load()-1)
+	}
+}
+
+// Our server stopped: Envoy answers 503 without reaching the upstream; the
+// server started again on the same port: Envoy reconnects by itself and the
+// next request is checked again.
+func TestEnvoyReconnectsAfterARestart(t *testing.T) {
+	st := startStack(t, stackOptions{})
+	cfg := baseConfig(st.IdP.Issuer)
+	cfg["grpc_address"], cfg["http_address"] = st.Server.GRPCAddr, st.Server.HTTPAddr
+	b := newBrowser(t, "alice", "alice-password")
+	upstreamSaw(t, st.login(t, b, "/"))
+
+	if err := st.Server.Stop(10 * time.Second); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	r := b.get(st.Front.URL + "/after-stop")
+	if r.StatusCode != http.StatusServiceUnavailable || strings.Contains(r.Body, "echo") {
+		t.Fatalf("server stopped: %s, want Envoy's 503 and no upstream", describe(r))
+	}
+
+	srv := startServer(t, cfg)
+	srv.waitReady(t)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r = b.get(st.Front.URL + "/after-restart")
+		if r.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the restart: %s, want the session accepted again", describe(r))
+		}
+		time.Sleep(50 * time.Millisecond) // polling to a deadline: Envoy's reconnect backoff
+	}
+	if got := upstreamSaw(t, r); got.Headers["x-forwarded-user"] != "user-alice" {
+		t.Fatalf("after the restart the upstream saw user %q", got.Headers["x-forwarded-user"])
+	}
+}
