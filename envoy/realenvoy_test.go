@@ -46,3 +46,22 @@ func TestRealEnvoyValidatesTheShippedFile(t *testing.T) {
 		}
 	}
 }
+
+// One Envoy release everywhere: the pin make tools installs, the image
+// docker compose runs, and the version the launcher expects.
+func TestOneEnvoyVersion(t *testing.T) {
+	makefile, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(makefile), "\nENVOY_VERSION := "+envoyproc.Version+"\n") {
+		t.Errorf("Makefile's ENVOY_VERSION is not %s", envoyproc.Version)
+	}
+	compose, err := os.ReadFile("../docker-compose.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(compose), "image: envoyproxy/envoy:v"+envoyproc.Version+"\n") {
+		t.Errorf("docker-compose.yml does not run envoyproxy/envoy:v%s", envoyproc.Version)
+	}
+}

