@@ -1,9 +1,14 @@
 // Command demo runs the whole stack on 127.0.0.1 for a person with a
 // browser, with no Docker: the dev IdP (zitadel/oidc's OpenID Provider with
-// ZITADEL-shaped role claims), the zitadel-ext-authz binary, an
-// Envoy-compatible front proxy (the Envoy emulator behind an HTTP listener,
-// configured from envoy/envoy.yaml) and the echo upstream. It prints the URL
-// and the test users, and runs until Ctrl-C.
+// ZITADEL-shaped role claims), the zitadel-ext-authz binary, the real Envoy
+// with envoy/envoy.yaml (or, where Envoy is not installed, the Envoy
+// emulator configured from the same file) and the echo upstream. It prints
+// the URL and the test users, and runs until Ctrl-C.
+//
+// When a part can't start (a port in use is the usual case) it prints that
+// part's own error and the flag that moves it. Everything it starts ends
+// with it, also when it is killed with SIGKILL: its children carry
+// Pdeathsig, and it ends itself when make (its parent) goes.
 //
 //	go build -o bin/zitadel-ext-authz ./cmd/zitadel-ext-authz
 //	go run ./integration/demo --server bin/zitadel-ext-authz
@@ -14,50 +19,78 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyproc"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/serverproc"
 )
 
 func main() {
+	// End with the parent (make): a SIGKILLed make must not leave us, and so
+	// our children, holding the demo's ports.
+	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0, 0, 0)
+	if os.Getppid() == 1 {
+		os.Exit(1) // the parent is gone already
+	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
 		os.Exit(1)
 	}
 }
 
+// options are the demo's flags.
+type options struct {
+	server, front, idp, upstream, grpc, ops, proxy string
+	verbose                                        bool
+}
+
 func run() error {
-	serverBin := flag.String("server", "bin/zitadel-ext-authz", "path of the zitadel-ext-authz binary")
-	frontAddr := flag.String("addr", "127.0.0.1:8000", "address of the front proxy (what you open in the browser)")
-	idpAddr := flag.String("idp", "127.0.0.1:9998", "address of the dev IdP")
-	verbose := flag.Bool("v", false, "show the server's logs")
+	var o options
+	flag.StringVar(&o.server, "server", "bin/zitadel-ext-authz", "path of the zitadel-ext-authz binary")
+	flag.StringVar(&o.front, "addr", "127.0.0.1:8000", "address of the front proxy (what you open in the browser)")
+	flag.StringVar(&o.idp, "idp", "127.0.0.1:9998", "address of the dev IdP")
+	flag.StringVar(&o.upstream, "upstream", "127.0.0.1:8081", "address of the echo upstream")
+	flag.StringVar(&o.grpc, "grpc", "127.0.0.1:9001", "address of zitadel-ext-authz's ext_authz gRPC listener")
+	flag.StringVar(&o.ops, "ops", "127.0.0.1:4180", "address of zitadel-ext-authz's operations listener")
+	flag.StringVar(&o.proxy, "proxy", "auto", "front proxy: envoy (the real Envoy), emulator, or auto (Envoy when installed)")
+	flag.BoolVar(&o.verbose, "v", false, "show the server's logs")
 	flag.Parse()
 	slog.SetDefault(slog.New(slog.DiscardHandler)) // the example IdP logs every request
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	idp, err := devidp.Start(devidp.Options{Addr: *idpAddr})
+	idp, err := devidp.Start(devidp.Options{Addr: o.idp})
 	if err != nil {
-		return err
+		return partError("dev IdP", err, "--idp")
 	}
 	defer idp.Close()
 
-	upstream := &http.Server{Handler: echo.Handler(), Addr: "127.0.0.1:8081", ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = upstream.ListenAndServe() }()
+	upLn, err := net.Listen("tcp", o.upstream)
+	if err != nil {
+		return partError("echo upstream", err, "--upstream")
+	}
+	o.upstream = upLn.Addr().String() // the real port when asked for port 0
+	upstream := &http.Server{Handler: echo.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = upstream.Serve(upLn) }()
 	defer upstream.Close()
 
 	dir, err := os.MkdirTemp("", "zitadel-ext-authz-demo")
@@ -65,10 +98,65 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	cfgPath := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfgPath, []byte(serverConfig(idp.Issuer, o)), 0o600); err != nil {
+		return err
+	}
+	srv, err := serverproc.Start(exec.Command(o.server, "serve", "--config", cfgPath), logRelay{verbose: o.verbose}, 20*time.Second)
+	if err != nil {
+		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("zitadel-ext-authz: %w (run make build first, or pass --server)", err)
+		}
+		flagName := "--grpc or --ops"
+		if strings.Contains(err.Error(), "http_address:") {
+			flagName = "--ops"
+		} else if strings.Contains(err.Error(), "grpc_address:") {
+			flagName = "--grpc"
+		}
+		return partError("zitadel-ext-authz", err, flagName)
+	}
+	defer srv.Stop(10 * time.Second)
+	if err := srv.WaitReady(20 * time.Second); err != nil {
+		return fmt.Errorf("zitadel-ext-authz: %w", err)
+	}
+
+	front, frontName, closeFront, err := startFront(o, srv)
+	if err != nil {
+		return err
+	}
+	defer closeFront()
+
+	fmt.Printf(`
+zitadel-ext-authz demo is running.
+
+  Open:      http://%s/
+  Users:     alice / alice-password   (roles admin, reader)
+             bob   / bob-password     (role reader)
+             eve   / eve-password     (no roles, e-mail at other.org)
+  Sign out:  http://%s/oauth2/sign_out
+  Public:    http://%s/public/anything   (ext_authz disabled on this route)
+
+  Front:     %s
+  Parts:     dev IdP %s · ext_authz gRPC %s · ops http://%s/metrics · upstream echo %s
+  Config:    %s
+
+Press Ctrl-C to stop.
+`, front, front, front, frontName, idp.Issuer, srv.GRPCAddr, srv.HTTPAddr, o.upstream, cfgPath)
+
+	select {
+	case <-ctx.Done():
+	case <-srv.Exited():
+		return fmt.Errorf("zitadel-ext-authz exited: %v", srv.Err())
+	}
+	fmt.Println("\nstopping…")
+	return nil
+}
+
+func serverConfig(issuer string, o options) string {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	client := devidp.DefaultClient()
-	config := fmt.Sprintf(`# generated by make demo
+	return fmt.Sprintf(`# generated by make demo
 provider = "oidc"
 provider_display_name = "ZITADEL (dev IdP)"
 oidc_issuer_url = %q
@@ -81,66 +169,60 @@ skip_provider_button = false
 pass_access_token = true
 set_xauthrequest = true
 skip_auth_routes = ["GET=^/favicon.ico$"]
-grpc_address = "127.0.0.1:9001"
-http_address = "127.0.0.1:4180"
+grpc_address = %q
+http_address = %q
 log_format = "json"
-`, idp.Issuer, client.ID, client.Secret, base64.RawURLEncoding.EncodeToString(secret))
-	cfgPath := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
-		return err
-	}
+`, issuer, client.ID, client.Secret, base64.RawURLEncoding.EncodeToString(secret), o.grpc, o.ops)
+}
 
-	srv, err := serverproc.Start(exec.Command(*serverBin, "serve", "--config", cfgPath), logRelay{verbose: *verbose}, 20*time.Second)
-	if err != nil {
-		return fmt.Errorf("zitadel-ext-authz (run make build first; -v shows its logs): %w", err)
+// startFront starts the real Envoy with envoy/envoy.yaml, or the emulator
+// when Envoy is not installed (or --proxy=emulator).
+func startFront(o options, srv *serverproc.Proc) (addr, name string, stop func(), err error) {
+	bin, findErr := envoyproc.Find()
+	useEnvoy := o.proxy == "envoy" || o.proxy == "auto" && findErr == nil
+	if o.proxy == "envoy" && findErr != nil {
+		return "", "", nil, fmt.Errorf("envoy: %w", findErr)
 	}
-	defer srv.Stop(10 * time.Second)
-	if err := srv.WaitReady(20 * time.Second); err != nil {
-		return err
+	if useEnvoy {
+		version, _ := envoyproc.BinaryVersion(bin)
+		p, err := envoyproc.Start(envoyproc.Options{Binary: bin, Listen: o.front, ExtAuthz: srv.GRPCAddr, OpsHTTP: srv.HTTPAddr, Echo: o.upstream})
+		if err != nil {
+			return "", "", nil, partError("envoy", err, "--addr")
+		}
+		return p.Addr, fmt.Sprintf("Envoy %s (%s) with envoy/envoy.yaml, admin %s", version, bin, p.AdminURL), p.Stop, nil
 	}
-	grpcAddr := srv.GRPCAddr
-
 	settings, err := envoyemu.ShippedSettings()
 	if err != nil {
-		return err
+		return "", "", nil, err
 	}
-	up, _ := url.Parse("http://127.0.0.1:8081")
-	proxy, err := envoyemu.New(settings, grpcAddr, up)
+	up, _ := url.Parse("http://" + o.upstream)
+	proxy, err := envoyemu.New(settings, srv.GRPCAddr, up)
 	if err != nil {
-		return err
+		return "", "", nil, err
 	}
-	defer proxy.Close()
-	proxy.AddCluster("zitadel-ext-authz-http", &url.URL{Scheme: "http", Host: "127.0.0.1:4180"}) // back-channel logout
-	front := &http.Server{Addr: *frontAddr, Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
-	frontErr := make(chan error, 1)
-	go func() { frontErr <- front.ListenAndServe() }()
-
-	fmt.Printf(`
-zitadel-ext-authz demo is running.
-
-  Open:      http://%s/
-  Users:     alice / alice-password   (roles admin, reader)
-             bob   / bob-password     (role reader)
-             eve   / eve-password     (no roles, e-mail at other.org)
-  Sign out:  http://%s/oauth2/sign_out
-  Public:    http://%s/public/anything   (ext_authz disabled on this route)
-
-  Parts:     dev IdP %s · ext_authz gRPC %s · ops http://127.0.0.1:4180/metrics · upstream echo 127.0.0.1:8081
-  Config:    %s
-
-Press Ctrl-C to stop.
-`, *frontAddr, *frontAddr, *frontAddr, idp.Issuer, grpcAddr, cfgPath)
-
-	select {
-	case <-ctx.Done():
-	case err := <-frontErr:
-		return fmt.Errorf("front proxy on %s: %w", *frontAddr, err)
+	proxy.AddCluster("zitadel-ext-authz-http", &url.URL{Scheme: "http", Host: srv.HTTPAddr}) // back-channel logout
+	ln, err := net.Listen("tcp", o.front)
+	if err != nil {
+		proxy.Close()
+		return "", "", nil, partError("front proxy (Envoy emulator)", err, "--addr")
 	}
-	fmt.Println("\nstopping…")
-	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	_ = front.Shutdown(shutdown)
-	return nil
+	hs := &http.Server{Handler: proxy, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	why := "--proxy=emulator"
+	if findErr != nil {
+		why = "Envoy is not installed: make tools"
+	}
+	return o.front, "the Envoy emulator (" + why + ")", func() { hs.Close(); proxy.Close() }, nil
+}
+
+// partError names the part that failed, its own error, and what to change.
+func partError(part string, err error, flagName string) error {
+	msg := err.Error()
+	hint := ""
+	if strings.Contains(msg, "address already in use") {
+		hint = fmt.Sprintf("\n  a port is in use (another make demo still running?); stop that or pick another with %s", flagName)
+	}
+	return fmt.Errorf("%s did not start: %s%s", part, msg, hint)
 }
 
 // logRelay shows the server's warnings and errors (everything with -v).

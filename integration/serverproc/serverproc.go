@@ -2,7 +2,8 @@
 // for the end-to-end tests, the local demo and make bench: it starts the
 // command, copies its (JSON) log lines to a writer, learns the real
 // listener addresses from the "listening" line (so configs can use port 0),
-// polls /readyz, and stops it with SIGTERM. Product code never imports it.
+// polls /readyz, and stops it with SIGTERM. The child is killed when its
+// parent dies (Pdeathsig). Product code never imports it.
 package serverproc
 
 import (
@@ -13,6 +14,8 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -38,17 +41,27 @@ func Start(cmd *exec.Cmd, logs io.Writer, within time.Duration) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cmd.SysProcAttr == nil {
+		// Killed with the process that started it, however that one dies, so
+		// a test run or make demo never leaves a server holding its ports.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
 	p := &Proc{Cmd: cmd, exited: make(chan struct{})}
 	listening := make(chan map[string]any, 1)
+	var tailMu sync.Mutex
+	var tail []string // the last lines, for the error when it exits early
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			line := sc.Bytes()
 			_, _ = logs.Write(append(line, '\n'))
+			tailMu.Lock()
+			tail = append(tail[max(0, len(tail)-4):], string(line))
+			tailMu.Unlock()
 			var rec map[string]any
 			if json.Unmarshal(line, &rec) == nil && rec["msg"] == "listening" {
 				select {
@@ -66,7 +79,9 @@ func Start(cmd *exec.Cmd, logs io.Writer, within time.Duration) (*Proc, error) {
 		p.HTTPAddr, _ = rec["http_address"].(string)
 		return p, nil
 	case <-p.exited:
-		return nil, fmt.Errorf("server exited before listening: %v", p.err)
+		tailMu.Lock()
+		defer tailMu.Unlock()
+		return nil, fmt.Errorf("server exited before listening (%v):\n  %s", p.err, strings.Join(tail, "\n  "))
 	case <-time.After(within):
 		_ = cmd.Process.Kill()
 		return nil, errors.New("server did not start listening in time")

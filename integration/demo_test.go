@@ -1,0 +1,130 @@
+package integration_test
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// make demo's processes never outlive it: killed with SIGKILL, the demo
+// takes the server and Envoy with it; and when make (its parent) is killed,
+// the demo ends itself and them too.
+func TestDemoLeavesNoOrphans(t *testing.T) {
+	demo := filepath.Join(t.TempDir(), "demo")
+	if out, err := exec.Command("go", "build", "-o", demo, "./demo").CombinedOutput(); err != nil {
+		t.Fatalf("build demo: %v\n%s", err, out)
+	}
+	args := []string{"--server", serverBin, "--proxy", "envoy", "--addr", "127.0.0.1:0", "--idp", "127.0.0.1:0",
+		"--upstream", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--ops", "127.0.0.1:0"}
+
+	t.Run("demo killed", func(t *testing.T) {
+		cmd := exec.Command(demo, args...)
+		demoPID := startAndWaitRunning(t, cmd)
+		kids := childrenOf(demoPID)
+		if len(kids) < 2 {
+			t.Fatalf("demo started %d child processes, want the server and Envoy", len(kids))
+		}
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		waitGone(t, kids)
+	})
+	t.Run("its parent (make) killed", func(t *testing.T) {
+		cmd := exec.Command("sh", append([]string{"-c", `"$0" "$@"; echo demo ended`, demo}, args...)...)
+		shPID := startAndWaitRunning(t, cmd)
+		demos := childrenOf(shPID)
+		if len(demos) != 1 {
+			t.Fatalf("sh has %d children, want the demo", len(demos))
+		}
+		procs := append(demos, childrenOf(demos[0])...)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		waitGone(t, procs)
+	})
+}
+
+// startAndWaitRunning starts cmd and waits for the demo's "is running".
+func startAndWaitRunning(t *testing.T, cmd *exec.Cmd) int {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	running := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "demo is running") {
+				close(running)
+			}
+		}
+	}()
+	select {
+	case <-running:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the demo did not start")
+	}
+	return cmd.Process.Pid
+}
+
+// childrenOf lists the processes whose parent is pid (from /proc).
+func childrenOf(pid int) []int {
+	var kids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …; comm may hold spaces, so cut at the last ')'.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(pid) {
+			kids = append(kids, n)
+		}
+	}
+	return kids
+}
+
+// waitGone polls to a deadline until none of pids is alive (zombies count
+// as gone: they hold no ports).
+func waitGone(t *testing.T, pids []int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var alive []int
+		for _, pid := range pids {
+			stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+			if err != nil {
+				continue
+			}
+			fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+			if len(fields) > 0 && fields[0] != "Z" {
+				alive = append(alive, pid)
+			}
+		}
+		if len(alive) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			for _, pid := range alive {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+			t.Fatalf("processes %v outlived the demo", alive)
+		}
+		time.Sleep(20 * time.Millisecond) // polling to a deadline
+	}
+}
