@@ -57,11 +57,14 @@ vet:
 	$(GO) vet ./...
 	$(GO) tool staticcheck ./...
 
-## bench: load each scenario with h2load against the server and the bare floor (see BENCHMARKS.md)
+## bench: load each scenario with h2load against the server and the bare floor, then the four setups through Envoy (see BENCHMARKS.md)
 BENCH_DURATION ?= 2s
+OAUTH2_PROXY_VERSION := v7.15.6
 bench: build tools
 	$(GO) build -o $(BIN)/floor ./bench/floor
 	$(GO) build -o $(BIN)/bench ./bench/run
+	@test -x $(BIN)/oauth2-proxy || { echo "installing oauth2-proxy $(OAUTH2_PROXY_VERSION) for the Envoy section (go install)"; \
+	  GOBIN=$(abspath $(BIN)) $(GO) install github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION); }
 	@command -v h2load >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client; \
 	  else echo "make bench needs h2load: sudo apt-get install -y nghttp2-client"; exit 1; fi; }

@@ -13,11 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -26,8 +22,6 @@ import (
 	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
 )
 
 func main() {
@@ -46,6 +40,10 @@ type options struct {
 	scenarios     string
 	rounds        int
 	hold          bool
+	oauth2Proxy   string
+	frontConns    int
+	envoyOnly     bool
+	serveEcho     string
 }
 
 func run() error {
@@ -60,7 +58,20 @@ func run() error {
 	flag.StringVar(&o.scenarios, "scenarios", "", "comma-separated subset of scenarios (default: all)")
 	flag.BoolVar(&o.hold, "hold", false, "keep the servers running after the run (for pprof)")
 	flag.IntVar(&o.rounds, "rounds", 3, "alternating floor/scenario rounds per cell; the median is reported")
+	flag.StringVar(&o.oauth2Proxy, "oauth2-proxy", "bin/oauth2-proxy", "oauth2-proxy binary for the Envoy section's row (c); \"\" skips it")
+	flag.IntVar(&o.frontConns, "front-connections", 16, "HTTP/1.1 connections in the Envoy section")
+	flag.BoolVar(&o.envoyOnly, "envoy-only", false, "run only the Envoy section")
+	flag.StringVar(&o.serveEcho, "serve-echo", "", "internal: serve the echo upstream on this address")
 	flag.Parse()
+	if o.serveEcho != "" {
+		return serveEcho(o.serveEcho)
+	}
+	if o.oauth2Proxy != "" {
+		if _, err := os.Stat(o.oauth2Proxy); err != nil {
+			fmt.Fprintf(os.Stderr, "oauth2-proxy not found at %s (make bench installs it): the Envoy section skips row (c)\n", o.oauth2Proxy)
+			o.oauth2Proxy = ""
+		}
+	}
 	for _, c := range strings.Split(conc, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(c))
 		if err != nil || n < 1 {
@@ -105,10 +116,18 @@ func run() error {
 	}
 	defer floor.stop()
 
-	// Log in once, through the Envoy emulator, as a browser does.
-	cookie, err := browserLogin(server.grpcAddr, idp)
+	// Log in once, through the real Envoy, as a browser does.
+	front, err := startFrontSetup(server, pin)
+	if err != nil {
+		return fmt.Errorf("envoy: %w", err)
+	}
+	defer front.stop()
+	cookie, err := loginThrough(front.envoy.URL, "/", idp)
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
+	}
+	if o.envoyOnly {
+		return envoyBench(o, front, server, cookie, idp, pin, work)
 	}
 	opaque, err := idp.Tokens(ctx, devidp.DefaultClient(), "alice", "alice-password")
 	if err != nil {
@@ -183,6 +202,9 @@ func run() error {
 			return err
 		}
 	}
+	if err := envoyBench(o, front, server, cookie, idp, pin, work); err != nil {
+		return err
+	}
 	if o.hold {
 		fmt.Println("holding: the servers stay up for pprof (ops addresses above); Ctrl-C to stop")
 		select {}
@@ -212,60 +234,6 @@ log_format = "json"
 log_level = "info"
 enable_pprof = true
 `, issuer, c.ID, c.Secret, jwtAudience, sessionCache)
-}
-
-// browserLogin walks the login through the emulator and returns the Cookie
-// header a browser would send afterwards.
-func browserLogin(grpcAddr string, idp *devidp.Server) (string, error) {
-	settings, err := envoyemu.ShippedSettings()
-	if err != nil {
-		return "", err
-	}
-	upstream := httptest.NewServer(echo.Handler())
-	defer upstream.Close()
-	up, _ := url.Parse(upstream.URL)
-	proxy, err := envoyemu.New(settings, grpcAddr, up)
-	if err != nil {
-		return "", err
-	}
-	defer proxy.Close()
-	front := httptest.NewServer(proxy)
-	defer front.Close()
-	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequest(http.MethodGet, front.URL+"/", nil)
-	req.Header.Set("Accept", "text/html")
-	resp, err := client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	resp.Body.Close()
-	var cookies []*http.Cookie
-	cookies = append(cookies, resp.Cookies()...)
-	cb, err := devidp.LoginForm(client, resp.Header.Get("Location"), "alice", "alice-password")
-	if err != nil {
-		return "", err
-	}
-	req, _ = http.NewRequest(http.MethodGet, cb.String(), nil)
-	for _, c := range cookies {
-		req.AddCookie(c)
-	}
-	resp, err = client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	var parts []string
-	for _, c := range resp.Cookies() {
-		if c.MaxAge >= 0 && strings.HasPrefix(c.Name, "_oauth2_proxy") && !strings.Contains(c.Name, "_csrf_") {
-			parts = append(parts, c.Name+"="+c.Value)
-		}
-	}
-	if len(parts) == 0 {
-		return "", fmt.Errorf("no session cookie after the callback (status %d)", resp.StatusCode)
-	}
-	// The app's own cookies ride along, as in a real browser.
-	return "theme=dark; _ga=GA1.1.123456789.1700000000; " + strings.Join(parts, "; "), nil
 }
 
 func cpuModel() string {

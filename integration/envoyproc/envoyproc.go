@@ -102,6 +102,9 @@ type Options struct {
 	LogLevel string
 	// Concurrency is Envoy's --concurrency (worker threads); 0 = 1.
 	Concurrency int
+	// Prefix runs Envoy through a command that execs it, e.g.
+	// taskset -c 0 to pin it to a core (make bench).
+	Prefix []string
 	// Within bounds the start (default 30 s).
 	Within time.Duration
 }
@@ -267,13 +270,14 @@ func Start(o Options) (*Proc, error) {
 	if concurrency <= 0 {
 		concurrency = 1
 	}
-	cmd := exec.Command(bin, "-c", cfgPath,
+	args := append(append([]string{}, o.Prefix...), bin, "-c", cfgPath,
 		"--admin-address-path", adminPath,
 		"--disable-hot-restart", // no shared memory: several Envoys side by side
 		"--concurrency", strconv.Itoa(concurrency),
 		"--log-level", level,
 		"--log-format", "[envoy %l] %v",
 	)
+	cmd := exec.Command(args[0], args[1:]...)
 	p := &Proc{Cmd: cmd, dir: dir, logs: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
 	var out io.Writer = p.logs
 	if o.Logs != nil {
