@@ -87,6 +87,12 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		s.logger.Warn("session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
 		return storeUnavailable()
 	}
+	if errors.Is(err, session.ErrTooLarge) {
+		s.logger.Error("session not stored", "request_id", r.ID, "reason", "session_too_large", "sub", id.Subject,
+			"error", err.Error(), "fix", `set session_store_type = "redis" (a small ticket cookie), or ask the IdP for fewer claims (scope, roles)`)
+		return s.errorPage(http.StatusInternalServerError, "session_too_large", "Sign-in failed",
+			"Your sign-in is too large to keep in browser cookies (too many roles or claims). Please tell the administrator: the server log says how to fix it.")
+	}
 	if err != nil {
 		return s.errorPage(http.StatusInternalServerError, "session_cookie", "Sign-in failed", "The session could not be stored.")
 	}

@@ -59,12 +59,12 @@ type walker struct {
 	record []observation
 }
 
-// carol has enough long role names for a session cookie split into several
-// chunks and an upstream request of about 20 KB, a third of Envoy's default
-// 60 KiB header limit.
+// carol has enough long role names for a session of about 10 cookie chunks
+// (a Cookie header of about 40 KB, two thirds of Envoy's default 60 KiB
+// request header limit), refreshed on every Check.
 func carol() devidp.User {
 	var roles []string
-	for i := range 150 {
+	for i := range 100 {
 		roles = append(roles, fmt.Sprintf("role-with-a-rather-long-descriptive-name-%03d", i))
 	}
 	return devidp.User{ID: "user-carol", Username: "carol", Password: "carol-password", Email: "carol@example.com", Name: "Carol Many", Roles: roles}
@@ -101,6 +101,7 @@ func walkContract(t *testing.T, kind frontKind, h2 bool) []observation {
 		{"back-channel logout route: our ops listener, not ext_authz", rowBackchannel},
 		{"sign-in page (skip_provider_button=false): 200 HTML", rowSignInPage},
 		{"chunked session refreshed on every Check: several set-cookie on OK", rowChunkedRefresh},
+		{"request headers over Envoy's 60 KiB limit: 431 (HTTP/1.1), stream reset (HTTP/2)", rowHeadersTooLarge},
 		{"sign-out: cookies cleared, 302 to end_session", rowSignOut},
 		{"after sign-out: no session", rowAfterSignOut},
 	} {
@@ -432,8 +433,11 @@ func rowChunkedRefresh(w *walker, _ *browser) map[string]string {
 	calls := w.renew.IdP.Calls("/oauth/token")
 	r := b.get(w.renew.Front.URL + "/reports")
 	got := upstreamSaw(w.t, r)
-	if n := len(strings.Split(got.Headers["x-forwarded-groups"], ",")); n != 150 {
-		w.t.Errorf("x-forwarded-groups has %d groups, want 150", n)
+	if n := len(strings.Split(got.Headers["x-forwarded-groups"], ",")); n != 100 {
+		w.t.Errorf("x-forwarded-groups has %d groups, want 100", n)
+	}
+	if n := len(r.Request.Header.Get("Cookie")); n < 30_000 {
+		w.t.Errorf("the browser sent a %d-byte Cookie header, want a session near Envoy's limit", n)
 	}
 	if w.renew.IdP.Calls("/oauth/token") == calls {
 		w.t.Error("no refresh at the IdP")
@@ -442,6 +446,31 @@ func rowChunkedRefresh(w *walker, _ *browser) map[string]string {
 		w.t.Errorf("refreshed chunked session: %d set-cookie reached the browser, want one per chunk", n)
 	}
 	return w.upstream(r)
+}
+
+func rowHeadersTooLarge(w *walker, _ *browser) map[string]string {
+	before := w.main.Front.Checks(w.t)
+	req, _ := http.NewRequest(http.MethodGet, w.main.Front.URL+"/hello", nil)
+	req.Header.Set("Cookie", "big="+strings.Repeat("x", 62<<10))
+	resp, err := w.browser("").client.Do(req)
+	if w.main.Front.Checks(w.t) != before {
+		w.t.Error("a request over the header limit was sent to ext_authz")
+	}
+	if w.h2 {
+		// HTTP/2: Envoy resets the stream (INTERNAL_ERROR), no response.
+		if err == nil || !strings.Contains(err.Error(), "INTERNAL_ERROR") {
+			w.t.Errorf("a 62 KiB cookie header over HTTP/2: %v, want the stream reset", err)
+		}
+		return map[string]string{"result": "stream reset"}
+	}
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	r := readResponse(resp)
+	if r.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		w.t.Errorf("a 62 KiB cookie header: %s, want 431", describe(r))
+	}
+	return w.client(r)
 }
 
 func rowSignOut(w *walker, b *browser) map[string]string {

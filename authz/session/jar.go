@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -20,8 +21,15 @@ const (
 	// maxCookieBytes bounds one Set-Cookie value (name, value and attributes);
 	// browsers accept 4096, and we leave room for what proxies add.
 	maxCookieBytes = 4000
-	// MaxChunks bounds how many NAME_n cookies are read or written.
+	// MaxChunks bounds how many NAME_n cookies are read.
 	MaxChunks = 16
+	// maxWriteChunks bounds how many are written: 12 cookies of at most
+	// 4000 bytes keep the Cookie header under 48 KB, so the whole request
+	// stays under Envoy's default limit of 60 KiB of request headers
+	// (max_request_headers_kb). A 16-cookie session would pass it: the real
+	// Envoy then answers 431 to every request of that browser, sign-out
+	// included, until the cookies expire.
+	maxWriteChunks = 12
 	// stateInfix separates the cookie name from the flow id in state cookies.
 	stateInfix = "_csrf_"
 	// stateIDLen is how much of the state value names its cookie.
@@ -269,8 +277,8 @@ func (j *Jar) setCookies(value string, expiresAt int64, host string, cookies map
 		overhead := len(j.cookie(j.chunkName(MaxChunks), "", domain, maxAge, j.opts.SameSite))
 		size := maxCookieBytes - overhead
 		n := (len(value) + size - 1) / size
-		if n > MaxChunks {
-			return nil, errTooLarge
+		if n > maxWriteChunks {
+			return nil, fmt.Errorf("%w: %d bytes encoded, %d cookies of %d allowed", ErrTooLarge, len(value), n, maxWriteChunks)
 		}
 		for i := range n {
 			part := value[i*size : min(len(value), (i+1)*size)]
@@ -288,8 +296,10 @@ func (j *Jar) setCookies(value string, expiresAt int64, host string, cookies map
 	return out, nil
 }
 
-// errTooLarge is returned when a session needs more than MaxChunks cookies.
-var errTooLarge = errors.New("session too large for " + strconv.Itoa(MaxChunks) + " cookies")
+// ErrTooLarge is returned when a session needs more cookies than fit in
+// a request behind Envoy; session_store_type = "redis" keeps such sessions
+// server-side behind a small ticket cookie.
+var ErrTooLarge = errors.New("session too large for browser cookies behind Envoy")
 
 // Clear returns Set-Cookie values that expire the session cookie and every
 // chunk the request carries.

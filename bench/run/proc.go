@@ -22,11 +22,15 @@ type proc struct {
 	server   *serverproc.Proc // nil for the floor
 }
 
+// command runs bin (pinned to core with taskset when pin), killed when the
+// bench dies however it dies.
 func command(pin bool, core string, bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
 	if pin {
-		return exec.Command("taskset", append([]string{"-c", core, bin}, args...)...)
+		cmd = exec.Command("taskset", append([]string{"-c", core, bin}, args...)...)
 	}
-	return exec.Command(bin, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd
 }
 
 func startProc(work, name, bin string, pin bool, config string) (*proc, error) {

@@ -103,8 +103,12 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Header.Set("X-Forwarded-Proto", "http")
 	if headerBytes(r) > p.settings.MaxRequestHeadersBytes {
-		// The codec refuses requests over max_request_headers_kb.
-		localReply(w, http.StatusRequestHeaderFieldsTooLarge, nil, "")
+		// The codec refuses requests over max_request_headers_kb: HTTP/1.1
+		// gets a 431 local reply, HTTP/2 a reset stream (seen on 1.40).
+		if r.ProtoMajor == 2 {
+			panic(http.ErrAbortHandler)
+		}
+		localReply(w, http.StatusRequestHeaderFieldsTooLarge, nil, "Request Header Fields Too Large")
 		return
 	}
 	if rt.Disabled {
