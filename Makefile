@@ -2,6 +2,9 @@
 GO       ?= go
 BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# RELEASE is the image tag deployments pin (envoy/istio/zitadel-ext-authz.yaml
+# uses it; a test keeps the two equal). Bump both when cutting a release.
+RELEASE  ?= v0.2.0
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
 .PHONY: all build tools demo image test test-short vet bench bench-micro fuzz proto clean
@@ -37,11 +40,11 @@ demo: build tools
 	$(GO) build -o $(BIN)/demo ./integration/demo
 	$(BIN)/demo --server $(BIN)/zitadel-ext-authz
 
-## image: the container image zitadel-ext-authz:$(VERSION) (needs Docker)
-IMAGE ?= zitadel-ext-authz
+## image: the container image $(IMAGE):$(RELEASE) (also :$(VERSION)); IMAGE=registry/name and RELEASE=vX.Y.Z to change (needs Docker)
+IMAGE ?= ghcr.io/zitadel-ext-authz/zitadel-ext-authz
 image:
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info failed)"; exit 1; }
-	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) -t $(IMAGE):latest .
+	docker build --build-arg VERSION=$(RELEASE) -t $(IMAGE):$(RELEASE) -t $(IMAGE):$(VERSION) .
 
 ## test: vet, staticcheck, every test (unit, end-to-end through the real Envoy, Chromium, Redis), each fuzz target for 10 s
 test: vet tools

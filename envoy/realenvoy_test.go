@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -63,5 +64,30 @@ func TestOneEnvoyVersion(t *testing.T) {
 	}
 	if !strings.Contains(string(compose), "image: envoyproxy/envoy:v"+envoyproc.Version+"\n") {
 		t.Errorf("docker-compose.yml does not run envoyproxy/envoy:v%s", envoyproc.Version)
+	}
+}
+
+// The Kubernetes manifest pins the release tag make image builds, never
+// :latest.
+func TestManifestPinsTheReleaseImage(t *testing.T) {
+	makefile, err := os.ReadFile("../Makefile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := regexp.MustCompile(`(?m)^RELEASE\s+\?=\s+(v\d+\.\d+\.\d+)$`).FindSubmatch(makefile)
+	image := regexp.MustCompile(`(?m)^IMAGE \?= (\S+)$`).FindSubmatch(makefile)
+	if release == nil || image == nil {
+		t.Fatal("Makefile lacks RELEASE ?= vX.Y.Z or IMAGE ?= …")
+	}
+	manifest, err := os.ReadFile("istio/zitadel-ext-authz.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	images := regexp.MustCompile(`(?m)^\s+image: (\S+)`).FindAllSubmatch(manifest, -1)
+	if len(images) != 1 {
+		t.Fatalf("want one image in the manifest, got %d", len(images))
+	}
+	if want := string(image[1]) + ":" + string(release[1]); string(images[0][1]) != want {
+		t.Errorf("manifest image %s, want %s (make image's tag)", images[0][1], want)
 	}
 }

@@ -106,7 +106,9 @@ func TestZitadelGuideConfigLoadsUnchanged(t *testing.T) {
 	defer idp.Close()
 	c := devidp.DefaultClient()
 	file := strings.NewReplacer("{ISSUER}", idp.Issuer, "{CLIENT_ID}", c.ID, "{CLIENT_SECRET}", c.Secret, "{COOKIE_SECRET}", testCookieSecret).Replace(zitadelGuideConfig)
-	path := filepath.Join(t.TempDir(), "oauth2-proxy.cfg.toml")
+	// The name oauth2-proxy's docs, Helm chart and packages use: TOML
+	// whatever the extension.
+	path := filepath.Join(t.TempDir(), "oauth2-proxy.cfg")
 	if err := os.WriteFile(path, []byte(file), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +117,45 @@ func TestZitadelGuideConfigLoadsUnchanged(t *testing.T) {
 	srv.waitReady(t)
 	if !strings.Contains(srv.Logs(), "upstreams: ignored") {
 		t.Errorf("no warning about upstreams:\n%s", srv.Logs())
+	}
+	if code, out, stderr := runCLI(t, nil, "check-config", "--config", path); code != 0 {
+		t.Errorf("check-config oauth2-proxy.cfg: exit %d\n%s%s", code, out, stderr)
+	}
+}
+
+// A file that doesn't parse is named with the line and the format tried.
+func TestConfigParseErrorNamesFileLineAndFormat(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct{ file, body, want string }{
+		"cfg":  {"oauth2-proxy.cfg", "provider = \"oidc\"\nclient_id = \"x\"\ncookie_secret = = \"y\"\n", "line 3: not valid TOML"},
+		"json": {"config.json", "{\n  \"provider\": \"oidc\",\n  \"client_id\" \"x\"\n}\n", "line 3: not valid JSON"},
+		"none": {"settings", "provider: oidc\n", "line 1: not valid TOML"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, tc.file)
+			if err := os.WriteFile(path, []byte(tc.body), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := runCLI(t, nil, "serve", "--config", path)
+			if code == 0 || !strings.Contains(stderr, path+", "+tc.want) {
+				t.Fatalf("exit %d, stderr %q: want the file, %q", code, stderr, tc.want)
+			}
+		})
+	}
+}
+
+// The usual ways to ask for help print the usage and exit 0; serve --help
+// keeps its key table.
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"--help", "-h", "help"} {
+		code, out, stderr := runCLI(t, nil, arg)
+		if code != 0 || !strings.Contains(out, "zitadel-ext-authz serve --config FILE") || stderr != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", arg, code, out, stderr)
+		}
+	}
+	code, out, stderr := runCLI(t, nil, "serve", "--help")
+	if code != 0 || !strings.Contains(out+stderr, "oidc_issuer_url") || !strings.Contains(out+stderr, "cookie_secret ") {
+		t.Errorf("serve --help: exit %d, no key table:\n%s%s", code, out, stderr)
 	}
 }
 

@@ -24,13 +24,30 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
 
+const usage = `zitadel-ext-authz: a ZITADEL login for Envoy and Istio (ext_authz gRPC)
+
+Usage:
+  zitadel-ext-authz serve --config FILE        run the server (FILE: oauth2-proxy.cfg, .toml, .yaml, .json)
+  zitadel-ext-authz check-config --config FILE validate FILE and reach the IdP; exit 0 ok, 1 IdP unusable, 2 invalid
+  zitadel-ext-authz zitadel-bootstrap ...      create the project, apps and a user in a fresh ZITADEL
+  zitadel-ext-authz healthcheck [URL]          probe /readyz (for containers without a shell)
+  zitadel-ext-authz version                    print the version
+  zitadel-ext-authz help                       print this text
+
+Every configuration key can be a flag (serve --help lists them all), an
+environment variable ZITADEL_EXT_AUTHZ_<KEY>, or a line of FILE.
+`
+
 // run is main without the process: it returns the exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: zitadel-ext-authz serve --config FILE | check-config --config FILE | zitadel-bootstrap ... | healthcheck [URL] | version")
+		fmt.Fprint(stderr, usage)
 		return 2
 	}
 	switch args[0] {
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
 	case "version", "--version":
 		fmt.Fprintln(stdout, "zitadel-ext-authz", version)
 		return 0
@@ -43,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "healthcheck":
 		return healthcheck(ctx, args[1:], stderr)
 	default:
-		fmt.Fprintf(stderr, "zitadel-ext-authz: unknown command %q; use serve, check-config, zitadel-bootstrap, healthcheck or version\n", args[0])
+		fmt.Fprintf(stderr, "zitadel-ext-authz: unknown command %q; use serve, check-config, zitadel-bootstrap, healthcheck, version or help\n", args[0])
 		return 2
 	}
 }

@@ -100,9 +100,8 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 	v := viper.New()
 	var warnings []string
 	if *path != "" {
-		v.SetConfigFile(*path)
-		if err := v.ReadInConfig(); err != nil {
-			return nil, nil, fmt.Errorf("config file %s: %w", *path, err)
+		if err := readFile(v, *path); err != nil {
+			return nil, nil, err
 		}
 		for _, k := range v.AllKeys() {
 			if !slices.ContainsFunc(keys, func(x key) bool { return x.name == k }) {
