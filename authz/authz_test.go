@@ -48,6 +48,8 @@ func (s *stubIdP) Revoke(_ context.Context, token, _ string) error {
 	return nil
 }
 
+func (s *stubIdP) CheckResponseIssuer(string, bool) error { return nil }
+
 func (s *stubIdP) NewLogin() (oidcflow.Login, error) {
 	if s.panicky {
 		panic("boom")

@@ -22,6 +22,18 @@ const deadlineMargin = 50 * time.Millisecond
 func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	q := r.Query()
 	state := q.Get("state")
+	// RFC 9207: a response that names another issuer, or none where our IdP
+	// promises to name itself, may come from another IdP (mix-up attack).
+	iss, hasIss := q["iss"]
+	if err := s.idp.CheckResponseIssuer(firstValue(iss), hasIss); err != nil {
+		s.logger.Warn("authorization response refused", "request_id", r.ID, "reason", "issuer_mismatch", "error", err.Error())
+		d := s.errorPage(http.StatusBadRequest, "issuer_mismatch", "Sign-in failed", "The sign-in response did not come from the expected identity provider. Start again.")
+		d.Body = render("error", pageData{Title: "Sign-in failed", Message: "The sign-in response did not come from the expected identity provider.", StartURL: pathStart})
+		if state != "" {
+			d.Headers = append(d.Headers, Header{"set-cookie", s.jar.ClearState(state, r.Host)})
+		}
+		return d
+	}
 	// The IdP reported an error (the user cancelled, or the client is
 	// misconfigured).
 	if e := q.Get("error"); e != "" {
@@ -109,4 +121,12 @@ func (s *Server) idpContext(ctx context.Context) (context.Context, context.Cance
 		timeout = min(timeout, time.Until(dl)-deadlineMargin)
 	}
 	return context.WithTimeout(ctx, max(timeout, time.Millisecond))
+}
+
+// firstValue is the first value of a query parameter ("" when absent).
+func firstValue(values []string) string {
+	if len(values) == 0 {
+		return ""
+	}
+	return values[0]
 }

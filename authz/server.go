@@ -20,6 +20,7 @@ import (
 type IdP interface {
 	NewLogin() (oidcflow.Login, error)
 	AuthURL(l oidcflow.Login, redirectURI string, extra url.Values) (string, error)
+	CheckResponseIssuer(iss string, present bool) error
 	Exchange(ctx context.Context, code, redirectURI string, l oidcflow.Login) (*oidcflow.Tokens, error)
 	EndSessionURL(idTokenHint, postLogoutRedirectURI, state string) (string, error)
 	Refresh(ctx context.Context, refreshToken string) (*oidcflow.Tokens, error)

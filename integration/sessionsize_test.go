@@ -27,9 +27,10 @@ func TestSessionTooLargeForEnvoy(t *testing.T) {
 		t.Fatalf("callback with a 400-role session: %s, want the sign-in failed page", describe(r))
 	}
 	noSession(t, b, st, r)
-	if logs := st.Server.Logs(); !strings.Contains(logs, `"reason":"session_too_large"`) || !strings.Contains(logs, `session_store_type = \"redis\"`) {
-		t.Errorf("no log line naming the cause and the fix:\n%s", logs)
-	}
+	waitFor(t, "a log line naming the cause and the fix", func() bool {
+		logs := st.Server.Logs()
+		return strings.Contains(logs, `"reason":"session_too_large"`) && strings.Contains(logs, `session_store_type = \"redis\"`)
+	})
 	// The browser is not locked out: the next request gets the login
 	// redirect, not Envoy's 431.
 	if again := b.get(st.Front.URL + "/"); again.StatusCode != http.StatusFound {

@@ -142,6 +142,8 @@ type stackOptions struct {
 	clients []devidp.Client
 	timeout time.Duration // overrides the ext_authz filter's timeout in envoy.yaml
 	front   frontKind     // "" = defaultFront()
+	// idpSetup runs before the server starts (e.g. a tampered discovery).
+	idpSetup func(*devidp.Server)
 }
 
 func startStack(t *testing.T, o stackOptions) *stack {
@@ -151,6 +153,9 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idp.Close() })
+	if o.idpSetup != nil {
+		o.idpSetup(idp)
+	}
 	cfg := baseConfig(idp.Issuer)
 	for k, v := range o.config {
 		cfg[k] = v

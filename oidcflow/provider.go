@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/zitadel/oidc/v3/pkg/client"
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/client/rs"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -60,10 +59,12 @@ type Provider struct {
 
 // discovered is everything learned from discovery, replaced as a whole.
 type discovered struct {
-	config   *oidc.DiscoveryConfiguration
-	party    rp.RelyingParty
-	keys     *keySet
-	verifier *rp.IDTokenVerifier
+	config *oidc.DiscoveryConfiguration
+	// issInResponses: authorization_response_iss_parameter_supported.
+	issInResponses bool
+	party          rp.RelyingParty
+	keys           *keySet
+	verifier       *rp.IDTokenVerifier
 	// refreshVerifier checks refreshed ID tokens: like verifier, but without
 	// a nonce (OIDC Core §12.2: a refreshed ID token need not repeat it).
 	refreshVerifier *rp.IDTokenVerifier
@@ -178,13 +179,11 @@ func (p *Provider) Discover(ctx context.Context) error { return p.discover(ctx) 
 func (p *Provider) discover(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	cfg, err := client.Discover(withCall(ctx, CallDiscovery), p.cfg.Issuer, p.client)
+	doc, err := p.fetchDiscovery(ctx)
 	if err != nil {
-		if errors.Is(err, oidc.ErrIssuerInvalid) {
-			return fmt.Errorf("discovery: the issuer in %s/.well-known/openid-configuration differs from oidc_issuer_url %q; set oidc_issuer_url exactly as the IdP prints it", p.cfg.Issuer, p.cfg.Issuer)
-		}
-		return fmt.Errorf("discovery: %w", err)
+		return err
 	}
+	cfg := &doc.DiscoveryConfiguration
 	if cfg.AuthorizationEndpoint == "" || cfg.TokenEndpoint == "" || cfg.JwksURI == "" {
 		return errors.New("discovery: document lacks authorization_endpoint, token_endpoint or jwks_uri")
 	}
@@ -214,7 +213,8 @@ func (p *Provider) discover(ctx context.Context) error {
 		return fmt.Errorf("introspection client: %w", err)
 	}
 	p.state.Store(&discovered{
-		config: cfg, party: party, keys: keys, verifier: verifier, refreshVerifier: &refreshVerifier,
+		config: cfg, issInResponses: doc.AuthorizationResponseIssParameterSupported,
+		party: party, keys: keys, verifier: verifier, refreshVerifier: &refreshVerifier,
 		accessVerifier: op.NewAccessTokenVerifier(p.cfg.Issuer, keys, op.WithSupportedAccessTokenSigningAlgorithms(algs...)),
 		introspector:   introspector,
 	})

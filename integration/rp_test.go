@@ -1,0 +1,106 @@
+package integration_test
+
+import (
+	"bytes"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+)
+
+// advertiseIss makes the IdP's discovery document carry
+// authorization_response_iss_parameter_supported with value (raw JSON),
+// or leaves it out when value is "".
+func advertiseIss(value string) func(*devidp.Server) {
+	return func(idp *devidp.Server) {
+		if value == "" {
+			return
+		}
+		idp.SetTamper(func(r *http.Request, status int, body []byte) (int, []byte) {
+			if r.URL.Path != "/.well-known/openid-configuration" {
+				return status, body
+			}
+			return status, bytes.Replace(body, []byte("{"), []byte(`{"authorization_response_iss_parameter_supported":`+value+`,`), 1)
+		})
+	}
+}
+
+// withIss returns the callback URL with iss set (form-encoded), or removed
+// when iss is nil.
+func withIss(cb *url.URL, iss *string) string {
+	q := cb.Query()
+	q.Del("iss")
+	if iss != nil {
+		q.Set("iss", *iss)
+	}
+	u := *cb
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// RFC 9207 §2.4: an authorization response naming another issuer is
+// refused whatever discovery says; one naming none is refused when the IdP
+// promises to name itself. Refused means: a 400 page, the state cookie
+// cleared, no token request, no session.
+func TestAuthorizationResponseIssuer(t *testing.T) {
+	foreign := "https://evil.example"
+	for _, tc := range []struct {
+		discovery string // authorization_response_iss_parameter_supported, "" = absent
+		iss       *string
+		accepted  bool
+	}{
+		{"", &foreign, false},
+		{"false", &foreign, false},
+		{"true", &foreign, false},
+		{"true", nil, false},
+		{"", nil, true},
+		{"false", nil, true},
+		{"true", ptr("{issuer}"), true},
+		{"", ptr("{issuer}"), true},
+		{"", ptr("{issuer}/"), false}, // exact match: no normalisation
+	} {
+		name := "discovery " + map[string]string{"": "absent"}[tc.discovery] + tc.discovery + ", iss "
+		if tc.iss == nil {
+			name += "missing"
+		} else {
+			name += *tc.iss
+		}
+		t.Run(name, func(t *testing.T) {
+			st := startStack(t, stackOptions{idpSetup: advertiseIss(tc.discovery)})
+			b := newBrowser(t, "alice", "alice-password")
+			cb := beginLogin(t, st, b, "/after")
+			var iss *string
+			if tc.iss != nil {
+				v := strings.ReplaceAll(*tc.iss, "{issuer}", st.IdP.Issuer)
+				iss = &v
+			}
+			tokenCalls := st.IdP.Calls("/oauth/token")
+			r := b.get(withIss(cb, iss))
+			if tc.accepted {
+				if r.StatusCode != http.StatusFound || r.Header.Get("Location") != st.Front.URL+"/after" {
+					t.Fatalf("got %s, want the login completed", describe(r))
+				}
+				return
+			}
+			if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, "expected identity provider") {
+				t.Fatalf("got %s, want the 400 page", describe(r))
+			}
+			if st.IdP.Calls("/oauth/token") != tokenCalls {
+				t.Error("the code was sent to the token endpoint")
+			}
+			noSession(t, b, st, r)
+			for _, n := range b.cookieNames(st.Front.URL) {
+				if strings.Contains(n, "_csrf_") {
+					t.Errorf("state cookie %s not cleared", n)
+				}
+			}
+			waitFor(t, "the issuer_mismatch log line", func() bool {
+				return strings.Contains(st.Server.Logs(), `"reason":"issuer_mismatch"`)
+			})
+		})
+	}
+}
+
+func ptr(s string) *string { return &s }

@@ -1,0 +1,84 @@
+package oidcflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// discoveryDocument is the discovery document with the fields
+// zitadel/oidc's type lacks.
+type discoveryDocument struct {
+	oidc.DiscoveryConfiguration
+	// RFC 9207 §3: the IdP puts iss in every authorization response.
+	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+}
+
+// maxDiscoveryBytes bounds the discovery document we read.
+const maxDiscoveryBytes = 1 << 20
+
+// fetchDiscovery loads issuer/.well-known/openid-configuration and checks
+// that it names the issuer exactly (OIDC Discovery §4.3).
+func (p *Provider) fetchDiscovery(ctx context.Context) (*discoveryDocument, error) {
+	url := strings.TrimSuffix(p.cfg.Issuer, "/") + oidc.DiscoveryEndpoint
+	req, err := http.NewRequestWithContext(withCall(ctx, CallDiscovery), http.MethodGet, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("discovery: %s answered %d", url, resp.StatusCode)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDiscoveryBytes))
+	if err != nil {
+		return nil, fmt.Errorf("discovery: %w", err)
+	}
+	doc := &discoveryDocument{}
+	if err := json.Unmarshal(body, &doc.DiscoveryConfiguration); err != nil {
+		return nil, fmt.Errorf("discovery: %s is not a discovery document: %w", url, err)
+	}
+	var extra struct {
+		Iss json.RawMessage `json:"authorization_response_iss_parameter_supported"`
+	}
+	if err := json.Unmarshal(body, &extra); err == nil && len(extra.Iss) > 0 {
+		// Anything but JSON true counts as not advertised.
+		doc.AuthorizationResponseIssParameterSupported = string(extra.Iss) == "true"
+	}
+	if doc.Issuer != p.cfg.Issuer {
+		return nil, fmt.Errorf("discovery: the issuer in %s (%q) differs from oidc_issuer_url %q; set oidc_issuer_url exactly as the IdP prints it: %w", url, doc.Issuer, p.cfg.Issuer, oidc.ErrIssuerInvalid)
+	}
+	return doc, nil
+}
+
+// ErrIssuerMismatch is an authorization response that isn't from our IdP
+// (RFC 9207): a mix-up attack, or a misconfigured IdP.
+var ErrIssuerMismatch = errors.New("authorization response from another issuer")
+
+// CheckResponseIssuer applies RFC 9207 §2.4 to the iss parameter of an
+// authorization response (present: whether the parameter was there at
+// all): when present it must equal the issuer exactly, whatever discovery
+// says; when the IdP advertises authorization_response_iss_parameter_supported
+// it must be present.
+func (p *Provider) CheckResponseIssuer(iss string, present bool) error {
+	if present {
+		if iss != p.cfg.Issuer {
+			return fmt.Errorf("%w: iss %q, want %q", ErrIssuerMismatch, iss, p.cfg.Issuer)
+		}
+		return nil
+	}
+	d := p.state.Load()
+	if d != nil && d.issInResponses {
+		return fmt.Errorf("%w: no iss, but the IdP advertises authorization_response_iss_parameter_supported", ErrIssuerMismatch)
+	}
+	return nil
+}
