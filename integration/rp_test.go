@@ -2,11 +2,14 @@ package integration_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 )
 
@@ -104,3 +107,54 @@ func TestAuthorizationResponseIssuer(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// ZITADEL rotates its signing key without notice: a login right after the
+// rotation (here within a second of the server's own JWKS fetch at start)
+// verifies after one refetch, and so does a refresh; meanwhile a flood of
+// bearer tokens with random kids still makes a bounded number of JWKS
+// requests.
+func TestSigningKeyRotation(t *testing.T) {
+	st := bearerStack(t, nil)
+	jwks := func() int64 { return st.IdP.Calls("/keys") }
+
+	// A flood of JWT bearers with random kids, 64 at a time.
+	before := jwks()
+	done := make(chan int, 200)
+	for i := range 200 {
+		go func() {
+			claims := map[string]any{"iss": st.IdP.Issuer, "sub": "user-alice", "aud": []string{jwtClient.ID}, "exp": time.Now().Add(time.Hour).Unix(), "iat": time.Now().Unix()}
+			tok, _ := devidp.SignWith(jose.RS256, attackerKey, fmt.Sprintf("random-kid-%d", i), claims)
+			done <- apiCall(t, st, "/api/items", tok).StatusCode
+		}()
+	}
+	for range 200 {
+		if code := <-done; code != http.StatusUnauthorized {
+			t.Fatalf("a random-kid bearer got %d, want 401", code)
+		}
+	}
+	if n := jwks() - before; n > 1 {
+		t.Fatalf("200 random-kid bearers made %d JWKS requests, want at most 1", n)
+	}
+
+	// Rotate, then log in at once: the ID token carries the new kid.
+	kid, err := st.IdP.RotateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, "alice", "alice-password")
+	got := upstreamSaw(t, st.login(t, b, "/after-rotation"))
+	if got.Headers["x-forwarded-user"] != "user-alice" {
+		t.Fatalf("login right after the rotation: upstream user %q", got.Headers["x-forwarded-user"])
+	}
+	if n := jwks() - before; n > 2 {
+		t.Errorf("%d JWKS requests in all, want the flood's one and the rotation's one", n)
+	}
+	// A JWT bearer signed with the new key verifies too (the key is known now).
+	tok := st.accessToken(t, jwtClient, "alice")
+	if claims, _ := devidp.Claims(tok); claims == nil {
+		t.Fatal("not a JWT")
+	}
+	if r := apiCall(t, st, "/api/items", tok); r.StatusCode != http.StatusOK {
+		t.Errorf("a bearer signed with the new key %s: %s", kid, describe(r))
+	}
+}

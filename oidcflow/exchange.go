@@ -45,7 +45,7 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 	if idToken == "" {
 		return nil, fmt.Errorf("exchange code: %w: the token response has no id_token (is the openid scope granted?)", ErrInvalidToken)
 	}
-	claims, err := rp.VerifyTokens[*oidc.IDTokenClaims](context.WithValue(ctx, nonceKey{}, l.Nonce), raw.AccessToken, idToken, d.verifier)
+	claims, err := rp.VerifyTokens[*oidc.IDTokenClaims](trustedKeys(context.WithValue(ctx, nonceKey{}, l.Nonce)), raw.AccessToken, idToken, d.verifier)
 	if err != nil {
 		if errors.Is(err, ErrIdPUnavailable) {
 			return nil, fmt.Errorf("verify id token: %w", err)

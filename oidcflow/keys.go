@@ -12,25 +12,46 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"golang.org/x/sync/singleflight"
 )
 
-// minRefetchInterval limits JWKS refetches caused by unknown kids, so tokens
-// with random kids can't turn into a request storm against the IdP.
+// minRefetchInterval limits JWKS refetches caused by unknown kids in
+// untrusted input (bearer tokens, logout tokens), so tokens with random kids
+// can't turn into a request storm against the IdP.
 const minRefetchInterval = 10 * time.Second
 
 // keySet is the IdP's JWKS: cached, refetched on an unknown kid (ZITADEL
-// rotates keys without notice), at most once per minRefetchInterval, with
-// concurrent refetches collapsed into one call. It implements oidc.KeySet.
+// rotates keys without notice). It implements oidc.KeySet.
+//
+// A refetch is always allowed for an ID token we just received from the
+// token endpoint ourselves (a code exchange or a refresh: trustedKeys on the
+// context), so a login right after a rotation never fails; these are
+// bounded by the logins and refreshes that succeed at the IdP. Untrusted
+// input gets at most one refetch per minRefetchInterval. Concurrent
+// refetches, of either kind, share one request.
 type keySet struct {
 	client *http.Client
 	url    string
 	now    func() time.Time
 
 	keys      atomic.Pointer[[]jose.JSONWebKey]
-	fetches   singleflight.Group
 	mu        sync.Mutex
 	lastFetch time.Time
+	inflight  *keyFetch // guarded by mu
+}
+
+// keyFetch is one JWKS request that concurrent callers wait for.
+type keyFetch struct {
+	done chan struct{}
+	keys []jose.JSONWebKey
+	err  error
+}
+
+type trustedKeysKey struct{}
+
+// trustedKeys marks ctx as verifying a token that came straight from the
+// IdP's token endpoint over our own request.
+func trustedKeys(ctx context.Context) context.Context {
+	return context.WithValue(ctx, trustedKeysKey{}, true)
 }
 
 func newKeySet(client *http.Client, url string, now func() time.Time) *keySet {
@@ -45,10 +66,12 @@ func (k *keySet) VerifySignature(ctx context.Context, jws *jose.JSONWebSignature
 	if key, err := oidc.FindMatchingKey(keyID, oidc.KeyUseSignature, alg, *k.keys.Load()...); err == nil {
 		return jws.Verify(&key)
 	}
-	if !k.mayRefetch() {
+	trusted, _ := ctx.Value(trustedKeysKey{}).(bool)
+	f := k.refetch(ctx, trusted)
+	if f == nil {
 		return nil, fmt.Errorf("no key %q in the JWKS (refetch rate-limited)", keyID)
 	}
-	keys, err := k.fetch(ctx)
+	keys, err := f.wait(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -59,30 +82,39 @@ func (k *keySet) VerifySignature(ctx context.Context, jws *jose.JSONWebSignature
 	return jws.Verify(&key)
 }
 
-func (k *keySet) mayRefetch() bool {
+// refetch joins the JWKS request in flight, or starts one when allowed:
+// always for trusted callers, at most once per minRefetchInterval for the
+// others. nil: not allowed.
+func (k *keySet) refetch(ctx context.Context, trusted bool) *keyFetch {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if !k.lastFetch.IsZero() && k.now().Sub(k.lastFetch) < minRefetchInterval {
-		return false
+	if k.inflight != nil {
+		return k.inflight
+	}
+	if !trusted && !k.lastFetch.IsZero() && k.now().Sub(k.lastFetch) < minRefetchInterval {
+		return nil
 	}
 	k.lastFetch = k.now()
-	return true
+	f := &keyFetch{done: make(chan struct{})}
+	k.inflight = f
+	go func() {
+		// Detached from any one caller's cancellation (its trace stays),
+		// bounded by the client's timeout.
+		f.keys, f.err = k.load(context.WithoutCancel(ctx))
+		k.mu.Lock()
+		k.inflight = nil
+		k.mu.Unlock()
+		close(f.done)
+	}()
+	return f
 }
 
-// fetch loads the JWKS. Concurrent callers share one request; it runs
-// detached from any one caller's cancellation, bounded by the client timeout.
-func (k *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
-	ch := k.fetches.DoChan("jwks", func() (any, error) {
-		return k.load(context.WithoutCancel(ctx))
-	})
+func (f *keyFetch) wait(ctx context.Context) ([]jose.JSONWebKey, error) {
 	select {
 	case <-ctx.Done():
 		return nil, fmt.Errorf("fetch jwks: %w: %w", ErrIdPUnavailable, ctx.Err())
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.([]jose.JSONWebKey), nil
+	case <-f.done:
+		return f.keys, f.err
 	}
 }
 

@@ -118,3 +118,60 @@ func TestSigningAlgsNeverSymmetricOrNone(t *testing.T) {
 		t.Fatalf("signingAlgs(HS256 only): got %v, want the RS256 default", got)
 	}
 }
+
+// An ID token from our own token request gets its refetch even right after
+// the last one; concurrent refetches, trusted or not, share one request.
+func TestKeySetTrustedRefetchAndCoalescing(t *testing.T) {
+	_, oldJWK := newKey(t, "old")
+	newPriv, newJWK := newKey(t, "new")
+	gate := make(chan struct{})
+	var arrived atomic.Int64
+	srv := &jwksServer{}
+	srv.publish(oldJWK)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if arrived.Add(1) > 1 {
+			<-gate // hold refetches until every caller waits on one
+		}
+		srv.ServeHTTP(w, r)
+	}))
+	defer ts.Close()
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	defer release()
+	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+	ks := newKeySet(ts.Client(), ts.URL, func() time.Time { return now })
+	ctx := context.Background()
+	if _, err := ks.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.publish(oldJWK, newJWK)
+	// Within the interval: untrusted input is refused, a trusted token not.
+	if _, err := ks.VerifySignature(ctx, sign(t, newPriv, "new")); err == nil {
+		t.Fatal("an untrusted unknown kid refetched within the interval")
+	}
+	jws := sign(t, newPriv, "new")
+	errs := make(chan error, 20)
+	for range 10 {
+		go func() { _, err := ks.VerifySignature(trustedKeys(ctx), jws); errs <- err }()
+	}
+	// Untrusted callers join the fetch in flight instead of being refused.
+	deadline := time.Now().Add(5 * time.Second)
+	for arrived.Load() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("no refetch started")
+		}
+		time.Sleep(time.Millisecond) // polling to a deadline
+	}
+	for range 10 {
+		go func() { _, err := ks.VerifySignature(ctx, jws); errs <- err }()
+	}
+	release()
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Errorf("verify after the rotation: %v", err)
+		}
+	}
+	if n := srv.fetches.Load(); n != 2 {
+		t.Fatalf("fetches = %d, want the first load and one shared refetch", n)
+	}
+}

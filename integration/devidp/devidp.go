@@ -185,8 +185,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 // store is the example storage plus ZITADEL-shaped claims and client settings.
 type store struct {
 	*storage.Storage
-	users   map[string]User
-	clients map[string]Client
+	users    map[string]User
+	clients  map[string]Client
+	rotation rotation
 }
 
 func newStore(users []User, clients []Client) *store {
