@@ -88,6 +88,7 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		CreatedAt:         now.Unix(),
 		CreatedAtMs:       now.UnixMilli(),
 		LastSeenAt:        now.Unix(),
+		LastSeenAtMs:      now.UnixMilli(),
 		ExpiresAt:         now.Add(s.jar.Lifetime()).Unix(),
 		SessionId:         tokens.SessionID,
 	}

@@ -12,8 +12,28 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// lastSeenEvery is how often last-seen is rewritten for the idle timeout.
-const lastSeenEvery = time.Minute
+// lastSeenEvery is how often last-seen is rewritten for an idle timeout: a
+// fifth of it, so a user active at least that often is never idle, but at
+// most once a minute (each rewrite is a new cookie, or a store write).
+func lastSeenEvery(idle time.Duration) time.Duration {
+	return min(idle/5, time.Minute)
+}
+
+// markSeen sets last-seen to now.
+func markSeen(sess *sessionpb.Session, now time.Time) {
+	sess.LastSeenAt, sess.LastSeenAtMs = now.Unix(), now.UnixMilli()
+}
+
+// lastSeen is when the session was last seen (zero: never recorded).
+func lastSeen(sess *sessionpb.Session) time.Time {
+	if ms := sess.GetLastSeenAtMs(); ms > 0 {
+		return time.UnixMilli(ms)
+	}
+	if sec := sess.GetLastSeenAt(); sec > 0 {
+		return time.Unix(sec, 0)
+	}
+	return time.Time{}
+}
 
 // withSession decides for a request with a decodable session: idle
 // timeout, token refresh, policy, then allow, with a renewed cookie when
@@ -26,7 +46,8 @@ func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Se
 	}
 	// Unused for longer than session_idle_timeout: the session is over.
 	idle := s.conf().IdleTimeout
-	if idle > 0 && sess.GetLastSeenAt() > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) > idle {
+	seen := lastSeen(sess)
+	if idle > 0 && !seen.IsZero() && now.Sub(seen) > idle {
 		return s.sessionOver(r, "idle_timeout")
 	}
 	renewed := stale
@@ -51,11 +72,12 @@ func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Se
 	if reason := rp.check(sess.GetGroups(), sess.GetScopes()); reason != "" {
 		return withSubject(s.forbidden(reason), sess.GetSubject())
 	}
-	if idle > 0 && now.Sub(time.Unix(sess.GetLastSeenAt(), 0)) >= lastSeenEvery {
+	if idle > 0 && now.Sub(lastSeen(sess)) >= lastSeenEvery(idle) {
 		if !renewed {
 			sess = proto.CloneOf(sess)
 		}
-		sess.LastSeenAt, renewed = now.Unix(), true
+		markSeen(sess, now)
+		renewed = true
 	}
 	d := withSubject(s.allow(r, sess), sess.GetSubject())
 	if renewed {
@@ -155,7 +177,7 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 		fresh.AccessTokenExpiresAt = tokens.Expiry.Unix()
 	}
 	fresh.RefreshedAt = now.Unix()
-	fresh.LastSeenAt = now.Unix()
+	markSeen(fresh, now)
 	if len(tokens.Scopes) > 0 {
 		fresh.Scopes = tokens.Scopes
 	}

@@ -225,6 +225,38 @@ func TestIdleTimeout(t *testing.T) {
 	}
 }
 
+// session_idle_timeout of any size: last-seen is rewritten often enough for
+// the timeout (a fifth of it, at most once a minute), so an active user is
+// never idle, and an idle one ends right after the timeout.
+func TestIdleTimeoutOfAnySize(t *testing.T) {
+	for _, tc := range []struct {
+		idle, every time.Duration // the timeout, and how often the active user clicks
+	}{
+		{5 * time.Second, time.Second},
+		{30 * time.Second, 5 * time.Second},
+		{15 * time.Minute, 2 * time.Minute},
+	} {
+		t.Run(tc.idle.String(), func(t *testing.T) {
+			ip := startInProcess(t, inprocOptions{cfg: func(c *authz.Config) { c.IdleTimeout = tc.idle }})
+			b := newBrowser(t, "alice", "alice-password")
+			ip.login(t, b)
+			// Active for three timeouts, one request every `every`.
+			for elapsed := time.Duration(0); elapsed < 3*tc.idle; elapsed += tc.every {
+				ip.Clock.Add(tc.every)
+				if resp := b.get(ip.Front + "/"); resp.StatusCode != http.StatusOK {
+					t.Fatalf("active user after %s: %s, want 200", elapsed+tc.every, describe(resp))
+				}
+			}
+			// Then idle for a little longer than the timeout.
+			ip.Clock.Add(tc.idle + tc.idle/10)
+			resp := b.get(ip.Front + "/")
+			if resp.StatusCode != http.StatusFound || !clears(resp.Response, "_oauth2_proxy") {
+				t.Fatalf("after %s idle: %s, want the login redirect clearing the session", tc.idle+tc.idle/10, describe(resp))
+			}
+		})
+	}
+}
+
 // The built binary wires refresh end to end: offline_access is requested,
 // the refresh token kept, renewed cookies sent, refreshes counted.
 func TestRefreshThroughTheBinary(t *testing.T) {

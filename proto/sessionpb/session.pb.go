@@ -45,12 +45,14 @@ type Session struct {
 	RefreshToken         string `protobuf:"bytes,12,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	AccessTokenExpiresAt int64  `protobuf:"varint,13,opt,name=access_token_expires_at,json=accessTokenExpiresAt,proto3" json:"access_token_expires_at,omitempty"`
 	// Lifetime.
-	CreatedAt   int64  `protobuf:"varint,20,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"` // login time; cookie_expire counts from here
-	ExpiresAt   int64  `protobuf:"varint,21,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"` // absolute end of the session
-	RefreshedAt int64  `protobuf:"varint,22,opt,name=refreshed_at,json=refreshedAt,proto3" json:"refreshed_at,omitempty"`
-	SessionId   string `protobuf:"bytes,23,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`          // the ID token's sid, when the IdP sends one
-	LastSeenAt  int64  `protobuf:"varint,24,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`    // for session_idle_timeout; rewritten at most once a minute
-	CreatedAtMs int64  `protobuf:"varint,25,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"` // login time in Unix milliseconds (back-channel logout by subject)
+	CreatedAt    int64  `protobuf:"varint,20,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"` // login time; cookie_expire counts from here
+	ExpiresAt    int64  `protobuf:"varint,21,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"` // absolute end of the session
+	RefreshedAt  int64  `protobuf:"varint,22,opt,name=refreshed_at,json=refreshedAt,proto3" json:"refreshed_at,omitempty"`
+	SessionId    string `protobuf:"bytes,23,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`               // the ID token's sid, when the IdP sends one
+	LastSeenAt   int64  `protobuf:"varint,24,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`         // for session_idle_timeout (see last_seen_at_ms)
+	CreatedAtMs  int64  `protobuf:"varint,25,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`      // login time in Unix milliseconds (back-channel logout by subject)
+	LastSeenAtMs int64  `protobuf:"varint,26,opt,name=last_seen_at_ms,json=lastSeenAtMs,proto3" json:"last_seen_at_ms,omitempty"` // last_seen_at in Unix milliseconds (idle timeouts of seconds); older cookies lack it
+	LoginId      string `protobuf:"bytes,27,opt,name=login_id,json=loginId,proto3" json:"login_id,omitempty"`                     // random id of this sign-in (128 bits, hex): sign-out records it so copies of the cookie end too
 	// Set in memory when the session was read from a session store (redis
 	// mode); never stored or sent.
 	TicketId      string `protobuf:"bytes,30,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"`
@@ -205,6 +207,20 @@ func (x *Session) GetCreatedAtMs() int64 {
 		return x.CreatedAtMs
 	}
 	return 0
+}
+
+func (x *Session) GetLastSeenAtMs() int64 {
+	if x != nil {
+		return x.LastSeenAtMs
+	}
+	return 0
+}
+
+func (x *Session) GetLoginId() string {
+	if x != nil {
+		return x.LoginId
+	}
+	return ""
 }
 
 func (x *Session) GetTicketId() string {
@@ -375,7 +391,7 @@ var File_proto_session_proto protoreflect.FileDescriptor
 
 const file_proto_session_proto_rawDesc = "" +
 	"\n" +
-	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\xd0\x04\n" +
+	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\x92\x05\n" +
 	"\aSession\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +
@@ -398,7 +414,9 @@ const file_proto_session_proto_rawDesc = "" +
 	"session_id\x18\x17 \x01(\tR\tsessionId\x12 \n" +
 	"\flast_seen_at\x18\x18 \x01(\x03R\n" +
 	"lastSeenAt\x12\"\n" +
-	"\rcreated_at_ms\x18\x19 \x01(\x03R\vcreatedAtMs\x12\x1b\n" +
+	"\rcreated_at_ms\x18\x19 \x01(\x03R\vcreatedAtMs\x12%\n" +
+	"\x0flast_seen_at_ms\x18\x1a \x01(\x03R\flastSeenAtMs\x12\x19\n" +
+	"\blogin_id\x18\x1b \x01(\tR\aloginId\x12\x1b\n" +
 	"\tticket_id\x18\x1e \x01(\tR\bticketId\"I\n" +
 	"\x06Ticket\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
