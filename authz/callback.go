@@ -2,6 +2,8 @@ package authz
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"time"
@@ -89,6 +91,7 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		CreatedAtMs:       now.UnixMilli(),
 		LastSeenAt:        now.Unix(),
 		LastSeenAtMs:      now.UnixMilli(),
+		LoginId:           newLoginID(),
 		ExpiresAt:         now.Add(s.jar.Lifetime()).Unix(),
 		SessionId:         tokens.SessionID,
 	}
@@ -130,4 +133,11 @@ func firstValue(values []string) string {
 		return ""
 	}
 	return values[0]
+}
+
+// newLoginID is a random id for a sign-in (128 bits, hex).
+func newLoginID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
 }

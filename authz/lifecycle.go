@@ -40,9 +40,15 @@ func lastSeen(sess *sessionpb.Session) time.Time {
 // the session changed (refresh, secret rotation, last-seen).
 func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Session, stale bool, rp routePolicy) *Decision {
 	now := s.now()
-	// Ended by a back-channel logout (cookie mode; redis mode deletes).
-	if s.revocations != nil && s.revocations.Revoked(sess.GetSessionId(), sess.GetSubject(), createdAtMillis(sess)) {
-		return s.sessionOver(r, "logged_out")
+	// Ended by a back-channel logout or a sign-out while this copy of the
+	// cookie lived on (cookie mode; redis mode deletes the session).
+	if s.revocations != nil {
+		if s.revocations.SignedOut(sess.GetLoginId()) {
+			return s.sessionOver(r, "signed_out")
+		}
+		if s.revocations.Revoked(sess.GetSessionId(), sess.GetSubject(), createdAtMillis(sess)) {
+			return s.sessionOver(r, "logged_out")
+		}
 	}
 	// Unused for longer than session_idle_timeout: the session is over.
 	idle := s.conf().IdleTimeout

@@ -51,11 +51,16 @@ type Locker interface {
 	Lock(ctx context.Context, key string) (unlock func(), err error)
 }
 
-// Revocations answers whether a back-channel logout ended a cookie
-// session: by the IdP's session id, or every session of a subject that
-// began before the logout (createdAtMs: login time, Unix milliseconds).
+// Revocations is the record of cookie sessions that ended while their
+// cookies live on: back-channel logouts (by the IdP's session id, or every
+// session of a subject that began before the logout; createdAtMs: login
+// time, Unix milliseconds) and sign-outs (by the sign-in's login id).
 type Revocations interface {
 	Revoked(sid, sub string, createdAtMs int64) bool
+	SignedOut(loginID string) bool
+	// SignOut records that the sign-in loginID ended, until its cookie
+	// expires, on every replica.
+	SignOut(ctx context.Context, loginID string, until time.Time) error
 }
 
 // WithRefreshLock takes l around every refresh of a stored session.

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
@@ -20,6 +21,15 @@ func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 	var idToken string
 	if sess, _, err := s.jar.Read(r.Cookies); err == nil {
 		idToken = sess.GetIdToken()
+		// Cookie mode: record the sign-out, so a copy of this cookie (another
+		// tab, a log, a thief) is refused from now on, on every replica.
+		if s.revocations != nil && sess.GetLoginId() != "" {
+			ctx, cancel := s.idpContext(ctx)
+			if err := s.revocations.SignOut(ctx, sess.GetLoginId(), time.Unix(sess.GetExpiresAt(), 0)); err != nil {
+				s.logger.Warn("sign-out not shared with other replicas", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
+			}
+			cancel()
+		}
 		// Revoke the refresh token first (RFC 7009), so a copied one dies
 		// with the session. A failure is logged and never blocks sign-out.
 		if rt := sess.GetRefreshToken(); rt != "" {

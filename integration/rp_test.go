@@ -158,3 +158,61 @@ func TestSigningKeyRotation(t *testing.T) {
 		t.Errorf("a bearer signed with the new key %s: %s", kid, describe(r))
 	}
 }
+
+// Sign-out ends the session on the server side in cookie mode too: a copy
+// of the cookie taken before /oauth2/sign_out (another tab, a proxy log, a
+// thief) is refused afterwards, in a single process without Redis and on a
+// second replica when redis_url is set.
+func TestSignOutEndsCopiesOfTheCookie(t *testing.T) {
+	t.Run("single process, no Redis", func(t *testing.T) {
+		st := startStack(t, stackOptions{})
+		b := newBrowser(t, "alice", "alice-password")
+		st.login(t, b, "/")
+		copied := cookieHeader(b, st.Front.URL)
+		if r := b.get(st.Front.URL + "/oauth2/sign_out"); r.StatusCode != http.StatusFound {
+			t.Fatalf("sign-out: %s", describe(r))
+		}
+		thief := newBrowser(t, "", "")
+		if r := thief.do(http.MethodGet, st.Front.URL+"/", http.Header{"Cookie": {copied}}); r.StatusCode != http.StatusFound || !strings.HasPrefix(r.Header.Get("Location"), st.IdP.Issuer) {
+			t.Fatalf("the copied cookie after sign-out: %s, want the login redirect", describe(r))
+		}
+		if r := thief.do(http.MethodGet, st.Front.URL+"/api/items", http.Header{"Cookie": {copied}, "Accept": {"application/json"}, "Authorization": nil}); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("the copied cookie on the API after sign-out: %s, want 401", describe(r))
+		}
+		waitFor(t, "the signed_out log line", func() bool { return strings.Contains(st.Server.Logs(), `"reason":"signed_out"`) })
+	})
+	t.Run("two replicas with redis_url", func(t *testing.T) {
+		rp := startReplicas(t, 2, nil)
+		a, b := rp.Stacks[0], rp.Stacks[1]
+		alice := newBrowser(t, "alice", "alice-password")
+		a.login(t, alice, "/")
+		if got := upstreamSaw(t, withCookie(t, alice, a.Front.URL, b.Front.URL+"/")); got.Headers["x-forwarded-user"] != "user-alice" {
+			t.Fatalf("the cookie on replica B before sign-out: user %q", got.Headers["x-forwarded-user"])
+		}
+		copied := cookieHeader(alice, a.Front.URL)
+		signedOut := time.Now()
+		if r := alice.get(a.Front.URL + "/oauth2/sign_out"); r.StatusCode != http.StatusFound {
+			t.Fatalf("sign-out on A: %s", describe(r))
+		}
+		// Within a second, B refuses the copy too.
+		for {
+			r := newBrowser(t, "", "").do(http.MethodGet, b.Front.URL+"/", http.Header{"Cookie": {copied}})
+			if r.StatusCode == http.StatusFound {
+				break
+			}
+			if time.Since(signedOut) > time.Second {
+				t.Fatalf("replica B still accepts the signed-out cookie after %s: %s", time.Since(signedOut), describe(r))
+			}
+			time.Sleep(20 * time.Millisecond) // polling to a deadline
+		}
+		// A replica that starts later loads the record from Redis.
+		cfg := baseConfig(rp.IdP.Issuer)
+		cfg["redis_url"] = "redis://" + rp.Redis.addr
+		c := startServer(t, cfg)
+		c.waitReady(t)
+		late := frontFor(t, c)
+		if r := newBrowser(t, "", "").do(http.MethodGet, late.Front.URL+"/", http.Header{"Cookie": {copied}}); r.StatusCode != http.StatusFound {
+			t.Fatalf("a replica started after the sign-out accepts the copy: %s", describe(r))
+		}
+	})
+}

@@ -3,7 +3,9 @@
 // the logout token, refuses replays and ends the sessions it names. In
 // redis mode the stored sessions are deleted; with cookie sessions the
 // logout is recorded (Revocations) and matching cookies are refused until
-// they would have expired.
+// they would have expired. Revocations also records sign-outs of cookie
+// sessions (by the sign-in's id), so a copy of a signed-out cookie is
+// refused too.
 package logout
 
 import (
@@ -109,11 +111,12 @@ const maxEntries = 100_000
 // sessions; it implements authz.Revocations. Entries expire when the
 // cookies they refuse would have.
 type Revocations struct {
-	n    atomic.Int64 // entries: with none (the usual case) Revoked takes no lock
-	mu   sync.RWMutex
-	sids map[string]time.Time // sid → until
-	subs map[string][2]int64  // sub → (logout time in Unix ms, until in Unix s)
-	now  func() time.Time
+	n      atomic.Int64 // entries: with none (the usual case) Revoked takes no lock
+	mu     sync.RWMutex
+	sids   map[string]time.Time // sid → until
+	subs   map[string][2]int64  // sub → (logout time in Unix ms, until in Unix s)
+	logins map[string]time.Time // login id → until (sign-outs)
+	now    func() time.Time
 }
 
 // NewRevocations returns an empty list.
@@ -121,7 +124,7 @@ func NewRevocations(now func() time.Time) *Revocations {
 	if now == nil {
 		now = time.Now
 	}
-	return &Revocations{sids: map[string]time.Time{}, subs: map[string][2]int64{}, now: now}
+	return &Revocations{sids: map[string]time.Time{}, subs: map[string][2]int64{}, logins: map[string]time.Time{}, now: now}
 }
 
 // Add records a logout: of IdP session sid, or of every session of sub
@@ -129,10 +132,8 @@ func NewRevocations(now func() time.Time) *Revocations {
 func (r *Revocations) Add(sid, sub string, at, until time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.sids)+len(r.subs) >= maxEntries {
-		r.purge()
-	}
-	defer func() { r.n.Store(int64(len(r.sids) + len(r.subs))) }()
+	r.makeRoom()
+	defer r.count()
 	if sid != "" {
 		r.sids[sid] = until
 		return
@@ -142,8 +143,48 @@ func (r *Revocations) Add(sid, sub string, at, until time.Time) {
 	}
 }
 
+// AddLogin records a sign-out: the sign-in loginID is over until `until`
+// (when its cookie would expire anyway).
+func (r *Revocations) AddLogin(loginID string, until time.Time) {
+	if loginID == "" {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.makeRoom()
+	defer r.count()
+	r.logins[loginID] = until
+}
+
+// SignedOut reports whether a sign-out ended the sign-in loginID.
+func (r *Revocations) SignedOut(loginID string) bool {
+	if r.n.Load() == 0 || loginID == "" {
+		return false
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	until, ok := r.logins[loginID]
+	return ok && until.After(r.now())
+}
+
+func (r *Revocations) count() { r.n.Store(int64(len(r.sids) + len(r.subs) + len(r.logins))) }
+
+// makeRoom drops expired entries once the list is full; entries still in
+// force are kept (a full list of live ones grows past maxEntries rather
+// than forget a logout).
+func (r *Revocations) makeRoom() {
+	if len(r.sids)+len(r.subs)+len(r.logins) >= maxEntries {
+		r.purge()
+	}
+}
+
 func (r *Revocations) purge() {
 	now := r.now()
+	for k, until := range r.logins {
+		if !until.After(now) {
+			delete(r.logins, k)
+		}
+	}
 	for k, until := range r.sids {
 		if !until.After(now) {
 			delete(r.sids, k)

@@ -2,6 +2,7 @@ package logout
 
 import (
 	"context"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -63,5 +64,34 @@ func TestReplays(t *testing.T) {
 	}
 	if ok, _ := g.FirstUse(ctx, "jti-2", c.Now().Add(time.Minute)); !ok {
 		t.Fatal("another jti refused")
+	}
+}
+
+// Sign-outs are recorded by login id until the cookie would expire, and
+// make room when the list is full.
+func TestSignedOutLogins(t *testing.T) {
+	c := &clock{now: time.Unix(1_800_000_000, 0)}
+	r := NewRevocations(c.Now)
+	if r.SignedOut("login-1") || r.SignedOut("") {
+		t.Fatal("empty list reports a sign-out")
+	}
+	r.AddLogin("login-1", c.Now().Add(time.Hour))
+	r.AddLogin("", c.Now().Add(time.Hour)) // old cookies have no id: nothing recorded
+	if !r.SignedOut("login-1") || r.SignedOut("login-2") || r.SignedOut("") {
+		t.Fatal("sign-out of login-1 not recorded exactly")
+	}
+	if r.Revoked("", "", 0) {
+		t.Fatal("a sign-out revoked other sessions")
+	}
+	c.Add(time.Hour)
+	if r.SignedOut("login-1") {
+		t.Fatal("a record outlived the cookie it refuses")
+	}
+	for i := range maxEntries {
+		r.AddLogin(strconv.Itoa(i), c.Now().Add(-time.Second))
+	}
+	r.AddLogin("fresh", c.Now().Add(time.Hour))
+	if n := len(r.logins); n > 2 {
+		t.Fatalf("%d entries kept after expired ones were purged", n)
 	}
 }

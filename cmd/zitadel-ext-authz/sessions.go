@@ -70,7 +70,7 @@ func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) 
 			s.jarOpts = append(s.jarOpts, session.WithCache(cache))
 		}
 		s.revoked = logout.NewRevocations(nil)
-		s.authzOpts = append(s.authzOpts, authz.WithRevocations(s.revoked))
+		s.authzOpts = append(s.authzOpts, authz.WithRevocations(revocations{s.revoked, s.redis}))
 		s.ender = enderFunc(func(ctx context.Context, sid, sub string) error {
 			now := time.Now()
 			until := now.Add(cfg.Cookie.Expire)
@@ -82,6 +82,21 @@ func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) 
 		})
 	}
 	return s, nil
+}
+
+// revocations records sign-outs of cookie sessions in this process and,
+// with Redis, for every replica.
+type revocations struct {
+	*logout.Revocations
+	redis *redisstore.Store // nil without Redis
+}
+
+func (r revocations) SignOut(ctx context.Context, loginID string, until time.Time) error {
+	r.AddLogin(loginID, until)
+	if r.redis != nil {
+		return r.redis.RevokeLogin(ctx, loginID, until)
+	}
+	return nil
 }
 
 type enderFunc func(ctx context.Context, sid, sub string) error
@@ -104,17 +119,26 @@ func (s *sessions) run(ctx context.Context, jar *session.Jar, logger *slog.Logge
 			logger.Warn("recorded back-channel logouts not loaded", "reason", "redis_unavailable", "error", err.Error())
 		}
 		for _, r := range list {
-			s.revoked.Add(r.SID, r.Sub, r.At, r.Until)
+			s.addRevocation(r)
 		}
 	}
 	return s.redis.Subscribe(ctx, redisstore.Events{
 		Invalidate: jar.Invalidate,
 		Revoked: func(r redisstore.Revocation) {
 			if s.revoked != nil {
-				s.revoked.Add(r.SID, r.Sub, r.At, r.Until)
+				s.addRevocation(r)
 			}
 		},
 	})
+}
+
+// addRevocation records what another replica announced.
+func (s *sessions) addRevocation(r redisstore.Revocation) {
+	if r.Login != "" {
+		s.revoked.AddLogin(r.Login, r.Until)
+		return
+	}
+	s.revoked.Add(r.SID, r.Sub, r.At, r.Until)
 }
 
 // ready reports Redis for /readyz.

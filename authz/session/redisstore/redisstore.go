@@ -183,6 +183,16 @@ func (s *Store) Revoke(ctx context.Context, sid, sub string, at, until time.Time
 	if sid == "" {
 		field = "sub:" + sub
 	}
+	return s.revoke(ctx, field, at, until)
+}
+
+// RevokeLogin records the sign-out of one cookie session (by its login id)
+// until `until`, and tells every replica.
+func (s *Store) RevokeLogin(ctx context.Context, loginID string, until time.Time) error {
+	return s.revoke(ctx, "login:"+loginID, time.Now(), until)
+}
+
+func (s *Store) revoke(ctx context.Context, field string, at, until time.Time) error {
 	ttl := max(time.Until(until), time.Second)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, keyRevoked+field, at.UnixMilli(), ttl)
@@ -192,10 +202,11 @@ func (s *Store) Revoke(ctx context.Context, sid, sub string, at, until time.Time
 	return err
 }
 
-// Revocation is one recorded back-channel logout.
+// Revocation is one recorded back-channel logout (SID or Sub) or sign-out
+// (Login).
 type Revocation struct {
-	SID, Sub  string
-	At, Until time.Time
+	SID, Sub, Login string
+	At, Until       time.Time
 }
 
 // Revocations lists the logouts recorded so far (a replica starting up
@@ -220,7 +231,7 @@ func (s *Store) Revocations(ctx context.Context) ([]Revocation, error) {
 	return out, iter.Err()
 }
 
-// parseRevocation reads a field ("sid:…" or "sub:…"), the logout time in
+// parseRevocation reads a field ("sid:…", "sub:…" or "login:…"), the logout time in
 // Unix milliseconds and the end of the record in Unix seconds.
 func parseRevocation(field string, at, until int64) (Revocation, bool) {
 	kind, value, ok := strings.Cut(field, ":")
@@ -233,6 +244,8 @@ func parseRevocation(field string, at, until int64) (Revocation, bool) {
 		r.SID = value
 	case "sub":
 		r.Sub = value
+	case "login":
+		r.Login = value
 	default:
 		return Revocation{}, false
 	}
