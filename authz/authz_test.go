@@ -112,7 +112,7 @@ func envoyRequest(method, path string, headers map[string]string) *authv3.CheckR
 
 func sessionCookie(t testing.TB, jar *session.Jar, s *sessionpb.Session) string {
 	t.Helper()
-	cookies, err := jar.Write(s, "app.example.com", nil)
+	cookies, err := jar.Save(t.Context(), s, "app.example.com", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

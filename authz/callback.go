@@ -6,16 +6,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/internal/deadline"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
-
-// deadlineMargin is kept free before Envoy's deadline so our answer arrives
-// before Envoy gives up on the Check.
-const deadlineMargin = 50 * time.Millisecond
 
 // callback finishes a login: it checks the state cookie, exchanges the code,
 // verifies the ID token, applies the policy, and redirects to the original
@@ -98,7 +94,7 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	if !tokens.Expiry.IsZero() {
 		sess.AccessTokenExpiresAt = tokens.Expiry.Unix()
 	}
-	cookies, err := s.jar.Write(sess, r.Host, r.Cookies)
+	cookies, err := s.jar.Save(ctx, sess, r.Host, r.Cookies)
 	if errors.Is(err, session.ErrStoreUnavailable) {
 		s.logger.Warn("session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
 		return storeUnavailable()
@@ -120,11 +116,7 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 // idpContext bounds an IdP call by idp_timeout and by the Check's own
 // deadline, less a margin, so we answer before Envoy times out.
 func (s *Server) idpContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	timeout := s.conf().IDPTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl)-deadlineMargin)
-	}
-	return context.WithTimeout(ctx, max(timeout, time.Millisecond))
+	return deadline.Within(ctx, s.conf().IDPTimeout)
 }
 
 // firstValue is the first value of a query parameter ("" when absent).

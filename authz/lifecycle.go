@@ -44,17 +44,17 @@ func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Se
 	// cookie lived on (cookie mode; redis mode deletes the session).
 	if s.revocations != nil {
 		if s.revocations.SignedOut(sess.GetLoginId()) {
-			return s.sessionOver(r, "signed_out")
+			return s.sessionOver(ctx, r, "signed_out")
 		}
 		if s.revocations.Revoked(sess.GetSessionId(), sess.GetSubject(), createdAtMillis(sess)) {
-			return s.sessionOver(r, "logged_out")
+			return s.sessionOver(ctx, r, "logged_out")
 		}
 	}
 	// Unused for longer than session_idle_timeout: the session is over.
 	idle := s.conf().IdleTimeout
 	seen := lastSeen(sess)
 	if idle > 0 && !seen.IsZero() && now.Sub(seen) > idle {
-		return s.sessionOver(r, "idle_timeout")
+		return s.sessionOver(ctx, r, "idle_timeout")
 	}
 	renewed := stale
 	if s.refreshDue(sess, now) {
@@ -87,7 +87,7 @@ func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Se
 	}
 	d := withSubject(s.allow(r, sess), sess.GetSubject())
 	if renewed {
-		cookies, err := s.jar.Write(sess, r.Host, r.Cookies)
+		cookies, err := s.jar.Save(ctx, sess, r.Host, r.Cookies)
 		if err != nil {
 			s.logger.Error("renewed session not written", "request_id", r.ID, "reason", "session_cookie", "error", err.Error())
 			return d
@@ -142,12 +142,12 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 			return nil, false, storeUnavailable()
 		}
 		defer unlock()
-		stored, err := s.jar.ReadFresh(r.Cookies)
+		stored, err := s.jar.LoadFresh(ctx, r.Cookies)
 		switch {
 		case errors.Is(err, session.ErrStoreUnavailable):
 			return nil, false, storeUnavailable()
 		case err != nil:
-			return nil, false, s.sessionOver(r, "logged_out")
+			return nil, false, s.sessionOver(ctx, r, "logged_out")
 		case stored.GetRefreshToken() != sess.GetRefreshToken():
 			return stored, true, nil
 		}
@@ -169,11 +169,11 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 		// invalid_grant (revoked, expired, reused refresh token) or an
 		// invalid refreshed ID token: the session is over.
 		s.logger.Info("refresh rejected; session over", "request_id", r.ID, "reason", "refresh_rejected", "sub", sess.GetSubject())
-		return nil, false, s.sessionOver(r, "refresh_rejected")
+		return nil, false, s.sessionOver(ctx, r, "refresh_rejected")
 	}
 	if tokens.IDToken != "" && tokens.Identity.Subject != sess.GetSubject() {
 		s.logger.Warn("refreshed ID token is for another subject; session over", "request_id", r.ID, "reason", "subject_changed")
-		return nil, false, s.sessionOver(r, "subject_changed")
+		return nil, false, s.sessionOver(ctx, r, "subject_changed")
 	}
 	fresh = proto.CloneOf(sess)
 	fresh.AccessToken = tokens.AccessToken
@@ -201,7 +201,7 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 	// Under the lock, the refreshed session must be stored before the lock
 	// goes: the next holder re-reads it and must not find the spent token.
 	if locked {
-		if _, err := s.jar.Write(fresh, r.Host, r.Cookies); err != nil {
+		if _, err := s.jar.Save(ctx, fresh, r.Host, r.Cookies); err != nil {
 			s.logger.Warn("refreshed session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
 			return fresh, false, nil
 		}
@@ -212,10 +212,10 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 
 // sessionOver ends a session: API callers get 401, browsers the login
 // redirect (or sign-in page); both with the session cookies cleared.
-func (s *Server) sessionOver(r *Request, reason string) *Decision {
+func (s *Server) sessionOver(ctx context.Context, r *Request, reason string) *Decision {
 	d := s.unauthenticated(r)
 	d.Reason = reason
-	clear := s.jar.Clear(r.Host, r.Cookies)
+	clear := s.jar.End(ctx, r.Host, r.Cookies)
 	headers := make([]Header, 0, len(d.Headers)+len(clear))
 	headers = append(headers, d.Headers...)
 	for _, c := range clear {

@@ -74,7 +74,7 @@ func TestRefreshStoresBeforeUnlock(t *testing.T) {
 	}
 	sess := alice()
 	sess.RefreshToken = "rt1"
-	set, err := jar.Write(sess, "app.example.com", nil)
+	set, err := jar.Save(t.Context(), sess, "app.example.com", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestRefreshStoresBeforeUnlock(t *testing.T) {
 	if got != "lock, idp refresh, save, unlock" {
 		t.Fatalf("order: %s; the refreshed session must be stored once, before unlock", got)
 	}
-	stored, _, err := jar.Read(map[string]string{p.Name: p.Value})
+	stored, _, err := jar.Load(t.Context(), map[string]string{p.Name: p.Value})
 	if err != nil || stored.GetRefreshToken() != "rt2" {
 		t.Errorf("stored refresh token %q, %v; want rt2", stored.GetRefreshToken(), err)
 	}

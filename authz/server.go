@@ -216,7 +216,7 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	case pathSignOut:
 		return s.signOut(ctx, r)
 	case pathUserinfo:
-		return s.userinfo(r)
+		return s.userinfo(ctx, r)
 	}
 	if s.skipAuth(r) {
 		return s.allowAnonymous(r, "skip_auth_route")
@@ -233,7 +233,7 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	if rp.auth == "bearer-only" {
 		return &Decision{Status: http.StatusUnauthorized, Reason: "no_bearer", Headers: []Header{{"www-authenticate", "Bearer"}, {"cache-control", "no-store"}}}
 	}
-	sess, stale, err := s.jar.Read(r.Cookies)
+	sess, stale, err := s.jar.Load(ctx, r.Cookies)
 	if errors.Is(err, session.ErrStoreUnavailable) {
 		// Logged once, as the 503 decision; the store logs no line per request.
 		return storeUnavailable()

@@ -19,7 +19,7 @@ func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 		after = r.Scheme + "://" + r.Host + "/"
 	}
 	var idToken string
-	if sess, _, err := s.jar.Read(r.Cookies); err == nil {
+	if sess, _, err := s.jar.Load(ctx, r.Cookies); err == nil {
 		idToken = sess.GetIdToken()
 		// Cookie mode: record the sign-out, so a copy of this cookie (another
 		// tab, a log, a thief) is refused from now on, on every replica.
@@ -40,7 +40,7 @@ func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 			cancel()
 		}
 	}
-	cookies := s.jar.Clear(r.Host, r.Cookies)
+	cookies := s.jar.End(ctx, r.Host, r.Cookies)
 	target, err := s.idp.EndSessionURL(idToken, after, "")
 	switch {
 	case errors.Is(err, oidcflow.ErrNoEndSession):

@@ -1,14 +1,15 @@
 package authz
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 )
 
 // userinfo is /oauth2/userinfo: the session's identity as JSON in a local
 // reply with status 200, or 401 without a valid session.
-func (s *Server) userinfo(r *Request) *Decision {
-	sess, _, err := s.jar.Read(r.Cookies)
+func (s *Server) userinfo(ctx context.Context, r *Request) *Decision {
+	sess, _, err := s.jar.Load(ctx, r.Cookies)
 	if err != nil {
 		return &Decision{Status: http.StatusUnauthorized, Reason: "no_session", Headers: []Header{{"www-authenticate", "Bearer"}, {"cache-control", "no-store"}}}
 	}

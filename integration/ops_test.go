@@ -79,7 +79,7 @@ func TestLogsCarryDecisionsButNoSecrets(t *testing.T) {
 	}
 	key, _ := session.DecodeSecret(testCookieSecret)
 	codec, _ := session.NewCodec(key)
-	sess, _, err := session.NewJar(codec, session.Options{}).Read(cookies)
+	sess, _, err := session.NewJar(codec, session.Options{}).Load(t.Context(), cookies)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,11 +15,9 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/client/rs"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
-)
 
-// deadlineMargin is kept free before the caller's deadline, so the Denied
-// answer reaches Envoy before it gives up.
-const deadlineMargin = 50 * time.Millisecond
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/internal/deadline"
+)
 
 // Bearer is an API caller authenticated by an access token.
 type Bearer struct {
@@ -70,8 +68,6 @@ type BearerConfig struct {
 	// its exp); NegativeTTL is how long a rejected one is remembered.
 	PositiveTTL time.Duration
 	NegativeTTL time.Duration
-	// CallTimeout bounds one shared introspection call.
-	CallTimeout time.Duration
 }
 
 // KeyFile is a ZITADEL application key (the downloaded JSON).
@@ -113,10 +109,10 @@ func (p *Provider) Authenticate(ctx context.Context, token string) (*Bearer, err
 		}
 		p.observe("token_cache", "miss", 0)
 	}
-	ch := p.flights.DoChan(key, func() (any, error) {
-		// Detached from the first caller, so its leaving doesn't fail the rest.
-		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.bearerCfg.CallTimeout)
-		defer cancel()
+	// Answer before the caller's (Envoy's) deadline, keeping a margin.
+	ctx, cancel := deadline.Within(ctx, 0)
+	defer cancel()
+	v, _, err := p.sharedCall(ctx, "authenticate", key, func(callCtx context.Context) (any, error) {
 		e := p.verifyBearer(callCtx, token)
 		if e != nil {
 			p.remember(key, token, e)
@@ -129,23 +125,10 @@ func (p *Provider) Authenticate(ctx context.Context, token string) (*Bearer, err
 		}
 		return e, nil
 	})
-	// Answer before the caller's (Envoy's) deadline, keeping a margin. A
-	// separate variable: the flight above holds ctx.
-	wait := ctx
-	if dl, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		wait, cancel = context.WithDeadline(ctx, dl.Add(-deadlineMargin))
-		defer cancel()
+	if err != nil {
+		return nil, err
 	}
-	select {
-	case <-wait.Done():
-		return nil, fmt.Errorf("authenticate: %w: %w", ErrIdPUnavailable, wait.Err())
-	case r := <-ch:
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*TokenEntry).result()
-	}
+	return v.(*TokenEntry).result()
 }
 
 func (e *TokenEntry) result() (*Bearer, error) {

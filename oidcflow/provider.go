@@ -30,6 +30,10 @@ type Config struct {
 	UserIDClaim  string   // user_id_claim, default sub
 	EmailClaim   string   // oidc_email_claim, default email
 	GroupsClaim  string   // oidc_groups_claim, default groups
+	// CallTimeout (idp_timeout) bounds an IdP call shared by concurrent
+	// Checks (refresh, introspection), which runs detached from any one of
+	// them; default 5 s. Each Check still waits only until its own deadline.
+	CallTimeout time.Duration
 }
 
 // allowedAlgs are the ID token signature algorithms we ever accept: the
@@ -138,8 +142,8 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 	if p.bearerCfg.NegativeTTL <= 0 {
 		p.bearerCfg.NegativeTTL = 10 * time.Second
 	}
-	if p.bearerCfg.CallTimeout <= 0 {
-		p.bearerCfg.CallTimeout = 5 * time.Second
+	if p.cfg.CallTimeout <= 0 {
+		p.cfg.CallTimeout = 5 * time.Second
 	}
 	return p, nil
 }

@@ -54,7 +54,7 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Tokens, e
 			return e.Tokens, nil
 		}
 	}
-	ch := p.flights.DoChan(key, func() (any, error) {
+	v, shared, err := p.sharedCall(ctx, "refresh", key, func(callCtx context.Context) (any, error) {
 		// A flight that finished between our Get and this one stored its
 		// result before releasing the key: use it, never the dead token.
 		if p.refreshes != nil {
@@ -63,8 +63,6 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Tokens, e
 				return e.Tokens, nil
 			}
 		}
-		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.bearerCfg.CallTimeout)
-		defer cancel()
 		start := time.Now()
 		t, err := p.refresh(callCtx, refreshToken)
 		p.observe("refresh", outcomeOf(err), time.Since(start))
@@ -77,18 +75,13 @@ func (p *Provider) Refresh(ctx context.Context, refreshToken string) (*Tokens, e
 		}
 		return t, nil
 	})
-	select {
-	case <-ctx.Done():
-		return nil, fmt.Errorf("refresh: %w: %w", ErrIdPUnavailable, ctx.Err())
-	case r := <-ch:
-		if r.Shared {
-			p.observe("refresh", "shared", 0)
-		}
-		if r.Err != nil {
-			return nil, r.Err
-		}
-		return r.Val.(*Tokens), nil
+	if shared {
+		p.observe("refresh", "shared", 0)
 	}
+	if err != nil {
+		return nil, err
+	}
+	return v.(*Tokens), nil
 }
 
 func outcomeOf(err error) string {

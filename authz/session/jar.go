@@ -1,6 +1,7 @@
 package session
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -171,17 +172,19 @@ func (j *Jar) HasSession(cookies map[string]string) bool {
 	return ok
 }
 
-// Read returns the session carried by cookies, or ErrNoSession. stale is
-// true when an older cookie secret opened it: the caller should re-issue
-// the cookie (Write) so it moves to the current secret. Stale sessions are
-// not cached. The returned session is shared: Clone it before changing it.
-func (j *Jar) Read(cookies map[string]string) (s *sessionpb.Session, stale bool, err error) {
+// Load returns the session carried by cookies, or ErrNoSession: decoded
+// from the cookie, or in redis mode read from the store within ctx (a
+// store failure is ErrStoreUnavailable). stale is true when an older cookie
+// secret opened it: the caller should re-issue the cookie (Save) so it
+// moves to the current secret. Stale sessions are not cached. The returned
+// session is shared: Clone it before changing it.
+func (j *Jar) Load(ctx context.Context, cookies map[string]string) (s *sessionpb.Session, stale bool, err error) {
 	value, ok := j.sessionValue(cookies)
 	if !ok || len(value) > MaxChunks*maxCookieBytes {
 		return nil, false, ErrNoSession
 	}
 	if j.store != nil {
-		return j.readTicket(value, true)
+		return j.loadTicket(ctx, value, true)
 	}
 	now := j.now()
 	var key string
@@ -236,13 +239,14 @@ func (j *Jar) remember(key, value string, s *sessionpb.Session, now time.Time) {
 	j.cache.SetWithTTL(key, s, int64(proto.Size(s)+len(key)+64), ttl)
 }
 
-// Write encodes s into Set-Cookie values for host: one cookie, or NAME_0…n
-// chunks when one would pass the browser limit. Cookies of a previous
-// encoding that the new one does not overwrite are expired. The written value
-// is cached, so the next Check with it is a cache hit.
-func (j *Jar) Write(s *sessionpb.Session, host string, cookies map[string]string) ([]string, error) {
+// Save encodes s into Set-Cookie values for host: one cookie, or NAME_0…n
+// chunks when one would pass the browser limit; in redis mode it writes s
+// to the store within ctx and the cookie carries a ticket. Cookies of a
+// previous encoding that the new one does not overwrite are expired. The
+// written value is cached, so the next Check with it is a cache hit.
+func (j *Jar) Save(ctx context.Context, s *sessionpb.Session, host string, cookies map[string]string) ([]string, error) {
 	if j.store != nil {
-		return j.writeTicket(s, host, cookies)
+		return j.saveTicket(ctx, s, host, cookies)
 	}
 	value, err := j.codec.Load().Seal(j.opts.Name, PurposeSession, s)
 	if err != nil {
@@ -261,7 +265,7 @@ func (j *Jar) setCookies(value string, expiresAt int64, host string, cookies map
 	now := j.now()
 	maxAge := int(time.Unix(expiresAt, 0).Sub(now) / time.Second)
 	if maxAge <= 0 {
-		return j.Clear(host, cookies), nil
+		return j.ClearCookies(host, cookies), nil
 	}
 	domain := j.domainFor(host)
 	var out []string
@@ -301,12 +305,19 @@ func (j *Jar) setCookies(value string, expiresAt int64, host string, cookies map
 // server-side behind a small ticket cookie.
 var ErrTooLarge = errors.New("session too large for browser cookies behind Envoy")
 
-// Clear returns Set-Cookie values that expire the session cookie and every
-// chunk the request carries.
-func (j *Jar) Clear(host string, cookies map[string]string) []string {
+// End ends the session the cookies carry: in redis mode it deletes the
+// stored session within ctx (best effort: the cookies are cleared either
+// way), and it returns ClearCookies.
+func (j *Jar) End(ctx context.Context, host string, cookies map[string]string) []string {
 	if j.store != nil {
-		j.deleteTicket(cookies)
+		j.deleteTicket(ctx, cookies)
 	}
+	return j.ClearCookies(host, cookies)
+}
+
+// ClearCookies returns Set-Cookie values that expire the session cookie and
+// every chunk the request carries. No I/O.
+func (j *Jar) ClearCookies(host string, cookies map[string]string) []string {
 	domain := j.domainFor(host)
 	out := []string{j.cookie(j.opts.Name, "", domain, -1, j.opts.SameSite)}
 	for i := range MaxChunks {

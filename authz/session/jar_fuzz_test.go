@@ -20,7 +20,7 @@ func fuzzJar(f *testing.F, chunked bool) (*Jar, *sessionpb.Session, map[string]s
 	if chunked {
 		s.IdToken = strings.Repeat("x", 9000)
 	}
-	set, err := j.Write(s, "app.example.com", nil)
+	set, err := j.Save(f.Context(), s, "app.example.com", nil)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -44,7 +44,7 @@ func FuzzJarRead(f *testing.F) {
 	f.Add("_oauth2_proxy", "", "_oauth2_proxy_0", "AAAA", "_oauth2_proxy_5", "x")
 	f.Fuzz(func(t *testing.T, n0, v0, n1, v1, n2, v2 string) {
 		cookies := map[string]string{n0: v0, n1: v1, n2: v2}
-		s, _, err := j.Read(cookies)
+		s, _, err := j.Load(t.Context(), cookies)
 		if err != nil {
 			return
 		}

@@ -54,7 +54,7 @@ func TestJarSessionRoundTripAndChunks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("a", tc.tokenBytes), CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}
 			cookies := map[string]string{}
-			sc, err := j.Write(s, "app.example.com", cookies)
+			sc, err := j.Save(t.Context(), s, "app.example.com", cookies)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +64,7 @@ func TestJarSessionRoundTripAndChunks(t *testing.T) {
 			if single == tc.wantChunks || chunk0 != tc.wantChunks {
 				t.Fatalf("Write: cookies %v, want chunks=%v", keys(cookies), tc.wantChunks)
 			}
-			got, _, err := j.Read(cookies)
+			got, _, err := j.Load(t.Context(), cookies)
 			if err != nil || got.GetAccessToken() != s.GetAccessToken() {
 				t.Fatalf("Read: got %v, want the written session", err)
 			}
@@ -77,18 +77,18 @@ func TestJarStaleChunksCleared(t *testing.T) {
 	j := newTestJar(t, Options{}, clk)
 	cookies := map[string]string{}
 	big := &sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("a", 12000), ExpiresAt: t0.Add(time.Hour).Unix()}
-	sc, _ := j.Write(big, "h", cookies)
+	sc, _ := j.Save(t.Context(), big, "h", cookies)
 	browser(t, cookies, sc)
 	if _, ok := cookies["_oauth2_proxy_3"]; !ok {
 		t.Fatalf("want 4 chunks, got %v", keys(cookies))
 	}
 	small := &sessionpb.Session{Subject: "id1", AccessToken: "short", ExpiresAt: t0.Add(time.Hour).Unix()}
-	sc, _ = j.Write(small, "h", cookies)
+	sc, _ = j.Save(t.Context(), small, "h", cookies)
 	browser(t, cookies, sc)
 	if len(cookies) != 1 || cookies["_oauth2_proxy"] == "" {
 		t.Fatalf("after a smaller session: cookies %v, want only _oauth2_proxy", keys(cookies))
 	}
-	got, _, err := j.Read(cookies)
+	got, _, err := j.Load(t.Context(), cookies)
 	if err != nil || got.GetAccessToken() != "short" {
 		t.Fatalf("Read: %v", err)
 	}
@@ -98,10 +98,10 @@ func TestJarRejectsBadSessions(t *testing.T) {
 	clk := &fakeClock{t0}
 	j := newTestJar(t, Options{}, clk)
 	good := map[string]string{}
-	sc, _ := j.Write(&sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", good)
+	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", good)
 	browser(t, good, sc)
 	big := map[string]string{}
-	sc, _ = j.Write(&sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("x", 9000), CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", big)
+	sc, _ = j.Save(t.Context(), &sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("x", 9000), CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", big)
 	browser(t, big, sc)
 	missingChunk := map[string]string{"_oauth2_proxy_0": big["_oauth2_proxy_0"], "_oauth2_proxy_2": big["_oauth2_proxy_2"]}
 
@@ -122,7 +122,7 @@ func TestJarRejectsBadSessions(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			clk.now = tc.at
-			if _, _, err := j.Read(tc.cookies); !errors.Is(err, ErrNoSession) {
+			if _, _, err := j.Load(t.Context(), tc.cookies); !errors.Is(err, ErrNoSession) {
 				t.Fatalf("Read(%s): got %v, want ErrNoSession", tc.name, err)
 			}
 		})
@@ -138,19 +138,19 @@ func TestJarCacheServesRepeatedReads(t *testing.T) {
 	clk := &fakeClock{t0}
 	j := newTestJar(t, Options{}, clk, WithCache(cache))
 	cookies := map[string]string{}
-	sc, _ := j.Write(&sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", cookies)
+	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", cookies)
 	browser(t, cookies, sc)
 	cache.Wait()
-	first, _, err := j.Read(cookies)
+	first, _, err := j.Load(t.Context(), cookies)
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, _, _ := j.Read(cookies)
+	second, _, _ := j.Load(t.Context(), cookies)
 	if first != second {
 		t.Fatal("Read twice: want the same cached *Session, got a fresh decode")
 	}
 	clk.now = t0.Add(2 * time.Hour)
-	if _, _, err := j.Read(cookies); !errors.Is(err, ErrNoSession) {
+	if _, _, err := j.Load(t.Context(), cookies); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("a cached session past its expiry: got %v, want ErrNoSession", err)
 	}
 }
@@ -207,7 +207,7 @@ func TestJarStateFlows(t *testing.T) {
 func TestJarCookieAttributes(t *testing.T) {
 	clk := &fakeClock{t0}
 	j := newTestJar(t, Options{Secure: true, HTTPOnly: true, SameSite: http.SameSiteStrictMode, Domains: []string{".example.com"}}, clk)
-	sc, _ := j.Write(&sessionpb.Session{Subject: "id1", ExpiresAt: t0.Add(time.Hour).Unix()}, "app.example.com:8443", map[string]string{})
+	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", ExpiresAt: t0.Add(time.Hour).Unix()}, "app.example.com:8443", map[string]string{})
 	c, _ := http.ParseSetCookie(sc[0])
 	if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Domain != "example.com" || c.Path != "/" || c.MaxAge != 3600 {
 		t.Fatalf("session cookie attributes: %q", sc[0])
@@ -241,7 +241,7 @@ func TestHostPrefixForcesSecureHostOnlyRootPath(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	j := NewJar(mustCodec(t, secretA), Options{Name: "__Host-session", Secure: false, Path: "/app", Domains: []string{".example.com"}}, WithClock(func() time.Time { return now }))
 	s := &sessionpb.Session{Subject: "u", CreatedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), IdToken: strings.Repeat("x", 6000)}
-	set, err := j.Write(s, "app.example.com", nil)
+	set, err := j.Save(t.Context(), s, "app.example.com", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

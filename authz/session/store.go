@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/internal/deadline"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
 
@@ -30,7 +31,8 @@ type Store interface {
 // session): the caller answers 503 instead of asking for a new login.
 var ErrStoreUnavailable = errors.New("session store unavailable")
 
-// storeTimeout bounds one store call made inside a Check.
+// storeTimeout bounds one store call; deadline.Within also keeps it inside
+// the caller's own deadline (Envoy's, for a Check) less a margin.
 const storeTimeout = 2 * time.Second
 
 // WithStore keeps sessions in st; l1 caches decoded sessions by ticket id
@@ -48,14 +50,14 @@ func (j *Jar) Invalidate(id string) {
 	}
 }
 
-// ReadFresh is Read past the L1 cache, straight from the store (after the
+// LoadFresh is Load past the L1 cache, straight from the store (after the
 // cross-replica refresh lock, to see another replica's refresh).
-func (j *Jar) ReadFresh(cookies map[string]string) (*sessionpb.Session, error) {
+func (j *Jar) LoadFresh(ctx context.Context, cookies map[string]string) (*sessionpb.Session, error) {
 	value, ok := j.sessionValue(cookies)
 	if !ok || j.store == nil {
 		return nil, ErrNoSession
 	}
-	s, _, err := j.readTicket(value, false)
+	s, _, err := j.loadTicket(ctx, value, false)
 	return s, err
 }
 
@@ -71,7 +73,7 @@ func (j *Jar) openTicket(value string) (*sessionpb.Ticket, int, error) {
 	return t, keyIndex, nil
 }
 
-func (j *Jar) readTicket(value string, useL1 bool) (*sessionpb.Session, bool, error) {
+func (j *Jar) loadTicket(ctx context.Context, value string, useL1 bool) (*sessionpb.Session, bool, error) {
 	t, keyIndex, err := j.openTicket(value)
 	if err != nil {
 		return nil, false, err
@@ -86,7 +88,7 @@ func (j *Jar) readTicket(value string, useL1 bool) (*sessionpb.Session, bool, er
 			return s, stale, nil
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := deadline.Within(ctx, storeTimeout)
 	defer cancel()
 	blob, err := j.store.Load(ctx, t.GetId())
 	if errors.Is(err, ErrNoSession) {
@@ -121,10 +123,10 @@ func (j *Jar) rememberStored(s *sessionpb.Session, now time.Time) {
 	}
 }
 
-// writeTicket stores s and returns its cookie. A session read from the
+// saveTicket stores s and returns its cookie. A session read from the
 // store keeps its ticket (the cookie doesn't change on a refresh); a new
 // one (a login) gets a new id and key.
-func (j *Jar) writeTicket(s *sessionpb.Session, host string, cookies map[string]string) ([]string, error) {
+func (j *Jar) saveTicket(ctx context.Context, s *sessionpb.Session, host string, cookies map[string]string) ([]string, error) {
 	var t *sessionpb.Ticket
 	if s.GetTicketId() != "" {
 		if value, ok := j.sessionValue(cookies); ok {
@@ -152,9 +154,9 @@ func (j *Jar) writeTicket(s *sessionpb.Session, host string, cookies map[string]
 	now := j.now()
 	ttl := time.Unix(s.GetExpiresAt(), 0).Sub(now)
 	if ttl <= 0 {
-		return j.Clear(host, cookies), nil
+		return j.End(ctx, host, cookies), nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := deadline.Within(ctx, storeTimeout)
 	defer cancel()
 	if err := j.store.Save(ctx, t.GetId(), []byte(blob), ttl, s.GetSessionId(), s.GetSubject()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
@@ -170,7 +172,7 @@ func (j *Jar) writeTicket(s *sessionpb.Session, host string, cookies map[string]
 
 // deleteTicket ends the stored session the cookies point to (sign-out,
 // a rejected refresh). Best effort: the cookie is cleared either way.
-func (j *Jar) deleteTicket(cookies map[string]string) {
+func (j *Jar) deleteTicket(ctx context.Context, cookies map[string]string) {
 	value, ok := j.sessionValue(cookies)
 	if !ok {
 		return
@@ -180,7 +182,7 @@ func (j *Jar) deleteTicket(cookies map[string]string) {
 		return
 	}
 	j.Invalidate(t.GetId())
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	ctx, cancel := deadline.Within(ctx, storeTimeout)
 	defer cancel()
 	_ = j.store.Delete(ctx, t.GetId())
 }

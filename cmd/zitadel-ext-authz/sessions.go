@@ -34,7 +34,12 @@ type sessions struct {
 func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) (*sessions, error) {
 	s := &sessions{}
 	if cfg.Redis != nil {
-		s.redis = redisstore.New(redis.NewUniversalClient(cfg.Redis), logger)
+		// go-redis ignores context deadlines unless told: without this a
+		// stalled Redis would hold a Check for its 3 s read timeout, past
+		// Envoy's deadline.
+		opts := *cfg.Redis
+		opts.ContextTimeoutEnabled = true
+		s.redis = redisstore.New(redis.NewUniversalClient(&opts), logger)
 		s.closers = append(s.closers, func() { s.redis.Close() })
 		s.replay = s.redis
 	} else {

@@ -22,6 +22,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/internal/deadline"
 )
 
 // Keys. The prefix keeps several deployments apart in one Redis.
@@ -132,7 +133,9 @@ func (s *Store) EndSessions(ctx context.Context, sid, sub string) (int, error) {
 }
 
 // Lock takes the lock name for all replicas (SET NX with an expiry, so a
-// crashed holder can't block forever), waiting until ctx ends.
+// crashed holder can't block forever), waiting until ctx ends. The returned
+// unlock runs within ctx too: a Redis gone meanwhile can't hold the answer
+// (the lock then expires by itself).
 func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 	b := make([]byte, 16)
 	rand.Read(b)
@@ -146,7 +149,7 @@ func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 			return nil, err
 		}
 		if ok {
-			return func() { s.unlock(key, token) }, nil
+			return func() { s.unlock(ctx, key, token) }, nil
 		}
 		if attempt == 0 {
 			s.logger.Debug("lock busy; waiting", "lock", strings.SplitN(name, ":", 2)[0])
@@ -162,8 +165,8 @@ func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 // unlockScript deletes the lock only if it is still ours.
 var unlockScript = redis.NewScript(`if redis.call("get", KEYS[1]) == ARGV[1] then return redis.call("del", KEYS[1]) else return 0 end`)
 
-func (s *Store) unlock(key, token string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+func (s *Store) unlock(ctx context.Context, key, token string) {
+	ctx, cancel := deadline.Within(ctx, 2*time.Second)
 	defer cancel()
 	if err := unlockScript.Run(ctx, s.rdb, []string{key}, token).Err(); err != nil {
 		s.logger.Warn("refresh lock not released; it expires by itself", "error", err.Error())

@@ -419,8 +419,8 @@ func (r *resolver) build() (*Config, error) {
 		IntrospectionClientSecret: r.str("introspection_client_secret"),
 		PositiveTTL:               r.duration("introspection_cache_ttl"),
 		NegativeTTL:               r.duration("introspection_negative_ttl"),
-		CallTimeout:               c.Authz.IDPTimeout,
 	}
+	c.OIDC.CallTimeout = c.Authz.IDPTimeout
 	if c.Bearer.IntrospectionClientID != "" && c.Bearer.IntrospectionClientSecret == "" {
 		r.fail("introspection_client_secret", "required with introspection_client_id (or use introspection_key_file)")
 	}
