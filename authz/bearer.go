@@ -2,8 +2,6 @@ package authz
 
 import (
 	"context"
-	"errors"
-	"net/http"
 	"strings"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
@@ -27,13 +25,6 @@ func bearerToken(r *Request) (string, bool) {
 	return tok, tok != ""
 }
 
-// invalidToken is the answer for a bad, expired or revoked bearer token
-// (RFC 6750 §3.1).
-var invalidToken = &Decision{Status: http.StatusUnauthorized, Reason: "invalid_token", Headers: []Header{
-	{"www-authenticate", `Bearer error="invalid_token"`},
-	{"cache-control", "no-store"},
-}}
-
 // bearer authenticates an API caller by its access token and authorizes it
 // exactly like a session. The caller's own authorization header goes
 // upstream unchanged.
@@ -41,31 +32,19 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 	// No timeout context here: a cache hit must not pay for a timer;
 	// Authenticate bounds the IdP call and keeps a margin before ctx's deadline.
 	b, err := s.bearerAuth.Authenticate(ctx, token)
-	switch {
-	case errors.Is(err, oidcflow.ErrInvalidToken):
-		return invalidToken
-	case err != nil:
-		d := &Decision{Status: http.StatusServiceUnavailable, Reason: "idp_unavailable", Headers: []Header{{"cache-control", "no-store"}, {"retry-after", "5"}}}
-		if errors.Is(err, context.DeadlineExceeded) {
-			d.Status, d.Reason = http.StatusGatewayTimeout, "idp_timeout"
-		}
-		return d
+	if err != nil {
+		return s.bearerFailure(err)
 	}
 	id := b.Identity
 	if reason := s.authorize(id.Email, id.EmailVerified, id.Groups); reason != "" {
-		return withSubject(bearerForbidden(reason), id.Subject)
+		return withSubject(insufficientScope(reason), id.Subject)
 	}
 	if reason := rp.check(id.Groups, b.Scopes); reason != "" {
-		return withSubject(bearerForbidden(reason), id.Subject)
+		return withSubject(insufficientScope(reason), id.Subject)
 	}
 	// The token came in a request header, so it is header-safe already;
 	// identity values were cleaned when the IdP's claims were read.
 	d := s.identity(r, identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups, accessToken: token})
 	d.Reason = "bearer_" + b.Via
 	return withSubject(d, id.Subject)
-}
-
-func bearerForbidden(reason string) *Decision {
-	challenge := `Bearer error="insufficient_scope"`
-	return &Decision{Status: http.StatusForbidden, Reason: reason, Headers: []Header{{"www-authenticate", challenge}, {"cache-control", "no-store"}}}
 }

@@ -25,34 +25,24 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	iss, hasIss := q["iss"]
 	if err := s.idp.CheckResponseIssuer(firstValue(iss), hasIss); err != nil {
 		s.logger.Warn("authorization response refused", "request_id", r.ID, "reason", "issuer_mismatch", "error", err.Error())
-		d := s.errorPage(http.StatusBadRequest, "issuer_mismatch", "Sign-in failed", "The sign-in response did not come from the expected identity provider. Start again.")
-		d.Body = render("error", pageData{Title: "Sign-in failed", Message: "The sign-in response did not come from the expected identity provider.", StartURL: pathStart})
-		if state != "" {
-			d.Headers = append(d.Headers, Header{"set-cookie", s.jar.ClearState(state, r.Host)})
-		}
-		return d
+		d := s.errorPage(http.StatusBadRequest, "issuer_mismatch", page{Title: "Sign-in failed", Message: "The sign-in response did not come from the expected identity provider.", Restart: true})
+		return s.clearingState(d, state, r)
 	}
 	// The IdP reported an error (the user cancelled, or the client is
 	// misconfigured).
 	if e := q.Get("error"); e != "" {
-		d := s.errorPage(http.StatusForbidden, "idp_error", "Sign-in failed", "The identity provider refused the sign-in.")
-		d.Body = render("error", pageData{Title: "Sign-in failed", Message: "The identity provider refused the sign-in.", Detail: e + ": " + q.Get("error_description"), StartURL: pathStart})
-		if state != "" {
-			d.Headers = append(d.Headers, Header{"set-cookie", s.jar.ClearState(state, r.Host)})
-		}
-		return d
+		d := s.errorPage(http.StatusForbidden, "idp_error", page{Title: "Sign-in failed", Message: "The identity provider refused the sign-in.", Detail: e + ": " + q.Get("error_description"), Restart: true})
+		return s.clearingState(d, state, r)
 	}
 	// No matching state cookie: forged, replayed, expired or from another
 	// browser.
 	ls, err := s.jar.ReadState(state, r.Cookies)
 	if err != nil {
-		d := s.errorPage(http.StatusForbidden, "bad_state", "Sign-in expired", "This sign-in link is no longer valid. Start again.")
-		d.Body = render("error", pageData{Title: "Sign-in expired", Message: "This sign-in link is no longer valid or was opened in another browser.", StartURL: pathStart})
-		return d
+		return s.errorPage(http.StatusForbidden, "bad_state", page{Title: "Sign-in expired", Message: "This sign-in link is no longer valid or was opened in another browser.", Restart: true})
 	}
 	code := q.Get("code")
 	if code == "" {
-		return s.errorPage(http.StatusBadRequest, "missing_code", "Sign-in failed", "The identity provider sent no authorization code.")
+		return s.errorPage(http.StatusBadRequest, "missing_code", page{Title: "Sign-in failed", Message: "The identity provider sent no authorization code."})
 	}
 	ctx, cancel := s.idpContext(ctx)
 	defer cancel()
@@ -60,16 +50,14 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	switch {
 	case errors.Is(err, oidcflow.ErrIdPUnavailable):
 		s.logger.Warn("code exchange failed", "request_id", r.ID, "reason", "idp_unavailable", "error", err.Error())
-		return s.idpUnavailable(err)
+		return s.unavailable(err, signInUnavailable)
 	case err != nil:
 		s.logger.Warn("code exchange failed", "request_id", r.ID, "reason", "login_rejected", "error", err.Error())
-		return s.errorPage(http.StatusForbidden, "login_rejected", "Sign-in failed", "The sign-in could not be completed. Start again.")
+		return s.errorPage(http.StatusForbidden, "login_rejected", page{Title: "Sign-in failed", Message: "The sign-in could not be completed. Start again."})
 	}
 	id := tokens.Identity
 	if reason := s.authorize(id.Email, id.EmailVerified, id.Groups); reason != "" {
-		d := withSubject(s.forbidden(reason), id.Subject)
-		d.Headers = append(d.Headers, Header{"set-cookie", s.jar.ClearState(state, r.Host)})
-		return d
+		return s.clearingState(withSubject(s.forbidden(reason), id.Subject), state, r)
 	}
 	now := s.now()
 	sess := &sessionpb.Session{
@@ -97,16 +85,16 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	cookies, err := s.jar.Save(ctx, sess, r.Host, r.Cookies)
 	if errors.Is(err, session.ErrStoreUnavailable) {
 		s.logger.Warn("session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
-		return storeUnavailable()
+		return s.storeUnavailable()
 	}
 	if errors.Is(err, session.ErrTooLarge) {
 		s.logger.Error("session not stored", "request_id", r.ID, "reason", "session_too_large", "sub", id.Subject,
 			"error", err.Error(), "fix", `set session_store_type = "redis" (a small ticket cookie), or ask the IdP for fewer claims (scope, roles)`)
-		return s.errorPage(http.StatusInternalServerError, "session_too_large", "Sign-in failed",
-			"Your sign-in is too large to keep in browser cookies (too many roles or claims). Please tell the administrator: the server log says how to fix it.")
+		return s.errorPage(http.StatusInternalServerError, "session_too_large", page{Title: "Sign-in failed",
+			Message: "Your sign-in is too large to keep in browser cookies (too many roles or claims). Please tell the administrator: the server log says how to fix it."})
 	}
 	if err != nil {
-		return s.errorPage(http.StatusInternalServerError, "session_cookie", "Sign-in failed", "The session could not be stored.")
+		return s.errorPage(http.StatusInternalServerError, "session_cookie", page{Title: "Sign-in failed", Message: "The session could not be stored."})
 	}
 	cookies = append(cookies, s.jar.ClearState(state, r.Host))
 	s.logger.Info("login completed", "request_id", r.ID, "sub", id.Subject)
@@ -117,6 +105,14 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 // deadline, less a margin, so we answer before Envoy times out.
 func (s *Server) idpContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return deadline.Within(ctx, s.conf().IDPTimeout)
+}
+
+// clearingState clears the state cookie of a failed callback.
+func (s *Server) clearingState(d *Decision, state string, r *Request) *Decision {
+	if state == "" {
+		return d
+	}
+	return withCookies(d, s.jar.ClearState(state, r.Host))
 }
 
 // firstValue is the first value of a query parameter ("" when absent).

@@ -58,14 +58,14 @@ func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Se
 	}
 	renewed := stale
 	if s.refreshDue(sess, now) {
-		fresh, saved, d := s.refresh(ctx, r, sess)
-		if d != nil {
-			return d
+		res := s.refresh(ctx, r, sess)
+		if res.answer != nil {
+			return res.answer
 		}
-		if fresh != nil {
+		if res.fresh != nil {
 			// A stored session the refresh already saved keeps its cookie:
 			// write again only for a stale cookie secret.
-			sess, renewed = fresh, renewed || !saved
+			sess, renewed = res.fresh, renewed || !res.saved
 		}
 	}
 	// Access token expired and no way to refresh it: log in again.
@@ -120,11 +120,20 @@ func (s *Server) refreshDue(sess *sessionpb.Session, now time.Time) bool {
 	return false
 }
 
-// refresh renews the session's tokens. It returns the renewed session
-// (saved when it is already in the session store), or nothing to go on with
-// the old one (IdP down, access token still valid), or a decision that ends
-// the request.
-func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Session) (fresh *sessionpb.Session, saved bool, d *Decision) {
+// refreshed is what a refresh came to: a renewed session (saved when it is
+// already in the session store), or nothing, to go on with the old one (IdP
+// down, access token still valid), or an answer that ends the request.
+type refreshed struct {
+	fresh  *sessionpb.Session
+	saved  bool
+	answer *Decision
+}
+
+// keepOld goes on with the session as it is.
+var keepOld = refreshed{}
+
+// refresh renews the session's tokens.
+func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Session) refreshed {
 	ctx, cancel := s.idpContext(ctx)
 	defer cancel()
 	// A stored session shared by replicas: refresh under the session's lock,
@@ -137,19 +146,19 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 		if err != nil {
 			s.logger.Warn("refresh lock not taken", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
 			if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > s.now().Unix() {
-				return nil, false, nil
+				return keepOld
 			}
-			return nil, false, storeUnavailable()
+			return refreshed{answer: s.storeUnavailable()}
 		}
 		defer unlock()
 		stored, err := s.jar.LoadFresh(ctx, r.Cookies)
 		switch {
 		case errors.Is(err, session.ErrStoreUnavailable):
-			return nil, false, storeUnavailable()
+			return refreshed{answer: s.storeUnavailable()}
 		case err != nil:
-			return nil, false, s.sessionOver(ctx, r, "logged_out")
+			return refreshed{answer: s.sessionOver(ctx, r, "logged_out")}
 		case stored.GetRefreshToken() != sess.GetRefreshToken():
-			return stored, true, nil
+			return refreshed{fresh: stored, saved: true}
 		}
 	}
 	tokens, err := s.idp.Refresh(ctx, sess.GetRefreshToken())
@@ -158,24 +167,22 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 	case errors.Is(err, oidcflow.ErrIdPUnavailable):
 		if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > now.Unix() {
 			s.logger.Warn("refresh postponed", "request_id", r.ID, "reason", "idp_unavailable")
-			return nil, false, nil
+			return keepOld
 		}
 		// Expired and the IdP is away: keep the cookie, the user recovers
 		// when the IdP is back.
-		d := s.idpUnavailable(err)
-		d.Headers = append(d.Headers, Header{"retry-after", "5"})
-		return nil, false, d
+		return refreshed{answer: s.unavailable(err, signInUnavailable)}
 	case err != nil:
 		// invalid_grant (revoked, expired, reused refresh token) or an
 		// invalid refreshed ID token: the session is over.
 		s.logger.Info("refresh rejected; session over", "request_id", r.ID, "reason", "refresh_rejected", "sub", sess.GetSubject())
-		return nil, false, s.sessionOver(ctx, r, "refresh_rejected")
+		return refreshed{answer: s.sessionOver(ctx, r, "refresh_rejected")}
 	}
 	if tokens.IDToken != "" && tokens.Identity.Subject != sess.GetSubject() {
 		s.logger.Warn("refreshed ID token is for another subject; session over", "request_id", r.ID, "reason", "subject_changed")
-		return nil, false, s.sessionOver(ctx, r, "subject_changed")
+		return refreshed{answer: s.sessionOver(ctx, r, "subject_changed")}
 	}
-	fresh = proto.CloneOf(sess)
+	fresh := proto.CloneOf(sess)
 	fresh.AccessToken = tokens.AccessToken
 	fresh.RefreshToken = tokens.RefreshToken
 	fresh.AccessTokenExpiresAt = 0
@@ -203,11 +210,11 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 	if locked {
 		if _, err := s.jar.Save(ctx, fresh, r.Host, r.Cookies); err != nil {
 			s.logger.Warn("refreshed session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
-			return fresh, false, nil
+			return refreshed{fresh: fresh}
 		}
-		return fresh, true, nil
+		return refreshed{fresh: fresh, saved: true}
 	}
-	return fresh, false, nil
+	return refreshed{fresh: fresh}
 }
 
 // sessionOver ends a session: API callers get 401, browsers the login

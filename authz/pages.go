@@ -3,6 +3,7 @@ package authz
 import (
 	"bytes"
 	"html/template"
+	"net/http"
 	"net/url"
 )
 
@@ -57,14 +58,9 @@ func (s *Server) signInPage(r *Request, rd string) *Decision {
 		rd = "/"
 	}
 	return &Decision{
-		Status:  200,
+		Status:  http.StatusOK,
 		Reason:  "sign_in_page",
-		Headers: pageHeaders,
+		Headers: pageHeaders, // never appended to
 		Body:    render("signin", pageData{Title: "Sign in", Provider: s.conf().ProviderDisplayName, StartURL: pathStart + "?rd=" + url.QueryEscape(rd)}),
 	}
-}
-
-// errorPage is a readable denied answer; message and detail are escaped.
-func (s *Server) errorPage(status int, reason, title, message string) *Decision {
-	return &Decision{Status: status, Reason: reason, Headers: pageHeaders, Body: render("error", pageData{Title: title, Message: message})}
 }

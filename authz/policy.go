@@ -1,16 +1,11 @@
 package authz
 
 import (
-	"errors"
 	"net"
 	"net/url"
 	"slices"
 	"strings"
 )
-
-// ErrForbidden: the user is authenticated but not allowed (allowed_groups or
-// email_domains).
-var ErrForbidden = errors.New("forbidden")
 
 // Reasons for a forbidden user, bounded for logs and metrics.
 const (

@@ -69,11 +69,6 @@ func WithRefreshLock(l Locker) Option { return func(s *Server) { s.refreshLock =
 // WithRevocations rejects sessions that r reports as logged out.
 func WithRevocations(r Revocations) Option { return func(s *Server) { s.revocations = r } }
 
-// storeUnavailable answers when sessions can't be read: the user's session
-// may be fine, so no login redirect and no cleared cookie.
-func storeUnavailable() *Decision {
-	return &Decision{Status: http.StatusServiceUnavailable, Reason: "session_store_unavailable", Headers: []Header{{"cache-control", "no-store"}, {"retry-after", "5"}}}
-}
 
 // Observer sees every decision with the Check's context (metrics, trace
 // attributes). It runs on the Check's goroutine: it must not block.
@@ -164,14 +159,14 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	defer func() {
 		if p := recover(); p != nil {
 			s.logger.Error("check panicked; denying", "request_id", requestID, "reason", "panic", "panic", p)
-			d = s.errorPage(500, "internal_error", "Internal error", "The request could not be checked.")
+			d = s.errorPage(http.StatusInternalServerError, "internal_error", page{Title: "Internal error", Message: "The request could not be checked."})
 			resp, err = d.Response(), nil
 		}
 		s.decided(ctx, requestID, d, start)
 	}()
 	r, perr := ParseRequest(req)
 	if perr != nil {
-		d = s.errorPage(400, "malformed_request", "Bad request", "The request could not be understood.")
+		d = s.errorPage(http.StatusBadRequest, "malformed_request", page{Title: "Bad request", Message: "The request could not be understood."})
 		return d.Response(), nil
 	}
 	requestID = r.ID
@@ -224,19 +219,19 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	rp, ok := parseRoutePolicy(r.ContextExtensions)
 	if !ok {
 		s.logger.Error("unknown auth value in the route's context_extensions; denying", "request_id", r.ID, "reason", "bad_route_config")
-		return s.errorPage(http.StatusInternalServerError, "bad_route_config", "Configuration error", "This route is misconfigured.")
+		return s.errorPage(http.StatusInternalServerError, "bad_route_config", page{Title: "Configuration error", Message: "This route is misconfigured."})
 	}
 	// An API caller with a bearer token: the token decides, never a cookie.
 	if token, ok := bearerToken(r); ok && s.bearerAuth != nil && rp.auth != "session-only" {
 		return s.bearer(ctx, r, token, rp)
 	}
 	if rp.auth == "bearer-only" {
-		return &Decision{Status: http.StatusUnauthorized, Reason: "no_bearer", Headers: []Header{{"www-authenticate", "Bearer"}, {"cache-control", "no-store"}}}
+		return unauthorized("no_bearer", challengeBearer)
 	}
 	sess, stale, err := s.jar.Load(ctx, r.Cookies)
 	if errors.Is(err, session.ErrStoreUnavailable) {
 		// Logged once, as the 503 decision; the store logs no line per request.
-		return storeUnavailable()
+		return s.storeUnavailable()
 	}
 	if err != nil {
 		return s.unauthenticated(r)
@@ -248,10 +243,7 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 // callers, else the login redirect or the sign-in page.
 func (s *Server) unauthenticated(r *Request) *Decision {
 	if s.isAPI(r) {
-		return &Decision{Status: 401, Reason: "no_session", Headers: []Header{
-			{"www-authenticate", "Bearer"},
-			{"cache-control", "no-store"},
-		}}
+		return unauthorized("no_session", challengeBearer)
 	}
 	if !s.conf().SkipProviderButton {
 		return s.signInPage(r, r.RequestURI())
@@ -259,7 +251,3 @@ func (s *Server) unauthenticated(r *Request) *Decision {
 	return s.startLogin(r, r.URL())
 }
 
-func (s *Server) forbidden(reason string) *Decision {
-	d := s.errorPage(403, reason, "Access denied", "You are signed in, but not allowed to access this page.")
-	return d
-}

@@ -1,8 +1,6 @@
 package authz
 
 import (
-	"context"
-	"errors"
 	"net/http"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
@@ -33,12 +31,12 @@ func (s *Server) redirectURI(r *Request) string {
 func (s *Server) startLogin(r *Request, returnURL string) *Decision {
 	login, err := s.idp.NewLogin()
 	if err != nil {
-		return s.errorPage(500, "random_failed", "Sign-in unavailable", "Could not start the sign-in. Try again.")
+		return s.errorPage(http.StatusInternalServerError, "random_failed", page{Title: "Sign-in unavailable", Message: "Could not start the sign-in. Try again."})
 	}
 	redirectURI := s.redirectURI(r)
 	authURL, err := s.idp.AuthURL(login, redirectURI, nil)
 	if err != nil {
-		return s.idpUnavailable(err)
+		return s.unavailable(err, signInUnavailable)
 	}
 	now := s.now()
 	ls := &sessionpb.LoginState{
@@ -52,28 +50,7 @@ func (s *Server) startLogin(r *Request, returnURL string) *Decision {
 	}
 	cookies, err := s.jar.WriteState(ls, r.Host, r.Cookies)
 	if err != nil {
-		return s.errorPage(500, "state_cookie", "Sign-in unavailable", "Could not start the sign-in. Try again.")
+		return s.errorPage(http.StatusInternalServerError, "state_cookie", page{Title: "Sign-in unavailable", Message: "Could not start the sign-in. Try again."})
 	}
 	return redirect(authURL, "login_redirect", cookies)
-}
-
-// redirect is a Denied 302 with Set-Cookie lines (append unset: Envoy
-// removes then adds, so all of them reach the browser).
-func redirect(location, reason string, setCookies []string) *Decision {
-	d := &Decision{Status: http.StatusFound, Reason: reason, Headers: make([]Header, 0, 3+len(setCookies))}
-	d.Headers = append(d.Headers, Header{"location", location}, Header{"cache-control", "no-store"}, Header{"referrer-policy", "no-referrer"})
-	for _, c := range setCookies {
-		d.Headers = append(d.Headers, Header{"set-cookie", c})
-	}
-	return d
-}
-
-// idpUnavailable answers when the IdP can't be reached: 504 when it was
-// slower than idp_timeout or the Check deadline, else 503.
-func (s *Server) idpUnavailable(err error) *Decision {
-	status, reason := http.StatusServiceUnavailable, "idp_unavailable"
-	if errors.Is(err, context.DeadlineExceeded) {
-		status, reason = http.StatusGatewayTimeout, "idp_timeout"
-	}
-	return s.errorPage(status, reason, "Sign-in unavailable", "The identity provider can't be reached right now. Try again in a moment.")
 }

@@ -11,7 +11,7 @@ import (
 func (s *Server) userinfo(ctx context.Context, r *Request) *Decision {
 	sess, _, err := s.jar.Load(ctx, r.Cookies)
 	if err != nil {
-		return &Decision{Status: http.StatusUnauthorized, Reason: "no_session", Headers: []Header{{"www-authenticate", "Bearer"}, {"cache-control", "no-store"}}}
+		return unauthorized("no_session", challengeBearer)
 	}
 	groups := sess.GetGroups()
 	if groups == nil {

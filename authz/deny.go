@@ -1,0 +1,125 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+)
+
+// Every denied answer is built in this file: a 401 with its
+// www-authenticate challenge for API callers, a 403, a 503 or 504 when a
+// part we depend on fails, an HTML page for browsers, and the redirects.
+// Callers say what happened; these decide how Envoy answers it.
+
+// retryAfter is what a 503 tells clients to wait, in seconds.
+const retryAfter = "5"
+
+// unauthorized is a 401 for an API caller (RFC 6750 §3): challenge is the
+// www-authenticate value ("Bearer", or with an error).
+func unauthorized(reason, challenge string) *Decision {
+	return &Decision{Status: http.StatusUnauthorized, Reason: reason, Headers: []Header{
+		{"www-authenticate", challenge},
+		{"cache-control", "no-store"},
+	}}
+}
+
+// Challenges of unauthorized.
+const (
+	challengeBearer       = "Bearer"
+	challengeInvalidToken = `Bearer error="invalid_token"`
+)
+
+// insufficientScope is the 403 for an API caller whose token is valid but
+// not allowed here (RFC 6750 §3.1).
+func insufficientScope(reason string) *Decision {
+	return &Decision{Status: http.StatusForbidden, Reason: reason, Headers: []Header{
+		{"www-authenticate", `Bearer error="insufficient_scope"`},
+		{"cache-control", "no-store"},
+	}}
+}
+
+// forbidden is the 403 page for a signed-in browser that isn't allowed.
+func (s *Server) forbidden(reason string) *Decision {
+	return s.errorPage(http.StatusForbidden, reason, page{Title: "Access denied", Message: "You are signed in, but not allowed to access this page."})
+}
+
+// unavailable answers a failure of the IdP or the session store: 504 when
+// it was slower than its bound (idp_timeout or the Check's deadline), else
+// 503; both with retry-after. Browsers get a page when p is set.
+func (s *Server) unavailable(err error, p *page) *Decision {
+	status, reason := http.StatusServiceUnavailable, "idp_unavailable"
+	switch {
+	case errors.Is(err, session.ErrStoreUnavailable):
+		reason = "session_store_unavailable"
+	case errors.Is(err, context.DeadlineExceeded):
+		status, reason = http.StatusGatewayTimeout, "idp_timeout"
+	}
+	var d *Decision
+	if p != nil {
+		d = s.errorPage(status, reason, *p)
+	} else {
+		d = &Decision{Status: status, Reason: reason, Headers: make([]Header, 0, 2)}
+		d.Headers = append(d.Headers, Header{"cache-control", "no-store"})
+	}
+	// Both are worth a retry once the part is back.
+	d.Headers = append(d.Headers, Header{"retry-after", retryAfter})
+	return d
+}
+
+// signInUnavailable is the page while the IdP can't be reached.
+var signInUnavailable = &page{Title: "Sign-in unavailable", Message: "The identity provider can't be reached right now. Try again in a moment."}
+
+// storeUnavailable answers when sessions can't be read or written: the
+// user's session may be fine, so no login redirect and no cleared cookie.
+func (s *Server) storeUnavailable() *Decision {
+	return s.unavailable(session.ErrStoreUnavailable, nil)
+}
+
+// bearerFailure maps Authenticate's error: an invalid token is 401, the
+// IdP failing 503/504.
+func (s *Server) bearerFailure(err error) *Decision {
+	if errors.Is(err, oidcflow.ErrInvalidToken) {
+		return unauthorized("invalid_token", challengeInvalidToken)
+	}
+	return s.unavailable(err, nil)
+}
+
+// page is what an HTML answer says; everything is escaped.
+type page struct {
+	Title, Message, Detail string
+	// Restart links to /oauth2/start ("Sign in again").
+	Restart bool
+}
+
+// errorPage is a readable denied answer for browsers. Its headers are its
+// own: callers may append (set-cookie, retry-after).
+func (s *Server) errorPage(status int, reason string, p page) *Decision {
+	data := pageData{Title: p.Title, Message: p.Message, Detail: p.Detail}
+	if p.Restart {
+		data.StartURL = pathStart
+	}
+	headers := make([]Header, len(pageHeaders), len(pageHeaders)+2)
+	copy(headers, pageHeaders)
+	return &Decision{Status: status, Reason: reason, Headers: headers, Body: render("error", data)}
+}
+
+// redirect is a 302 to location with cookies to set.
+func redirect(location, reason string, setCookies []string) *Decision {
+	d := &Decision{Status: http.StatusFound, Reason: reason, Headers: make([]Header, 0, 3+len(setCookies))}
+	d.Headers = append(d.Headers, Header{"location", location}, Header{"cache-control", "no-store"}, Header{"referrer-policy", "no-referrer"})
+	for _, c := range setCookies {
+		d.Headers = append(d.Headers, Header{"set-cookie", c})
+	}
+	return d
+}
+
+// withCookies adds set-cookie headers to a denied answer.
+func withCookies(d *Decision, setCookies ...string) *Decision {
+	for _, c := range setCookies {
+		d.Headers = append(d.Headers, Header{"set-cookie", c})
+	}
+	return d
+}
