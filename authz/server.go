@@ -69,7 +69,6 @@ func WithRefreshLock(l Locker) Option { return func(s *Server) { s.refreshLock =
 // WithRevocations rejects sessions that r reports as logged out.
 func WithRevocations(r Revocations) Option { return func(s *Server) { s.revocations = r } }
 
-
 // Observer sees every decision with the Check's context (metrics, trace
 // attributes). It runs on the Check's goroutine: it must not block.
 type Observer interface {
@@ -250,4 +249,3 @@ func (s *Server) unauthenticated(r *Request) *Decision {
 	}
 	return s.startLogin(r, r.URL())
 }
-
