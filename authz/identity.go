@@ -70,7 +70,7 @@ func (s *Server) identity(r *Request, id identity) *Decision {
 		}
 	}
 	groups := joinGroups(id.groups)
-	for _, set := range s.headerSets {
+	for _, set := range s.conf().headerSets {
 		if set.withUser {
 			add(set.names.user, id.user)
 			add(set.names.email, id.email)

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"regexp"
 	"sync/atomic"
 	"time"
 
@@ -31,18 +30,15 @@ type IdP interface {
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
 
-	cfg          atomic.Pointer[Config] // replaced whole by SetPolicy
-	idp          IdP
-	jar          *session.Jar
-	logger       *slog.Logger
-	now          func() time.Time
-	callbackPath string
-	redirectAbs  bool       // redirect_url is absolute
-	bearerAuth   BearerAuth // nil: bearer tokens are not accepted
-	headerSets   []headerSet
-	observer     Observer    // nil: none
-	refreshLock  Locker      // nil: single replica, no cross-replica lock
-	revocations  Revocations // nil: none (back-channel logout in cookie mode)
+	cfg         atomic.Pointer[settings] // replaced whole by SetConfig
+	idp         IdP
+	jar         *session.Jar
+	logger      *slog.Logger
+	now         func() time.Time
+	bearerAuth  BearerAuth  // nil: bearer tokens are not accepted
+	observer    Observer    // nil: none
+	refreshLock Locker      // nil: single replica, no cross-replica lock
+	revocations Revocations // nil: none (back-channel logout in cookie mode)
 }
 
 // Locker is a lock shared by all replicas (Redis), held around a refresh so
@@ -89,6 +85,28 @@ func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = n
 
 // New returns a Server. It does no I/O.
 func New(cfg Config, idp IdP, jar *session.Jar, opts ...Option) (*Server, error) {
+	set, err := compile(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{idp: idp, jar: jar, logger: slog.Default(), now: time.Now}
+	s.cfg.Store(set)
+	for _, o := range opts {
+		o(s)
+	}
+	return s, nil
+}
+
+// settings is a Config with what is derived from it, replaced whole.
+type settings struct {
+	Config
+	callbackPath string      // redirect_url's path
+	redirectAbs  bool        // redirect_url is absolute
+	headerSets   []headerSet // the identity headers sent upstream
+}
+
+// compile fills defaults into cfg and derives what Checks need from it.
+func compile(cfg Config) (*settings, error) {
 	if cfg.RedirectURL == "" {
 		cfg.RedirectURL = "/oauth2/callback"
 	}
@@ -102,40 +120,23 @@ func New(cfg Config, idp IdP, jar *session.Jar, opts ...Option) (*Server, error)
 	if cfg.ProviderDisplayName == "" {
 		cfg.ProviderDisplayName = "OpenID Connect"
 	}
-	s := &Server{idp: idp, jar: jar, logger: slog.Default(), now: time.Now, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg)}
-	s.cfg.Store(&cfg)
-	for _, o := range opts {
-		o(s)
+	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg)}, nil
+}
+
+// conf is the configuration in force. A Check reads it through here once
+// per use, so a SetConfig while Checks run never mixes two configurations
+// within one field.
+func (s *Server) conf() *settings { return s.cfg.Load() }
+
+// SetConfig replaces the configuration (hot reload); Checks already running
+// finish with the one they started with.
+func (s *Server) SetConfig(cfg Config) error {
+	set, err := compile(cfg)
+	if err != nil {
+		return err
 	}
-	return s, nil
-}
-
-// conf is the configuration in force. A Check reads it through here, so a
-// SetPolicy while Checks run never mixes two policies within one field.
-func (s *Server) conf() *Config { return s.cfg.Load() }
-
-// Policy is the part of Config that can change while serving (hot reload).
-type Policy struct {
-	EmailDomains         []string
-	AllowedGroups        []string
-	AllowUnverifiedEmail bool
-	SkipAuthRoutes       []Route
-	APIRoutes            []*regexp.Regexp
-	WhitelistDomains     []string
-}
-
-// PolicyOf returns the policy part of cfg.
-func PolicyOf(cfg Config) Policy {
-	return Policy{cfg.EmailDomains, cfg.AllowedGroups, cfg.AllowUnverifiedEmail, cfg.SkipAuthRoutes, cfg.APIRoutes, cfg.WhitelistDomains}
-}
-
-// SetPolicy replaces the policy; Checks already running finish with the
-// one they started with.
-func (s *Server) SetPolicy(p Policy) {
-	c := *s.conf()
-	c.EmailDomains, c.AllowedGroups, c.AllowUnverifiedEmail = p.EmailDomains, p.AllowedGroups, p.AllowUnverifiedEmail
-	c.SkipAuthRoutes, c.APIRoutes, c.WhitelistDomains = p.SkipAuthRoutes, p.APIRoutes, p.WhitelistDomains
-	s.cfg.Store(&c)
+	s.cfg.Store(set)
+	return nil
 }
 
 // Routes under the proxy prefix (oauth2-proxy's defaults).
@@ -201,7 +202,7 @@ func (s *Server) decided(ctx context.Context, requestID string, d *Decision, sta
 // skip_auth_routes, then the session.
 func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	switch r.Path {
-	case s.callbackPath:
+	case s.conf().callbackPath:
 		return s.callback(ctx, r)
 	case pathStart:
 		return s.start(r)

@@ -19,7 +19,7 @@ func (s *Server) start(r *Request) *Decision {
 // redirectURI is the callback URL for this request: redirect_url itself
 // when absolute, else resolved against the request's scheme and host.
 func (s *Server) redirectURI(r *Request) string {
-	if s.redirectAbs {
+	if s.conf().redirectAbs {
 		return s.conf().RedirectURL
 	}
 	return r.Scheme + "://" + r.Host + s.conf().RedirectURL

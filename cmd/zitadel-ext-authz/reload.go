@@ -94,16 +94,15 @@ func (rl *reloader) reload(trigger string) {
 	if len(changed) == 0 {
 		return
 	}
-	var applied, restart []string
-	for _, k := range changed {
-		if config.Reloadable(k) {
-			applied = append(applied, k)
-		} else {
-			restart = append(restart, k)
-		}
-	}
+	// The running configuration with the reloadable changes applied (the
+	// key table says how); the others keep their running values, so the
+	// next diff still reports them until the process restarts.
+	run := *rl.current
+	run.Values = maps.Clone(rl.current.Values)
+	restart := config.Reload(&run, next, changed)
+	applied := slices.DeleteFunc(slices.Clone(changed), func(k string) bool { return slices.Contains(restart, k) })
 	if slices.ContainsFunc(applied, func(k string) bool { return k == "cookie_secret" || k == "cookie_secrets" }) {
-		codec, err := session.NewCodec(next.CookieSecrets...)
+		codec, err := session.NewCodec(run.CookieSecrets...)
 		if err != nil {
 			rl.metrics.Reloaded(false)
 			rl.logger.Error("configuration reload refused; the running configuration stays", "trigger", trigger, "error", "cookie_secret: "+err.Error())
@@ -111,20 +110,16 @@ func (rl *reloader) reload(trigger string) {
 		}
 		rl.jar.SetCodec(codec)
 	}
-	rl.server.SetPolicy(authz.PolicyOf(next.Authz))
-	rl.level.Set(next.LogLevel)
+	if err := rl.server.SetConfig(run.Authz); err != nil {
+		rl.metrics.Reloaded(false)
+		rl.logger.Error("configuration reload refused; the running configuration stays", "trigger", trigger, "error", err.Error())
+		return
+	}
+	rl.level.Set(run.LogLevel)
 	for _, w := range warnings {
 		rl.logger.Warn(w)
 	}
-	// Keys that need a restart keep their running values, so the next diff
-	// still reports them until the process restarts.
-	kept := *rl.current
-	kept.Values = maps.Clone(next.Values)
-	for _, k := range restart {
-		kept.Values[k] = rl.current.Values[k]
-	}
-	kept.Authz, kept.CookieSecrets, kept.LogLevel = next.Authz, next.CookieSecrets, next.LogLevel
-	rl.current = &kept
+	rl.current = &run
 	rl.metrics.Reloaded(true)
 	if len(applied) > 0 {
 		rl.logger.Info("configuration reloaded", "trigger", trigger, "applied", applied)

@@ -1,0 +1,322 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+)
+
+// build resolves every key into Config, one part per collaborator; the
+// first invalid key is the error.
+func (r *resolver) build() (*Config, error) {
+	c := &Config{}
+	r.buildIdP(c)
+	r.buildCookies(c)
+	r.buildAuthz(c)
+	r.buildBearer(c)
+	r.buildServer(c)
+	r.buildTelemetry(c)
+	if r.err != nil {
+		return nil, r.err
+	}
+	return c, nil
+}
+
+// buildIdP: the OpenID Provider and our client at it (oidcflow.Config).
+func (r *resolver) buildIdP(c *Config) {
+	if p := r.str("provider"); p != "oidc" {
+		r.fail("provider", "unknown provider %q; use oidc (ZITADEL or any OpenID Provider)", p)
+	}
+	issuer := r.str("oidc_issuer_url")
+	if issuer == "" {
+		r.fail("oidc_issuer_url", "required, e.g. https://my-instance.zitadel.cloud")
+	} else if u, err := url.Parse(issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		r.fail("oidc_issuer_url", "%q is not an http(s) URL", issuer)
+	}
+	c.OIDC = oidcflow.Config{
+		Issuer:       issuer,
+		ClientID:     r.str("client_id"),
+		ClientSecret: r.str("client_secret"),
+		Scopes:       strings.Fields(r.str("scope")),
+		UserIDClaim:  r.str("user_id_claim"),
+		EmailClaim:   r.str("oidc_email_claim"),
+		GroupsClaim:  r.str("oidc_groups_claim"),
+	}
+	if c.OIDC.ClientID == "" {
+		r.fail("client_id", "required: the client id of your ZITADEL web application")
+	}
+	if path := r.str("client_secret_file"); c.OIDC.ClientSecret == "" && path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			r.fail("client_secret_file", "%v", err)
+		}
+		c.OIDC.ClientSecret = strings.TrimSpace(string(data))
+		if err == nil && c.OIDC.ClientSecret == "" {
+			r.fail("client_secret_file", "%s is empty", path)
+		}
+	}
+	if c.OIDC.ClientSecret == "" {
+		r.fail("client_secret", "required: the client secret of your ZITADEL web application (auth method Basic), or client_secret_file")
+	}
+	if dial := r.str("oidc_issuer_dial_address"); dial != "" {
+		if _, _, err := net.SplitHostPort(dial); err != nil {
+			r.fail("oidc_issuer_dial_address", "%q is not host:port (e.g. zitadel:8080)", dial)
+		} else if u, err := url.Parse(issuer); err == nil && u.Host != "" {
+			c.IssuerDial = oidcflow.DialFor(u, dial)
+		}
+	}
+	if m := r.str("code_challenge_method"); m != "S256" {
+		r.fail("code_challenge_method", "only S256 is supported, got %q", m)
+	}
+
+}
+
+// buildCookies: cookie secrets and attributes (session.Options), refresh.
+func (r *resolver) buildCookies(c *Config) {
+	if list := r.list("cookie_secrets"); len(list) > 0 {
+		if r.str("cookie_secret") != "" {
+			r.warnings = append(r.warnings, "cookie_secret: ignored because cookie_secrets is set (the first of cookie_secrets encrypts)")
+		}
+		for i, v := range list {
+			secret, err := session.DecodeSecret(v)
+			if err != nil {
+				r.fail("cookie_secrets", "entry %d: %v", i+1, err)
+			}
+			c.CookieSecrets = append(c.CookieSecrets, secret)
+		}
+	} else {
+		secret, err := session.DecodeSecret(r.str("cookie_secret"))
+		if r.str("cookie_secret") == "" {
+			r.fail("cookie_secret", "required; generate one with: openssl rand -base64 32 | tr -- '+/' '-_'")
+		} else if err != nil {
+			r.fail("cookie_secret", "%v", err)
+		}
+		c.CookieSecrets = [][]byte{secret}
+	}
+
+	sameSite := map[string]http.SameSite{"lax": http.SameSiteLaxMode, "strict": http.SameSiteStrictMode, "none": http.SameSiteNoneMode, "": http.SameSiteLaxMode}
+	ss, ok := sameSite[strings.ToLower(r.str("cookie_samesite"))]
+	if !ok {
+		r.fail("cookie_samesite", "want lax, strict or none, got %q", r.str("cookie_samesite"))
+	}
+	c.Cookie = session.Options{
+		Name:     r.str("cookie_name"),
+		Domains:  r.list("cookie_domains"),
+		Path:     r.str("cookie_path"),
+		Secure:   r.boolean("cookie_secure"),
+		HTTPOnly: r.boolean("cookie_httponly"),
+		SameSite: ss,
+		Expire:   r.duration("cookie_expire"),
+	}
+	if c.Cookie.Expire == 0 {
+		r.fail("cookie_expire", "must be greater than 0")
+	}
+	if !validCookieName(c.Cookie.Name) {
+		r.fail("cookie_name", "%q is not a valid cookie name", c.Cookie.Name)
+	}
+	if strings.HasPrefix(c.Cookie.Name, "__Host-") && (!c.Cookie.Secure || len(c.Cookie.Domains) > 0 || c.Cookie.Path != "/") {
+		r.warnings = append(r.warnings, "cookie_name: the __Host- prefix forces cookie_secure = true, cookie_path = \"/\" and no cookie_domains; those settings are overridden")
+	} else if strings.HasPrefix(c.Cookie.Name, "__Secure-") && !c.Cookie.Secure {
+		r.warnings = append(r.warnings, "cookie_name: the __Secure- prefix forces cookie_secure = true")
+	}
+	c.RefreshGrace = r.duration("refresh_grace_period")
+	if r.boolean("refresh_tokens") {
+		if !slices.Contains(c.OIDC.Scopes, "offline_access") {
+			c.OIDC.Scopes = append(c.OIDC.Scopes, "offline_access")
+		}
+	} else if r.duration("cookie_refresh") > 0 {
+		r.fail("cookie_refresh", "needs refresh_tokens = true")
+	}
+
+}
+
+// buildAuthz: what Check decides with (authz.Config).
+func (r *resolver) buildAuthz(c *Config) {
+	redirectURL := r.str("redirect_url")
+	if u, err := url.Parse(redirectURL); err != nil || (u.IsAbs() && u.Host == "") || u.Path == "" || u.Path[0] != '/' {
+		r.fail("redirect_url", "%q is neither an absolute URL nor a path such as /oauth2/callback", redirectURL)
+	}
+
+	c.Authz = authz.Config{
+		RedirectURL:             redirectURL,
+		ProviderDisplayName:     r.str("provider_display_name"),
+		SkipProviderButton:      r.boolean("skip_provider_button"),
+		EmailDomains:            r.list("email_domains"),
+		AllowedGroups:           r.list("allowed_groups"),
+		AllowUnverifiedEmail:    r.boolean("insecure_oidc_allow_unverified_email"),
+		WhitelistDomains:        r.list("whitelist_domains"),
+		PassAccessToken:         r.boolean("pass_access_token"),
+		PassAuthorizationHeader: r.boolean("pass_authorization_header"),
+		SetXAuthRequest:         r.boolean("set_xauthrequest"),
+		PassUserHeaders:         r.boolean("pass_user_headers"),
+		IDPTimeout:              r.duration("idp_timeout"),
+		RefreshBeforeExpiry:     r.duration("refresh_before_expiry"),
+		CookieRefresh:           r.duration("cookie_refresh"),
+		IdleTimeout:             r.duration("session_idle_timeout"),
+	}
+	if c.Authz.IDPTimeout == 0 {
+		r.fail("idp_timeout", "must be greater than 0")
+	}
+	for _, e := range r.list("skip_auth_routes") {
+		method, expr := "", e
+		if m, rest, ok := strings.Cut(e, "="); ok && isMethod(m) {
+			method, expr = strings.ToUpper(m), rest
+		}
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			r.fail("skip_auth_routes", "entry %q: %v", e, err)
+			continue
+		}
+		c.Authz.SkipAuthRoutes = append(c.Authz.SkipAuthRoutes, authz.Route{Method: method, Path: re})
+	}
+	for _, e := range r.list("api_routes") {
+		re, err := regexp.Compile(e)
+		if err != nil {
+			r.fail("api_routes", "entry %q: %v", e, err)
+			continue
+		}
+		c.Authz.APIRoutes = append(c.Authz.APIRoutes, re)
+	}
+	if len(c.Authz.EmailDomains) == 0 {
+		r.warnings = append(r.warnings, `email_domains is empty: nobody can log in; set email_domains = ["*"] or your domains`)
+	}
+	if len(r.list("upstreams")) > 0 {
+		r.warnings = append(r.warnings, "upstreams: ignored; Envoy routes requests to your upstreams")
+	}
+}
+
+// buildBearer: API callers' access tokens (oidcflow.BearerConfig).
+func (r *resolver) buildBearer(c *Config) {
+	c.BearerEnabled = r.boolean("skip_jwt_bearer_tokens")
+	c.Bearer = oidcflow.BearerConfig{
+		ExtraAudiences:            r.list("extra_jwt_audiences"),
+		ProjectID:                 r.str("zitadel_project_id"),
+		ForceIntrospection:        r.boolean("introspect_jwt_bearer_tokens"),
+		IntrospectionClientID:     r.str("introspection_client_id"),
+		IntrospectionClientSecret: r.str("introspection_client_secret"),
+		PositiveTTL:               r.duration("introspection_cache_ttl"),
+		NegativeTTL:               r.duration("introspection_negative_ttl"),
+	}
+	c.OIDC.CallTimeout = c.Authz.IDPTimeout
+	if c.Bearer.IntrospectionClientID != "" && c.Bearer.IntrospectionClientSecret == "" {
+		r.fail("introspection_client_secret", "required with introspection_client_id (or use introspection_key_file)")
+	}
+	if path := r.str("introspection_key_file"); path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			r.fail("introspection_key_file", "%v", err)
+		} else if k, err := oidcflow.ParseKeyFile(data); err != nil {
+			r.fail("introspection_key_file", "%s: %v", path, err)
+		} else {
+			c.Bearer.IntrospectionKey = k
+		}
+	}
+	c.TokenCacheSize = r.integer("token_cache_max_bytes")
+
+}
+
+// buildServer: listeners, logs, caches and the session store.
+func (r *resolver) buildServer(c *Config) {
+	c.GRPCAddress = r.address("grpc_address")
+	c.HTTPAddress = r.address("http_address")
+	c.SessionCacheSize = r.integer("session_cache_max_bytes")
+	c.EnablePprof = r.boolean("enable_pprof")
+	if err := c.LogLevel.UnmarshalText([]byte(r.str("log_level"))); err != nil {
+		r.fail("log_level", "want debug, info, warn or error, got %q", r.str("log_level"))
+	}
+	c.LogFormat = r.str("log_format")
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		r.fail("log_format", "want text or json, got %q", c.LogFormat)
+	}
+	c.SessionStore = r.str("session_store_type")
+	c.Redis = r.redisOptions()
+	c.RedisL1TTL = r.duration("redis_l1_ttl")
+	switch {
+	case c.SessionStore != "cookie" && c.SessionStore != "redis":
+		r.fail("session_store_type", "want cookie or redis, got %q", c.SessionStore)
+	case c.SessionStore == "redis" && c.Redis == nil:
+		r.fail("session_store_type", "redis needs redis_url, redis_sentinel_addresses or redis_cluster_addresses")
+	}
+}
+
+// buildTelemetry: tracing.
+func (r *resolver) buildTelemetry(c *Config) {
+	c.OTLPEndpoint = r.str("otlp_endpoint")
+	if c.OTLPEndpoint != "" {
+		if _, _, err := net.SplitHostPort(c.OTLPEndpoint); err != nil {
+			r.fail("otlp_endpoint", "%q is not host:port (e.g. otel-collector:4317)", c.OTLPEndpoint)
+		}
+	}
+	c.OTLPInsecure = r.boolean("otlp_insecure")
+	c.TraceSampleRatio = r.float("trace_sample_ratio", 0, 1)
+}
+
+func (r *resolver) redisOptions() *redis.UniversalOptions {
+	u, sentinels, cluster := r.str("redis_url"), r.list("redis_sentinel_addresses"), r.list("redis_cluster_addresses")
+	set := 0
+	for _, ok := range []bool{u != "", len(sentinels) > 0, len(cluster) > 0} {
+		if ok {
+			set++
+		}
+	}
+	if set == 0 {
+		return nil
+	}
+	if set > 1 {
+		r.fail("redis_url", "set one of redis_url, redis_sentinel_addresses and redis_cluster_addresses")
+		return nil
+	}
+	var roots *x509.CertPool
+	if path := r.str("redis_ca_file"); path != "" {
+		pem, err := os.ReadFile(path)
+		if err != nil {
+			r.fail("redis_ca_file", "%v", err)
+			return nil
+		}
+		roots = x509.NewCertPool()
+		if !roots.AppendCertsFromPEM(pem) {
+			r.fail("redis_ca_file", "%s holds no PEM certificate", path)
+			return nil
+		}
+	}
+	var tlsConfig *tls.Config
+	if r.boolean("redis_use_tls") {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	}
+	switch {
+	case u != "":
+		o, err := redis.ParseURL(u)
+		if err != nil {
+			r.fail("redis_url", "not a redis:// or rediss:// URL: %v", err)
+			return nil
+		}
+		if o.TLSConfig != nil {
+			o.TLSConfig.RootCAs = roots
+			o.TLSConfig.MinVersion = tls.VersionTLS12
+		} else if roots != nil {
+			r.fail("redis_ca_file", "set, but redis_url is not rediss://")
+			return nil
+		}
+		return &redis.UniversalOptions{Addrs: []string{o.Addr}, DB: o.DB, Username: o.Username, Password: o.Password, TLSConfig: o.TLSConfig}
+	case len(sentinels) > 0:
+		master := r.str("redis_sentinel_master_name")
+		if master == "" {
+			r.fail("redis_sentinel_master_name", "required with redis_sentinel_addresses")
+		}
+		return &redis.UniversalOptions{Addrs: sentinels, MasterName: master, Password: r.str("redis_password"), TLSConfig: tlsConfig}
+	default:
+		return &redis.UniversalOptions{Addrs: cluster, Password: r.str("redis_password"), TLSConfig: tlsConfig, IsClusterMode: true}
+	}
+}

@@ -1,0 +1,69 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite README's key table from the table in keys.go")
+
+const (
+	tableBegin = "<!-- config keys: generated from cmd/zitadel-ext-authz/config/keys.go; go test ./cmd/zitadel-ext-authz/config -update -->\n"
+	tableEnd   = "<!-- end of config keys -->\n"
+)
+
+// README's key table is generated from the table in keys.go, so every key
+// is documented and every documented key exists; no key is listed twice.
+func TestREADMEDocumentsEveryKey(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(readme)
+	a, b := strings.Index(s, tableBegin), strings.Index(s, tableEnd)
+	if a < 0 || b < a {
+		t.Fatal("README lacks the generated key table markers")
+	}
+	got, want := s[a+len(tableBegin):b], MarkdownTable()
+	if *update {
+		if err := os.WriteFile("../../../README.md", []byte(s[:a+len(tableBegin)]+want+s[b:]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if got != want {
+		t.Errorf("README's key table is not the table in keys.go; run: go test ./cmd/zitadel-ext-authz/config -update")
+	}
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if seen[k.name] {
+			t.Errorf("key %s listed twice", k.name)
+		}
+		seen[k.name] = true
+	}
+}
+
+// Every default is of its kind, so reading an unset key never panics, and
+// an empty configuration reads every key through its kind's accessor.
+func TestDefaultsMatchTheirKinds(t *testing.T) {
+	for _, k := range keys {
+		var ok bool
+		switch k.kind {
+		case kString, kDuration:
+			_, ok = k.def.(string)
+		case kBool:
+			_, ok = k.def.(bool)
+		case kList:
+			_, ok = k.def.([]string)
+		case kInt:
+			_, ok = k.def.(int64)
+		case kFloat:
+			_, ok = k.def.(float64)
+		}
+		if !ok {
+			t.Errorf("key %s: default %#v is not of its kind", k.name, k.def)
+		}
+	}
+}
