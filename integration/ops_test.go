@@ -276,3 +276,20 @@ func TestCheckConfig(t *testing.T) {
 		t.Errorf("IdP down: exit %d, %q", code, stderr)
 	}
 }
+
+// A key the table marks reloadable takes effect without a restart:
+// provider_display_name on the sign-in page.
+func TestReloadProviderDisplayName(t *testing.T) {
+	st := startStack(t, stackOptions{config: map[string]any{"skip_provider_button": false}})
+	b := newBrowser(t, "", "")
+	if r := b.get(st.Front.URL + "/"); !strings.Contains(r.Body, "Sign in with ZITADEL") {
+		t.Fatalf("sign-in page before the reload: %s", describe(r))
+	}
+	cfg := baseConfig(st.IdP.Issuer)
+	cfg["skip_provider_button"] = false
+	cfg["provider_display_name"] = "Acme SSO"
+	rewrite(t, st.Server.ConfigPath, cfg)
+	waitFor(t, "the new display name on the sign-in page", func() bool {
+		return strings.Contains(b.get(st.Front.URL+"/").Body, "Sign in with Acme SSO")
+	})
+}
