@@ -99,11 +99,7 @@ func TestInvalidConfigStopsStartup(t *testing.T) {
 // Contract §2: the ZITADEL guide's oauth2-proxy TOML loads unchanged and
 // works; upstreams is ignored with a warning.
 func TestZitadelGuideConfigLoadsUnchanged(t *testing.T) {
-	idp, err := devidp.Start(devidp.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idp.Close()
+	idp := devidp.StartT(t, devidp.Options{})
 	c := devidp.DefaultClient()
 	file := strings.NewReplacer("{ISSUER}", idp.Issuer, "{CLIENT_ID}", c.ID, "{CLIENT_SECRET}", c.Secret, "{COOKIE_SECRET}", testCookieSecret).Replace(zitadelGuideConfig)
 	// The name oauth2-proxy's docs, Helm chart and packages use: TOML
@@ -161,11 +157,7 @@ func TestHelp(t *testing.T) {
 
 // Contract §1: env wins over the file, flags over env; unknown keys warn.
 func TestEnvAndFlagsOverrideTheFile(t *testing.T) {
-	idp, err := devidp.Start(devidp.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idp.Close()
+	idp := devidp.StartT(t, devidp.Options{})
 	cfg := baseConfig(idp.Issuer)
 	cfg["client_secret"] = "wrong-secret-in-file"
 	cfg["no_such_key"] = true
@@ -195,13 +187,7 @@ func TestSIGTERMFinishesInFlightChecks(t *testing.T) {
 	st.IdP.HangToken()
 	result := make(chan *response, 1)
 	go func() { result <- b.get(cb.String()) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for st.IdP.Calls("/oauth/token") == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the callback never reached the token endpoint")
-		}
-		time.Sleep(5 * time.Millisecond) // polling to a deadline
-	}
+	waitFor(t, "the callback to reach the token endpoint", func() bool { return st.IdP.Calls("/oauth/token") > 0 })
 	// Watch gRPC health from before the signal, as a load balancer does.
 	conn, err := grpc.NewClient(st.Server.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {

@@ -289,17 +289,10 @@ func TestEnvoyReconnectsAfterARestart(t *testing.T) {
 
 	srv := startServer(t, cfg)
 	srv.waitReady(t)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitFor(t, "Envoy to reconnect and accept the session again", func() bool {
 		r = b.get(st.Front.URL + "/after-restart")
-		if r.StatusCode == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after the restart: %s, want the session accepted again", describe(r))
-		}
-		time.Sleep(50 * time.Millisecond) // polling to a deadline: Envoy's reconnect backoff
-	}
+		return r.StatusCode == http.StatusOK
+	})
 	if got := upstreamSaw(t, r); got.Headers["x-forwarded-user"] != "user-alice" {
 		t.Fatalf("after the restart the upstream saw user %q", got.Headers["x-forwarded-user"])
 	}

@@ -185,10 +185,7 @@ func TestCallbackWhileTheIdPFails(t *testing.T) {
 // The server starts while the IdP is down: not ready, logins get 503; once
 // the IdP is up it becomes ready without a restart.
 func TestStartsBeforeTheIdP(t *testing.T) {
-	idp, err := devidp.Start(devidp.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	idp := devidp.StartT(t, devidp.Options{})
 	addr := idp.Issuer[len("http://"):]
 	idp.Close()
 	srv := startServer(t, baseConfig(idp.Issuer))
@@ -205,11 +202,7 @@ func TestStartsBeforeTheIdP(t *testing.T) {
 	if r := b.get(front + "/"); r.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("login while the IdP is down: got %s, want 503", describe(r))
 	}
-	idp2, err := devidp.Start(devidp.Options{Addr: addr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idp2.Close()
+	devidp.StartT(t, devidp.Options{Addr: addr})
 	srv.waitReady(t)
 	if r := b.get(front + "/"); r.StatusCode != http.StatusFound {
 		t.Fatalf("login after the IdP came up: got %s, want 302", describe(r))

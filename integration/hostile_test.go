@@ -66,11 +66,7 @@ func resign(t *testing.T, idp *devidp.Server, edit func(map[string]any)) func(ma
 // A hostile or broken IdP never gets us to issue a session: every case is
 // a clear Denied answer and a log line with the reason.
 func TestHostileIdP(t *testing.T) {
-	idp, err := devidp.Start(devidp.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idp.Close() })
+	idp := devidp.StartT(t, devidp.Options{})
 	cfg := baseConfig(idp.Issuer)
 	cfg["idp_timeout"] = "1s"
 	srv := startServer(t, cfg)
@@ -228,11 +224,7 @@ func TestHostileIdPDuplicateKid(t *testing.T) {
 // Mix-up: discovery names another issuer than the configured one. The
 // server never becomes ready, says why, and logins get 503.
 func TestHostileIdPDiscoveryMixUp(t *testing.T) {
-	idp, err := devidp.Start(devidp.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idp.Close() })
+	idp := devidp.StartT(t, devidp.Options{})
 	idp.SetTamper(func(r *http.Request, status int, body []byte) (int, []byte) {
 		if r.URL.Path == "/.well-known/openid-configuration" {
 			return status, bytes.Replace(body, []byte(`"issuer":"`+idp.Issuer+`"`), []byte(`"issuer":"https://other-idp.example"`), 1)

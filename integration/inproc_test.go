@@ -6,53 +6,38 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/wiring"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"google.golang.org/grpc"
 )
 
-// fakeClock is the clock of an in-process server: tests move time without
-// waiting. The dev IdP keeps real time; token lifetimes reach us as
-// expires_in, so they are measured on this clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-// inproc is the stack with zitadel-ext-authz built in-process (same parts as
-// cmd, plus a fake clock), still behind the Envoy emulator over gRPC.
+// inproc is the stack with zitadel-ext-authz built in-process by the same
+// wiring as the binary (cmd/zitadel-ext-authz/wiring) but with a fake
+// clock, behind the front proxy over gRPC.
 type inproc struct {
 	IdP      *devidp.Server
 	Provider *oidcflow.Provider
 	Jar      *session.Jar
-	Clock    *fakeClock
+	Clock    *testkit.Clock
 	Front    string
 	Logs     *syncBuffer
 }
 
 type inprocOptions struct {
 	idp     *devidp.Server // shared IdP (secret rotation), else a new one
-	clock   *fakeClock
-	secrets []string
-	cfg     func(*authz.Config)
+	clock   *testkit.Clock
+	config  map[string]any     // overrides of baseConfig, as in a config file
 	tracing *telemetry.Tracing // nil: no tracing
 	metrics *telemetry.Metrics // nil: none
 }
@@ -61,83 +46,43 @@ func startInProcess(t *testing.T, o inprocOptions) *inproc {
 	t.Helper()
 	ip := &inproc{IdP: o.idp, Clock: o.clock, Logs: &syncBuffer{}}
 	if ip.IdP == nil {
-		idp, err := devidp.Start(devidp.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { idp.Close() })
-		ip.IdP = idp
+		ip.IdP = devidp.StartT(t, devidp.Options{})
 	}
 	if ip.Clock == nil {
-		ip.Clock = &fakeClock{now: time.Now()}
+		ip.Clock = testkit.NewClock(time.Now())
 	}
-	logger := newTestLogger(ip.Logs)
-	refreshCache, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.RefreshEntry]{NumCounters: 1000, MaxCost: 1 << 20, BufferItems: 64})
+	values := baseConfig(ip.IdP.Issuer)
+	for k, v := range o.config {
+		values[k] = v
+	}
+	cfg, _, err := config.Load([]string{"--config", writeConfig(t, values)}, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(refreshCache.Close)
-	c := devidp.DefaultClient()
-	idpClient := oidcflow.NewHTTPClient(10 * time.Second)
+	deps := wiring.Deps{Logger: newTestLogger(ip.Logs), Metrics: o.metrics, Clock: ip.Clock.Now}
 	var grpcOpts []grpc.ServerOption
-	var authzOpts []authz.Option
 	if o.tracing != nil {
-		idpClient.Transport = o.tracing.Transport(idpClient.Transport)
+		deps.Transport = o.tracing.Transport
 		grpcOpts = append(grpcOpts, grpc.UnaryInterceptor(o.tracing.UnaryInterceptor()))
 	}
-	if o.metrics != nil {
-		authzOpts = append(authzOpts, authz.WithObserver(o.metrics))
-	}
-	ip.Provider, err = oidcflow.New(oidcflow.Config{Issuer: ip.IdP.Issuer, ClientID: c.ID, ClientSecret: c.Secret, Scopes: []string{"openid", "email", "profile", "offline_access"}},
-		oidcflow.WithClock(ip.Clock.Now), oidcflow.WithRefreshCache(refreshCache, time.Minute), oidcflow.WithLogger(logger), oidcflow.WithHTTPClient(idpClient))
+	built, err := wiring.Build(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(built.Close)
+	ip.Provider, ip.Jar = built.Provider, built.Jar
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); ip.Provider.Serve(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	for deadline := time.Now().Add(10 * time.Second); !ip.Provider.Ready(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("provider not ready")
-		}
-	}
-	secrets := o.secrets
-	if len(secrets) == 0 {
-		secrets = []string{testCookieSecret}
-	}
-	var keys [][]byte
-	for _, s := range secrets {
-		k, err := session.DecodeSecret(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, k)
-	}
-	codec, err := session.NewCodec(keys...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sessions, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{NumCounters: 1000, MaxCost: 1 << 20, BufferItems: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(sessions.Close)
-	ip.Jar = session.NewJar(codec, session.Options{}, session.WithCache(sessions), session.WithClock(ip.Clock.Now))
-	cfg := authz.Config{EmailDomains: []string{"*"}, SkipProviderButton: true, PassUserHeaders: true, RefreshBeforeExpiry: time.Minute, IDPTimeout: 5 * time.Second}
-	if o.cfg != nil {
-		o.cfg(&cfg)
-	}
-	srv, err := authz.New(cfg, ip.Provider, ip.Jar, append(authzOpts, authz.WithClock(ip.Clock.Now), authz.WithLogger(logger))...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, "the provider ready", ip.Provider.Ready)
+
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(grpcOpts...)
-	authv3.RegisterAuthorizationServer(gs, srv)
+	authv3.RegisterAuthorizationServer(gs, built.Server)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
 	upstream := httptest.NewServer(echo.Handler())
@@ -188,7 +133,7 @@ func rawGet(t *testing.T, target, cookie string, accept string) *http.Response {
 	req, _ := http.NewRequest(http.MethodGet, target, nil)
 	req.Header.Set("Cookie", cookie)
 	req.Header.Set("Accept", accept)
-	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	resp, err := testkit.NoRedirects().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

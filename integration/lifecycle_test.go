@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 	"golang.org/x/oauth2"
 )
 
@@ -161,11 +161,11 @@ func TestRefreshWhileTheIdPIsDown(t *testing.T) {
 func TestCookieSecretRotation(t *testing.T) {
 	oldSecret := testCookieSecret
 	newSecret := strings.Repeat("r!", 16)
-	clock := &fakeClock{now: time.Now()}
-	before := startInProcess(t, inprocOptions{clock: clock, secrets: []string{oldSecret}})
+	clock := testkit.NewClock(time.Now())
+	before := startInProcess(t, inprocOptions{clock: clock, config: map[string]any{"cookie_secrets": []string{oldSecret}}})
 	b := newBrowser(t, "alice", "alice-password")
 	before.login(t, b)
-	after := startInProcess(t, inprocOptions{idp: before.IdP, clock: clock, secrets: []string{newSecret, oldSecret}})
+	after := startInProcess(t, inprocOptions{idp: before.IdP, clock: clock, config: map[string]any{"cookie_secrets": []string{newSecret, oldSecret}}})
 	resp := rawGet(t, after.Front+"/", cookieHeader(b, before.Front), "text/html")
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("old cookie after rotation: %d", resp.StatusCode)
@@ -208,7 +208,7 @@ func TestSignOutRevokesTheRefreshToken(t *testing.T) {
 
 // session_idle_timeout ends sessions not used for that long; use keeps them.
 func TestIdleTimeout(t *testing.T) {
-	ip := startInProcess(t, inprocOptions{cfg: func(c *authz.Config) { c.IdleTimeout = 10 * time.Minute; c.RefreshBeforeExpiry = 0 }})
+	ip := startInProcess(t, inprocOptions{config: map[string]any{"session_idle_timeout": "10m", "refresh_before_expiry": "0s"}})
 	b := newBrowser(t, "alice", "alice-password")
 	ip.login(t, b)
 	ip.Clock.Add(2 * time.Minute)
@@ -237,7 +237,7 @@ func TestIdleTimeoutOfAnySize(t *testing.T) {
 		{15 * time.Minute, 2 * time.Minute},
 	} {
 		t.Run(tc.idle.String(), func(t *testing.T) {
-			ip := startInProcess(t, inprocOptions{cfg: func(c *authz.Config) { c.IdleTimeout = tc.idle }})
+			ip := startInProcess(t, inprocOptions{config: map[string]any{"session_idle_timeout": tc.idle.String()}})
 			b := newBrowser(t, "alice", "alice-password")
 			ip.login(t, b)
 			// Active for three timeouts, one request every `every`.

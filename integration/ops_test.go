@@ -14,6 +14,7 @@ import (
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 )
 
 // /metrics after a login, scraped over HTTP: decisions with reasons,
@@ -127,14 +128,10 @@ func rewrite(t *testing.T, path string, cfg map[string]any) {
 	}
 }
 
-// waitFor polls cond to a deadline.
+// waitFor polls cond to a 10 s deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	testkit.Eventually(t, 10*time.Second, what, cond)
 }
 
 // Policy keys apply on a config file change without a restart and without
@@ -244,11 +241,7 @@ func reloadsApplied(t *testing.T, s *server) int {
 // check-config validates, runs discovery and prints the effective
 // configuration with secrets masked.
 func TestCheckConfig(t *testing.T) {
-	idp, err := devidp.Start(devidp.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer idp.Close()
+	idp := devidp.StartT(t, devidp.Options{})
 	cfg := baseConfig(idp.Issuer)
 	code, stdout, stderr := runCLI(t, nil, "check-config", "--config", writeConfig(t, cfg))
 	if code != 0 {

@@ -29,6 +29,7 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session/redisstore"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 )
 
 // redisServer is a real redis-server on a free 127.0.0.1 port, with an
@@ -82,14 +83,9 @@ func (r *redisServer) start() {
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if r.tlsFiles != nil && r.tlsListening() || r.ping() {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.t.Fatal("redis-server did not answer PING")
-		}
-	}
+	testkit.Eventually(r.t, 10*time.Second, "redis-server to answer PING", func() bool {
+		return r.tlsFiles != nil && r.tlsListening() || r.ping()
+	})
 }
 
 // tlsListening reports whether the TLS port accepts connections.
@@ -133,11 +129,7 @@ type replicas struct {
 
 func startReplicas(t *testing.T, n int, extra map[string]any) *replicas {
 	t.Helper()
-	idp, err := devidp.Start(devidp.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idp.Close() })
+	idp := devidp.StartT(t, devidp.Options{})
 	rp := &replicas{IdP: idp, Redis: startRedis(t)}
 	for range n {
 		cfg := baseConfig(idp.Issuer)
@@ -249,17 +241,9 @@ func TestRedisSessionsAcrossReplicas(t *testing.T) {
 	// Sign-out on A ends the session on B (whose L1 has it) within a second.
 	upstreamSaw(t, withCookie(t, alice, a.Front.URL, b.Front.URL+"/cached-on-b"))
 	alice.get(a.Front.URL + "/oauth2/sign_out")
-	start := time.Now()
-	for {
-		r := newBrowser(t, "x", "x").do(http.MethodGet, b.Front.URL+"/after-sign-out", http.Header{"Cookie": {cookie}})
-		if r.StatusCode == http.StatusFound {
-			break
-		}
-		if time.Since(start) > time.Second {
-			t.Fatalf("B still accepts the session %v after sign-out on A: %s", time.Since(start), describe(r))
-		}
-		time.Sleep(10 * time.Millisecond) // polling to the 1 s deadline
-	}
+	testkit.Eventually(t, time.Second, "B to refuse the session signed out on A", func() bool {
+		return newBrowser(t, "x", "x").do(http.MethodGet, b.Front.URL+"/after-sign-out", http.Header{"Cookie": {cookie}}).StatusCode == http.StatusFound
+	})
 }
 
 // Back-channel logout delivered to A ends the session on A and B within a
@@ -289,21 +273,13 @@ func TestBackchannelLogoutAcrossReplicas(t *testing.T) {
 
 			// Delivered through A's Envoy (route with ext_authz off), as ZITADEL does.
 			token := logoutToken(t, rp.IdP, nil)
-			start := time.Now()
 			if code, body := postLogoutTo(t, a.Front.URL, token); code != http.StatusOK {
 				t.Fatalf("logout: %d %s", code, body)
 			}
 			for _, st := range []*stack{a, b} {
-				for {
-					r := withCookie(t, alice, a.Front.URL, st.Front.URL+"/after")
-					if r.StatusCode == http.StatusFound {
-						break
-					}
-					if time.Since(start) > time.Second {
-						t.Fatalf("session still accepted on %s %v after the logout: %s", st.Front.URL, time.Since(start), describe(r))
-					}
-					time.Sleep(10 * time.Millisecond) // polling to the 1 s deadline
-				}
+				testkit.Eventually(t, time.Second, "the logout to end the session on "+st.Front.URL, func() bool {
+					return withCookie(t, alice, a.Front.URL, st.Front.URL+"/after").StatusCode == http.StatusFound
+				})
 			}
 			if code, _ := postLogout(t, b.Server, token); code != http.StatusBadRequest {
 				t.Errorf("replayed logout token on the other replica: %d, want 400", code)
@@ -554,11 +530,7 @@ func TestRedisTLSAndPassword(t *testing.T) {
 	dir := t.TempDir()
 	cert, key, ca := writeTLSFiles(t, dir)
 	rds := startRedisWith(t, func(r *redisServer) { r.password, r.tlsFiles = "s3cret-pw", []string{cert, key, ca} })
-	idp, err := devidp.Start(devidp.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idp.Close() })
+	idp := devidp.StartT(t, devidp.Options{})
 	cfg := baseConfig(idp.Issuer)
 	cfg["session_store_type"] = "redis"
 	cfg["redis_url"] = "rediss://:s3cret-pw@" + rds.addr

@@ -19,6 +19,7 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/serverproc"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 )
 
 // serverBin is the zitadel-ext-authz binary built once for all tests.
@@ -148,11 +149,7 @@ type stackOptions struct {
 
 func startStack(t *testing.T, o stackOptions) *stack {
 	t.Helper()
-	idp, err := devidp.Start(devidp.Options{Users: o.users, Clients: o.clients})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { idp.Close() })
+	idp := devidp.StartT(t, devidp.Options{Users: o.users, Clients: o.clients})
 	if o.idpSetup != nil {
 		o.idpSetup(idp)
 	}
@@ -203,10 +200,8 @@ func newBrowser(t *testing.T, user, password string) *browser {
 		jar:      jar,
 		user:     user,
 		password: password,
-		client: &http.Client{Jar: jar, Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}},
-		header: http.Header{"Accept": {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}},
+		client:   noRedirectsWith(jar),
+		header:   http.Header{"Accept": {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}},
 	}
 }
 
@@ -346,4 +341,11 @@ func (st *stack) login(t *testing.T, b *browser, path string) *response {
 		t.Fatalf("login left the stack: %v", hops)
 	}
 	return resp
+}
+
+// noRedirectsWith is the kit's no-redirect client with a cookie jar.
+func noRedirectsWith(jar http.CookieJar) *http.Client {
+	c := testkit.NoRedirects()
+	c.Jar = jar
+	return c
 }

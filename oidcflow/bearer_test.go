@@ -13,29 +13,18 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
 
 // jwtClient is a second app of the same project whose access tokens are JWTs.
 var jwtClient = devidp.Client{ID: "api-jwt@zitadel-ext-authz", Secret: "api-secret", RedirectURIGlobs: []string{"http://127.0.0.1:*/oauth2/callback"}, JWTAccessTokens: true}
 
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 type bearerRig struct {
 	idp   *devidp.Server
 	p     *oidcflow.Provider
 	cache *ristretto.Cache[string, *oidcflow.TokenEntry]
-	clk   *clock
+	clk   *testkit.Clock
 }
 
 func newBearerRig(t *testing.T, cfg oidcflow.BearerConfig, maxCost int64) *bearerRig {
@@ -50,7 +39,7 @@ func newBearerRig(t *testing.T, cfg oidcflow.BearerConfig, maxCost int64) *beare
 		t.Fatal(err)
 	}
 	t.Cleanup(cache.Close)
-	clk := &clock{now: time.Now()}
+	clk := testkit.NewClock(time.Now())
 	c := devidp.DefaultClient()
 	if cfg.ExtraAudiences == nil {
 		cfg.ExtraAudiences = []string{jwtClient.ID}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 )
 
 type jwksServer struct {
@@ -155,13 +156,7 @@ func TestKeySetTrustedRefetchAndCoalescing(t *testing.T) {
 		go func() { _, err := ks.VerifySignature(trustedKeys(ctx), jws); errs <- err }()
 	}
 	// Untrusted callers join the fetch in flight instead of being refused.
-	deadline := time.Now().Add(5 * time.Second)
-	for arrived.Load() < 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("no refetch started")
-		}
-		time.Sleep(time.Millisecond) // polling to a deadline
-	}
+	testkit.Eventually(t, 5*time.Second, "a refetch to start", func() bool { return arrived.Load() >= 2 })
 	for range 10 {
 		go func() { _, err := ks.VerifySignature(ctx, jws); errs <- err }()
 	}

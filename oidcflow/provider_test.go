@@ -3,19 +3,19 @@ package oidcflow_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
 
 const redirectURI = "http://127.0.0.1:8000/oauth2/callback"
 
-var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+var noRedirects = testkit.NoRedirects()
 
 func startIdP(t testing.TB) *devidp.Server {
 	t.Helper()
@@ -43,13 +43,7 @@ func startProvider(t testing.TB, issuer string) *oidcflow.Provider {
 
 func waitReady(t testing.TB, p *oidcflow.Provider) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !p.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatal("provider not ready after 10s")
-		}
-		time.Sleep(10 * time.Millisecond) // polling to a deadline, not synchronisation by sleep
-	}
+	testkit.Eventually(t, 10*time.Second, "the provider to be ready", p.Ready)
 }
 
 // login runs the browser part and returns code and state.

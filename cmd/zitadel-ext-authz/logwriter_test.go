@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 )
 
 type lockedBuffer struct {
@@ -38,17 +40,12 @@ func TestBatchedLogs(t *testing.T) {
 	for i := range 100 {
 		logger.Info("not allowed", "i", i)
 	}
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-		s, n := out.String()
-		if strings.Count(s, "not allowed") == 100 {
-			if n > 2 {
-				t.Errorf("100 lines took %d writes", n)
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of 100 lines arrived", strings.Count(s, "not allowed"))
-		}
+	testkit.Eventually(t, 5*time.Second, "100 batched lines", func() bool {
+		s, _ := out.String()
+		return strings.Count(s, "not allowed") == 100
+	})
+	if _, n := out.String(); n > 2 {
+		t.Errorf("100 lines took %d writes", n)
 	}
 
 	// An Error line goes out at once, with whatever was buffered before it.

@@ -13,23 +13,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/logout"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/wiring"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
-
-// refreshCacheBytes bounds the refresh grace cache (one entry per session
-// refreshed within the grace period).
-const refreshCacheBytes = 16 << 20
 
 // shutdownGrace bounds how long in-flight Checks may take after SIGTERM.
 const shutdownGrace = 10 * time.Second
@@ -56,7 +49,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 
 	// Collaborators, built once.
 	m := telemetry.NewMetrics(version)
-	idpClient := oidcflow.NewHTTPClientDialing(30*time.Second, cfg.IssuerDial)
+	var transport func(http.RoundTripper) http.RoundTripper
 	// In-flight Checks are counted so shutdown waits for them, and only
 	// them: long-lived health Watch streams must not hold it up.
 	var inflight atomic.Int64
@@ -76,63 +69,20 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 			defer cancel()
 			tracing.Shutdown(flushCtx)
 		}()
-		idpClient.Transport = tracing.Transport(idpClient.Transport)
+		transport = tracing.Transport
 		unary = append(unary, tracing.UnaryInterceptor())
 		logger.Info("tracing on", "otlp_endpoint", cfg.OTLPEndpoint, "trace_sample_ratio", cfg.TraceSampleRatio)
 	}
-	providerOpts := []oidcflow.Option{oidcflow.WithHTTPClient(idpClient), oidcflow.WithLogger(logger), oidcflow.WithObserver(m.ObserveIdP)}
-	var authzOpts []authz.Option
-	refreshCache, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.RefreshEntry]{
-		NumCounters: 100_000, MaxCost: refreshCacheBytes, BufferItems: 64, Metrics: true,
-	})
+	built, err := wiring.Build(cfg, wiring.Deps{Logger: logger, Metrics: m, Transport: transport})
 	if err != nil {
-		fmt.Fprintln(stderr, "zitadel-ext-authz: refresh cache:", err)
-		return 1
-	}
-	defer refreshCache.Close()
-	providerOpts = append(providerOpts, oidcflow.WithRefreshCache(refreshCache, cfg.RefreshGrace))
-	if cfg.BearerEnabled {
-		tokenCache, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.TokenEntry]{
-			NumCounters: max(cfg.TokenCacheSize/30, 1000), // entries cost ~300 bytes
-			MaxCost:     max(cfg.TokenCacheSize, 1),
-			BufferItems: 64,
-			Metrics:     true,
-		})
-		if err != nil {
-			fmt.Fprintln(stderr, "zitadel-ext-authz: token cache:", err)
-			return 1
+		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
+		if errors.Is(err, wiring.ErrConfig) {
+			return 2
 		}
-		defer tokenCache.Close()
-		m.WatchCache("token", tokenCache.Metrics)
-		providerOpts = append(providerOpts, oidcflow.WithBearer(cfg.Bearer, tokenCache))
-	}
-	provider, err := oidcflow.New(cfg.OIDC, providerOpts...)
-	if err != nil {
-		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
-		return 2
-	}
-	if cfg.BearerEnabled {
-		authzOpts = append(authzOpts, authz.WithBearerAuth(provider))
-	}
-	stores, err := newSessions(cfg, m, logger)
-	if err != nil {
-		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
 		return 1
 	}
-	defer stores.close()
-	jarOpts := stores.jarOpts
-	authzOpts = append(authzOpts, stores.authzOpts...)
-	codec, err := session.NewCodec(cfg.CookieSecrets...)
-	if err != nil {
-		fmt.Fprintln(stderr, "zitadel-ext-authz: cookie_secret:", err)
-		return 2
-	}
-	jar := session.NewJar(codec, cfg.Cookie, jarOpts...)
-	server, err := authz.New(cfg.Authz, provider, jar, append(authzOpts, authz.WithLogger(logger), authz.WithObserver(m))...)
-	if err != nil {
-		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
-		return 2
-	}
+	defer built.Close()
+	provider, jar, server, stores := built.Provider, built.Jar, built.Server, built.Sessions
 
 	// Listeners: bind errors end start-up before anything serves.
 	grpcLn, err := net.Listen("tcp", cfg.GRPCAddress)
@@ -159,15 +109,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		case !provider.Ready():
 			return false, "identity provider discovery or JWKS not loaded yet"
 		}
-		return stores.ready()
-	}, m.Handler(), stores.logoutHandler(provider, logger), cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
+		return stores.Ready()
+	}, m.Handler(), stores.LogoutHandler(provider, logger), cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
 
 	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version, "session_store", cfg.SessionStore)
 	logOut.Flush() // launchers wait for this line
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return provider.Serve(gctx) })
-	g.Go(func() error { return stores.run(gctx, jar, logger) })
+	g.Go(func() error { return stores.Run(gctx, jar, logger) })
 	if cfg.Path != "" {
 		rl := &reloader{args: args, getenv: getenv, current: cfg, server: server, jar: jar, level: level, logger: logger, metrics: m}
 		g.Go(func() error { return rl.run(gctx) })
@@ -232,7 +182,7 @@ func setMemoryLimit(cfg *config.Config, getenv func(string) string, logger *slog
 	if getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	limit := int64(baseMemory) + cfg.SessionCacheSize + refreshCacheBytes
+	limit := int64(baseMemory) + cfg.SessionCacheSize + wiring.RefreshCacheBytes
 	if cfg.BearerEnabled {
 		limit += cfg.TokenCacheSize
 	}

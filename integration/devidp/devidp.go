@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"testing"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
@@ -335,3 +336,15 @@ type userStore struct {
 func (u userStore) GetUserByID(id string) *storage.User         { return u.byID[id] }
 func (u userStore) GetUserByUsername(name string) *storage.User { return u.byName[name] }
 func (u userStore) ExampleClientID() string                     { return "service" }
+
+// StartT starts a dev IdP for a test and closes it when the test ends; a
+// failure to start fails the test.
+func StartT(t testing.TB, opts Options) *Server {
+	t.Helper()
+	s, err := Start(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
-	"net/http"
 
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 	"golang.org/x/oauth2"
 )
 
@@ -23,7 +23,7 @@ func (s *Server) Tokens(ctx context.Context, c Client, username, password string
 		Endpoint:    oauth2.Endpoint{AuthURL: s.Issuer + "/auth", TokenURL: s.Issuer + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader},
 	}
 	verifier := oauth2.GenerateVerifier()
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	noFollow := testkit.NoRedirects()
 	cb, err := LoginForm(noFollow, conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier)), username, password)
 	if err != nil {
 		return nil, err

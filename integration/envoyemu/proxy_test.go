@@ -17,6 +17,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -113,7 +114,7 @@ func send(t *testing.T, method, target string, h http.Header) (*http.Response, s
 	for k, v := range h {
 		req.Header[k] = v
 	}
-	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	resp, err := testkit.NoRedirects().Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package wiring
 
 import (
 	"context"
@@ -19,9 +19,9 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
 
-// sessions is where sessions live and how they end: cookies or Redis, the
+// Sessions is where sessions live and how they end: cookies or Redis, the
 // L1 cache, back-channel logout, and what replicas tell each other.
-type sessions struct {
+type Sessions struct {
 	jarOpts   []session.JarOption
 	authzOpts []authz.Option
 	redis     *redisstore.Store // nil without Redis
@@ -31,8 +31,8 @@ type sessions struct {
 	closers   []func()
 }
 
-func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) (*sessions, error) {
-	s := &sessions{}
+func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) (*Sessions, error) {
+	s := &Sessions{}
 	if cfg.Redis != nil {
 		// go-redis ignores context deadlines unless told: without this a
 		// stalled Redis would hold a Check for its 3 s read timeout, past
@@ -59,7 +59,9 @@ func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) 
 			return nil, fmt.Errorf("session cache: %w", err)
 		}
 		s.closers = append(s.closers, c.Close)
-		m.WatchCache("session", c.Metrics)
+		if m != nil {
+			m.WatchCache("session", c.Metrics)
+		}
 		cache = c
 	}
 	switch cfg.SessionStore {
@@ -108,9 +110,9 @@ type enderFunc func(ctx context.Context, sid, sub string) error
 
 func (f enderFunc) End(ctx context.Context, sid, sub string) error { return f(ctx, sid, sub) }
 
-// run follows the other replicas (L1 invalidations, logouts of cookie
+// Run follows the other replicas (L1 invalidations, logouts of cookie
 // sessions) until ctx ends.
-func (s *sessions) run(ctx context.Context, jar *session.Jar, logger *slog.Logger) error {
+func (s *Sessions) Run(ctx context.Context, jar *session.Jar, logger *slog.Logger) error {
 	if s.redis == nil {
 		<-ctx.Done()
 		return nil
@@ -138,7 +140,7 @@ func (s *sessions) run(ctx context.Context, jar *session.Jar, logger *slog.Logge
 }
 
 // addRevocation records what another replica announced.
-func (s *sessions) addRevocation(r redisstore.Revocation) {
+func (s *Sessions) addRevocation(r redisstore.Revocation) {
 	if r.Login != "" {
 		s.revoked.AddLogin(r.Login, r.Until)
 		return
@@ -146,8 +148,8 @@ func (s *sessions) addRevocation(r redisstore.Revocation) {
 	s.revoked.Add(r.SID, r.Sub, r.At, r.Until)
 }
 
-// ready reports Redis for /readyz.
-func (s *sessions) ready() (bool, string) {
+// Ready reports Redis for /readyz.
+func (s *Sessions) Ready() (bool, string) {
 	if s.redis == nil {
 		return true, ""
 	}
@@ -159,12 +161,12 @@ func (s *sessions) ready() (bool, string) {
 	return true, ""
 }
 
-// logoutHandler is POST /oauth2/backchannel_logout.
-func (s *sessions) logoutHandler(v logout.Verifier, logger *slog.Logger) http.Handler {
+// LogoutHandler is POST /oauth2/backchannel_logout.
+func (s *Sessions) LogoutHandler(v logout.Verifier, logger *slog.Logger) http.Handler {
 	return logout.Handler(v, s.replay, s.ender, logger)
 }
 
-func (s *sessions) close() {
+func (s *Sessions) close() {
 	for i := len(s.closers) - 1; i >= 0; i-- {
 		s.closers[i]()
 	}

@@ -1,0 +1,55 @@
+// Package testkit is the small kit the tests share: a fake clock for code
+// that takes a now func, polling to a deadline instead of sleeping for
+// synchronisation, and an HTTP client that shows redirects instead of
+// following them. The dev IdP's StartT (integration/devidp) belongs with
+// it. Product code never imports this tree.
+package testkit
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Clock is a fake clock: Now stays until Add moves it.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock starts a clock at t0.
+func NewClock(t0 time.Time) *Clock { return &Clock{now: t0} }
+
+// Now is the clock's time; pass it where code takes a now func.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Add moves the clock.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// Eventually polls cond every 10 ms until it holds, and fails the test
+// naming what it waited for once within has passed.
+func Eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling to a deadline
+	}
+}
+
+// NoRedirects is a client that returns redirects to the caller (to look at
+// a Location and its cookies) instead of following them.
+func NoRedirects() *http.Client {
+	return &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
