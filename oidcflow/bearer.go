@@ -248,12 +248,8 @@ func (p *Provider) verifyJWT(ctx context.Context, d *discovered, token string) (
 	if !slices.ContainsFunc(claims.Audience, p.acceptedAudience) {
 		return nil, fmt.Errorf("verify jwt: %w: audience %v has neither the client id, the project id nor an extra_jwt_audiences entry", ErrInvalidToken, claims.Audience)
 	}
-	all, err := json.Marshal(claims)
+	m, err := claimMap(claims)
 	if err != nil {
-		return nil, fmt.Errorf("verify jwt: %w: %w", ErrInvalidToken, err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(all, &m); err != nil {
 		return nil, fmt.Errorf("verify jwt: %w: %w", ErrInvalidToken, err)
 	}
 	return &Bearer{
@@ -287,12 +283,8 @@ func (p *Provider) introspect(ctx context.Context, d *discovered, token string) 
 	if !exp.IsZero() && !exp.After(p.now()) {
 		return nil, fmt.Errorf("introspect: %w: expired", ErrInvalidToken)
 	}
-	all, err := json.Marshal(resp)
+	m, err := claimMap(resp)
 	if err != nil {
-		return nil, fmt.Errorf("introspect: %w: %w", ErrInvalidToken, err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(all, &m); err != nil {
 		return nil, fmt.Errorf("introspect: %w: %w", ErrInvalidToken, err)
 	}
 	id := p.identityFromClaims(m)

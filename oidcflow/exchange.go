@@ -87,7 +87,9 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 
 // claimMap flattens verified ID token claims into one map, the standard
 // claims and the unknown ones (where ZITADEL's role claims land) alike.
-func claimMap(c *oidc.IDTokenClaims) (map[string]any, error) {
+// claimMap is a token's or introspection response's claims as a map, with
+// the library's typed fields and the extra (private) claims alike.
+func claimMap(c any) (map[string]any, error) {
 	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, err

@@ -205,29 +205,14 @@ func (r frontRow) load(conns int, d time.Duration, pin bool, work string) (resul
 		args = append(args, "-H", k+": "+v)
 	}
 	args = append(args, r.url)
-	cpu0, wall0 := cpuOf(r.procs), time.Now()
-	out, err := command(pin, "1", "h2load", args...).CombinedOutput()
-	cpu1, wall := cpuOf(r.procs), time.Since(wall0).Seconds()
+	res, out, err := runH2load(pin, args, logFile, func() float64 { return cpuOf(r.procs) })
 	if err != nil {
-		return result{}, fmt.Errorf("h2load: %v\n%s", err, out)
+		return res, err
 	}
-	var res result
-	m := finished.FindStringSubmatch(string(out))
-	if m == nil {
-		return res, fmt.Errorf("h2load output not understood:\n%s", out)
-	}
-	res.rps, _ = strconv.ParseFloat(m[3], 64)
-	if c := succeeded.FindStringSubmatch(string(out)); c != nil {
-		ok, _ := strconv.Atoi(c[4])
-		total, _ := strconv.Atoi(c[1])
-		res.failed = total - ok
-	}
-	if st := statusCodes.FindStringSubmatch(string(out)); st != nil && (st[2] != "0" || st[3] != "0" || st[4] != "0") {
+	if st := statusCodes.FindStringSubmatch(out); st != nil && (st[2] != "0" || st[3] != "0" || st[4] != "0") {
 		return res, fmt.Errorf("non-2xx answers under load: %s", st[0])
 	}
-	res.cpu = (cpu1 - cpu0) / wall
-	res.p50, res.p99, err = percentiles(logFile)
-	return res, err
+	return res, nil
 }
 
 var statusCodes = regexp.MustCompile(`status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`)

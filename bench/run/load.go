@@ -129,27 +129,35 @@ func load(s scenario, conc int, d time.Duration, pin bool, work string) (result,
 	logFile := filepath.Join(work, "h2load.log")
 	args := append([]string{"-D", strconv.Itoa(int(d.Seconds())), "--warm-up-time", "1"}, h2loadArgs(s, conc, logFile)...)
 	s.proc.resetPeak()
-	cpu0, wall0 := s.proc.cpuSeconds(), time.Now()
-	out, err := command(pin, "1", "h2load", args...).CombinedOutput()
-	cpu1, wall := s.proc.cpuSeconds(), time.Since(wall0).Seconds()
+	r, _, err := runH2load(pin, args, logFile, s.proc.cpuSeconds)
+	_, r.peakRSS = s.proc.memory()
+	return r, err
+}
+
+// runH2load runs h2load on core 1 (when pinned) and reads its req/s,
+// failures, latency percentiles (from logFile) and the CPU cpu() counted
+// meanwhile; out is h2load's output.
+func runH2load(pin bool, args []string, logFile string, cpu func() float64) (r result, out string, err error) {
+	cpu0, wall0 := cpu(), time.Now()
+	raw, err := command(pin, "1", "h2load", args...).CombinedOutput()
+	cpu1, wall := cpu(), time.Since(wall0).Seconds()
+	out = string(raw)
 	if err != nil {
-		return result{}, fmt.Errorf("h2load: %v\n%s", err, out)
+		return r, out, fmt.Errorf("h2load: %v\n%s", err, out)
 	}
-	var r result
-	m := finished.FindStringSubmatch(string(out))
+	m := finished.FindStringSubmatch(out)
 	if m == nil {
-		return r, fmt.Errorf("h2load output not understood:\n%s", out)
+		return r, out, fmt.Errorf("h2load output not understood:\n%s", out)
 	}
 	r.rps, _ = strconv.ParseFloat(m[3], 64)
-	if c := succeeded.FindStringSubmatch(string(out)); c != nil {
+	if c := succeeded.FindStringSubmatch(out); c != nil {
 		ok, _ := strconv.Atoi(c[4])
 		total, _ := strconv.Atoi(c[1])
 		r.failed = total - ok
 	}
 	r.cpu = (cpu1 - cpu0) / wall
-	_, r.peakRSS = s.proc.memory()
 	r.p50, r.p99, err = percentiles(logFile)
-	return r, err
+	return r, out, err
 }
 
 // percentiles reads h2load's per-request log: start, status, duration (µs).
