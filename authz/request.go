@@ -26,7 +26,7 @@ type Request struct {
 // errMalformed: the CheckRequest lacks the HTTP attributes we need.
 var errMalformed = errors.New("malformed check request")
 
-// maxHeaderBytes bounds the header values we read at all.
+// maxCookieHeaderBytes bounds the Cookie header we parse at all.
 const maxCookieHeaderBytes = 64 << 10
 
 // ParseRequest reads a CheckRequest as Envoy builds it

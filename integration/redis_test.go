@@ -3,22 +3,11 @@ package integration_test
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/big"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -31,93 +20,6 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 )
-
-// redisServer is a real redis-server on a free 127.0.0.1 port, with an
-// append-only file so a restart keeps its data.
-type redisServer struct {
-	t        *testing.T
-	addr     string
-	dir      string
-	cmd      *exec.Cmd
-	password string   // requirepass, when set
-	tlsFiles []string // cert, key, CA: TLS only, when set
-}
-
-func startRedis(t *testing.T) *redisServer {
-	t.Helper()
-	return startRedisWith(t, func(*redisServer) {})
-}
-
-func startRedisWith(t *testing.T, setup func(*redisServer)) *redisServer {
-	t.Helper()
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		t.Fatal("redis-server is not installed (apt-get install -y redis-server; .ci/run does it)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	r := &redisServer{t: t, addr: addr, dir: t.TempDir()}
-	setup(r)
-	r.start()
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *redisServer) start() {
-	r.t.Helper()
-	_, port, _ := net.SplitHostPort(r.addr)
-	args := []string{"--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
-		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"}
-	if r.password != "" {
-		args = append(args, "--requirepass", r.password)
-	}
-	if r.tlsFiles != nil {
-		args[3] = "0" // no plain-text port
-		args = append(args, "--tls-port", port, "--tls-cert-file", r.tlsFiles[0], "--tls-key-file", r.tlsFiles[1],
-			"--tls-ca-cert-file", r.tlsFiles[2], "--tls-auth-clients", "no")
-	}
-	r.cmd = exec.Command("redis-server", args...)
-	if err := r.cmd.Start(); err != nil {
-		r.t.Fatal(err)
-	}
-	testkit.Eventually(r.t, 10*time.Second, "redis-server to answer PING", func() bool {
-		return r.tlsFiles != nil && r.tlsListening() || r.ping()
-	})
-}
-
-// tlsListening reports whether the TLS port accepts connections.
-func (r *redisServer) tlsListening() bool {
-	c, err := net.DialTimeout("tcp", r.addr, time.Second)
-	if err != nil {
-		return false
-	}
-	c.Close()
-	return true
-}
-
-func (r *redisServer) ping() bool {
-	c, err := net.DialTimeout("tcp", r.addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	fmt.Fprint(c, "PING\r\n")
-	line, _ := bufio.NewReader(c).ReadString('\n')
-	return strings.HasPrefix(line, "+PONG")
-}
-
-func (r *redisServer) stop() {
-	if r.cmd == nil || r.cmd.Process == nil {
-		return
-	}
-	r.cmd.Process.Kill()
-	r.cmd.Wait()
-	r.cmd = nil
-}
 
 // replicas is one IdP, one Redis and n servers, each behind its own
 // Envoy emulator, sharing config.
@@ -493,35 +395,6 @@ func TestBackchannelLogoutBySID(t *testing.T) {
 			upstreamSaw(t, second.get(st.Front.URL+"/other-session"))
 		})
 	}
-}
-
-// writeTLSFiles makes a CA and a certificate for 127.0.0.1 signed by it.
-func writeTLSFiles(t *testing.T, dir string) (cert, key, ca string) {
-	t.Helper()
-	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caCert, _ := x509.ParseCertificate(caDER)
-	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, _ := x509.MarshalECPrivateKey(leafKey)
-	write := func(name, typ string, der []byte) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	return write("cert.pem", "CERTIFICATE", leafDER), write("key.pem", "EC PRIVATE KEY", keyDER), write("ca.pem", "CERTIFICATE", caDER)
 }
 
 // Redis over TLS with a private CA and a password: sessions work; a wrong

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/logout"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/backchannel"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/wiring"
@@ -202,7 +202,7 @@ func newLogger(cfg *config.Config, level slog.Leveler, w *batchWriter) *slog.Log
 
 func opsHandler(ready func() (bool, string), metrics, backchannelLogout http.Handler, withPprof bool) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(logout.Path, backchannelLogout)
+	mux.Handle(backchannel.Path, backchannelLogout)
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/bootstrap"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/zitadelsetup"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
 
@@ -75,7 +75,7 @@ func zitadelBootstrap(ctx context.Context, args []string, stdout, stderr io.Writ
 		dialMap = oidcflow.DialFor(u, *dial)
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
-	res, err := bootstrap.Run(ctx, bootstrap.Options{
+	res, err := zitadelsetup.Run(ctx, zitadelsetup.Options{
 		Issuer:               *issuer,
 		HTTPClient:           oidcflow.NewHTTPClientDialing(30*time.Second, dialMap),
 		PATFile:              *pat,

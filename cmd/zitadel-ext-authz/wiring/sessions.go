@@ -11,7 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/logout"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/backchannel"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session/redisstore"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
@@ -25,9 +25,9 @@ type Sessions struct {
 	jarOpts   []session.JarOption
 	authzOpts []authz.Option
 	redis     *redisstore.Store // nil without Redis
-	revoked   *logout.Revocations
-	ender     logout.Ender
-	replay    logout.ReplayGuard
+	revoked   *backchannel.Revocations
+	ender     backchannel.Ender
+	replay    backchannel.ReplayGuard
 	closers   []func()
 }
 
@@ -43,7 +43,7 @@ func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) 
 		s.closers = append(s.closers, func() { s.redis.Close() })
 		s.replay = s.redis
 	} else {
-		s.replay = logout.NewReplays(nil)
+		s.replay = backchannel.NewReplays(nil)
 	}
 	// The decoded-session cache: keyed by cookie in cookie mode, by ticket
 	// id as the L1 in front of Redis. session_cache_max_bytes = 0 disables it.
@@ -76,7 +76,7 @@ func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) 
 		if cache != nil {
 			s.jarOpts = append(s.jarOpts, session.WithCache(cache))
 		}
-		s.revoked = logout.NewRevocations(nil)
+		s.revoked = backchannel.NewRevocations(nil)
 		s.authzOpts = append(s.authzOpts, authz.WithRevocations(revocations{s.revoked, s.redis}))
 		s.ender = enderFunc(func(ctx context.Context, sid, sub string) error {
 			now := time.Now()
@@ -94,7 +94,7 @@ func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) 
 // revocations records sign-outs of cookie sessions in this process and,
 // with Redis, for every replica.
 type revocations struct {
-	*logout.Revocations
+	*backchannel.Revocations
 	redis *redisstore.Store // nil without Redis
 }
 
@@ -162,8 +162,8 @@ func (s *Sessions) Ready() (bool, string) {
 }
 
 // LogoutHandler is POST /oauth2/backchannel_logout.
-func (s *Sessions) LogoutHandler(v logout.Verifier, logger *slog.Logger) http.Handler {
-	return logout.Handler(v, s.replay, s.ender, logger)
+func (s *Sessions) LogoutHandler(v backchannel.Verifier, logger *slog.Logger) http.Handler {
+	return backchannel.Handler(v, s.replay, s.ender, logger)
 }
 
 func (s *Sessions) close() {

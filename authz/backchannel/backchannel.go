@@ -1,4 +1,4 @@
-// Package logout receives OpenID Connect back-channel logouts
+// Package backchannel receives OpenID Connect back-channel logouts
 // (POST /oauth2/backchannel_logout, form field logout_token): it verifies
 // the logout token, refuses replays and ends the sessions it names. In
 // redis mode the stored sessions are deleted; with cookie sessions the
@@ -6,7 +6,7 @@
 // they would have expired. Revocations also records sign-outs of cookie
 // sessions (by the sign-in's id), so a copy of a signed-out cookie is
 // refused too.
-package logout
+package backchannel
 
 import (
 	"context"
