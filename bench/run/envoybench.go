@@ -97,7 +97,7 @@ func envoyBench(o options, f *frontSetup, server *proc, ours string, idp *devidp
 		return fmt.Errorf("envoy with the oauth2 filter: %w", err)
 	}
 	defer filter.Stop()
-	theirs, err := loginThrough(filter.URL, "/dashboard", idp)
+	theirs, err := loginThrough(filter.URL, "/dashboard", idp, "alice")
 	if err != nil {
 		return fmt.Errorf("login through Envoy's oauth2 filter: %w", err)
 	}
@@ -114,7 +114,7 @@ func envoyBench(o options, f *frontSetup, server *proc, ours string, idp *devidp
 			return fmt.Errorf("oauth2-proxy: %w", err)
 		}
 		defer stopCmd(op.cmd)
-		cookie, err := loginThrough(op.url, "/dashboard", idp)
+		cookie, err := loginThrough(op.url, "/dashboard", idp, "alice")
 		if err != nil {
 			return fmt.Errorf("login through oauth2-proxy: %w", err)
 		}
@@ -228,7 +228,7 @@ func cpuOf(pids []int) float64 {
 
 // loginThrough logs alice in through a front (any of the three setups) as
 // a browser does and returns the Cookie header it then sends.
-func loginThrough(front, path string, idp *devidp.Server) (string, error) {
+func loginThrough(front, path string, idp *devidp.Server, user string) (string, error) {
 	jar := map[string]*http.Cookie{}
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	get := func(target string) (*http.Response, error) {
@@ -267,7 +267,7 @@ func loginThrough(front, path string, idp *devidp.Server) (string, error) {
 			break // not a redirect
 		}
 		if strings.HasPrefix(loc.String(), idp.Issuer) {
-			cb, err := devidp.LoginForm(client, loc.String(), "alice", "alice-password")
+			cb, err := devidp.LoginForm(client, loc.String(), user, user+"-password")
 			if err != nil {
 				return "", err
 			}

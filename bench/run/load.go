@@ -114,10 +114,40 @@ func (s *scenario) prepare(work string, i int) error {
 var finished = regexp.MustCompile(`finished in ([0-9.]+)(m?s), ([0-9.]+) req/s`)
 var succeeded = regexp.MustCompile(`requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored`)
 
-func h2loadArgs(s scenario, conc int, logFile string) []string {
-	clients := min(conc, 4)
+// conc is a load's concurrency: streams in flight over conns HTTP/2
+// connections ("64" spreads 64 streams over min(64, 4) connections, "64/1"
+// puts them on one, as one Envoy worker does).
+type conc struct{ streams, conns int }
+
+func (c conc) String() string {
+	if c.conns == 0 {
+		return strconv.Itoa(c.streams)
+	}
+	return fmt.Sprintf("%d/%d", c.streams, c.conns)
+}
+
+func parseConc(s string) (conc, error) {
+	streams, conns, one := strings.Cut(strings.TrimSpace(s), "/")
+	var c conc
+	var err error
+	if c.streams, err = strconv.Atoi(streams); err != nil || c.streams < 1 {
+		return c, fmt.Errorf("-concurrency: %q", s)
+	}
+	if one {
+		if c.conns, err = strconv.Atoi(conns); err != nil || c.conns < 1 {
+			return c, fmt.Errorf("-concurrency: %q", s)
+		}
+	}
+	return c, nil
+}
+
+func h2loadArgs(s scenario, c conc, logFile string) []string {
+	clients := c.conns
+	if clients == 0 {
+		clients = min(c.streams, 4)
+	}
 	return []string{
-		"-c", strconv.Itoa(clients), "-m", strconv.Itoa((conc + clients - 1) / clients),
+		"-c", strconv.Itoa(clients), "-m", strconv.Itoa((c.streams + clients - 1) / clients),
 		"-H", "content-type: application/grpc", "-H", "te: trailers",
 		"-d", s.file, "--log-file", logFile,
 		"http://" + s.proc.grpcAddr + "/envoy.service.auth.v3.Authorization/Check",
@@ -125,7 +155,7 @@ func h2loadArgs(s scenario, conc int, logFile string) []string {
 }
 
 // load runs h2load against one scenario for d at concurrency conc.
-func load(s scenario, conc int, d time.Duration, pin bool, work string) (result, error) {
+func load(s scenario, conc conc, d time.Duration, pin bool, work string) (result, error) {
 	logFile := filepath.Join(work, "h2load.log")
 	args := append([]string{"-D", strconv.Itoa(int(d.Seconds())), "--warm-up-time", "1"}, h2loadArgs(s, conc, logFile)...)
 	s.proc.resetPeak()
@@ -187,17 +217,17 @@ func percentiles(path string) (p50, p99 float64, err error) {
 	return at(0.50), at(0.99), nil
 }
 
-func printTable(scenarios []scenario, conc []int, results map[string]map[int][2]result) {
+func printTable(scenarios []scenario, concs []conc, results map[string]map[conc][2]result) {
 	fmt.Println("| scenario | c | req/s | floor req/s | ratio | p50 ms | p99 ms | floor p99 ms | p99 ratio | CPU (cores) | peak RSS MB |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-	for _, c := range conc {
+	for _, c := range concs {
 		for _, s := range scenarios {
 			fl, r := results[s.name][c][0], results[s.name][c][1]
 			note := ""
 			if r.failed > 0 {
 				note = fmt.Sprintf(" (%d failed)", r.failed)
 			}
-			fmt.Printf("| %s%s | %d | %.0f | %.0f | %.2f | %.3f | %.3f | %.3f | %.2f | %.2f | %.1f |\n",
+			fmt.Printf("| %s%s | %s | %.0f | %.0f | %.2f | %.3f | %.3f | %.3f | %.2f | %.2f | %.1f |\n",
 				s.name, note, c, r.rps, fl.rps, r.rps/fl.rps, r.p50, r.p99, fl.p99, r.p99/fl.p99, r.cpu, r.peakRSS)
 		}
 	}
@@ -215,7 +245,7 @@ func redirectFlood(p *proc, scenarios []scenario, n int, pin bool, work string) 
 	if s.file == "" {
 		return nil
 	}
-	args := append([]string{"-n", strconv.Itoa(n)}, h2loadArgs(s, 64, filepath.Join(work, "flood.log"))...)
+	args := append([]string{"-n", strconv.Itoa(n)}, h2loadArgs(s, conc{streams: 64}, filepath.Join(work, "flood.log"))...)
 	if out, err := command(pin, "1", "h2load", args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("h2load: %v\n%s", err, out)
 	}

@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"time"
 
@@ -34,7 +33,7 @@ func main() {
 type options struct {
 	server, floor string
 	duration      time.Duration
-	conc          []int
+	conc          []conc
 	redirects     int
 	tokens        int
 	scenarios     string
@@ -43,16 +42,17 @@ type options struct {
 	oauth2Proxy   string
 	frontConns    int
 	envoyOnly     bool
+	withEnvoy     bool
 	serveEcho     string
 }
 
 func run() error {
 	var o options
-	var conc string
+	var concs string
 	flag.StringVar(&o.server, "server", "bin/zitadel-ext-authz", "zitadel-ext-authz binary")
 	flag.StringVar(&o.floor, "floor", "bin/floor", "floor server binary")
 	flag.DurationVar(&o.duration, "duration", 2*time.Second, "load time per scenario and concurrency")
-	flag.StringVar(&conc, "concurrency", "1,16,64", "concurrent streams")
+	flag.StringVar(&concs, "concurrency", "1,16,64,64/1", "concurrent streams, each over min(streams,4) connections or over /N")
 	flag.IntVar(&o.redirects, "redirects", 100_000, "unauthenticated redirects before the RSS check (0 skips)")
 	flag.IntVar(&o.tokens, "tokens", 1_000_000, "distinct bearer tokens before the RSS check (0 skips)")
 	flag.StringVar(&o.scenarios, "scenarios", "", "comma-separated subset of scenarios (default: all)")
@@ -61,6 +61,7 @@ func run() error {
 	flag.StringVar(&o.oauth2Proxy, "oauth2-proxy", "bin/oauth2-proxy", "oauth2-proxy binary for the Envoy section's row (c); \"\" skips it")
 	flag.IntVar(&o.frontConns, "front-connections", 16, "HTTP/1.1 connections in the Envoy section")
 	flag.BoolVar(&o.envoyOnly, "envoy-only", false, "run only the Envoy section")
+	flag.BoolVar(&o.withEnvoy, "envoy", true, "run the Envoy section after the gRPC one")
 	flag.StringVar(&o.serveEcho, "serve-echo", "", "internal: serve the echo upstream on this address")
 	flag.Parse()
 	if o.serveEcho != "" {
@@ -72,12 +73,12 @@ func run() error {
 			o.oauth2Proxy = ""
 		}
 	}
-	for _, c := range strings.Split(conc, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(c))
-		if err != nil || n < 1 {
-			return fmt.Errorf("-concurrency: %q", c)
+	for _, c := range strings.Split(concs, ",") {
+		cc, err := parseConc(c)
+		if err != nil {
+			return err
 		}
-		o.conc = append(o.conc, n)
+		o.conc = append(o.conc, cc)
 	}
 	if _, err := exec.LookPath("h2load"); err != nil {
 		return errors.New("h2load not found: install it with `apt-get install -y nghttp2-client` (make bench does this when it runs as root)")
@@ -94,22 +95,31 @@ func run() error {
 	fmt.Printf("machine: %d cores (%s), %s; server pinned to core 0, h2load to core 1: %v\n", runtime.NumCPU(), cpuModel(), runtime.Version(), pin)
 
 	jwtApp := devidp.Client{ID: "api-jwt@bench", Secret: "api-secret", RedirectURIGlobs: []string{"http://127.0.0.1:*/oauth2/callback"}, JWTAccessTokens: true}
-	idp, err := devidp.Start(devidp.Options{Clients: []devidp.Client{devidp.DefaultClient(), jwtApp}})
+	// ZITADEL-sized: a web app with JWT access tokens, and a user whose
+	// tokens carry several roles, a long name and e-mail.
+	largeApp := devidp.DefaultClient()
+	largeApp.ID, largeApp.JWTAccessTokens = "web-large@bench", true
+	idp, err := devidp.Start(devidp.Options{Clients: []devidp.Client{devidp.DefaultClient(), jwtApp, largeApp}, Users: append(devidp.DefaultUsers(), largeUser)})
 	if err != nil {
 		return err
 	}
 	defer idp.Close()
 
-	server, err := startProc(work, "server", o.server, pin, serverConfig(idp.Issuer, jwtApp.ID, 64<<20))
+	server, err := startProc(work, "server", o.server, pin, serverConfig(idp.Issuer, devidp.DefaultClient(), jwtApp.ID, 64<<20))
 	if err != nil {
 		return err
 	}
 	defer server.stop()
-	noCache, err := startProc(work, "server-nocache", o.server, pin, serverConfig(idp.Issuer, jwtApp.ID, 0))
+	noCache, err := startProc(work, "server-nocache", o.server, pin, serverConfig(idp.Issuer, devidp.DefaultClient(), jwtApp.ID, 0))
 	if err != nil {
 		return err
 	}
 	defer noCache.stop()
+	large, err := startProc(work, "server-large", o.server, pin, serverConfig(idp.Issuer, largeApp, jwtApp.ID, 64<<20))
+	if err != nil {
+		return err
+	}
+	defer large.stop()
 	floor, err := startFloor(work, o.floor, pin)
 	if err != nil {
 		return err
@@ -122,9 +132,18 @@ func run() error {
 		return fmt.Errorf("envoy: %w", err)
 	}
 	defer front.stop()
-	cookie, err := loginThrough(front.envoy.URL, "/", idp)
+	cookie, err := loginThrough(front.envoy.URL, "/", idp, "alice")
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
+	}
+	largeFront, err := startFrontSetup(large, pin)
+	if err != nil {
+		return fmt.Errorf("envoy: %w", err)
+	}
+	largeCookie, err := loginThrough(largeFront.envoy.URL, "/", idp, largeUser.Username)
+	largeFront.stop()
+	if err != nil {
+		return fmt.Errorf("login (large session): %w", err)
 	}
 	if o.envoyOnly {
 		return envoyBench(o, front, server, cookie, idp, pin, work)
@@ -137,10 +156,11 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("session cookie header: %d bytes; JWT access token: %d bytes; opaque token: %d bytes\n\n", len(cookie), len(jwt.AccessToken), len(opaque.AccessToken))
+	fmt.Printf("session cookie header: %d bytes (large session: %d); JWT access token: %d bytes; opaque token: %d bytes\n\n", len(cookie), len(largeCookie), len(jwt.AccessToken), len(opaque.AccessToken))
 
 	all := []scenario{
 		{name: "session (cache hit)", proc: server, req: browserRequest(cookie, ""), want: 0},
+		{name: "large session (cache hit)", proc: large, req: browserRequest(largeCookie, ""), want: 0},
 		{name: "session (no session cache)", proc: noCache, req: browserRequest(cookie, ""), want: 0},
 		{name: "JWT bearer (cached)", proc: server, req: apiRequest("Bearer " + jwt.AccessToken), want: 0},
 		{name: "opaque bearer (cached)", proc: server, req: apiRequest("Bearer " + opaque.AccessToken), want: 0},
@@ -162,7 +182,7 @@ func run() error {
 
 	// Each scenario is measured right after the floor server answering the
 	// very same request bytes, so the ratio compares like with like.
-	results := map[string]map[int][2]result{}
+	results := map[string]map[conc][2]result{}
 	for _, c := range o.conc {
 		for _, s := range scenarios {
 			onFloor := s
@@ -173,20 +193,20 @@ func run() error {
 			for range o.rounds {
 				fr, err := load(onFloor, c, o.duration, pin, work)
 				if err != nil {
-					return fmt.Errorf("floor for %s c=%d: %w", s.name, c, err)
+					return fmt.Errorf("floor for %s c=%s: %w", s.name, c, err)
 				}
 				r, err := load(s, c, o.duration, pin, work)
 				if err != nil {
-					return fmt.Errorf("%s c=%d: %w", s.name, c, err)
+					return fmt.Errorf("%s c=%s: %w", s.name, c, err)
 				}
 				frs, rs = append(frs, fr), append(rs, r)
 			}
 			fr, r := median(frs), median(rs)
 			if results[s.name] == nil {
-				results[s.name] = map[int][2]result{}
+				results[s.name] = map[conc][2]result{}
 			}
 			results[s.name][c] = [2]result{fr, r}
-			fmt.Fprintf(os.Stderr, "  %-32s c=%-3d %8.0f req/s (floor %8.0f)\n", s.name, c, r.rps, fr.rps)
+			fmt.Fprintf(os.Stderr, "  %-32s c=%-4s %8.0f req/s (floor %8.0f)\n", s.name, c, r.rps, fr.rps)
 		}
 	}
 	printTable(scenarios, o.conc, results)
@@ -202,8 +222,10 @@ func run() error {
 			return err
 		}
 	}
-	if err := envoyBench(o, front, server, cookie, idp, pin, work); err != nil {
-		return err
+	if o.withEnvoy {
+		if err := envoyBench(o, front, server, cookie, idp, pin, work); err != nil {
+			return err
+		}
 	}
 	if o.hold {
 		fmt.Println("holding: the servers stay up for pprof (ops addresses above); Ctrl-C to stop")
@@ -212,8 +234,16 @@ func run() error {
 	return nil
 }
 
-func serverConfig(issuer, jwtAudience string, sessionCache int64) string {
-	c := devidp.DefaultClient()
+// largeUser has ZITADEL-sized tokens: several roles, a long name and
+// e-mail (with largeApp's JWT access token, a session cookie of ~3.5 KB).
+var largeUser = devidp.User{
+	ID: "user-zara-284729384729384", Username: "zara", Password: "zara-password",
+	Email: "zara.nakamura@engineering.example.com",
+	Name:  "Zara Nakamura",
+	Roles: []string{"admin", "editor", "billing.viewer"},
+}
+
+func serverConfig(issuer string, c devidp.Client, jwtAudience string, sessionCache int64) string {
 	return fmt.Sprintf(`provider = "oidc"
 oidc_issuer_url = %q
 client_id = %q
