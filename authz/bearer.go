@@ -44,7 +44,9 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 	}
 	// The token came in a request header, so it is header-safe already;
 	// identity values were cleaned when the IdP's claims were read.
-	d := s.identity(r, identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups, accessToken: token})
+	d := s.allowWith(r, s.identityBlock(b, func() identity {
+		return identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups, accessToken: token}
+	}))
 	d.Reason = "bearer_" + b.Via
 	return withSubject(d, id.Subject)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
@@ -41,28 +42,44 @@ func benchSession() *sessionpb.Session {
 	return s
 }
 
+// benchSessionLarge has ZITADEL-sized tokens (make bench's large session): a
+// JWT access token with roles, an ID token with roles, e-mail and name, a
+// refresh token; its cookie is about 3.6 KB.
+func benchSessionLarge() *sessionpb.Session {
+	s := alice()
+	s.Email, s.PreferredUsername = "zara.nakamura@engineering.example.com", "zara"
+	s.Groups = []string{"admin", "editor", "billing.viewer"}
+	s.AccessToken = strings.Repeat("A", 1100)
+	s.IdToken = strings.Repeat("I", 1300)
+	s.RefreshToken = strings.Repeat("R", 80)
+	return s
+}
+
 // BenchmarkCheck is a Check with a valid session cookie, with the decoded
-// session cache (hit) and without it (every Check decrypts and decodes).
+// session cache (hit) and without it (every Check decrypts and decodes),
+// for the small session and the ZITADEL-sized one.
 func BenchmarkCheck(b *testing.B) {
-	cache, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{NumCounters: 10000, MaxCost: 1 << 26, BufferItems: 64})
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *session.Entry]{KeyToHash: session.KeyToHash, NumCounters: 10000, MaxCost: 1 << 26, BufferItems: 64})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer cache.Close()
 	for _, bc := range []struct {
-		name  string
-		cache bool
-	}{{"session_cache_hit", true}, {"session_cache_miss", false}} {
+		name    string
+		cache   bool
+		session func() *sessionpb.Session
+	}{{"session_cache_hit", true, benchSession}, {"session_cache_miss", false, benchSession},
+		{"large_session_cache_hit", true, benchSessionLarge}, {"large_session_cache_miss", false, benchSessionLarge}} {
 		b.Run(bc.name, func(b *testing.B) {
 			var s *Server
 			var cookie string
 			if bc.cache {
 				srv, jar := newTestServer(b, Config{PassAccessToken: true}, &stubIdP{}, cache)
-				s, cookie = srv, sessionCookie(b, jar, benchSession())
+				s, cookie = srv, sessionCookie(b, jar, bc.session())
 				cache.Wait()
 			} else {
 				srv, jar := newTestServer(b, Config{PassAccessToken: true}, &stubIdP{}, nil)
-				s, cookie = srv, sessionCookie(b, jar, benchSession())
+				s, cookie = srv, sessionCookie(b, jar, bc.session())
 			}
 			req := realisticRequest(cookie)
 			ctx := b.Context()

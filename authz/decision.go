@@ -11,6 +11,11 @@ type Decision struct {
 	// the client sent; RemoveUpstream are removed from it.
 	Upstream       []Header
 	RemoveUpstream []string
+	// identity is the rendered identity block, set after Upstream.
+	identity *identityBlock
+	// upstreamBuf backs Upstream for the one header an allowed answer
+	// usually has (the shortened cookie), saving an allocation.
+	upstreamBuf [1]Header
 	// ResponseHeaders are added to the response the client eventually gets
 	// (Set-Cookie on an allowed request).
 	ResponseHeaders []Header

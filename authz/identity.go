@@ -1,7 +1,10 @@
 package authz
 
 import (
+	"slices"
 	"strings"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
@@ -49,42 +52,84 @@ type identity struct {
 	accessToken, idToken  string
 }
 
-// allow lets a logged-in user through with identity and token headers.
-func (s *Server) allow(r *Request, sess *sessionpb.Session) *Decision {
-	return s.identity(r, identity{
-		user: sess.GetUser(), email: sess.GetEmail(), username: sess.GetPreferredUsername(), groups: sess.GetGroups(),
-		accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken(),
-	})
+// memo is where a rendered identity block is kept for reuse: a cached
+// session's entry or a cached bearer token.
+type memo interface {
+	Memo() any
+	SetMemo(any)
 }
 
-// identity builds an allow decision with the identity headers of
-// CONTRACT.md §3, set with append=false so nothing the client sent survives.
-func (s *Server) identity(r *Request, id identity) *Decision {
-	d := &Decision{Allow: true, Reason: "session", Upstream: make([]Header, 0, 12)}
-	s.stripOurCookies(r, d)
+// allowSession lets a logged-in user through with identity and token
+// headers. The identity block is rendered once per cached session (e is
+// the cache's entry) and reused while it was rendered for the configuration
+// in force; sess may be a renewed copy of e.Session, rendered afresh.
+func (s *Server) allowSession(r *Request, e *session.Entry, sess *sessionpb.Session) *Decision {
+	var m memo
+	if e != nil && e.Session == sess {
+		m = e
+	}
+	return s.allowWith(r, s.identityBlock(m, func() identity {
+		return identity{
+			user: sess.GetUser(), email: sess.GetEmail(), username: sess.GetPreferredUsername(), groups: sess.GetGroups(),
+			accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken(),
+		}
+	}))
+}
+
+// identityBlock returns m's rendered block for the configuration in force,
+// rendering (and keeping) it when there is none yet. Concurrent Checks may
+// both render; either result is the same and read-only.
+func (s *Server) identityBlock(m memo, of func() identity) *identityBlock {
+	set := s.conf()
+	if m != nil {
+		if b, ok := m.Memo().(*identityBlock); ok && b.set == set {
+			return b
+		}
+	}
+	b := renderIdentity(set, s.identityHeaders(set, of()))
+	if m != nil {
+		m.SetMemo(b)
+	}
+	return b
+}
+
+// identityHeaders are the upstream headers of CONTRACT.md §3 for id, as
+// the configuration set sends them.
+func (s *Server) identityHeaders(set *settings, id identity) []Header {
+	out := make([]Header, 0, 12)
 	// Values are header-safe already: claims are cleaned when the IdP's
 	// answer is read (oidcflow) and sessions only hold what we wrote.
 	add := func(name, value string) {
 		if value != "" {
-			d.Upstream = append(d.Upstream, Header{name, value})
+			out = append(out, Header{name, value})
 		}
 	}
 	groups := joinGroups(id.groups)
-	for _, set := range s.conf().headerSets {
-		if set.withUser {
-			add(set.names.user, id.user)
-			add(set.names.email, id.email)
-			add(set.names.groups, groups)
-			add(set.names.username, id.username)
+	for _, hs := range set.headerSets {
+		if hs.withUser {
+			add(hs.names.user, id.user)
+			add(hs.names.email, id.email)
+			add(hs.names.groups, groups)
+			add(hs.names.username, id.username)
 		}
-		if set.withToken {
-			add(set.names.token, id.accessToken)
+		if hs.withToken {
+			add(hs.names.token, id.accessToken)
 		}
 	}
-	if s.conf().PassAuthorizationHeader && id.idToken != "" {
+	if set.PassAuthorizationHeader && id.idToken != "" {
 		add("authorization", "Bearer "+id.idToken)
 	}
-	s.stripClientHeaders(r, d)
+	return out
+}
+
+// allowWith is an allowed answer with a rendered identity block, our
+// cookies dropped from the upstream's Cookie header and every client-sent
+// identity header the block doesn't overwrite removed.
+func (s *Server) allowWith(r *Request, b *identityBlock) *Decision {
+	d := &Decision{Allow: true, Reason: "session", identity: b}
+	d.Upstream = d.upstreamBuf[:0]
+	s.stripOurCookies(r, d)
+	s.stripClientHeaders(r, d, b.names)
 	return d
 }
 
@@ -92,26 +137,18 @@ func (s *Server) identity(r *Request, id identity) *Decision {
 func (s *Server) allowAnonymous(r *Request, reason string) *Decision {
 	d := &Decision{Allow: true, Reason: reason}
 	s.stripOurCookies(r, d)
-	s.stripClientHeaders(r, d)
+	s.stripClientHeaders(r, d, nil)
 	return d
 }
 
-// stripClientHeaders removes client-sent identity headers we did not set.
-func (s *Server) stripClientHeaders(r *Request, d *Decision) {
+// stripClientHeaders removes client-sent identity headers we don't set
+// (set: the names we overwrite).
+func (s *Server) stripClientHeaders(r *Request, d *Decision, set []string) {
 	for _, name := range identityHeaders {
-		if _, sent := r.Headers[name]; !sent {
+		if _, sent := r.Headers[name]; !sent || slices.Contains(set, name) {
 			continue
 		}
-		set := false
-		for _, h := range d.Upstream {
-			if h.Name == name {
-				set = true
-				break
-			}
-		}
-		if !set {
-			d.RemoveUpstream = append(d.RemoveUpstream, name)
-		}
+		d.RemoveUpstream = append(d.RemoveUpstream, name)
 	}
 }
 
@@ -144,8 +181,11 @@ func (s *Server) upstreamCookies(header string) (kept string, changed bool) {
 	if !strings.Contains(header, s.jar.Name()) {
 		return header, false
 	}
-	var b strings.Builder // what is kept is small: no Grow(len(header))
+	// Browsers send cookies in the order they were set, so ours usually
+	// follow the app's: then what is kept is a prefix of the header, and
+	// no new string is needed. Otherwise the kept pairs are joined.
 	commas := strings.IndexByte(header, ',') >= 0
+	prefixEnd, contiguous, keptLen := 0, true, 0
 	for rest := header; rest != ""; {
 		var pair string
 		pair, rest = nextCookie(rest, commas)
@@ -157,13 +197,35 @@ func (s *Server) upstreamCookies(header string) (kept string, changed bool) {
 			changed = true
 			continue
 		}
+		if keptLen > 0 {
+			keptLen += len("; ")
+		}
+		keptLen += len(pair)
+		if changed {
+			contiguous = false // an app cookie after one of ours
+		} else {
+			prefixEnd = len(header) - len(rest)
+		}
+	}
+	if !changed {
+		return header, false
+	}
+	if contiguous {
+		return strings.TrimRight(header[:prefixEnd], "; ,"), true
+	}
+	var b strings.Builder
+	b.Grow(keptLen)
+	for rest := header; rest != ""; {
+		var pair string
+		pair, rest = nextCookie(rest, commas)
+		name, _, _ := strings.Cut(pair, "=")
+		if pair == "" || s.jar.Owns(name) {
+			continue
+		}
 		if b.Len() > 0 {
 			b.WriteString("; ")
 		}
 		b.WriteString(pair)
-	}
-	if !changed {
-		return header, false
 	}
 	return b.String(), true
 }

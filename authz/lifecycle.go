@@ -38,8 +38,9 @@ func lastSeen(sess *sessionpb.Session) time.Time {
 // withSession decides for a request with a decodable session: idle
 // timeout, token refresh, policy, then allow, with a renewed cookie when
 // the session changed (refresh, secret rotation, last-seen).
-func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Session, stale bool, rp routePolicy) *Decision {
+func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, stale bool, rp routePolicy) *Decision {
 	now := s.now()
+	sess := e.Session
 	// Ended by a back-channel logout or a sign-out while this copy of the
 	// cookie lived on (cookie mode; redis mode deletes the session).
 	if s.revocations != nil {
@@ -85,7 +86,7 @@ func (s *Server) withSession(ctx context.Context, r *Request, sess *sessionpb.Se
 		markSeen(sess, now)
 		renewed = true
 	}
-	d := withSubject(s.allow(r, sess), sess.GetSubject())
+	d := withSubject(s.allowSession(r, e, sess), sess.GetSubject())
 	if renewed {
 		cookies, err := s.jar.Save(ctx, sess, r.Host, r.Cookies)
 		if err != nil {

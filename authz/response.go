@@ -28,10 +28,26 @@ var (
 //     Set-Cookie survive, §2.3) and the body.
 func (d *Decision) Response() *authv3.CheckResponse {
 	if d.Allow {
-		ok := &authv3.OkHttpResponse{HeadersToRemove: d.RemoveUpstream}
-		ok.Headers = options(d.Upstream, appendFalse)
-		ok.ResponseHeadersToAdd = options(d.ResponseHeaders, appendTrue)
-		return &authv3.CheckResponse{Status: statusOK, HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: ok}}
+		// One allocation for the three messages every OK answer has.
+		a := &okAnswer{}
+		a.ok.HeadersToRemove = d.RemoveUpstream
+		var block []*corev3.HeaderValueOption
+		if d.identity != nil {
+			block = d.identity.opts
+		}
+		// The per-request headers (the shortened cookie) first, then the
+		// shared identity block.
+		if len(d.Upstream) == 1 {
+			a.ok.Headers = make([]*corev3.HeaderValueOption, 1, 1+len(block))
+			a.ok.Headers[0] = a.upstream.set(d.Upstream[0], appendFalse)
+			a.ok.Headers = append(a.ok.Headers, block...)
+		} else {
+			a.ok.Headers = append(options(d.Upstream, appendFalse, len(block)), block...)
+		}
+		a.ok.ResponseHeadersToAdd = options(d.ResponseHeaders, appendTrue, 0)
+		a.wrap.OkResponse = &a.ok
+		a.resp.Status, a.resp.HttpResponse = statusOK, &a.wrap
+		return &a.resp
 	}
 	st := d.Status
 	if st == 0 {
@@ -42,28 +58,69 @@ func (d *Decision) Response() *authv3.CheckResponse {
 		code = codes.Unauthenticated
 	}
 	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(st)}, Body: d.Body}
-	denied.Headers = options(d.Headers, nil)
+	denied.Headers = options(d.Headers, nil, 0)
 	return &authv3.CheckResponse{
 		Status:       &status.Status{Code: int32(code)},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
 	}
 }
 
+// okAnswer holds an allowed answer's messages in one allocation.
+type okAnswer struct {
+	resp authv3.CheckResponse
+	wrap authv3.CheckResponse_OkResponse
+	ok   authv3.OkHttpResponse
+	// upstream holds the usual single per-request header (the cookie).
+	upstream headerOption
+}
+
+// identityBlock is an allowed answer's identity headers for one session or
+// bearer token, rendered into Envoy's messages once and shared read-only by
+// every Check that uses it (proto marshalling only reads them).
+type identityBlock struct {
+	set   *settings                   // the configuration it was rendered for
+	opts  []*corev3.HeaderValueOption // append=false: they overwrite
+	names []string                    // the header names it sets
+}
+
+func renderIdentity(set *settings, headers []Header) *identityBlock {
+	b := &identityBlock{set: set, opts: options(headers, appendFalse, 0), names: make([]string, len(headers))}
+	for i, h := range headers {
+		b.names[i] = h.Name
+	}
+	return b
+}
+
+// headerOption is a HeaderValueOption with its HeaderValue, allocated
+// together.
+type headerOption struct {
+	opt corev3.HeaderValueOption
+	val corev3.HeaderValue
+}
+
 // options converts headers to HeaderValueOptions with the given append
-// (nil: unset). The messages come from two slabs, not two allocations per
-// header: this runs on every Check.
-func options(headers []Header, app *wrapperspb.BoolValue) []*corev3.HeaderValueOption {
-	if len(headers) == 0 {
+// (nil: unset), in a slice with room for extra more. The messages come
+// from one slab, not three allocations per header: this runs on every
+// Check.
+func options(headers []Header, app *wrapperspb.BoolValue, extra int) []*corev3.HeaderValueOption {
+	if len(headers)+extra == 0 {
 		return nil
 	}
-	opts := make([]corev3.HeaderValueOption, len(headers))
-	values := make([]corev3.HeaderValue, len(headers))
-	out := make([]*corev3.HeaderValueOption, len(headers))
+	out := make([]*corev3.HeaderValueOption, len(headers), len(headers)+extra)
+	if len(headers) == 0 {
+		return out
+	}
+	slab := make([]headerOption, len(headers))
 	for i, h := range headers {
-		values[i].Key, values[i].Value = h.Name, h.Value
-		//lint:ignore SA1019 Envoy through v1.37 reads only the deprecated append for ext_authz (envoy-ext-authz.md §2.1).
-		opts[i].Header, opts[i].Append = &values[i], app
-		out[i] = &opts[i]
+		out[i] = slab[i].set(h, app)
 	}
 	return out
+}
+
+// set fills o with h and app and returns the option.
+func (o *headerOption) set(h Header, app *wrapperspb.BoolValue) *corev3.HeaderValueOption {
+	o.val.Key, o.val.Value = h.Name, h.Value
+	//lint:ignore SA1019 Envoy through v1.37 reads only the deprecated append for ext_authz (envoy-ext-authz.md §2.1).
+	o.opt.Header, o.opt.Append = &o.val, app
+	return &o.opt
 }

@@ -228,7 +228,7 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	if rp.auth == "bearer-only" {
 		return unauthorized("no_bearer", challengeBearer)
 	}
-	sess, stale, err := s.jar.Load(ctx, r.Cookies)
+	e, stale, err := s.jar.Load(ctx, r.Cookies)
 	if errors.Is(err, session.ErrStoreUnavailable) {
 		// Logged once, as the 503 decision; the store logs no line per request.
 		return s.storeUnavailable()
@@ -236,7 +236,7 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	if err != nil {
 		return s.unauthenticated(r)
 	}
-	return s.withSession(ctx, r, sess, stale, rp)
+	return s.withSession(ctx, r, e, stale, rp)
 }
 
 // unauthenticated answers a request without a valid session: 401 for API

@@ -19,7 +19,8 @@ func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 		after = r.Scheme + "://" + r.Host + "/"
 	}
 	var idToken string
-	if sess, _, err := s.jar.Load(ctx, r.Cookies); err == nil {
+	if e, _, err := s.jar.Load(ctx, r.Cookies); err == nil {
+		sess := e.Session
 		idToken = sess.GetIdToken()
 		// Cookie mode: record the sign-out, so a copy of this cookie (another
 		// tab, a log, a thief) is refused from now on, on every replica.

@@ -9,10 +9,11 @@ import (
 // userinfo is /oauth2/userinfo: the session's identity as JSON in a local
 // reply with status 200, or 401 without a valid session.
 func (s *Server) userinfo(ctx context.Context, r *Request) *Decision {
-	sess, _, err := s.jar.Load(ctx, r.Cookies)
+	e, _, err := s.jar.Load(ctx, r.Cookies)
 	if err != nil {
 		return unauthorized("no_session", challengeBearer)
 	}
+	sess := e.Session
 	groups := sess.GetGroups()
 	if groups == nil {
 		groups = []string{}

@@ -103,7 +103,7 @@ func (ip *inproc) session(t *testing.T, b *browser) *sessionpb.Session {
 	if err != nil {
 		t.Fatalf("the browser holds no valid session: %v", err)
 	}
-	return s
+	return s.Session
 }
 
 // cookieHeader is the Cookie header a browser would send to the front.

@@ -84,7 +84,7 @@ func TestLogsCarryDecisionsButNoSecrets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secrets["refresh token"] = sess.GetRefreshToken()
+	secrets["refresh token"] = sess.Session.GetRefreshToken()
 	b.get(st.Front.URL + "/oauth2/sign_out")
 
 	waitFor(t, "the sign-out's log lines", func() bool {

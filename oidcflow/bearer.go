@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -26,7 +27,17 @@ type Bearer struct {
 	ClientID string
 	Expiry   time.Time // zero when the token states none
 	Via      string    // "jwt" or "introspection"
+
+	// memo is where the caller keeps what it derives from a cached
+	// Bearer (authz: the rendered identity headers), once per token.
+	memo atomic.Value
 }
+
+// Memo returns what SetMemo stored, or nil.
+func (b *Bearer) Memo() any { return b.memo.Load() }
+
+// SetMemo stores v; every call must store the same type.
+func (b *Bearer) SetMemo(v any) { b.memo.Store(v) }
 
 // TokenEntry is one cached verification outcome: a Bearer, or Invalid.
 // Cached entries are shared and must not be modified.

@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -12,7 +11,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"google.golang.org/protobuf/proto"
@@ -36,16 +34,6 @@ const (
 	// stateIDLen is how much of the state value names its cookie.
 	stateIDLen = 12
 )
-
-// Cache keeps decoded sessions keyed by a hash of the cookie value. Its
-// methods are ristretto's, so *ristretto.Cache[string, *sessionpb.Session]
-// plugs in directly. Cached sessions are shared and must not be modified.
-type Cache interface {
-	Get(key string) (*sessionpb.Session, bool)
-	SetWithTTL(key string, value *sessionpb.Session, cost int64, ttl time.Duration) bool
-	Del(key string)
-	Clear()
-}
 
 // Options are the cookie attributes and lifetimes, as configured.
 type Options struct {
@@ -178,7 +166,7 @@ func (j *Jar) HasSession(cookies map[string]string) bool {
 // secret opened it: the caller should re-issue the cookie (Save) so it
 // moves to the current secret. Stale sessions are not cached. The returned
 // session is shared: Clone it before changing it.
-func (j *Jar) Load(ctx context.Context, cookies map[string]string) (s *sessionpb.Session, stale bool, err error) {
+func (j *Jar) Load(ctx context.Context, cookies map[string]string) (e *Entry, stale bool, err error) {
 	value, ok := j.sessionValue(cookies)
 	if !ok || len(value) > MaxChunks*maxCookieBytes {
 		return nil, false, ErrNoSession
@@ -187,17 +175,15 @@ func (j *Jar) Load(ctx context.Context, cookies map[string]string) (s *sessionpb
 		return j.loadTicket(ctx, value, true)
 	}
 	now := j.now()
-	var key string
 	if j.cache != nil {
-		key = cacheKey(value)
-		if s, ok := j.cache.Get(key); ok {
-			if !j.live(s, now) {
+		if e := lookup(j.cache, value); e != nil {
+			if !j.live(e.Session, now) {
 				return nil, false, ErrNoSession
 			}
-			return s, false, nil
+			return e, false, nil
 		}
 	}
-	s = &sessionpb.Session{}
+	s := &sessionpb.Session{}
 	keyIndex, err := j.codec.Load().OpenKey(j.opts.Name, PurposeSession, value, s)
 	if err != nil {
 		return nil, false, err
@@ -206,18 +192,9 @@ func (j *Jar) Load(ctx context.Context, cookies map[string]string) (s *sessionpb
 		return nil, false, ErrNoSession
 	}
 	if keyIndex > 0 {
-		return s, true, nil
+		return NewEntry(s), true, nil
 	}
-	j.remember(key, value, s, now)
-	return s, false, nil
-}
-
-// cacheKey is the SHA-256 of a cookie value. It hashes the string's bytes
-// in place: copying a 2-4 KB cookie per Check showed up in the profile
-// (BENCHMARKS.md). sha256 only reads the slice.
-func cacheKey(value string) string {
-	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(value), len(value)))
-	return string(sum[:])
+	return j.remember(value, s, now), false, nil
 }
 
 // live reports whether a decoded session is within its absolute lifetime.
@@ -225,19 +202,20 @@ func (j *Jar) live(s *sessionpb.Session, now time.Time) bool {
 	return s.GetExpiresAt() > now.Unix() && s.GetCreatedAt() <= now.Add(time.Minute).Unix()
 }
 
-func (j *Jar) remember(key, value string, s *sessionpb.Session, now time.Time) {
-	if j.cache == nil {
-		return
-	}
-	if key == "" {
-		key = cacheKey(value)
-	}
+// remember caches s under its cookie value (the entry keeps the value for
+// the full comparison on every hit, and costs it).
+func (j *Jar) remember(value string, s *sessionpb.Session, now time.Time) *Entry {
+	e := &Entry{key: value, Session: s}
 	ttl := time.Unix(s.GetExpiresAt(), 0).Sub(now)
-	if ttl <= 0 {
-		return
+	if j.cache != nil && ttl > 0 {
+		j.cache.SetWithTTL(value, e, int64(proto.Size(s)+len(value)+entryOverhead), ttl)
 	}
-	j.cache.SetWithTTL(key, s, int64(proto.Size(s)+len(key)+64), ttl)
+	return e
 }
+
+// entryOverhead is an entry's memory besides the session and its key: the
+// Entry, its memo and ristretto's bookkeeping.
+const entryOverhead = 160
 
 // Save encodes s into Set-Cookie values for host: one cookie, or NAME_0…n
 // chunks when one would pass the browser limit; in redis mode it writes s
@@ -254,7 +232,7 @@ func (j *Jar) Save(ctx context.Context, s *sessionpb.Session, host string, cooki
 	}
 	out, err := j.setCookies(value, s.GetExpiresAt(), host, cookies)
 	if err == nil && len(out) > 0 {
-		j.remember("", value, s, j.now())
+		j.remember(value, s, j.now())
 	}
 	return out, err
 }

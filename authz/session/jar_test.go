@@ -65,7 +65,7 @@ func TestJarSessionRoundTripAndChunks(t *testing.T) {
 				t.Fatalf("Write: cookies %v, want chunks=%v", keys(cookies), tc.wantChunks)
 			}
 			got, _, err := j.Load(t.Context(), cookies)
-			if err != nil || got.GetAccessToken() != s.GetAccessToken() {
+			if err != nil || got.Session.GetAccessToken() != s.GetAccessToken() {
 				t.Fatalf("Read: got %v, want the written session", err)
 			}
 		})
@@ -89,7 +89,7 @@ func TestJarStaleChunksCleared(t *testing.T) {
 		t.Fatalf("after a smaller session: cookies %v, want only _oauth2_proxy", keys(cookies))
 	}
 	got, _, err := j.Load(t.Context(), cookies)
-	if err != nil || got.GetAccessToken() != "short" {
+	if err != nil || got.Session.GetAccessToken() != "short" {
 		t.Fatalf("Read: %v", err)
 	}
 }
@@ -130,7 +130,7 @@ func TestJarRejectsBadSessions(t *testing.T) {
 }
 
 func TestJarCacheServesRepeatedReads(t *testing.T) {
-	cache, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{NumCounters: 1000, MaxCost: 1 << 20, BufferItems: 64})
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *Entry]{KeyToHash: KeyToHash, NumCounters: 1000, MaxCost: 1 << 20, BufferItems: 64})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,5 +260,45 @@ func TestHostPrefixForcesSecureHostOnlyRootPath(t *testing.T) {
 	}
 	if len(set) < 2 {
 		t.Errorf("want a chunked session for this test, got %d cookies", len(set))
+	}
+}
+
+// A hash collision in the decoded-session cache can't serve one user's
+// session to another user's cookie: here every key collides (a constant
+// hash, the worst an attacker could hope for), and each cookie still gets
+// its own session, found by a full comparison of the cookie.
+func TestJarCacheCollisionServesNoOtherSession(t *testing.T) {
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *Entry]{
+		KeyToHash:   func(string) (uint64, uint64) { return 42, 0 },
+		NumCounters: 1000, MaxCost: 1 << 20, BufferItems: 64,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	j := newTestJar(t, Options{}, &fakeClock{t0}, WithCache(cache))
+	alice, mallory := map[string]string{}, map[string]string{}
+	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "alice", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", alice)
+	browser(t, alice, sc)
+	cache.Wait()
+	if e, _, err := j.Load(t.Context(), alice); err != nil || e.Session.GetSubject() != "alice" {
+		t.Fatalf("alice: %v %v", e, err)
+	}
+	sc, _ = j.Save(t.Context(), &sessionpb.Session{Subject: "mallory", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", mallory)
+	browser(t, mallory, sc)
+	cache.Wait()
+	// Both cookies hash alike: whichever entry the cache holds, each cookie
+	// must get its own subject, and a forged cookie none.
+	for range 3 {
+		if e, _, err := j.Load(t.Context(), alice); err != nil || e.Session.GetSubject() != "alice" {
+			t.Fatalf("alice's cookie got %v, %v", e.Session.GetSubject(), err)
+		}
+		if e, _, err := j.Load(t.Context(), mallory); err != nil || e.Session.GetSubject() != "mallory" {
+			t.Fatalf("mallory's cookie got %v, %v", e.Session.GetSubject(), err)
+		}
+		cache.Wait()
+	}
+	if _, _, err := j.Load(t.Context(), map[string]string{"_oauth2_proxy": "forged"}); !errors.Is(err, ErrNoSession) {
+		t.Fatalf("a forged cookie colliding with cached ones: %v, want ErrNoSession", err)
 	}
 }

@@ -57,8 +57,11 @@ func (j *Jar) LoadFresh(ctx context.Context, cookies map[string]string) (*sessio
 	if !ok || j.store == nil {
 		return nil, ErrNoSession
 	}
-	s, _, err := j.loadTicket(ctx, value, false)
-	return s, err
+	e, _, err := j.loadTicket(ctx, value, false)
+	if err != nil {
+		return nil, err
+	}
+	return e.Session, nil
 }
 
 func (j *Jar) openTicket(value string) (*sessionpb.Ticket, int, error) {
@@ -73,7 +76,7 @@ func (j *Jar) openTicket(value string) (*sessionpb.Ticket, int, error) {
 	return t, keyIndex, nil
 }
 
-func (j *Jar) loadTicket(ctx context.Context, value string, useL1 bool) (*sessionpb.Session, bool, error) {
+func (j *Jar) loadTicket(ctx context.Context, value string, useL1 bool) (*Entry, bool, error) {
 	t, keyIndex, err := j.openTicket(value)
 	if err != nil {
 		return nil, false, err
@@ -81,11 +84,11 @@ func (j *Jar) loadTicket(ctx context.Context, value string, useL1 bool) (*sessio
 	stale := keyIndex > 0
 	now := j.now()
 	if useL1 && j.l1 != nil {
-		if s, ok := j.l1.Get(t.GetId()); ok {
-			if !j.live(s, now) {
+		if e := lookup(j.l1, t.GetId()); e != nil {
+			if !j.live(e.Session, now) {
 				return nil, false, ErrNoSession
 			}
-			return s, stale, nil
+			return e, stale, nil
 		}
 	}
 	ctx, cancel := deadline.Within(ctx, storeTimeout)
@@ -109,18 +112,16 @@ func (j *Jar) loadTicket(ctx context.Context, value string, useL1 bool) (*sessio
 		return nil, false, ErrNoSession
 	}
 	s.TicketId = t.GetId()
-	j.rememberStored(s, now)
-	return s, stale, nil
+	return j.rememberStored(s, now), stale, nil
 }
 
-func (j *Jar) rememberStored(s *sessionpb.Session, now time.Time) {
-	if j.l1 == nil {
-		return
-	}
+func (j *Jar) rememberStored(s *sessionpb.Session, now time.Time) *Entry {
+	e := &Entry{key: s.GetTicketId(), Session: s}
 	ttl := min(j.l1TTL, time.Unix(s.GetExpiresAt(), 0).Sub(now))
-	if ttl > 0 {
-		j.l1.SetWithTTL(s.GetTicketId(), s, int64(proto.Size(s)+96), ttl)
+	if j.l1 != nil && ttl > 0 {
+		j.l1.SetWithTTL(e.key, e, int64(proto.Size(s)+len(e.key)+entryOverhead), ttl)
 	}
+	return e
 }
 
 // saveTicket stores s and returns its cookie. A session read from the

@@ -16,7 +16,6 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session/redisstore"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
 
 // Sessions is where sessions live and how they end: cookies or Redis, the
@@ -49,7 +48,8 @@ func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) 
 	// id as the L1 in front of Redis. session_cache_max_bytes = 0 disables it.
 	var cache session.Cache
 	if cfg.SessionCacheSize > 0 {
-		c, err := ristretto.NewCache(&ristretto.Config[string, *sessionpb.Session]{
+		c, err := ristretto.NewCache(&ristretto.Config[string, *session.Entry]{
+			KeyToHash:   session.KeyToHash,
 			NumCounters: max(cfg.SessionCacheSize/100, 1000), // ~10× the sessions that fit
 			MaxCost:     cfg.SessionCacheSize,
 			BufferItems: 64,
