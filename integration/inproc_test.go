@@ -10,6 +10,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/checkwire"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
@@ -60,7 +61,7 @@ func startInProcess(t *testing.T, o inprocOptions) *inproc {
 		t.Fatal(err)
 	}
 	deps := wiring.Deps{Logger: newTestLogger(ip.Logs), Metrics: o.metrics, Clock: ip.Clock.Now}
-	var grpcOpts []grpc.ServerOption
+	grpcOpts := []grpc.ServerOption{grpc.ForceServerCodecV2(checkwire.Codec{})} // as serve does
 	if o.tracing != nil {
 		deps.Transport = o.tracing.Transport
 		grpcOpts = append(grpcOpts, grpc.UnaryInterceptor(o.tracing.UnaryInterceptor()))

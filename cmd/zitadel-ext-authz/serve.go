@@ -15,6 +15,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/backchannel"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/checkwire"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/wiring"
@@ -97,7 +98,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return 1
 	}
 
-	grpcServer := grpc.NewServer(grpc.ChainUnaryInterceptor(unary...))
+	// checkwire reads a CheckRequest's fields Check uses straight from the
+	// wire; everything else is the generated proto codec.
+	grpcServer := grpc.NewServer(grpc.ForceServerCodecV2(checkwire.Codec{}), grpc.ChainUnaryInterceptor(unary...))
 	var draining atomic.Bool
 	authv3.RegisterAuthorizationServer(grpcServer, server)
 	healthServer := health.NewServer()
