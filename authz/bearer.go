@@ -44,9 +44,17 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 	}
 	// The token came in a request header, so it is header-safe already;
 	// identity values were cleaned when the IdP's claims were read.
+	// The block is kept with the cached token outcome, which never holds
+	// the token itself (README): the token headers are added per request,
+	// from the request's own authorization header.
 	d := s.allowWith(r, s.identityBlock(b, func() identity {
-		return identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups, accessToken: token}
+		return identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups}
 	}))
+	for _, hs := range s.conf().headerSets {
+		if hs.withToken {
+			d.Upstream = append(d.Upstream, Header{hs.names.token, token})
+		}
+	}
 	d.Reason = "bearer_" + b.Via
 	return withSubject(d, id.Subject)
 }

@@ -129,7 +129,7 @@ func (s *Server) allowWith(r *Request, b *identityBlock) *Decision {
 	d := &Decision{Allow: true, Reason: "session", identity: b}
 	d.Upstream = d.upstreamBuf[:0]
 	s.stripOurCookies(r, d)
-	s.stripClientHeaders(r, d, b.names)
+	s.stripClientHeaders(r, d, b.names, s.conf().tokenNames)
 	return d
 }
 
@@ -137,19 +137,30 @@ func (s *Server) allowWith(r *Request, b *identityBlock) *Decision {
 func (s *Server) allowAnonymous(r *Request, reason string) *Decision {
 	d := &Decision{Allow: true, Reason: reason}
 	s.stripOurCookies(r, d)
-	s.stripClientHeaders(r, d, nil)
+	s.stripClientHeaders(r, d, nil, nil)
 	return d
 }
 
 // stripClientHeaders removes client-sent identity headers we don't set
-// (set: the names we overwrite).
-func (s *Server) stripClientHeaders(r *Request, d *Decision, set []string) {
+// (set, alsoSet: the names we overwrite).
+func (s *Server) stripClientHeaders(r *Request, d *Decision, set, alsoSet []string) {
 	for _, name := range identityHeaders {
-		if _, sent := r.Headers[name]; !sent || slices.Contains(set, name) {
+		if _, sent := r.Headers[name]; !sent || slices.Contains(set, name) || slices.Contains(alsoSet, name) {
 			continue
 		}
 		d.RemoveUpstream = append(d.RemoveUpstream, name)
 	}
+}
+
+// tokenNames are the access-token headers sets send.
+func tokenNames(sets []headerSet) []string {
+	var names []string
+	for _, hs := range sets {
+		if hs.withToken {
+			names = append(names, hs.names.token)
+		}
+	}
+	return names
 }
 
 // stripOurCookies drops our own cookies from the Cookie header the upstream

@@ -103,6 +103,7 @@ type settings struct {
 	callbackPath string      // redirect_url's path
 	redirectAbs  bool        // redirect_url is absolute
 	headerSets   []headerSet // the identity headers sent upstream
+	tokenNames   []string    // the access-token headers among them
 }
 
 // compile fills defaults into cfg and derives what Checks need from it.
@@ -120,7 +121,8 @@ func compile(cfg Config) (*settings, error) {
 	if cfg.ProviderDisplayName == "" {
 		cfg.ProviderDisplayName = "OpenID Connect"
 	}
-	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg)}, nil
+	sets := headerSets(cfg)
+	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: sets, tokenNames: tokenNames(sets)}, nil
 }
 
 // conf is the configuration in force. A Check reads it through here once
