@@ -81,7 +81,7 @@ bench-micro:
 ## fuzz: run each fuzz target for FUZZTIME (default 30s); seeds in */testdata/fuzz
 FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzCheck:./authz FuzzDecode:./authz/checkwire FuzzReturnURL:./authz FuzzCodecOpen:./authz/session FuzzJarRead:./authz/session \
-	FuzzReadState:./authz/session FuzzIdentityHeaders:./oidcflow FuzzLogoutToken:./oidcflow
+	FuzzReadState:./authz/session FuzzCacheLookup:./authz/session FuzzIdentityHeaders:./oidcflow FuzzLogoutToken:./oidcflow
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  name=$${t%%:*}; pkg=$${t#*:}; echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \

@@ -76,3 +76,35 @@ func FuzzReadState(f *testing.F) {
 		}
 	})
 }
+
+// FuzzCacheLookup: with every key colliding in the decoded-session cache,
+// a cookie value finds a cached session only when it is byte for byte the
+// value that session was cached under (differential: the cache never
+// answers where a lookup by the full value would not).
+func FuzzCacheLookup(f *testing.F) {
+	f.Add("abc", "abd")
+	f.Add("same", "same")
+	f.Add("", "x")
+	f.Add(strings.Repeat("A", 4000), strings.Repeat("A", 3999)+"B")
+	f.Fuzz(func(t *testing.T, cached, asked string) {
+		c := &oneSlotCache{}
+		e := &Entry{key: cached, Session: &sessionpb.Session{Subject: "cached"}}
+		c.SetWithTTL(cached, e, 1, time.Hour)
+		got := lookup(c, asked)
+		if (got != nil) != (asked == cached) {
+			t.Fatalf("cached under %q, asked %q: got %v", cached, asked, got)
+		}
+	})
+}
+
+// oneSlotCache holds one entry and returns it for every key: the worst
+// collisions a hash could have.
+type oneSlotCache struct{ e *Entry }
+
+func (c *oneSlotCache) Get(string) (*Entry, bool) { return c.e, c.e != nil }
+func (c *oneSlotCache) SetWithTTL(_ string, e *Entry, _ int64, _ time.Duration) bool {
+	c.e = e
+	return true
+}
+func (c *oneSlotCache) Del(string) { c.e = nil }
+func (c *oneSlotCache) Clear()     { c.e = nil }
