@@ -366,8 +366,18 @@ func TestParseRequest(t *testing.T) {
 	if r.Path != "/p/a" || r.RawQuery != "x=1&y=2" || r.Host != "app.example.com" || r.Scheme != "https" || r.ID != "c0ffee" {
 		t.Fatalf("ParseRequest: %+v", r)
 	}
-	if diff := cmp.Diff(map[string]string{"a": "1", "b": "2", "c": "3"}, r.Cookies); diff != "" {
+	got := map[string]string{}
+	for _, c := range r.Cookies.AppendAll(nil) {
+		got[c.Name] = c.Value
+	}
+	if diff := cmp.Diff(map[string]string{"a": "1", "b": "2", "c": "3"}, got); diff != "" {
 		t.Fatalf("cookies (-want +got):\n%s", diff)
+	}
+	if v, ok := r.Cookies.Get("a"); !ok || v != "1" {
+		t.Fatalf(`Get("a") = %q, %v; want the first value`, v, ok)
+	}
+	if _, ok := r.Cookies.Get("zz"); ok {
+		t.Fatal("a missing cookie found")
 	}
 	// encode_raw_headers: header_map instead of headers, duplicates merged.
 	raw := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{

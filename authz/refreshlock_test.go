@@ -89,7 +89,7 @@ func TestRefreshStoresBeforeUnlock(t *testing.T) {
 	if got != "lock, idp refresh, save, unlock" {
 		t.Fatalf("order: %s; the refreshed session must be stored once, before unlock", got)
 	}
-	storedEntry, _, err := jar.Load(t.Context(), map[string]string{p.Name: p.Value})
+	storedEntry, _, err := jar.Load(t.Context(), session.CookieMap(map[string]string{p.Name: p.Value}))
 	if err != nil || storedEntry.Session.GetRefreshToken() != "rt2" {
 		t.Errorf("stored refresh token %q, %v; want rt2", storedEntry.Session.GetRefreshToken(), err)
 	}

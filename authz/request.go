@@ -3,7 +3,10 @@ package authz
 import (
 	"errors"
 	"net/url"
+	"slices"
 	"strings"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 )
@@ -18,7 +21,10 @@ type Request struct {
 	Path     string // without the query
 	RawQuery string
 	Headers  map[string]string // lower-case keys, as Envoy sends them
-	Cookies  map[string]string // first value of each cookie name
+	// Cookies reads the Cookie header on demand (first value of each name);
+	// no map is built per Check.
+	Cookies session.Cookies
+	cookies cookieHeader
 	// ContextExtensions are the per-route check_settings.context_extensions.
 	ContextExtensions map[string]string
 }
@@ -75,7 +81,8 @@ func ParseRequest(req *authv3.CheckRequest) (*Request, error) {
 	if r.Scheme != "http" && r.Scheme != "https" {
 		r.Scheme = "http"
 	}
-	r.Cookies = parseCookies(headers["cookie"])
+	r.cookies = newCookieHeader(headers["cookie"])
+	r.Cookies = &r.cookies
 	return r, nil
 }
 
@@ -88,30 +95,68 @@ func first(vals ...string) string {
 	return ""
 }
 
-// parseCookies splits a Cookie header. Envoy joins repeated cookie headers
+// cookieHeader reads a Cookie header. Envoy joins repeated cookie headers
 // with ',' (envoy-ext-authz.md §1), and RFC 6265 cookie values never contain
-// ',' or ';', so both separate pairs. The first value of a name wins.
-func parseCookies(header string) map[string]string {
-	if header == "" || len(header) > maxCookieHeaderBytes {
-		return nil
+// ',' or ';', so both separate pairs. The first value of a name wins;
+// quotes around a value are dropped. A header over maxCookieHeaderBytes
+// carries no cookies.
+type cookieHeader struct {
+	header string
+	commas bool
+}
+
+func newCookieHeader(header string) cookieHeader {
+	if len(header) > maxCookieHeaderBytes {
+		header = ""
 	}
-	out := make(map[string]string, 4)
-	commas := strings.IndexByte(header, ',') >= 0
-	for rest := header; rest != ""; {
+	return cookieHeader{header: header, commas: strings.IndexByte(header, ',') >= 0}
+}
+
+// next returns the first well-formed pair of rest and what follows it.
+func (c *cookieHeader) next(rest string) (name, value, remainder string, ok bool) {
+	for rest != "" {
 		var pair string
-		pair, rest = nextCookie(rest, commas)
-		name, value, ok := strings.Cut(pair, "=")
-		if !ok || name == "" {
+		pair, rest = nextCookie(rest, c.commas)
+		name, value, found := strings.Cut(pair, "=")
+		if !found || name == "" {
 			continue
 		}
 		if len(value) >= 2 && value[0] == '"' && value[len(value)-1] == '"' {
 			value = value[1 : len(value)-1]
 		}
-		if _, seen := out[name]; !seen {
-			out[name] = value
+		return name, value, rest, true
+	}
+	return "", "", "", false
+}
+
+// Get implements session.Cookies.
+func (c *cookieHeader) Get(name string) (string, bool) {
+	for rest := c.header; ; {
+		n, v, r, ok := c.next(rest)
+		if !ok {
+			return "", false
+		}
+		if n == name {
+			return v, true
+		}
+		rest = r
+	}
+}
+
+// AppendAll implements session.Cookies: each name once, with its first
+// value.
+func (c *cookieHeader) AppendAll(dst []session.Cookie) []session.Cookie {
+	start := len(dst)
+	for rest := c.header; ; {
+		n, v, r, ok := c.next(rest)
+		if !ok {
+			return dst
+		}
+		rest = r
+		if !slices.ContainsFunc(dst[start:], func(c session.Cookie) bool { return c.Name == n }) {
+			dst = append(dst, session.Cookie{Name: n, Value: v})
 		}
 	}
-	return out
 }
 
 // nextCookie splits the first name=value pair (trimmed) off a Cookie

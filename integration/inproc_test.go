@@ -100,7 +100,7 @@ func (ip *inproc) session(t *testing.T, b *browser) *sessionpb.Session {
 	for _, c := range b.jar.Cookies(u) {
 		cookies[c.Name] = c.Value
 	}
-	s, _, err := ip.Jar.Load(t.Context(), cookies)
+	s, _, err := ip.Jar.Load(t.Context(), session.CookieMap(cookies))
 	if err != nil {
 		t.Fatalf("the browser holds no valid session: %v", err)
 	}

@@ -182,7 +182,7 @@ func TestCookieSecretRotation(t *testing.T) {
 	newKey, _ := session.DecodeSecret(newSecret)
 	onlyNew, _ := session.NewCodec(newKey)
 	jar := session.NewJar(onlyNew, session.Options{}, session.WithClock(clock.Now))
-	if _, _, err := jar.Load(t.Context(), map[string]string{"_oauth2_proxy": reissued}); err != nil {
+	if _, _, err := jar.Load(t.Context(), session.CookieMap(map[string]string{"_oauth2_proxy": reissued})); err != nil {
 		t.Fatalf("the re-issued cookie does not open with the new key alone: %v", err)
 	}
 }

@@ -80,7 +80,7 @@ func TestLogsCarryDecisionsButNoSecrets(t *testing.T) {
 	}
 	key, _ := session.DecodeSecret(testCookieSecret)
 	codec, _ := session.NewCodec(key)
-	sess, _, err := session.NewJar(codec, session.Options{}).Load(t.Context(), cookies)
+	sess, _, err := session.NewJar(codec, session.Options{}).Load(t.Context(), session.CookieMap(cookies))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,13 +136,13 @@ func (j *Jar) Owns(name string) bool {
 
 // sessionValue joins the session cookie or its chunks. ok is false when
 // there is no session cookie at all.
-func (j *Jar) sessionValue(cookies map[string]string) (string, bool) {
-	if v, ok := cookies[j.opts.Name]; ok {
+func (j *Jar) sessionValue(cookies Cookies) (string, bool) {
+	if v, ok := get(cookies, j.opts.Name); ok {
 		return v, true
 	}
 	var b strings.Builder
 	for i := range MaxChunks {
-		v, ok := cookies[j.chunkName(i)]
+		v, ok := get(cookies, j.chunkName(i))
 		if !ok {
 			break
 		}
@@ -155,7 +155,7 @@ func (j *Jar) chunkName(i int) string { return j.opts.Name + "_" + strconv.Itoa(
 
 // HasSession reports whether the request carries a session cookie at all,
 // valid or not.
-func (j *Jar) HasSession(cookies map[string]string) bool {
+func (j *Jar) HasSession(cookies Cookies) bool {
 	_, ok := j.sessionValue(cookies)
 	return ok
 }
@@ -166,7 +166,7 @@ func (j *Jar) HasSession(cookies map[string]string) bool {
 // secret opened it: the caller should re-issue the cookie (Save) so it
 // moves to the current secret. Stale sessions are not cached. The returned
 // session is shared: Clone it before changing it.
-func (j *Jar) Load(ctx context.Context, cookies map[string]string) (e *Entry, stale bool, err error) {
+func (j *Jar) Load(ctx context.Context, cookies Cookies) (e *Entry, stale bool, err error) {
 	value, ok := j.sessionValue(cookies)
 	if !ok || len(value) > MaxChunks*maxCookieBytes {
 		return nil, false, ErrNoSession
@@ -222,7 +222,7 @@ const entryOverhead = 160
 // to the store within ctx and the cookie carries a ticket. Cookies of a
 // previous encoding that the new one does not overwrite are expired. The
 // written value is cached, so the next Check with it is a cache hit.
-func (j *Jar) Save(ctx context.Context, s *sessionpb.Session, host string, cookies map[string]string) ([]string, error) {
+func (j *Jar) Save(ctx context.Context, s *sessionpb.Session, host string, cookies Cookies) ([]string, error) {
 	if j.store != nil {
 		return j.saveTicket(ctx, s, host, cookies)
 	}
@@ -239,7 +239,7 @@ func (j *Jar) Save(ctx context.Context, s *sessionpb.Session, host string, cooki
 
 // setCookies writes value as the session cookie (or its chunks) until
 // expiresAt.
-func (j *Jar) setCookies(value string, expiresAt int64, host string, cookies map[string]string) ([]string, error) {
+func (j *Jar) setCookies(value string, expiresAt int64, host string, cookies Cookies) ([]string, error) {
 	now := j.now()
 	maxAge := int(time.Unix(expiresAt, 0).Sub(now) / time.Second)
 	if maxAge <= 0 {
@@ -251,7 +251,7 @@ func (j *Jar) setCookies(value string, expiresAt int64, host string, cookies map
 	if len(single) <= maxCookieBytes {
 		out = append(out, single)
 		for i := range MaxChunks {
-			if _, ok := cookies[j.chunkName(i)]; ok {
+			if _, ok := get(cookies, j.chunkName(i)); ok {
 				out = append(out, j.cookie(j.chunkName(i), "", domain, -1, j.opts.SameSite))
 			}
 		}
@@ -266,11 +266,11 @@ func (j *Jar) setCookies(value string, expiresAt int64, host string, cookies map
 			part := value[i*size : min(len(value), (i+1)*size)]
 			out = append(out, j.cookie(j.chunkName(i), part, domain, maxAge, j.opts.SameSite))
 		}
-		if _, ok := cookies[j.opts.Name]; ok {
+		if _, ok := get(cookies, j.opts.Name); ok {
 			out = append(out, j.cookie(j.opts.Name, "", domain, -1, j.opts.SameSite))
 		}
 		for i := n; i < MaxChunks; i++ {
-			if _, ok := cookies[j.chunkName(i)]; ok {
+			if _, ok := get(cookies, j.chunkName(i)); ok {
 				out = append(out, j.cookie(j.chunkName(i), "", domain, -1, j.opts.SameSite))
 			}
 		}
@@ -286,7 +286,7 @@ var ErrTooLarge = errors.New("session too large for browser cookies behind Envoy
 // End ends the session the cookies carry: in redis mode it deletes the
 // stored session within ctx (best effort: the cookies are cleared either
 // way), and it returns ClearCookies.
-func (j *Jar) End(ctx context.Context, host string, cookies map[string]string) []string {
+func (j *Jar) End(ctx context.Context, host string, cookies Cookies) []string {
 	if j.store != nil {
 		j.deleteTicket(ctx, cookies)
 	}
@@ -295,11 +295,11 @@ func (j *Jar) End(ctx context.Context, host string, cookies map[string]string) [
 
 // ClearCookies returns Set-Cookie values that expire the session cookie and
 // every chunk the request carries. No I/O.
-func (j *Jar) ClearCookies(host string, cookies map[string]string) []string {
+func (j *Jar) ClearCookies(host string, cookies Cookies) []string {
 	domain := j.domainFor(host)
 	out := []string{j.cookie(j.opts.Name, "", domain, -1, j.opts.SameSite)}
 	for i := range MaxChunks {
-		if _, ok := cookies[j.chunkName(i)]; ok {
+		if _, ok := get(cookies, j.chunkName(i)); ok {
 			out = append(out, j.cookie(j.chunkName(i), "", domain, -1, j.opts.SameSite))
 		}
 	}
@@ -327,7 +327,7 @@ func (j *Jar) stateSameSite() http.SameSite {
 // WriteState returns the Set-Cookie values that start a login flow: the new
 // state cookie, plus expiries for the oldest pending flows when the browser
 // already holds MaxFlows of them (abandoned flows can't pile up).
-func (j *Jar) WriteState(ls *sessionpb.LoginState, host string, cookies map[string]string) ([]string, error) {
+func (j *Jar) WriteState(ls *sessionpb.LoginState, host string, cookies Cookies) ([]string, error) {
 	name := j.stateName(ls.GetState())
 	value, err := j.codec.Load().Seal(name, PurposeState, ls)
 	if err != nil {
@@ -342,7 +342,8 @@ func (j *Jar) WriteState(ls *sessionpb.LoginState, host string, cookies map[stri
 	}
 	var flows []flow
 	prefix := j.opts.Name + stateInfix
-	for n, v := range cookies {
+	for _, c := range all(cookies) {
+		n, v := c.Name, c.Value
 		if !strings.HasPrefix(n, prefix) || n == name {
 			continue
 		}
@@ -369,12 +370,12 @@ func (j *Jar) WriteState(ls *sessionpb.LoginState, host string, cookies map[stri
 
 // ReadState returns the pending login flow whose state the callback carries,
 // or ErrNoSession when there is none, it expired, or it does not match.
-func (j *Jar) ReadState(state string, cookies map[string]string) (*sessionpb.LoginState, error) {
+func (j *Jar) ReadState(state string, cookies Cookies) (*sessionpb.LoginState, error) {
 	if len(state) < stateIDLen {
 		return nil, ErrNoSession
 	}
 	name := j.stateName(state)
-	value, ok := cookies[name]
+	value, ok := get(cookies, name)
 	if !ok {
 		return nil, ErrNoSession
 	}

@@ -44,7 +44,7 @@ func FuzzJarRead(f *testing.F) {
 	f.Add("_oauth2_proxy", "", "_oauth2_proxy_0", "AAAA", "_oauth2_proxy_5", "x")
 	f.Fuzz(func(t *testing.T, n0, v0, n1, v1, n2, v2 string) {
 		cookies := map[string]string{n0: v0, n1: v1, n2: v2}
-		s, _, err := j.Load(t.Context(), cookies)
+		s, _, err := j.Load(t.Context(), CookieMap(cookies))
 		if err != nil {
 			return
 		}
@@ -67,7 +67,7 @@ func FuzzReadState(f *testing.F) {
 	f.Add("state-1234567890123456789012345678901", p.Name, p.Value)
 	f.Add("", p.Name, "")
 	f.Fuzz(func(t *testing.T, state, name, value string) {
-		got, err := j.ReadState(state, map[string]string{name: value})
+		got, err := j.ReadState(state, CookieMap(map[string]string{name: value}))
 		if err != nil {
 			return
 		}

@@ -54,7 +54,7 @@ func TestJarSessionRoundTripAndChunks(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := &sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("a", tc.tokenBytes), CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}
 			cookies := map[string]string{}
-			sc, err := j.Save(t.Context(), s, "app.example.com", cookies)
+			sc, err := j.Save(t.Context(), s, "app.example.com", CookieMap(cookies))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,7 +64,7 @@ func TestJarSessionRoundTripAndChunks(t *testing.T) {
 			if single == tc.wantChunks || chunk0 != tc.wantChunks {
 				t.Fatalf("Write: cookies %v, want chunks=%v", keys(cookies), tc.wantChunks)
 			}
-			got, _, err := j.Load(t.Context(), cookies)
+			got, _, err := j.Load(t.Context(), CookieMap(cookies))
 			if err != nil || got.Session.GetAccessToken() != s.GetAccessToken() {
 				t.Fatalf("Read: got %v, want the written session", err)
 			}
@@ -77,18 +77,18 @@ func TestJarStaleChunksCleared(t *testing.T) {
 	j := newTestJar(t, Options{}, clk)
 	cookies := map[string]string{}
 	big := &sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("a", 12000), ExpiresAt: t0.Add(time.Hour).Unix()}
-	sc, _ := j.Save(t.Context(), big, "h", cookies)
+	sc, _ := j.Save(t.Context(), big, "h", CookieMap(cookies))
 	browser(t, cookies, sc)
 	if _, ok := cookies["_oauth2_proxy_3"]; !ok {
 		t.Fatalf("want 4 chunks, got %v", keys(cookies))
 	}
 	small := &sessionpb.Session{Subject: "id1", AccessToken: "short", ExpiresAt: t0.Add(time.Hour).Unix()}
-	sc, _ = j.Save(t.Context(), small, "h", cookies)
+	sc, _ = j.Save(t.Context(), small, "h", CookieMap(cookies))
 	browser(t, cookies, sc)
 	if len(cookies) != 1 || cookies["_oauth2_proxy"] == "" {
 		t.Fatalf("after a smaller session: cookies %v, want only _oauth2_proxy", keys(cookies))
 	}
-	got, _, err := j.Load(t.Context(), cookies)
+	got, _, err := j.Load(t.Context(), CookieMap(cookies))
 	if err != nil || got.Session.GetAccessToken() != "short" {
 		t.Fatalf("Read: %v", err)
 	}
@@ -98,10 +98,10 @@ func TestJarRejectsBadSessions(t *testing.T) {
 	clk := &fakeClock{t0}
 	j := newTestJar(t, Options{}, clk)
 	good := map[string]string{}
-	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", good)
+	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", CookieMap(good))
 	browser(t, good, sc)
 	big := map[string]string{}
-	sc, _ = j.Save(t.Context(), &sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("x", 9000), CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", big)
+	sc, _ = j.Save(t.Context(), &sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("x", 9000), CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", CookieMap(big))
 	browser(t, big, sc)
 	missingChunk := map[string]string{"_oauth2_proxy_0": big["_oauth2_proxy_0"], "_oauth2_proxy_2": big["_oauth2_proxy_2"]}
 
@@ -122,7 +122,7 @@ func TestJarRejectsBadSessions(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			clk.now = tc.at
-			if _, _, err := j.Load(t.Context(), tc.cookies); !errors.Is(err, ErrNoSession) {
+			if _, _, err := j.Load(t.Context(), CookieMap(tc.cookies)); !errors.Is(err, ErrNoSession) {
 				t.Fatalf("Read(%s): got %v, want ErrNoSession", tc.name, err)
 			}
 		})
@@ -138,19 +138,19 @@ func TestJarCacheServesRepeatedReads(t *testing.T) {
 	clk := &fakeClock{t0}
 	j := newTestJar(t, Options{}, clk, WithCache(cache))
 	cookies := map[string]string{}
-	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", cookies)
+	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", CookieMap(cookies))
 	browser(t, cookies, sc)
 	cache.Wait()
-	first, _, err := j.Load(t.Context(), cookies)
+	first, _, err := j.Load(t.Context(), CookieMap(cookies))
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, _, _ := j.Load(t.Context(), cookies)
+	second, _, _ := j.Load(t.Context(), CookieMap(cookies))
 	if first != second {
 		t.Fatal("Read twice: want the same cached *Session, got a fresh decode")
 	}
 	clk.now = t0.Add(2 * time.Hour)
-	if _, _, err := j.Load(t.Context(), cookies); !errors.Is(err, ErrNoSession) {
+	if _, _, err := j.Load(t.Context(), CookieMap(cookies)); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("a cached session past its expiry: got %v, want ErrNoSession", err)
 	}
 }
@@ -161,7 +161,7 @@ func TestJarStateFlows(t *testing.T) {
 	cookies := map[string]string{}
 	start := func(state string) {
 		ls := &sessionpb.LoginState{State: state, Nonce: "n-" + state, CreatedAt: clk.now.Unix(), ExpiresAt: clk.now.Add(15 * time.Minute).Unix()}
-		sc, err := j.WriteState(ls, "h", cookies)
+		sc, err := j.WriteState(ls, "h", CookieMap(cookies))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,7 +171,7 @@ func TestJarStateFlows(t *testing.T) {
 	start("tab-one-state-aaaaaaaaaaaaaa")
 	start("tab-two-state-bbbbbbbbbbbbbb")
 	for _, s := range []string{"tab-one-state-aaaaaaaaaaaaaa", "tab-two-state-bbbbbbbbbbbbbb"} {
-		ls, err := j.ReadState(s, cookies)
+		ls, err := j.ReadState(s, CookieMap(cookies))
 		if err != nil || ls.GetNonce() != "n-"+s {
 			t.Fatalf("ReadState(%s) with two tabs: %v", s, err)
 		}
@@ -188,18 +188,18 @@ func TestJarStateFlows(t *testing.T) {
 	if n != 3 {
 		t.Fatalf("after 12 flows: %d state cookies, want at most MaxFlows=3", n)
 	}
-	if _, err := j.ReadState("tab-one-state-aaaaaaaaaaaaaa", cookies); !errors.Is(err, ErrNoSession) {
+	if _, err := j.ReadState("tab-one-state-aaaaaaaaaaaaaa", CookieMap(cookies)); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("the oldest flow should have been evicted, got %v", err)
 	}
 	last := strings.Repeat("l", 14) + "-abandoned"
-	if _, err := j.ReadState(last, cookies); err != nil {
+	if _, err := j.ReadState(last, CookieMap(cookies)); err != nil {
 		t.Fatalf("newest flow: %v", err)
 	}
-	if _, err := j.ReadState(strings.Repeat("l", 14)+"-forged", cookies); !errors.Is(err, ErrNoSession) {
+	if _, err := j.ReadState(strings.Repeat("l", 14)+"-forged", CookieMap(cookies)); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("a state sharing the cookie prefix but not equal must fail, got %v", err)
 	}
 	clk.now = clk.now.Add(time.Hour)
-	if _, err := j.ReadState(last, cookies); !errors.Is(err, ErrNoSession) {
+	if _, err := j.ReadState(last, CookieMap(cookies)); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("expired flow: got %v, want ErrNoSession", err)
 	}
 }
@@ -207,12 +207,12 @@ func TestJarStateFlows(t *testing.T) {
 func TestJarCookieAttributes(t *testing.T) {
 	clk := &fakeClock{t0}
 	j := newTestJar(t, Options{Secure: true, HTTPOnly: true, SameSite: http.SameSiteStrictMode, Domains: []string{".example.com"}}, clk)
-	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", ExpiresAt: t0.Add(time.Hour).Unix()}, "app.example.com:8443", map[string]string{})
+	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", ExpiresAt: t0.Add(time.Hour).Unix()}, "app.example.com:8443", CookieMap(map[string]string{}))
 	c, _ := http.ParseSetCookie(sc[0])
 	if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode || c.Domain != "example.com" || c.Path != "/" || c.MaxAge != 3600 {
 		t.Fatalf("session cookie attributes: %q", sc[0])
 	}
-	st, _ := j.WriteState(&sessionpb.LoginState{State: "s123456789012345", ExpiresAt: t0.Add(time.Minute).Unix()}, "other.org", map[string]string{})
+	st, _ := j.WriteState(&sessionpb.LoginState{State: "s123456789012345", ExpiresAt: t0.Add(time.Minute).Unix()}, "other.org", CookieMap(map[string]string{}))
 	c, _ = http.ParseSetCookie(st[0])
 	if c.SameSite != http.SameSiteLaxMode || c.Domain != "" {
 		t.Fatalf("state cookie must be Lax and host-only for a foreign host: %q", st[0])
@@ -278,27 +278,27 @@ func TestJarCacheCollisionServesNoOtherSession(t *testing.T) {
 	defer cache.Close()
 	j := newTestJar(t, Options{}, &fakeClock{t0}, WithCache(cache))
 	alice, mallory := map[string]string{}, map[string]string{}
-	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "alice", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", alice)
+	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "alice", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", CookieMap(alice))
 	browser(t, alice, sc)
 	cache.Wait()
-	if e, _, err := j.Load(t.Context(), alice); err != nil || e.Session.GetSubject() != "alice" {
+	if e, _, err := j.Load(t.Context(), CookieMap(alice)); err != nil || e.Session.GetSubject() != "alice" {
 		t.Fatalf("alice: %v %v", e, err)
 	}
-	sc, _ = j.Save(t.Context(), &sessionpb.Session{Subject: "mallory", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", mallory)
+	sc, _ = j.Save(t.Context(), &sessionpb.Session{Subject: "mallory", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", CookieMap(mallory))
 	browser(t, mallory, sc)
 	cache.Wait()
 	// Both cookies hash alike: whichever entry the cache holds, each cookie
 	// must get its own subject, and a forged cookie none.
 	for range 3 {
-		if e, _, err := j.Load(t.Context(), alice); err != nil || e.Session.GetSubject() != "alice" {
+		if e, _, err := j.Load(t.Context(), CookieMap(alice)); err != nil || e.Session.GetSubject() != "alice" {
 			t.Fatalf("alice's cookie got %v, %v", e.Session.GetSubject(), err)
 		}
-		if e, _, err := j.Load(t.Context(), mallory); err != nil || e.Session.GetSubject() != "mallory" {
+		if e, _, err := j.Load(t.Context(), CookieMap(mallory)); err != nil || e.Session.GetSubject() != "mallory" {
 			t.Fatalf("mallory's cookie got %v, %v", e.Session.GetSubject(), err)
 		}
 		cache.Wait()
 	}
-	if _, _, err := j.Load(t.Context(), map[string]string{"_oauth2_proxy": "forged"}); !errors.Is(err, ErrNoSession) {
+	if _, _, err := j.Load(t.Context(), CookieMap(map[string]string{"_oauth2_proxy": "forged"})); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("a forged cookie colliding with cached ones: %v, want ErrNoSession", err)
 	}
 }

@@ -52,7 +52,7 @@ func (j *Jar) Invalidate(id string) {
 
 // LoadFresh is Load past the L1 cache, straight from the store (after the
 // cross-replica refresh lock, to see another replica's refresh).
-func (j *Jar) LoadFresh(ctx context.Context, cookies map[string]string) (*sessionpb.Session, error) {
+func (j *Jar) LoadFresh(ctx context.Context, cookies Cookies) (*sessionpb.Session, error) {
 	value, ok := j.sessionValue(cookies)
 	if !ok || j.store == nil {
 		return nil, ErrNoSession
@@ -127,7 +127,7 @@ func (j *Jar) rememberStored(s *sessionpb.Session, now time.Time) *Entry {
 // saveTicket stores s and returns its cookie. A session read from the
 // store keeps its ticket (the cookie doesn't change on a refresh); a new
 // one (a login) gets a new id and key.
-func (j *Jar) saveTicket(ctx context.Context, s *sessionpb.Session, host string, cookies map[string]string) ([]string, error) {
+func (j *Jar) saveTicket(ctx context.Context, s *sessionpb.Session, host string, cookies Cookies) ([]string, error) {
 	var t *sessionpb.Ticket
 	if s.GetTicketId() != "" {
 		if value, ok := j.sessionValue(cookies); ok {
@@ -173,7 +173,7 @@ func (j *Jar) saveTicket(ctx context.Context, s *sessionpb.Session, host string,
 
 // deleteTicket ends the stored session the cookies point to (sign-out,
 // a rejected refresh). Best effort: the cookie is cleared either way.
-func (j *Jar) deleteTicket(ctx context.Context, cookies map[string]string) {
+func (j *Jar) deleteTicket(ctx context.Context, cookies Cookies) {
 	value, ok := j.sessionValue(cookies)
 	if !ok {
 		return
