@@ -167,28 +167,35 @@ func def(name string, want kind) key {
 	return k
 }
 
-func (r *resolver) str(name string) string {
-	k := def(name, kString)
+// value reads key name of kind want: its default when it is set nowhere,
+// else what parse makes of the raw value.
+func value[T any](r *resolver, name string, want kind, parse func(v any) T) T {
+	k := def(name, want)
 	v, ok := r.raw(name)
 	if !ok {
-		return k.def.(string)
+		return k.def.(T)
 	}
-	switch t := v.(type) {
-	case string:
-		return strings.TrimSpace(t)
-	case []any, map[string]any:
-		r.fail(name, "want a string")
-		return ""
-	}
-	return fmt.Sprint(v)
+	return parse(v)
+}
+
+func (r *resolver) str(name string) string {
+	return value(r, name, kString, func(v any) string {
+		switch t := v.(type) {
+		case string:
+			return strings.TrimSpace(t)
+		case []any, map[string]any:
+			r.fail(name, "want a string")
+			return ""
+		}
+		return fmt.Sprint(v)
+	})
 }
 
 func (r *resolver) boolean(name string) bool {
-	k := def(name, kBool)
-	v, ok := r.raw(name)
-	if !ok {
-		return k.def.(bool)
-	}
+	return value(r, name, kBool, func(v any) bool { return r.parseBool(name, v) })
+}
+
+func (r *resolver) parseBool(name string, v any) bool {
 	switch t := v.(type) {
 	case bool:
 		return t
@@ -248,30 +255,24 @@ func (r *resolver) duration(name string) time.Duration {
 }
 
 func (r *resolver) integer(name string) int64 {
-	k := def(name, kInt)
-	v, ok := r.raw(name)
-	if !ok {
-		return k.def.(int64)
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(fmt.Sprint(v)), 10, 64)
-	if err != nil || n < 0 {
-		r.fail(name, "want a non-negative whole number, got %v", v)
-	}
-	return n
+	return value(r, name, kInt, func(v any) int64 {
+		n, err := strconv.ParseInt(strings.TrimSpace(fmt.Sprint(v)), 10, 64)
+		if err != nil || n < 0 {
+			r.fail(name, "want a non-negative whole number, got %v", v)
+		}
+		return n
+	})
 }
 
 // float reads a number within [lo, hi].
 func (r *resolver) float(name string, lo, hi float64) float64 {
-	k := def(name, kFloat)
-	v, ok := r.raw(name)
-	if !ok {
-		return k.def.(float64)
-	}
-	f, err := strconv.ParseFloat(strings.TrimSpace(fmt.Sprint(v)), 64)
-	if err != nil || f < lo || f > hi {
-		r.fail(name, "want a number from %g to %g, got %v", lo, hi, v)
-	}
-	return f
+	return value(r, name, kFloat, func(v any) float64 {
+		f, err := strconv.ParseFloat(strings.TrimSpace(fmt.Sprint(v)), 64)
+		if err != nil || f < lo || f > hi {
+			r.fail(name, "want a number from %g to %g, got %v", lo, hi, v)
+		}
+		return f
+	})
 }
 
 // Masked is the effective configuration in key order, one "key = value"

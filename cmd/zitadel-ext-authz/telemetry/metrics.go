@@ -48,47 +48,42 @@ type checkChildren struct {
 	latency prometheus.Observer
 }
 
+// prefix names every metric of ours.
+const prefix = "zitadel_ext_authz_"
+
+func counter(name, help string, labels ...string) *prometheus.CounterVec {
+	return prometheus.NewCounterVec(prometheus.CounterOpts{Name: prefix + name, Help: help}, labels)
+}
+
+func histogram(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
+	return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: prefix + name, Help: help, Buckets: buckets}, labels)
+}
+
 // NewMetrics registers the collectors on a new registry.
 func NewMetrics(version string) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
-		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "zitadel_ext_authz_checks_total",
-			Help: "Checks answered, by decision (allow, redirect, unauthorized, forbidden, page, error) and reason (session, no_session, not_in_group, bad_state, …).",
-		}, []string{"decision", "reason"}),
-		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "zitadel_ext_authz_check_duration_seconds",
-			Help:    "Time to answer a Check, by decision.",
-			Buckets: []float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5},
-		}, []string{"decision"}),
-		idpCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "zitadel_ext_authz_idp_calls_total",
-			Help: "Token verifications and IdP calls, by call (jwt, introspection, refresh) and outcome (active, inactive, ok, rejected, error; for refresh also grace and shared: collapsed, no call).",
-		}, []string{"call", "outcome"}),
-		idpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name:    "zitadel_ext_authz_idp_call_duration_seconds",
-			Help:    "Duration of token verifications and IdP calls, by call.",
-			Buckets: []float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
-		}, []string{"call"}),
-		refreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "zitadel_ext_authz_refreshes_total",
-			Help: "Session refreshes, by outcome (ok, rejected, error; grace and shared were answered without an IdP call).",
-		}, []string{"outcome"}),
+		checks: counter("checks_total", "Checks answered, by decision (allow, redirect, unauthorized, forbidden, page, error) and reason (session, no_session, not_in_group, bad_state, …).",
+			"decision", "reason"),
+		duration: histogram("check_duration_seconds", "Time to answer a Check, by decision.",
+			[]float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}, "decision"),
+		idpCalls: counter("idp_calls_total", "Token verifications and IdP calls, by call (jwt, introspection, refresh) and outcome (active, inactive, ok, rejected, error; for refresh also grace and shared: collapsed, no call).",
+			"call", "outcome"),
+		idpDuration: histogram("idp_call_duration_seconds", "Duration of token verifications and IdP calls, by call.",
+			[]float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}, "call"),
+		refreshes: counter("refreshes_total", "Session refreshes, by outcome (ok, rejected, error; grace and shared were answered without an IdP call).", "outcome"),
 		loginsStarted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "zitadel_ext_authz_logins_started_total",
+			Name: prefix + "logins_started_total",
 			Help: "Redirects to the IdP's authorization endpoint.",
 		}),
 		loginsCompleted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "zitadel_ext_authz_logins_completed_total",
+			Name: prefix + "logins_completed_total",
 			Help: "Callbacks that created a session.",
 		}),
-		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "zitadel_ext_authz_config_reloads_total",
-			Help: "Configuration reloads, by outcome (applied, refused).",
-		}, []string{"outcome"}),
+		reloads: counter("config_reloads_total", "Configuration reloads, by outcome (applied, refused).", "outcome"),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "zitadel_ext_authz_build_info",
+		Name:        prefix + "build_info",
 		Help:        "Always 1; the labels say which build runs.",
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
@@ -161,7 +156,7 @@ func (m *Metrics) WatchCache(name string, cm *ristretto.Metrics) {
 		f    func() uint64
 	}{{"hits", cm.Hits}, {"misses", cm.Misses}, {"evictions", cm.KeysEvicted}} {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name:        "zitadel_ext_authz_cache_" + c.what + "_total",
+			Name:        prefix + "cache_" + c.what + "_total",
 			Help:        "Cache " + c.what + ", by cache (session, token).",
 			ConstLabels: prometheus.Labels{"cache": name},
 		}, func() float64 { return float64(c.f()) }))
