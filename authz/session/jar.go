@@ -203,11 +203,14 @@ func (j *Jar) live(s *sessionpb.Session, now time.Time) bool {
 }
 
 // remember caches s under its cookie value (the entry keeps the value for
-// the full comparison on every hit, and costs it).
+// the full comparison on every hit, and costs it). The value is copied: a
+// cookie read from a request points into the whole request's buffer
+// (authz/checkwire), which the cache must not keep alive.
 func (j *Jar) remember(value string, s *sessionpb.Session, now time.Time) *Entry {
 	e := &Entry{key: value, Session: s}
 	ttl := time.Unix(s.GetExpiresAt(), 0).Sub(now)
 	if j.cache != nil && ttl > 0 {
+		e.key = strings.Clone(value)
 		j.cache.SetWithTTL(value, e, int64(proto.Size(s)+len(value)+entryOverhead), ttl)
 	}
 	return e
