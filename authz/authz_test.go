@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -389,5 +390,29 @@ func TestParseRequest(t *testing.T) {
 	r, err = ParseRequest(raw)
 	if err != nil || r.Host != "h.example" || r.Path != "/r" || r.Headers["x-d"] != "1,2" {
 		t.Fatalf("ParseRequest(header_map): %+v, %v", r, err)
+	}
+}
+
+// A header the configuration sends but this session has no value for (no
+// access token) is not ours to overwrite: the client's copy is removed,
+// never passed on.
+func TestSpoofedTokenHeaderRemovedWhenTheSessionHasNone(t *testing.T) {
+	s, jar := newTestServer(t, Config{PassAccessToken: true}, &stubIdP{}, nil)
+	sess := alice()
+	sess.AccessToken, sess.AccessTokenExpiresAt = "", 0
+	resp, err := s.Check(t.Context(), envoyRequest("GET", "/x", map[string]string{
+		"cookie": sessionCookie(t, jar, sess), "x-forwarded-access-token": "forged",
+	}))
+	if err != nil || resp.GetStatus().GetCode() != 0 {
+		t.Fatalf("Check: %v %v", resp, err)
+	}
+	ok := resp.GetOkResponse()
+	for _, h := range ok.GetHeaders() {
+		if h.GetHeader().GetKey() == "x-forwarded-access-token" {
+			t.Fatalf("x-forwarded-access-token set to %q", h.GetHeader().GetValue())
+		}
+	}
+	if !slices.Contains(ok.GetHeadersToRemove(), "x-forwarded-access-token") {
+		t.Fatalf("the forged x-forwarded-access-token is not removed: %v", ok.GetHeadersToRemove())
 	}
 }

@@ -47,14 +47,19 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 	// The block is kept with the cached token outcome, which never holds
 	// the token itself (README): the token headers are added per request,
 	// from the request's own authorization header.
-	d := s.allowWith(r, s.identityBlock(b, func() identity {
-		return identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups}
-	}))
+	var tokens [2]Header // one per header family at most
+	extra := tokens[:0]
 	for _, hs := range s.conf().headerSets {
 		if hs.withToken {
-			d.Upstream = append(d.Upstream, Header{hs.names.token, token})
+			extra = append(extra, Header{hs.names.token, token})
 		}
 	}
-	d.Reason = "bearer_" + b.Via
+	reason := "bearer_jwt"
+	if b.Via == "introspection" {
+		reason = "bearer_introspection"
+	}
+	d := s.allowWith(r, reason, s.identityBlock(b, func() identity {
+		return identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups}
+	}), extra...)
 	return withSubject(d, id.Subject)
 }

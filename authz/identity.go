@@ -68,7 +68,7 @@ func (s *Server) allowSession(r *Request, e *session.Entry, sess *sessionpb.Sess
 	if e != nil && e.Session == sess {
 		m = e
 	}
-	return s.allowWith(r, s.identityBlock(m, func() identity {
+	return s.allowWith(r, "session", s.identityBlock(m, func() identity {
 		return identity{
 			user: sess.GetUser(), email: sess.GetEmail(), username: sess.GetPreferredUsername(), groups: sess.GetGroups(),
 			accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken(),
@@ -122,14 +122,16 @@ func (s *Server) identityHeaders(set *settings, id identity) []Header {
 	return out
 }
 
-// allowWith is an allowed answer with a rendered identity block, our
-// cookies dropped from the upstream's Cookie header and every client-sent
-// identity header the block doesn't overwrite removed.
-func (s *Server) allowWith(r *Request, b *identityBlock) *Decision {
-	d := &Decision{Allow: true, Reason: "session", identity: b}
+// allowWith is an allowed answer with a rendered identity block plus
+// per-request headers (extra), our cookies dropped from the upstream's
+// Cookie header, and every client-sent identity header that neither
+// overwrites removed.
+func (s *Server) allowWith(r *Request, reason string, b *identityBlock, extra ...Header) *Decision {
+	d := &Decision{Allow: true, Reason: reason, identity: b}
 	d.Upstream = d.upstreamBuf[:0]
 	s.stripOurCookies(r, d)
-	s.stripClientHeaders(r, d, b.names, s.conf().tokenNames)
+	d.Upstream = append(d.Upstream, extra...)
+	s.stripClientHeaders(r, d, b.names, extra)
 	return d
 }
 
@@ -142,25 +144,15 @@ func (s *Server) allowAnonymous(r *Request, reason string) *Decision {
 }
 
 // stripClientHeaders removes client-sent identity headers we don't set
-// (set, alsoSet: the names we overwrite).
-func (s *Server) stripClientHeaders(r *Request, d *Decision, set, alsoSet []string) {
+// (set: the block's names; extra: the per-request headers).
+func (s *Server) stripClientHeaders(r *Request, d *Decision, set []string, extra []Header) {
 	for _, name := range identityHeaders {
-		if _, sent := r.Headers[name]; !sent || slices.Contains(set, name) || slices.Contains(alsoSet, name) {
+		if _, sent := r.Headers[name]; !sent || slices.Contains(set, name) ||
+			slices.ContainsFunc(extra, func(h Header) bool { return h.Name == name }) {
 			continue
 		}
 		d.RemoveUpstream = append(d.RemoveUpstream, name)
 	}
-}
-
-// tokenNames are the access-token headers sets send.
-func tokenNames(sets []headerSet) []string {
-	var names []string
-	for _, hs := range sets {
-		if hs.withToken {
-			names = append(names, hs.names.token)
-		}
-	}
-	return names
 }
 
 // stripOurCookies drops our own cookies from the Cookie header the upstream

@@ -103,7 +103,6 @@ type settings struct {
 	callbackPath string      // redirect_url's path
 	redirectAbs  bool        // redirect_url is absolute
 	headerSets   []headerSet // the identity headers sent upstream
-	tokenNames   []string    // the access-token headers among them
 }
 
 // compile fills defaults into cfg and derives what Checks need from it.
@@ -121,8 +120,7 @@ func compile(cfg Config) (*settings, error) {
 	if cfg.ProviderDisplayName == "" {
 		cfg.ProviderDisplayName = "OpenID Connect"
 	}
-	sets := headerSets(cfg)
-	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: sets, tokenNames: tokenNames(sets)}, nil
+	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg)}, nil
 }
 
 // conf is the configuration in force. A Check reads it through here once
