@@ -221,7 +221,7 @@ var statusCodes = regexp.MustCompile(`status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 
 func cpuOf(pids []int) float64 {
 	var sum float64
 	for _, pid := range pids {
-		sum += (&proc{cmd: &exec.Cmd{Process: &os.Process{Pid: pid}}}).cpuSeconds()
+		sum += cpuSecondsOf(pid)
 	}
 	return sum
 }

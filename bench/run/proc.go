@@ -79,8 +79,11 @@ func (p *proc) stop() {
 func (p *proc) pid() int { return p.cmd.Process.Pid }
 
 // cpuSeconds is the process's user+system CPU time so far.
-func (p *proc) cpuSeconds() float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.pid()))
+func (p *proc) cpuSeconds() float64 { return cpuSecondsOf(p.pid()) }
+
+// cpuSecondsOf is a process's user+system CPU time so far.
+func cpuSecondsOf(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}

@@ -16,9 +16,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -370,7 +372,7 @@ func (p *Proc) ready() bool {
 
 // Stat returns one counter or gauge from the admin interface (0 if absent).
 func (p *Proc) Stat(name string) (int64, error) {
-	resp, err := http.Get(p.AdminURL + "/stats?format=json&filter=" + "^" + regexpQuote(name) + "$")
+	resp, err := http.Get(p.AdminURL + "/stats?format=json&filter=" + url.QueryEscape("^"+regexp.QuoteMeta(name)+"$"))
 	if err != nil {
 		return 0, err
 	}
@@ -390,17 +392,6 @@ func (p *Proc) Stat(name string) (int64, error) {
 		}
 	}
 	return 0, nil
-}
-
-func regexpQuote(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		if strings.ContainsRune(`\.+*?()|[]{}^$`, r) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }
 
 // Logs is the tail of Envoy's log output.
