@@ -17,7 +17,8 @@ import (
 type discoveryDocument struct {
 	oidc.DiscoveryConfiguration
 	// RFC 9207 §3: the IdP puts iss in every authorization response.
-	AuthorizationResponseIssParameterSupported bool `json:"authorization_response_iss_parameter_supported"`
+	// Read from the raw document: only JSON true counts.
+	AuthorizationResponseIssParameterSupported bool `json:"-"`
 }
 
 // maxDiscoveryBytes bounds the discovery document we read.
