@@ -55,6 +55,8 @@ type Jar struct {
 	cache Cache
 	now   func() time.Time
 
+	chunkNames [MaxChunks + 1]string // NAME_0 … NAME_16, built once: looked up on every Check
+
 	// Redis mode (WithStore): sessions live in store, the cookie carries a
 	// Ticket; l1 caches decoded sessions by ticket id for l1TTL.
 	store Store
@@ -102,6 +104,9 @@ func NewJar(codec *Codec, opts Options, options ...JarOption) *Jar {
 		opts.Secure = true
 	}
 	j := &Jar{opts: opts, now: time.Now}
+	for i := range j.chunkNames {
+		j.chunkNames[i] = opts.Name + "_" + strconv.Itoa(i)
+	}
 	j.codec.Store(codec)
 	for _, o := range options {
 		o(j)
@@ -151,7 +156,7 @@ func (j *Jar) sessionValue(cookies Cookies) (string, bool) {
 	return b.String(), b.Len() > 0
 }
 
-func (j *Jar) chunkName(i int) string { return j.opts.Name + "_" + strconv.Itoa(i) }
+func (j *Jar) chunkName(i int) string { return j.chunkNames[i] }
 
 // HasSession reports whether the request carries a session cookie at all,
 // valid or not.
