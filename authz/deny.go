@@ -97,6 +97,10 @@ type page struct {
 // errorPage is a readable denied answer for browsers. Its headers are its
 // own: callers may append (set-cookie, retry-after).
 func (s *Server) errorPage(status int, reason string, p page) *Decision {
+	return errorPage(status, reason, p)
+}
+
+func errorPage(status int, reason string, p page) *Decision {
 	data := pageData{Title: p.Title, Message: p.Message, Detail: p.Detail}
 	if p.Restart {
 		data.StartURL = pathStart
@@ -122,4 +126,16 @@ func withCookies(d *Decision, setCookies ...string) *Decision {
 		d.Headers = append(d.Headers, Header{"set-cookie", c})
 	}
 	return d
+}
+
+// NoApp is the answer when a server of several apps (the apps list) has
+// none for a request: reason "unknown_host" (no app claims the host and
+// there is no default app), a 403 page; or "unknown_app" (the route's
+// context_extensions name an app that isn't configured), a 500 page, as
+// for any other route misconfiguration.
+func NoApp(reason string) *Decision {
+	if reason == "unknown_app" {
+		return errorPage(http.StatusInternalServerError, reason, page{Title: "Configuration error", Message: "This route is misconfigured."})
+	}
+	return errorPage(http.StatusForbidden, reason, page{Title: "Unknown site", Message: "No application is configured for this host name."})
 }

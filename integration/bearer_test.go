@@ -70,8 +70,8 @@ func TestBearerTokensThroughEnvoy(t *testing.T) {
 	}
 	metrics := scrape(t, st.Server)
 	for _, want := range []string{
-		`zitadel_ext_authz_idp_calls_total{call="introspection",outcome="active"} 1`,
-		`zitadel_ext_authz_idp_calls_total{call="jwt",outcome="active"} 1`,
+		`zitadel_ext_authz_idp_calls_total{app="default",call="introspection",outcome="active"} 1`,
+		`zitadel_ext_authz_idp_calls_total{app="default",call="jwt",outcome="active"} 1`,
 		`zitadel_ext_authz_cache_hits_total{cache="token"} 2`,
 		`zitadel_ext_authz_idp_call_duration_seconds_count{call="introspection"} 1`,
 	} {

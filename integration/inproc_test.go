@@ -71,10 +71,11 @@ func startInProcess(t *testing.T, o inprocOptions) *inproc {
 		t.Fatal(err)
 	}
 	t.Cleanup(built.Close)
-	ip.Provider, ip.Jar = built.Provider, built.Jar
+	def := built.App(config.DefaultAppName)
+	ip.Provider, ip.Jar = def.Provider, def.Jar
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); ip.Provider.Serve(ctx) }()
+	go func() { defer close(done); built.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, "the provider ready", ip.Provider.Ready)
 
@@ -83,7 +84,7 @@ func startInProcess(t *testing.T, o inprocOptions) *inproc {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(grpcOpts...)
-	authv3.RegisterAuthorizationServer(gs, built.Server)
+	authv3.RegisterAuthorizationServer(gs, built.Router)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
 	upstream := httptest.NewServer(echo.Handler())

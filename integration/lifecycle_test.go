@@ -275,7 +275,7 @@ func TestRefreshThroughTheBinary(t *testing.T) {
 	if got := st.IdP.Calls("/oauth/token") - calls; got != 3 {
 		t.Fatalf("token endpoint calls: %d, want 3 refreshes", got)
 	}
-	if m := scrape(t, st.Server); !strings.Contains(m, `zitadel_ext_authz_idp_calls_total{call="refresh",outcome="ok"} 4`) {
+	if m := scrape(t, st.Server); !strings.Contains(m, `zitadel_ext_authz_idp_calls_total{app="default",call="refresh",outcome="ok"} 4`) {
 		t.Errorf("/metrics lacks 4 ok refreshes (the landing page after login refreshed too)")
 	}
 }

@@ -26,12 +26,12 @@ func TestMetrics(t *testing.T) {
 	upstreamSaw(t, b.get(st.Front.URL+"/again"))
 	body := scrape(t, st.Server)
 	for _, want := range []string{
-		`zitadel_ext_authz_checks_total{decision="allow",reason="session"} 2`,
-		`zitadel_ext_authz_checks_total{decision="redirect",reason="login_redirect"} 1`,
-		`zitadel_ext_authz_checks_total{decision="redirect",reason="login_completed"} 1`,
-		`zitadel_ext_authz_check_duration_seconds_bucket{decision="allow"`,
-		`zitadel_ext_authz_logins_started_total 1`,
-		`zitadel_ext_authz_logins_completed_total 1`,
+		`zitadel_ext_authz_checks_total{app="default",decision="allow",reason="session"} 2`,
+		`zitadel_ext_authz_checks_total{app="default",decision="redirect",reason="login_redirect"} 1`,
+		`zitadel_ext_authz_checks_total{app="default",decision="redirect",reason="login_completed"} 1`,
+		`zitadel_ext_authz_check_duration_seconds_bucket{app="default",decision="allow"`,
+		`zitadel_ext_authz_logins_started_total{app="default"} 1`,
+		`zitadel_ext_authz_logins_completed_total{app="default"} 1`,
 		`zitadel_ext_authz_cache_hits_total{cache="session"}`,
 		`zitadel_ext_authz_build_info{goversion="go`,
 		`zitadel_ext_authz_config_reloads_total{outcome="refused"} 0`,
@@ -100,7 +100,7 @@ func TestLogsCarryDecisionsButNoSecrets(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		`"msg":"not allowed","request_id":"`,
+		`"msg":"not allowed","app":"default","request_id":"`,
 		`"decision":"redirect","status":302,"reason":"login_redirect"`,
 		`"decision":"redirect","status":302,"reason":"login_completed","sub":"user-alice"`,
 		`"decision":"forbidden","status":403,"reason":"bad_state"`,

@@ -111,6 +111,9 @@ func ParseKeyFile(data []byte) (*KeyFile, error) {
 func (p *Provider) Authenticate(ctx context.Context, token string) (*Bearer, error) {
 	// The token's bytes are hashed in place (no per-Check copy).
 	sum := sha256.Sum256(unsafe.Slice(unsafe.StringData(token), len(token)))
+	for i := range sum {
+		sum[i] ^= p.tokenSalt[i]
+	}
 	key := string(sum[:])
 	now := p.now()
 	if p.tokens != nil {

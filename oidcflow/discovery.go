@@ -58,6 +58,9 @@ func (p *Provider) fetchDiscovery(ctx context.Context) (*discoveryDocument, erro
 	if doc.Issuer != p.cfg.Issuer {
 		return nil, fmt.Errorf("discovery: the issuer in %s (%q) differs from oidc_issuer_url %q; set oidc_issuer_url exactly as the IdP prints it: %w", url, doc.Issuer, p.cfg.Issuer, oidc.ErrIssuerInvalid)
 	}
+	if doc.AuthorizationEndpoint == "" || doc.TokenEndpoint == "" || doc.JwksURI == "" {
+		return nil, errors.New("discovery: document lacks authorization_endpoint, token_endpoint or jwks_uri")
+	}
 	return doc, nil
 }
 

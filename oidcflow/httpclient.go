@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,14 +28,37 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 // to reach an IdP whose issuer names a host only the browser can resolve
 // (http://localhost:8080 dialled as zitadel:8080).
 func NewHTTPClientDialing(timeout time.Duration, dial map[string]string) *http.Client {
+	var dm *DialMap
+	if len(dial) > 0 {
+		dm = &DialMap{}
+		dm.Set(dial)
+	}
+	return NewHTTPClientDialMap(timeout, dm)
+}
+
+// DialMap is a dial map that can change while its client is in use (a
+// reload adds an app whose issuer is dialled elsewhere).
+type DialMap struct{ m atomic.Pointer[map[string]string] }
+
+// Set replaces the map.
+func (d *DialMap) Set(m map[string]string) { d.m.Store(&m) }
+
+func (d *DialMap) to(addr string) string {
+	if m := d.m.Load(); m != nil {
+		if to, ok := (*m)[addr]; ok {
+			return to
+		}
+	}
+	return addr
+}
+
+// NewHTTPClientDialMap is NewHTTPClientDialing with a DialMap (nil: none).
+func NewHTTPClientDialMap(timeout time.Duration, dial *DialMap) *http.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	dialContext := dialer.DialContext
-	if len(dial) > 0 {
+	if dial != nil {
 		dialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if to, ok := dial[addr]; ok {
-				addr = to
-			}
-			return dialer.DialContext(ctx, network, addr)
+			return dialer.DialContext(ctx, network, dial.to(addr))
 		}
 	}
 	transport := &http.Transport{

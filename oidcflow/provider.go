@@ -3,6 +3,7 @@ package oidcflow
 import (
 	"context"
 	crand "crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,11 @@ type Provider struct {
 
 	refreshes    RefreshCache
 	refreshGrace time.Duration
+
+	issuers *Issuers // discovery and JWKS, shared with the other apps' Providers
+	// tokenSalt is XORed into token cache keys, so one cache serves many
+	// apps' Providers and a verdict of one is never another's (WithApp).
+	tokenSalt [32]byte
 }
 
 // discovered is everything learned from discovery, replaced as a whole.
@@ -99,6 +105,18 @@ func WithBearer(cfg BearerConfig, cache TokenCache) Option {
 	return func(p *Provider) { p.bearerCfg, p.tokens = cfg, cache }
 }
 
+// WithApp makes the Provider one app's among several sharing a token
+// cache (WithBearer): the app's name salts the cache keys, so a token
+// verified for one app (its audience) is never taken from the cache by
+// another. "" is the default app (no salt).
+func WithApp(name string) Option {
+	return func(p *Provider) {
+		if name != "" {
+			p.tokenSalt = sha256.Sum256([]byte("zitadel-ext-authz app " + name))
+		}
+	}
+}
+
 // WithObserver receives every IdP call (and token cache lookup) with its
 // outcome and duration, for metrics. call is one of discovery, token,
 // userinfo, jwt, introspection, token_cache.
@@ -135,6 +153,9 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 	}
 	if p.client == nil {
 		p.client = NewHTTPClient(10 * time.Second)
+	}
+	if p.issuers == nil {
+		p.issuers = NewIssuers(p.client, p.now)
 	}
 	if p.bearerCfg.PositiveTTL <= 0 {
 		p.bearerCfg.PositiveTTL = 5 * time.Minute
@@ -183,14 +204,11 @@ func (p *Provider) Discover(ctx context.Context) error { return p.discover(ctx) 
 func (p *Provider) discover(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	doc, err := p.fetchDiscovery(ctx)
+	doc, keys, err := p.issuers.discover(ctx, p.cfg.Issuer, p.fetchDiscovery)
 	if err != nil {
 		return err
 	}
 	cfg := &doc.DiscoveryConfiguration
-	if cfg.AuthorizationEndpoint == "" || cfg.TokenEndpoint == "" || cfg.JwksURI == "" {
-		return errors.New("discovery: document lacks authorization_endpoint, token_endpoint or jwks_uri")
-	}
 	party, err := rp.NewRelyingPartyOAuth(&oauth2.Config{
 		ClientID:     p.cfg.ClientID,
 		ClientSecret: p.cfg.ClientSecret,
@@ -199,10 +217,6 @@ func (p *Provider) discover(ctx context.Context) error {
 	}, rp.WithHTTPClient(p.client), rp.WithAuthStyle(oauth2.AuthStyleInHeader))
 	if err != nil {
 		return fmt.Errorf("relying party: %w", err)
-	}
-	keys := newKeySet(p.client, cfg.JwksURI, p.now)
-	if _, err := keys.load(ctx); err != nil {
-		return err
 	}
 	algs := signingAlgs(cfg.IDTokenSigningAlgValuesSupported)
 	verifier := rp.NewIDTokenVerifier(p.cfg.Issuer, p.cfg.ClientID, keys,

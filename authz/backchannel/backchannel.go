@@ -44,8 +44,19 @@ type ReplayGuard interface {
 // maxBody bounds the form we read.
 const maxBody = 64 << 10
 
-// Handler is the back-channel logout endpoint.
-func Handler(v Verifier, replay ReplayGuard, end Ender, logger *slog.Logger) http.Handler {
+// Audience is one relying party whose logout tokens the endpoint accepts:
+// one app of the server (its client at its issuer) and how its sessions end.
+type Audience struct {
+	App      string // the app's name, for logs
+	Verifier Verifier
+	Ender    Ender
+}
+
+// Handler is the back-channel logout endpoint. A logout token is for the
+// apps whose verifier accepts it (its iss and aud are theirs); the sessions
+// of those apps end, no other app's. audiences is read per request, so a
+// reload that adds or removes apps applies at once.
+func Handler(audiences func() []Audience, replay ReplayGuard, logger *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if r.Method != http.MethodPost {
@@ -65,14 +76,35 @@ func Handler(v Verifier, replay ReplayGuard, end Ender, logger *slog.Logger) htt
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 		defer cancel()
-		claims, err := v.VerifyLogoutToken(ctx, raw)
-		if err != nil {
-			if errors.Is(err, oidcflow.ErrIdPUnavailable) {
-				logger.Warn("back-channel logout not verified", "reason", "idp_unavailable", "error", err.Error())
+		var (
+			claims    *oidcflow.LogoutClaims
+			matched   []Audience
+			failure   error // why no app accepted it
+			idpFailed error
+		)
+		for _, a := range audiences() {
+			c, err := a.Verifier.VerifyLogoutToken(ctx, raw)
+			switch {
+			case err == nil:
+				claims = c
+				matched = append(matched, a)
+			case errors.Is(err, oidcflow.ErrIdPUnavailable):
+				idpFailed = err
+			default:
+				failure = err
+			}
+		}
+		if len(matched) == 0 {
+			if idpFailed != nil {
+				logger.Warn("back-channel logout not verified", "reason", "idp_unavailable", "error", idpFailed.Error())
 				writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the identity provider's keys can't be loaded")
 				return
 			}
-			logger.Warn("back-channel logout refused", "reason", "invalid_logout_token", "error", err.Error())
+			why := "no app is configured"
+			if failure != nil {
+				why = failure.Error()
+			}
+			logger.Warn("back-channel logout refused", "reason", "invalid_logout_token", "error", why)
 			writeError(w, http.StatusBadRequest, "invalid_request", "invalid logout token")
 			return
 		}
@@ -87,12 +119,14 @@ func Handler(v Verifier, replay ReplayGuard, end Ender, logger *slog.Logger) htt
 			writeError(w, http.StatusBadRequest, "invalid_request", "logout token already used")
 			return
 		}
-		if err := end.End(ctx, claims.SID, claims.Subject); err != nil {
-			logger.Warn("back-channel logout failed", "reason", "session_store_unavailable", "error", err.Error())
-			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
-			return
+		for _, a := range matched {
+			if err := a.Ender.End(ctx, claims.SID, claims.Subject); err != nil {
+				logger.Warn("back-channel logout failed", "reason", "session_store_unavailable", "app", a.App, "error", err.Error())
+				writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+				return
+			}
+			logger.Info("back-channel logout", "app", a.App, "sid", claims.SID, "sub", claims.Subject)
 		}
-		logger.Info("back-channel logout", "sid", claims.SID, "sub", claims.Subject)
 		w.WriteHeader(http.StatusOK)
 	})
 }
@@ -155,6 +189,9 @@ func (r *Revocations) AddLogin(loginID string, until time.Time) {
 	defer r.count()
 	r.logins[loginID] = until
 }
+
+// Empty reports whether nothing is recorded (no lock taken).
+func (r *Revocations) Empty() bool { return r.n.Load() == 0 }
 
 // SignedOut reports whether a sign-out ended the sign-in loginID.
 func (r *Revocations) SignedOut(loginID string) bool {

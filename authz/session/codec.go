@@ -43,7 +43,18 @@ type Codec struct {
 
 // NewCodec derives one AES-256-GCM key per secret with HKDF-SHA256. Each
 // secret must be 16, 24 or 32 bytes (see DecodeSecret).
-func NewCodec(secrets ...[]byte) (*Codec, error) {
+func NewCodec(secrets ...[]byte) (*Codec, error) { return NewAppCodec("", secrets...) }
+
+// NewAppCodec is NewCodec for one app of several served by one server
+// (the apps list): the app's name goes into every key derivation, so a
+// value sealed for one app never opens for another, even under the same
+// cookie name and secret. app "" (the default app) derives the keys
+// NewCodec does.
+func NewAppCodec(app string, secrets ...[]byte) (*Codec, error) {
+	info := hkdfInfo
+	if app != "" {
+		info += " app " + app
+	}
 	if len(secrets) == 0 {
 		return nil, errors.New("new codec: no cookie secret")
 	}
@@ -54,7 +65,7 @@ func NewCodec(secrets ...[]byte) (*Codec, error) {
 		default:
 			return nil, fmt.Errorf("new codec: secret %d is %d bytes, want 16, 24 or 32", i, len(s))
 		}
-		key, err := hkdf.Key(sha256.New, s, nil, hkdfInfo, 32)
+		key, err := hkdf.Key(sha256.New, s, nil, info, 32)
 		if err != nil {
 			return nil, fmt.Errorf("new codec: derive key: %w", err)
 		}

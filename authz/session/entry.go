@@ -25,6 +25,7 @@ type Cache interface {
 // headers there), so that work is done once per cached session.
 type Entry struct {
 	key     string
+	app     uint64 // the Jar's app (WithApp): one cache serves every app
 	Session *sessionpb.Session
 	memo    atomic.Value
 }
@@ -53,10 +54,10 @@ func KeyToHash(key string) (uint64, uint64) {
 }
 
 // lookup returns the cached session for key, or nil: only an entry
-// decoded from exactly key (see KeyToHash).
-func lookup(c Cache, key string) *Entry {
+// decoded from exactly key (see KeyToHash) by the Jar of app.
+func lookup(c Cache, key string, app uint64) *Entry {
 	e, ok := c.Get(key)
-	if !ok || e == nil || e.key != key {
+	if !ok || e == nil || e.key != key || e.app != app {
 		return nil
 	}
 	return e

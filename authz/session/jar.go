@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net/http"
 	"slices"
 	"strconv"
@@ -54,6 +55,7 @@ type Jar struct {
 	opts  Options
 	cache Cache
 	now   func() time.Time
+	app   uint64 // hash of the app's name (WithApp); 0 for the default app
 
 	chunkNames [MaxChunks + 1]string // NAME_0 … NAME_16, built once: looked up on every Check
 
@@ -69,6 +71,20 @@ type JarOption func(*Jar)
 
 // WithCache caches decoded sessions (nil disables caching).
 func WithCache(c Cache) JarOption { return func(j *Jar) { j.cache = c } }
+
+// WithApp makes the Jar one app's among several sharing the caches: its
+// cached sessions are found only by it. The app's cookie keys must be its
+// own too (NewAppCodec).
+func WithApp(name string) JarOption {
+	return func(j *Jar) {
+		if name != "" {
+			j.app = maphash.String(appSeed, name) | 1 // never 0, the default app's
+		}
+	}
+}
+
+// appSeed hashes app names for WithApp.
+var appSeed = maphash.MakeSeed()
 
 // WithClock replaces time.Now, for tests.
 func WithClock(now func() time.Time) JarOption { return func(j *Jar) { j.now = now } }
@@ -181,7 +197,7 @@ func (j *Jar) Load(ctx context.Context, cookies Cookies) (e *Entry, stale bool, 
 	}
 	now := j.now()
 	if j.cache != nil {
-		if e := lookup(j.cache, value); e != nil {
+		if e := lookup(j.cache, value, j.app); e != nil {
 			if !j.live(e.Session, now) {
 				return nil, false, ErrNoSession
 			}
@@ -212,7 +228,7 @@ func (j *Jar) live(s *sessionpb.Session, now time.Time) bool {
 // cookie read from a request points into the whole request's buffer
 // (authz/checkwire), which the cache must not keep alive.
 func (j *Jar) remember(value string, s *sessionpb.Session, now time.Time) *Entry {
-	e := &Entry{key: value, Session: s}
+	e := &Entry{key: value, Session: s, app: j.app}
 	ttl := time.Unix(s.GetExpiresAt(), 0).Sub(now)
 	if j.cache != nil && ttl > 0 {
 		e.key = strings.Clone(value)

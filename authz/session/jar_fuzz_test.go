@@ -90,7 +90,7 @@ func FuzzCacheLookup(f *testing.F) {
 		c := &oneSlotCache{}
 		e := &Entry{key: cached, Session: &sessionpb.Session{Subject: "cached"}}
 		c.SetWithTTL(cached, e, 1, time.Hour)
-		got := lookup(c, asked)
+		got := lookup(c, asked, 0)
 		if (got != nil) != (asked == cached) {
 			t.Fatalf("cached under %q, asked %q: got %v", cached, asked, got)
 		}

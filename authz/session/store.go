@@ -84,7 +84,7 @@ func (j *Jar) loadTicket(ctx context.Context, value string, useL1 bool) (*Entry,
 	stale := keyIndex > 0
 	now := j.now()
 	if useL1 && j.l1 != nil {
-		if e := lookup(j.l1, t.GetId()); e != nil {
+		if e := lookup(j.l1, t.GetId(), j.app); e != nil {
 			if !j.live(e.Session, now) {
 				return nil, false, ErrNoSession
 			}
@@ -116,7 +116,7 @@ func (j *Jar) loadTicket(ctx context.Context, value string, useL1 bool) (*Entry,
 }
 
 func (j *Jar) rememberStored(s *sessionpb.Session, now time.Time) *Entry {
-	e := &Entry{key: s.GetTicketId(), Session: s}
+	e := &Entry{key: s.GetTicketId(), Session: s, app: j.app}
 	ttl := min(j.l1TTL, time.Unix(s.GetExpiresAt(), 0).Sub(now))
 	if j.l1 != nil && ttl > 0 {
 		j.l1.SetWithTTL(e.key, e, int64(proto.Size(s)+len(e.key)+entryOverhead), ttl)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
@@ -39,21 +40,53 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprintln(stdout, line)
 	}
 
-	opts := []oidcflow.Option{oidcflow.WithHTTPClient(oidcflow.NewHTTPClientDialing(10*time.Second, cfg.IssuerDial))}
-	if cfg.BearerEnabled {
-		opts = append(opts, oidcflow.WithBearer(cfg.Bearer, nil))
+	for _, a := range cfg.Apps {
+		fmt.Fprintf(stdout, "\n# app %s (effective: its own keys over the top level's)\n", a.Name)
+		for _, line := range a.MaskedApp() {
+			fmt.Fprintln(stdout, line)
+		}
 	}
-	provider, err := oidcflow.New(cfg.OIDC, opts...)
-	if err != nil {
-		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
-		return 2
+	if !cfg.HasDefaultApp() {
+		fmt.Fprintln(stdout, "\n# no default app (no top-level client_id): hosts no app claims get a 403 page")
 	}
+
+	// Each issuer once, with the first app that uses it (discovery names
+	// the client only for the bearer checks).
+	client := oidcflow.NewHTTPClientDialing(10*time.Second, dialOf(cfg))
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if err := provider.Discover(ctx); err != nil {
-		fmt.Fprintf(stderr, "zitadel-ext-authz: oidc_issuer_url %s: %v\n", cfg.OIDC.Issuer, err)
-		return 1
+	checked := map[string]bool{}
+	code := 0
+	for _, a := range cfg.AllApps() {
+		iss := a.OIDC.Issuer
+		if checked[iss] {
+			continue
+		}
+		checked[iss] = true
+		opts := []oidcflow.Option{oidcflow.WithHTTPClient(client)}
+		if a.BearerEnabled {
+			opts = append(opts, oidcflow.WithBearer(a.Bearer, nil))
+		}
+		provider, err := oidcflow.New(a.OIDC, opts...)
+		if err != nil {
+			fmt.Fprintf(stderr, "zitadel-ext-authz: app %s: %v\n", a.Name, err)
+			return 2
+		}
+		if err := provider.Discover(ctx); err != nil {
+			fmt.Fprintf(stderr, "zitadel-ext-authz: oidc_issuer_url %s (app %s): %v\n", iss, a.Name, err)
+			code = 1
+			continue
+		}
+		fmt.Fprintf(stdout, "# discovery of %s and its JWKS: ok\n", iss)
 	}
-	fmt.Fprintf(stdout, "# discovery of %s and its JWKS: ok\n", cfg.OIDC.Issuer)
-	return 0
+	return code
+}
+
+// dialOf joins every app's oidc_issuer_dial_address.
+func dialOf(cfg *config.Config) map[string]string {
+	m := map[string]string{}
+	for _, a := range cfg.AllApps() {
+		maps.Copy(m, a.IssuerDial)
+	}
+	return m
 }

@@ -13,24 +13,22 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/wiring"
 )
 
 // reloader re-reads the configuration when its file changes (or on SIGHUP)
-// and applies the policy keys without a restart: allowed_groups,
-// email_domains, skip_auth_routes, api_routes, whitelist_domains,
-// insecure_oidc_allow_unverified_email, the cookie secrets and log_level.
-// An invalid file is refused and the running configuration stays; changes
-// to other keys are logged as needing a restart.
+// and applies without a restart: the apps (added, removed, changed; see
+// wiring.SetApps), every per-app key at the top level (the default app),
+// the cookie secrets and log_level. An invalid file is refused and the
+// running configuration stays; changes to other keys are logged as
+// needing a restart.
 type reloader struct {
 	args    []string
 	getenv  func(string) string
 	current *config.Config
-	server  *authz.Server
-	jar     *session.Jar
+	built   *wiring.Built
 	level   *slog.LevelVar
 	logger  *slog.Logger
 	metrics *telemetry.Metrics
@@ -82,7 +80,7 @@ func (rl *reloader) run(ctx context.Context) error {
 	}
 }
 
-// reload applies the file's policy keys, or refuses the file.
+// reload applies the file's reloadable keys and apps, or refuses the file.
 func (rl *reloader) reload(trigger string) {
 	next, warnings, err := config.Load(rl.args, rl.getenv)
 	if err != nil {
@@ -91,26 +89,20 @@ func (rl *reloader) reload(trigger string) {
 		return
 	}
 	changed := rl.current.Changed(next)
-	if len(changed) == 0 {
+	if len(changed) == 0 && !rl.current.AppsDiffer(next) {
 		return
 	}
 	// The running configuration with the reloadable changes applied (the
-	// key table says how); the others keep their running values, so the
-	// next diff still reports them until the process restarts.
+	// key table says how; the apps take every per-app key); the others
+	// keep their running values, so the next diff still reports them
+	// until the process restarts.
 	run := *rl.current
 	run.Values = maps.Clone(rl.current.Values)
-	restart := config.Reload(&run, next, changed)
+	restart := slices.DeleteFunc(config.Reload(&run, next, changed), config.IsAppKey)
+	config.AdoptApps(&run, next)
 	applied := slices.DeleteFunc(slices.Clone(changed), func(k string) bool { return slices.Contains(restart, k) })
-	if slices.ContainsFunc(applied, func(k string) bool { return k == "cookie_secret" || k == "cookie_secrets" }) {
-		codec, err := session.NewCodec(run.CookieSecrets...)
-		if err != nil {
-			rl.metrics.Reloaded(false)
-			rl.logger.Error("configuration reload refused; the running configuration stays", "trigger", trigger, "error", "cookie_secret: "+err.Error())
-			return
-		}
-		rl.jar.SetCodec(codec)
-	}
-	if err := rl.server.SetConfig(run.Authz); err != nil {
+	report, err := rl.built.SetApps(&run)
+	if err != nil {
 		rl.metrics.Reloaded(false)
 		rl.logger.Error("configuration reload refused; the running configuration stays", "trigger", trigger, "error", err.Error())
 		return
@@ -121,8 +113,8 @@ func (rl *reloader) reload(trigger string) {
 	}
 	rl.current = &run
 	rl.metrics.Reloaded(true)
-	if len(applied) > 0 {
-		rl.logger.Info("configuration reloaded", "trigger", trigger, "applied", applied)
+	if len(applied) > 0 || len(report) > 0 {
+		rl.logger.Info("configuration reloaded", "trigger", trigger, "applied", applied, "apps", report)
 	}
 	for _, k := range restart {
 		rl.logger.Warn("configuration key changed; restart to apply it", "key", k)

@@ -83,7 +83,7 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return 1
 	}
 	defer built.Close()
-	provider, jar, server, stores := built.Provider, built.Jar, built.Server, built.Sessions
+	stores := built.Sessions
 
 	// Listeners: bind errors end start-up before anything serves.
 	grpcLn, err := net.Listen("tcp", cfg.GRPCAddress)
@@ -102,27 +102,27 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// wire; everything else is the generated proto codec.
 	grpcServer := grpc.NewServer(grpc.ForceServerCodecV2(checkwire.Codec{}), grpc.ChainUnaryInterceptor(unary...))
 	var draining atomic.Bool
-	authv3.RegisterAuthorizationServer(grpcServer, server)
+	authv3.RegisterAuthorizationServer(grpcServer, built.Router)
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
 	opsServer := &http.Server{Handler: opsHandler(func() (bool, string) {
 		switch {
 		case draining.Load():
 			return false, "shutting down"
-		case !provider.Ready():
-			return false, "identity provider discovery or JWKS not loaded yet"
+		}
+		if ok, why := built.Ready(); !ok {
+			return false, why
 		}
 		return stores.Ready()
-	}, m.Handler(), stores.LogoutHandler(provider, logger), cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
+	}, m.Handler(), built.LogoutHandler(), cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
 
-	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version, "session_store", cfg.SessionStore)
+	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version, "session_store", cfg.SessionStore, "apps", appNames(cfg))
 	logOut.Flush() // launchers wait for this line
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return provider.Serve(gctx) })
-	g.Go(func() error { return stores.Run(gctx, jar, logger) })
+	g.Go(func() error { return built.Run(gctx) })
 	if cfg.Path != "" {
-		rl := &reloader{args: args, getenv: getenv, current: cfg, server: server, jar: jar, level: level, logger: logger, metrics: m}
+		rl := &reloader{args: args, getenv: getenv, current: cfg, built: built, level: level, logger: logger, metrics: m}
 		g.Go(func() error { return rl.run(gctx) })
 	}
 	g.Go(func() error {
@@ -172,6 +172,15 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	logger.Info("stopped")
 	return 0
+}
+
+// appNames lists the apps served, for the start-up line.
+func appNames(cfg *config.Config) []string {
+	var out []string
+	for _, a := range cfg.AllApps() {
+		out = append(out, a.Name)
+	}
+	return out
 }
 
 // baseMemory is what the server needs besides its caches (measured by make

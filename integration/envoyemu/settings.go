@@ -3,6 +3,7 @@ package envoyemu
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -77,6 +78,12 @@ func SettingsFromBootstrap(b *bootstrapv3.Bootstrap) (Settings, error) {
 					}
 				}
 				for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
+					// The emulator models the catch-all virtual host only;
+					// the per-host ones (one per app) are tested on the
+					// real Envoy.
+					if !slices.Contains(vh.GetDomains(), "*") {
+						continue
+					}
 					for _, rt := range vh.GetRoutes() {
 						r := Route{Path: rt.GetMatch().GetPath(), Prefix: rt.GetMatch().GetPrefix(), Cluster: rt.GetRoute().GetCluster(),
 							RemoveHeaders: rt.GetRequestHeadersToRemove()}

@@ -28,6 +28,9 @@ func (r *resolver) build() (*Config, error) {
 	r.buildBearer(c)
 	r.buildServer(c)
 	r.buildTelemetry(c)
+	if r.app == nil {
+		r.buildApps(c)
+	}
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -40,7 +43,13 @@ func (r *resolver) buildIdP(c *Config) {
 		r.fail("provider", "unknown provider %q; use oidc (ZITADEL or any OpenID Provider)", p)
 	}
 	issuer := r.str("oidc_issuer_url")
-	if issuer == "" {
+	// With an apps list and no top-level client_id there is no default
+	// app: the top level only lends its keys to the entries, each of
+	// which must then have an issuer, client id and secret of its own.
+	noDefault := r.hasApps() && r.str("client_id") == ""
+	if issuer == "" && noDefault {
+		// nothing to check
+	} else if issuer == "" {
 		r.fail("oidc_issuer_url", "required, e.g. https://my-instance.zitadel.cloud")
 	} else if u, err := url.Parse(issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		r.fail("oidc_issuer_url", "%q is not an http(s) URL", issuer)
@@ -54,7 +63,7 @@ func (r *resolver) buildIdP(c *Config) {
 		EmailClaim:   r.str("oidc_email_claim"),
 		GroupsClaim:  r.str("oidc_groups_claim"),
 	}
-	if c.OIDC.ClientID == "" {
+	if c.OIDC.ClientID == "" && !r.hasApps() {
 		r.fail("client_id", "required: the client id of your ZITADEL web application")
 	}
 	if path := r.str("client_secret_file"); c.OIDC.ClientSecret == "" && path != "" {
@@ -67,7 +76,7 @@ func (r *resolver) buildIdP(c *Config) {
 			r.fail("client_secret_file", "%s is empty", path)
 		}
 	}
-	if c.OIDC.ClientSecret == "" {
+	if c.OIDC.ClientSecret == "" && !noDefault {
 		r.fail("client_secret", "required: the client secret of your ZITADEL web application (auth method Basic), or client_secret_file")
 	}
 	if dial := r.str("oidc_issuer_dial_address"); dial != "" {
@@ -189,7 +198,7 @@ func (r *resolver) buildAuthz(c *Config) {
 		}
 		c.Authz.APIRoutes = append(c.Authz.APIRoutes, re)
 	}
-	if len(c.Authz.EmailDomains) == 0 {
+	if len(c.Authz.EmailDomains) == 0 && (!r.hasApps() || r.str("client_id") != "") {
 		r.warnings = append(r.warnings, `email_domains is empty: nobody can log in; set email_domains = ["*"] or your domains`)
 	}
 	if len(r.list("upstreams")) > 0 {

@@ -62,6 +62,11 @@ type Config struct {
 	Authz         authz.Config
 	Cookie        session.Options
 	CookieSecrets [][]byte
+
+	// Apps are the entries of the apps list (one server for many ZITADEL
+	// applications); the top-level keys above are the default app, which
+	// exists when client_id is set (HasDefaultApp).
+	Apps []*App
 }
 
 // Load reads the configuration from args (--config PATH and --<key> flags),
@@ -99,6 +104,9 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 			return nil, nil, err
 		}
 		for _, k := range v.AllKeys() {
+			if k == "apps" || strings.HasPrefix(k, "apps.") {
+				continue // read by buildApps, which refuses unknown keys
+			}
 			if !slices.ContainsFunc(keys, func(x key) bool { return x.name == k }) {
 				warnings = append(warnings, fmt.Sprintf("config file %s: unknown key %q ignored", *path, k))
 			}
@@ -130,9 +138,24 @@ type resolver struct {
 	getenv   func(string) string
 	warnings []string
 	err      error
+
+	// An apps entry is read by a resolver of its own: its table first,
+	// then the top level (parent). where prefixes its error messages.
+	app    map[string]any
+	parent *resolver
+	where  string
 }
 
+// hasApps reports whether the file has an apps list (read by the top level).
+func (r *resolver) hasApps() bool { return r.app == nil && r.v.IsSet("apps") }
+
 func (r *resolver) raw(name string) (any, bool) {
+	if r.parent != nil {
+		if v, ok := r.app[name]; ok {
+			return v, true
+		}
+		return r.parent.raw(name)
+	}
 	if f := r.fs.Lookup(strings.ReplaceAll(name, "_", "-")); f != nil && f.Changed {
 		if sv, ok := f.Value.(pflag.SliceValue); ok {
 			return sv.GetSlice(), true
@@ -150,7 +173,7 @@ func (r *resolver) raw(name string) (any, bool) {
 
 func (r *resolver) fail(name, format string, a ...any) {
 	if r.err == nil {
-		r.err = fmt.Errorf("config: %s: %s", name, fmt.Sprintf(format, a...))
+		r.err = fmt.Errorf("config: %s%s: %s", r.where, name, fmt.Sprintf(format, a...))
 	}
 }
 

@@ -34,19 +34,23 @@ type Metrics struct {
 	idpCalls        *prometheus.CounterVec
 	idpDuration     *prometheus.HistogramVec
 	refreshes       *prometheus.CounterVec
-	loginsStarted   prometheus.Counter
-	loginsCompleted prometheus.Counter
+	loginsStarted   *prometheus.CounterVec
+	loginsCompleted *prometheus.CounterVec
 	reloads         *prometheus.CounterVec
 
 	children sync.Map // checkKey → checkChildren, resolved once per label pair
 }
 
-type checkKey struct{ decision, reason string }
+type checkKey struct{ app, decision, reason string }
 
 type checkChildren struct {
 	count   prometheus.Counter
 	latency prometheus.Observer
 }
+
+// NoApp labels the Checks that reached no app (apps list: an unknown host
+// without a default app, or an unknown app name on a route).
+const NoApp = "none"
 
 // prefix names every metric of ours.
 const prefix = "zitadel_ext_authz_"
@@ -63,23 +67,17 @@ func histogram(name, help string, buckets []float64, labels ...string) *promethe
 func NewMetrics(version string) *Metrics {
 	m := &Metrics{
 		reg: prometheus.NewRegistry(),
-		checks: counter("checks_total", "Checks answered, by decision (allow, redirect, unauthorized, forbidden, page, error) and reason (session, no_session, not_in_group, bad_state, …).",
-			"decision", "reason"),
-		duration: histogram("check_duration_seconds", "Time to answer a Check, by decision.",
-			[]float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}, "decision"),
-		idpCalls: counter("idp_calls_total", "Token verifications and IdP calls, by call (jwt, introspection, refresh) and outcome (active, inactive, ok, rejected, error; for refresh also grace and shared: collapsed, no call).",
-			"call", "outcome"),
+		checks: counter("checks_total", "Checks answered, by app (default: the top-level keys' app; none: no app), decision (allow, redirect, unauthorized, forbidden, page, error) and reason (session, no_session, not_in_group, bad_state, …).",
+			"app", "decision", "reason"),
+		duration: histogram("check_duration_seconds", "Time to answer a Check, by app and decision.",
+			[]float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}, "app", "decision"),
+		idpCalls: counter("idp_calls_total", "Token verifications and IdP calls, by app, call (jwt, introspection, refresh) and outcome (active, inactive, ok, rejected, error; for refresh also grace and shared: collapsed, no call).",
+			"app", "call", "outcome"),
 		idpDuration: histogram("idp_call_duration_seconds", "Duration of token verifications and IdP calls, by call.",
 			[]float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}, "call"),
-		refreshes: counter("refreshes_total", "Session refreshes, by outcome (ok, rejected, error; grace and shared were answered without an IdP call).", "outcome"),
-		loginsStarted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: prefix + "logins_started_total",
-			Help: "Redirects to the IdP's authorization endpoint.",
-		}),
-		loginsCompleted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: prefix + "logins_completed_total",
-			Help: "Callbacks that created a session.",
-		}),
+		refreshes:       counter("refreshes_total", "Session refreshes, by app and outcome (ok, rejected, error; grace and shared were answered without an IdP call).", "app", "outcome"),
+		loginsStarted:   counter("logins_started_total", "Redirects to the IdP's authorization endpoint, by app.", "app"),
+		loginsCompleted: counter("logins_completed_total", "Callbacks that created a session, by app.", "app"),
 		reloads: counter("config_reloads_total", "Configuration reloads, by outcome (applied, refused).", "outcome"),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
@@ -96,26 +94,39 @@ func NewMetrics(version string) *Metrics {
 	return m
 }
 
+// App is the Observer of one app's Checks (authz.Observer) and its IdP
+// calls (ObserveIdP); its name labels them. Names come from the
+// configuration only (never from a request), so the labels stay bounded.
+type App struct {
+	m    *Metrics
+	name string
+}
+
+// ForApp observes the app called name (config.DefaultAppName for the
+// top-level keys' app, NoApp for Checks no app answered).
+func (m *Metrics) ForApp(name string) App { return App{m, name} }
+
 // Decided implements authz.Observer: it counts the Check and, when the
-// Check is traced, puts the decision on its span.
-func (m *Metrics) Decided(ctx context.Context, d *authz.Decision, elapsed time.Duration) {
+// Check is traced, puts the app and the decision on its span.
+func (a App) Decided(ctx context.Context, d *authz.Decision, elapsed time.Duration) {
+	m := a.m
 	kind := d.Kind()
-	k := checkKey{kind, d.Reason}
+	k := checkKey{a.name, kind, d.Reason}
 	c, ok := m.children.Load(k)
 	if !ok {
-		c, _ = m.children.LoadOrStore(k, checkChildren{m.checks.WithLabelValues(kind, d.Reason), m.duration.WithLabelValues(kind)})
+		c, _ = m.children.LoadOrStore(k, checkChildren{m.checks.WithLabelValues(a.name, kind, d.Reason), m.duration.WithLabelValues(a.name, kind)})
 	}
 	cc := c.(checkChildren)
 	cc.count.Inc()
 	cc.latency.Observe(elapsed.Seconds())
 	switch d.Reason {
 	case "login_redirect":
-		m.loginsStarted.Inc()
+		m.loginsStarted.WithLabelValues(a.name).Inc()
 	case "login_completed":
-		m.loginsCompleted.Inc()
+		m.loginsCompleted.WithLabelValues(a.name).Inc()
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(attribute.String("authz.decision", kind), attribute.String("authz.reason", d.Reason))
+		span.SetAttributes(attribute.String("authz.app", a.name), attribute.String("authz.decision", kind), attribute.String("authz.reason", d.Reason))
 		if !d.Allow {
 			span.SetAttributes(attribute.Int("http.response.status_code", d.Status))
 		}
@@ -127,13 +138,14 @@ func (m *Metrics) Decided(ctx context.Context, d *authz.Decision, elapsed time.D
 
 // ObserveIdP is oidcflow's observer. Cache lookups are counted by the
 // caches' own metrics (WatchCache), so they are skipped here.
-func (m *Metrics) ObserveIdP(call, outcome string, d time.Duration) {
+func (a App) ObserveIdP(call, outcome string, d time.Duration) {
+	m := a.m
 	if call == "token_cache" {
 		return
 	}
-	m.idpCalls.WithLabelValues(call, outcome).Inc()
+	m.idpCalls.WithLabelValues(a.name, call, outcome).Inc()
 	if call == "refresh" {
-		m.refreshes.WithLabelValues(outcome).Inc()
+		m.refreshes.WithLabelValues(a.name, outcome).Inc()
 	}
 	if d > 0 { // collapsed refreshes (grace, shared) made no call of their own
 		m.idpDuration.WithLabelValues(call).Observe(d.Seconds())

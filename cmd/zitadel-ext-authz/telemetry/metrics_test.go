@@ -12,8 +12,10 @@ import (
 )
 
 func TestDecidedCountsByDecisionAndReason(t *testing.T) {
-	m := NewMetrics("v1.2.3")
+	metrics := NewMetrics("v1.2.3")
+	m, other := metrics.ForApp("default"), metrics.ForApp("shop")
 	ctx := context.Background()
+	other.Decided(ctx, &authz.Decision{Allow: true, Reason: "session"}, time.Millisecond)
 	m.Decided(ctx, &authz.Decision{Allow: true, Reason: "session"}, time.Millisecond)
 	m.Decided(ctx, &authz.Decision{Status: 302, Reason: "login_redirect"}, time.Millisecond)
 	m.Decided(ctx, &authz.Decision{Status: 302, Reason: "login_completed", Subject: "user-1"}, time.Millisecond)
@@ -21,15 +23,16 @@ func TestDecidedCountsByDecisionAndReason(t *testing.T) {
 	m.ObserveIdP("refresh", "ok", 10*time.Millisecond)
 	m.ObserveIdP("refresh", "grace", 0)
 	rec := httptest.NewRecorder()
-	m.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 	body, _ := io.ReadAll(rec.Body)
 	for _, want := range []string{
-		`zitadel_ext_authz_checks_total{decision="allow",reason="session"} 1`,
-		`zitadel_ext_authz_checks_total{decision="forbidden",reason="not_in_group"} 1`,
-		`zitadel_ext_authz_logins_started_total 1`,
-		`zitadel_ext_authz_logins_completed_total 1`,
-		`zitadel_ext_authz_refreshes_total{outcome="ok"} 1`,
-		`zitadel_ext_authz_refreshes_total{outcome="grace"} 1`,
+		`zitadel_ext_authz_checks_total{app="default",decision="allow",reason="session"} 1`,
+		`zitadel_ext_authz_checks_total{app="shop",decision="allow",reason="session"} 1`,
+		`zitadel_ext_authz_checks_total{app="default",decision="forbidden",reason="not_in_group"} 1`,
+		`zitadel_ext_authz_logins_started_total{app="default"} 1`,
+		`zitadel_ext_authz_logins_completed_total{app="default"} 1`,
+		`zitadel_ext_authz_refreshes_total{app="default",outcome="ok"} 1`,
+		`zitadel_ext_authz_refreshes_total{app="default",outcome="grace"} 1`,
 		`zitadel_ext_authz_idp_call_duration_seconds_count{call="refresh"} 1`,
 		`zitadel_ext_authz_build_info{goversion="go`,
 		`version="v1.2.3"} 1`,
@@ -45,7 +48,7 @@ func TestDecidedCountsByDecisionAndReason(t *testing.T) {
 
 // The observer runs on every Check.
 func BenchmarkDecided(b *testing.B) {
-	m := NewMetrics("bench")
+	m := NewMetrics("bench").ForApp("default")
 	d := &authz.Decision{Allow: true, Reason: "session"}
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -20,14 +20,19 @@ import (
 
 // Sessions is where sessions live and how they end: cookies or Redis, the
 // L1 cache, back-channel logout, and what replicas tell each other.
+//
+// One Sessions serves every app: their sessions share the caches and the
+// store, kept apart by each app's cookie keys and cache namespace (see
+// session.WithApp) and, for logouts, by prefixing the IdP's session ids
+// and subjects the store indexes with the app's name (forApp).
 type Sessions struct {
-	jarOpts   []session.JarOption
-	authzOpts []authz.Option
-	redis     *redisstore.Store // nil without Redis
-	revoked   *backchannel.Revocations
-	ender     backchannel.Ender
-	replay    backchannel.ReplayGuard
-	closers   []func()
+	store   string // session_store_type
+	cache   session.Cache // nil: disabled
+	l1TTL   time.Duration
+	redis   *redisstore.Store // nil without Redis
+	revoked *backchannel.Revocations
+	replay  backchannel.ReplayGuard
+	closers []func()
 }
 
 func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) (*Sessions, error) {
@@ -64,31 +69,67 @@ func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) 
 		}
 		cache = c
 	}
-	switch cfg.SessionStore {
-	case "redis":
-		s.jarOpts = append(s.jarOpts, session.WithStore(s.redis, cache, cfg.RedisL1TTL))
-		s.authzOpts = append(s.authzOpts, authz.WithRefreshLock(s.redis))
-		s.ender = enderFunc(func(ctx context.Context, sid, sub string) error {
-			_, err := s.redis.EndSessions(ctx, sid, sub)
-			return err
-		})
-	default:
-		if cache != nil {
-			s.jarOpts = append(s.jarOpts, session.WithCache(cache))
-		}
+	s.store, s.cache, s.l1TTL = cfg.SessionStore, cache, cfg.RedisL1TTL
+	if s.store != "redis" {
 		s.revoked = backchannel.NewRevocations(nil)
-		s.authzOpts = append(s.authzOpts, authz.WithRevocations(revocations{s.revoked, s.redis}))
-		s.ender = enderFunc(func(ctx context.Context, sid, sub string) error {
-			now := time.Now()
-			until := now.Add(cfg.Cookie.Expire)
-			s.revoked.Add(sid, sub, now, until)
-			if s.redis != nil {
-				return s.redis.Revoke(ctx, sid, sub, now, until)
-			}
-			return nil
-		})
 	}
 	return s, nil
+}
+
+// appScope prefixes the IdP session ids and subjects of app's sessions,
+// where they are indexed and revoked, so a logout of one app's sessions
+// leaves the others' alone. The default app ("") keeps them unprefixed, as
+// before there were apps.
+func appScope(app string) func(string) string {
+	if app == "" {
+		return func(v string) string { return v }
+	}
+	prefix := "app/" + app + "/"
+	return func(v string) string {
+		if v == "" {
+			return ""
+		}
+		return prefix + v
+	}
+}
+
+// forApp is what app's Jar and Server take from the sessions, and how a
+// back-channel logout ends its sessions; cookieExpire is the app's
+// cookie_expire (a revocation lasts as long as its cookies could).
+func (s *Sessions) forApp(app string, cookieExpire time.Duration) (jarOpts []session.JarOption, authzOpts []authz.Option, ender backchannel.Ender) {
+	scope := appScope(app)
+	jarOpts = []session.JarOption{session.WithApp(app)}
+	if s.store == "redis" {
+		jarOpts = append(jarOpts, session.WithStore(scopedStore{s.redis, scope}, s.cache, s.l1TTL))
+		authzOpts = append(authzOpts, authz.WithRefreshLock(s.redis))
+		return jarOpts, authzOpts, enderFunc(func(ctx context.Context, sid, sub string) error {
+			_, err := s.redis.EndSessions(ctx, scope(sid), scope(sub))
+			return err
+		})
+	}
+	if s.cache != nil {
+		jarOpts = append(jarOpts, session.WithCache(s.cache))
+	}
+	authzOpts = append(authzOpts, authz.WithRevocations(revocations{s.revoked, s.redis, scope}))
+	return jarOpts, authzOpts, enderFunc(func(ctx context.Context, sid, sub string) error {
+		now := time.Now()
+		until := now.Add(cookieExpire)
+		s.revoked.Add(scope(sid), scope(sub), now, until)
+		if s.redis != nil {
+			return s.redis.Revoke(ctx, scope(sid), scope(sub), now, until)
+		}
+		return nil
+	})
+}
+
+// scopedStore indexes an app's stored sessions under its scoped sid and sub.
+type scopedStore struct {
+	*redisstore.Store
+	scope func(string) string
+}
+
+func (s scopedStore) Save(ctx context.Context, id string, blob []byte, ttl time.Duration, sid, sub string) error {
+	return s.Store.Save(ctx, id, blob, ttl, s.scope(sid), s.scope(sub))
 }
 
 // revocations records sign-outs of cookie sessions in this process and,
@@ -96,6 +137,16 @@ func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) 
 type revocations struct {
 	*backchannel.Revocations
 	redis *redisstore.Store // nil without Redis
+	scope func(string) string
+}
+
+// Revoked looks sid and sub up in the app's scope; with no revocation
+// recorded at all (the usual case) it costs nothing.
+func (r revocations) Revoked(sid, sub string, createdAtMs int64) bool {
+	if r.Revocations.Empty() {
+		return false
+	}
+	return r.Revocations.Revoked(r.scope(sid), r.scope(sub), createdAtMs)
 }
 
 func (r revocations) SignOut(ctx context.Context, loginID string, until time.Time) error {
@@ -112,7 +163,7 @@ func (f enderFunc) End(ctx context.Context, sid, sub string) error { return f(ct
 
 // Run follows the other replicas (L1 invalidations, logouts of cookie
 // sessions) until ctx ends.
-func (s *Sessions) Run(ctx context.Context, jar *session.Jar, logger *slog.Logger) error {
+func (s *Sessions) Run(ctx context.Context, logger *slog.Logger) error {
 	if s.redis == nil {
 		<-ctx.Done()
 		return nil
@@ -130,7 +181,7 @@ func (s *Sessions) Run(ctx context.Context, jar *session.Jar, logger *slog.Logge
 		}
 	}
 	return s.redis.Subscribe(ctx, redisstore.Events{
-		Invalidate: jar.Invalidate,
+		Invalidate: s.invalidate,
 		Revoked: func(r redisstore.Revocation) {
 			if s.revoked != nil {
 				s.addRevocation(r)
@@ -161,9 +212,18 @@ func (s *Sessions) Ready() (bool, string) {
 	return true, ""
 }
 
-// LogoutHandler is POST /oauth2/backchannel_logout.
-func (s *Sessions) LogoutHandler(v backchannel.Verifier, logger *slog.Logger) http.Handler {
-	return backchannel.Handler(v, s.replay, s.ender, logger)
+// invalidate drops a stored session from the L1 cache, which every app's
+// Jar shares.
+func (s *Sessions) invalidate(id string) {
+	if s.store == "redis" && s.cache != nil {
+		s.cache.Del(id)
+	}
+}
+
+// LogoutHandler is POST /oauth2/backchannel_logout for the apps audiences
+// returns.
+func (s *Sessions) LogoutHandler(audiences func() []backchannel.Audience, logger *slog.Logger) http.Handler {
+	return backchannel.Handler(audiences, s.replay, logger)
 }
 
 func (s *Sessions) close() {

@@ -1,0 +1,193 @@
+// Package apps lets one ext_authz server serve many applications, each
+// with its own ZITADEL client, cookies and policy (the configuration's apps
+// list): Router is the Authorization service Envoy calls, and hands each
+// Check to the app it belongs to, chosen by the route's context_extensions
+// key "app" or else by the request's host.
+package apps
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+)
+
+// ContextKey is the context_extensions key that names the app on an Envoy
+// route; it wins over the host.
+const ContextKey = "app"
+
+// Checker answers Checks for one app; *authz.Server is one.
+type Checker interface {
+	Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error)
+}
+
+// App is one app of a Table.
+type App struct {
+	Name  string
+	Hosts []string // exact names and "*.domain" wildcards, lower case, no port
+	Check Checker
+}
+
+// Table is the immutable routing of hosts and names to apps; a reload
+// builds a new one and swaps it in (Router.SetTable).
+type Table struct {
+	byName map[string]*App
+	exact  map[string]*App
+	wild   map[string]*App // "*.example.com" is stored as "example.com"
+	def    *App            // the default app: hosts no other app claims; nil: none
+}
+
+// NewTable routes to apps; def (may be nil) takes every host no app
+// claims. Host claims must be unique (the configuration checks that);
+// here the first claim wins.
+func NewTable(def *App, apps ...*App) *Table {
+	t := &Table{byName: map[string]*App{}, exact: map[string]*App{}, wild: map[string]*App{}, def: def}
+	if def != nil {
+		t.byName[def.Name] = def
+	}
+	for _, a := range apps {
+		t.byName[a.Name] = a
+		for _, h := range a.Hosts {
+			m, k := t.exact, h
+			if rest, ok := strings.CutPrefix(h, "*."); ok {
+				m, k = t.wild, rest
+			}
+			if _, taken := m[k]; !taken {
+				m[k] = a
+			}
+		}
+	}
+	return t
+}
+
+// Names lists the apps by name.
+func (t *Table) Names() []string {
+	out := make([]string, 0, len(t.byName))
+	for n := range t.byName {
+		out = append(out, n)
+	}
+	return out
+}
+
+// Lookup finds the app for a route's app name (when set) or else the host
+// (":authority" with or without a port, any case): an exact name first,
+// then the most specific wildcard ("*.example.com" covers a.example.com
+// and a.b.example.com, not example.com), then the default app. reason
+// says why there is none: "unknown_app" or "unknown_host".
+func (t *Table) Lookup(name, host string) (a *App, reason string) {
+	if name != "" {
+		if a := t.byName[name]; a != nil {
+			return a, ""
+		}
+		return nil, "unknown_app"
+	}
+	if len(t.exact) == 0 && len(t.wild) == 0 {
+		if t.def == nil {
+			return nil, "unknown_host"
+		}
+		return t.def, ""
+	}
+	host = normalizeHost(host)
+	if a := t.exact[host]; a != nil {
+		return a, ""
+	}
+	if len(t.wild) > 0 {
+		for rest := host; ; {
+			i := strings.IndexByte(rest, '.')
+			if i < 0 {
+				break
+			}
+			rest = rest[i+1:]
+			if a := t.wild[rest]; a != nil {
+				return a, ""
+			}
+		}
+	}
+	if t.def == nil {
+		return nil, "unknown_host"
+	}
+	return t.def, ""
+}
+
+// normalizeHost drops the port and a trailing dot and lower-cases the
+// host; it allocates only for a host with upper-case letters.
+func normalizeHost(h string) string {
+	if strings.HasPrefix(h, "[") { // IPv6 literal
+		if i := strings.IndexByte(h, ']'); i > 0 {
+			h = h[:i+1]
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		h = h[:i]
+	}
+	h = strings.TrimSuffix(h, ".")
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(h)
+		}
+	}
+	return h
+}
+
+// Router implements envoy.service.auth.v3.Authorization over a Table.
+type Router struct {
+	authv3.UnimplementedAuthorizationServer
+
+	table    atomic.Pointer[Table]
+	logger   *slog.Logger
+	observer authz.Observer // sees the Checks that reach no app; nil: none
+}
+
+// NewRouter routes by t. observer (may be nil) sees the Checks no app
+// answers; the apps observe their own.
+func NewRouter(t *Table, logger *slog.Logger, observer authz.Observer) *Router {
+	r := &Router{logger: logger, observer: observer}
+	r.table.Store(t)
+	return r
+}
+
+// SetTable replaces the routing (hot reload); Checks already routed finish
+// with the app they were given.
+func (r *Router) SetTable(t *Table) { r.table.Store(t) }
+
+// Table is the routing in force.
+func (r *Router) Table() *Table { return r.table.Load() }
+
+// Check hands the request to its app, or denies it when there is none.
+func (r *Router) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	host := h.GetHost()
+	if host == "" {
+		host = h.GetHeaders()[":authority"]
+	}
+	a, reason := r.table.Load().Lookup(attrs.GetContextExtensions()[ContextKey], host)
+	if a != nil {
+		return a.Check.Check(ctx, req)
+	}
+	start := time.Now()
+	d := authz.NoApp(reason)
+	if reason == "unknown_app" {
+		r.logger.Error("the route's context_extensions name an app that is not configured; denying",
+			"request_id", h.GetHeaders()["x-request-id"], "reason", reason, "app", attrs.GetContextExtensions()[ContextKey])
+	} else {
+		r.logger.Info("not allowed: no app for this host; add it to an app's hosts or configure a default app (top-level client_id)",
+			"request_id", h.GetHeaders()["x-request-id"], "reason", reason, "host", truncate(host, 255))
+	}
+	if r.observer != nil {
+		r.observer.Decided(ctx, d, time.Since(start))
+	}
+	return d.Response(), nil
+}
+
+// truncate bounds what a client sent before it is logged.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
