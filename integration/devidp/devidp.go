@@ -80,6 +80,18 @@ func DefaultClient() Client {
 	}
 }
 
+// AppClient is the web app of one app of a server serving several (the
+// apps list), reached as http://NAME.localhost:PORT: id NAME@zitadel-ext-authz,
+// secret NAME-secret. The demo registers app1 and app2.
+func AppClient(name string) Client {
+	return Client{
+		ID:                     name + "@zitadel-ext-authz",
+		Secret:                 name + "-secret",
+		RedirectURIGlobs:       []string{"http://" + name + ".localhost:*/oauth2/callback"},
+		PostLogoutRedirectURIs: []string{"http://" + name + ".localhost:*/**"},
+	}
+}
+
 // Server is a running dev IdP.
 type Server struct {
 	Issuer string

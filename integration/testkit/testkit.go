@@ -6,7 +6,10 @@
 package testkit
 
 import (
+	"context"
+	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -50,6 +53,21 @@ func Eventually(t testing.TB, within time.Duration, what string, cond func() boo
 
 // NoRedirects is a client that returns redirects to the caller (to look at
 // a Location and its cookies) instead of following them.
+//
+// Its transport connects every NAME.localhost to 127.0.0.1, as browsers do
+// (RFC 6761 §6.3; Go's resolver asks DNS), so tests reach apps by host name.
 func NoRedirects() *http.Client {
-	return &http.Client{Timeout: 20 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &http.Client{Timeout: 20 * time.Second, Transport: localhostTransport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
+
+var localhostTransport = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if host, port, err := net.SplitHostPort(addr); err == nil && strings.HasSuffix(host, ".localhost") {
+			addr = net.JoinHostPort("127.0.0.1", port)
+		}
+		return dialer.DialContext(ctx, network, addr)
+	}
+	return t
+}()
