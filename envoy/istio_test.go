@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -162,7 +163,7 @@ func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.mesh == nil || len(m.mesh.ExtensionProviders) != 1 || len(m.policies) != 1 || len(m.deployments) != 1 || len(m.services) != 1 || len(m.secrets) != 1 || len(m.configMaps) != 1 {
+	if m.mesh == nil || len(m.mesh.ExtensionProviders) != 1 || len(m.policies) != 2 || len(m.deployments) != 1 || len(m.services) != 1 || len(m.secrets) != 1 || len(m.configMaps) != 1 {
 		t.Fatalf("decoded %+v", m)
 	}
 	provider := m.mesh.ExtensionProviders[0]
@@ -177,10 +178,12 @@ func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
 		t.Errorf("failOpen %v, statusOnError %q: want fail closed with 503", grpc.FailOpen, grpc.StatusOnError)
 	}
 
-	// The AuthorizationPolicy names the provider.
-	pol := m.policies[0]
-	if pol.GetAction().String() != "CUSTOM" || pol.GetProvider().GetName() != provider.Name {
-		t.Errorf("policy action %v provider %q, want CUSTOM %q", pol.GetAction(), pol.GetProvider().GetName(), provider.Name)
+	// Both AuthorizationPolicies (two apps, two namespaces) name the one
+	// provider.
+	for i, pol := range m.policies {
+		if pol.GetAction().String() != "CUSTOM" || pol.GetProvider().GetName() != provider.Name {
+			t.Errorf("policy %s action %v provider %q, want CUSTOM %q", m.policyMeta[i].Namespace, pol.GetAction(), pol.GetProvider().GetName(), provider.Name)
+		}
 	}
 
 	// The provider's service:port is our Service's port named grpc.
@@ -235,7 +238,30 @@ func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
 	// the ports the Deployment declares.
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(path, []byte(m.configMaps[0].Data["config.toml"]), 0o600); err != nil {
+	// The Secret volume's files, where the Deployment mounts them (moved
+	// under dir, as the config's paths are).
+	text := m.configMaps[0].Data["config.toml"]
+	for _, mount := range c.VolumeMounts {
+		for _, v := range pod.Volumes {
+			if v.Name != mount.Name || v.Secret == nil {
+				continue
+			}
+			if v.Secret.SecretName != m.secrets[0].Name {
+				t.Errorf("volume %s mounts secret %q", v.Name, v.Secret.SecretName)
+			}
+			local := filepath.Join(dir, filepath.Base(mount.MountPath))
+			os.MkdirAll(local, 0o700)
+			for _, item := range v.Secret.Items {
+				val, ok := m.secrets[0].StringData[item.Key]
+				if !ok {
+					t.Errorf("volume %s: the Secret has no key %s", v.Name, item.Key)
+				}
+				os.WriteFile(filepath.Join(local, item.Path), []byte(val), 0o600)
+			}
+			text = strings.ReplaceAll(text, mount.MountPath+"/", local+"/")
+		}
+	}
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	envs := map[string]string{}
@@ -254,6 +280,32 @@ func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ConfigMap config.toml: %v", err)
 	}
+	// Istio sends no context_extensions: every app must be chosen by host,
+	// and the blog policy covers the blog app's hosts.
+	if len(cfg.Apps) != 1 || !cfg.HasDefaultApp() {
+		t.Fatalf("apps: %d, default %v; want the default app and one entry", len(cfg.Apps), cfg.HasDefaultApp())
+	}
+	for _, a := range cfg.Apps {
+		if len(a.Hosts) == 0 {
+			t.Errorf("apps[%s] has no hosts: unreachable through Istio", a.Name)
+		}
+		if a.OIDC.ClientSecret == "" || strings.Contains(text, a.OIDC.ClientSecret) {
+			t.Errorf("apps[%s]: client secret not read from the mounted Secret", a.Name)
+		}
+		covered := false
+		for _, pol := range m.policies {
+			for _, r := range pol.GetRules() {
+				for _, to := range r.GetTo() {
+					if slices.Equal(to.GetOperation().GetHosts(), a.Hosts) {
+						covered = true
+					}
+				}
+			}
+		}
+		if !covered {
+			t.Errorf("no AuthorizationPolicy covers apps[%s]'s hosts %v", a.Name, a.Hosts)
+		}
+	}
 	if !strings.HasSuffix(cfg.GRPCAddress, fmt.Sprint(":", ports["grpc"])) || !strings.HasSuffix(cfg.HTTPAddress, fmt.Sprint(":", ports["http"])) {
 		t.Errorf("server listens on %s and %s, Deployment declares %v", cfg.GRPCAddress, cfg.HTTPAddress, ports)
 	}
@@ -270,6 +322,7 @@ func TestIstioManifestsRejectMistakes(t *testing.T) {
 		{"mesh-config.yaml", "failOpen: false", "includeRequestHeadersInCheck: [cookie]"},
 		{"authorization-policy.yaml", "notPaths:", "notPath:"},
 		{"authorization-policy.yaml", "action: CUSTOM", "action: CUSTOMIZED"},
+		{"authorization-policy.yaml", "hosts: [", "host: ["},
 		{"zitadel-ext-authz.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true"},
 		{"zitadel-ext-authz.yaml", "containerPort: 9001", "containerPort: grpc9001"},
 		{"zitadel-ext-authz.yaml", "  ports:\n  # Named", "  portz:\n  # Named"},
