@@ -128,3 +128,63 @@ func waitGone(t *testing.T, pids []int) {
 		time.Sleep(20 * time.Millisecond) // polling to a deadline
 	}
 }
+
+// make demo serves its two apps beside the default one, each logging in
+// with its own client, at the URLs it prints.
+func TestDemoServesTwoApps(t *testing.T) {
+	demo := filepath.Join(t.TempDir(), "demo")
+	if out, err := exec.Command("go", "build", "-o", demo, "./demo").CombinedOutput(); err != nil {
+		t.Fatalf("build demo: %v\n%s", err, out)
+	}
+	cmd := exec.Command(demo, "--server", serverBin, "--proxy", "envoy", "--addr", "127.0.0.1:0", "--idp", "127.0.0.1:0",
+		"--upstream", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--ops", "127.0.0.1:0")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
+	printed := make(chan []string, 1)
+	go func() {
+		var urls []string
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			for _, f := range strings.Fields(sc.Text()) {
+				if strings.HasPrefix(f, "http://app") {
+					urls = append(urls, f)
+				}
+			}
+			if strings.Contains(sc.Text(), "Press Ctrl-C") {
+				printed <- urls
+			}
+		}
+	}()
+	var urls []string
+	select {
+	case urls = <-printed:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the demo did not start")
+	}
+	if len(urls) != 2 || !strings.HasPrefix(urls[0], "http://app1.localhost:") || !strings.HasPrefix(urls[1], "http://app2.localhost:") {
+		t.Fatalf("the demo printed app URLs %v", urls)
+	}
+	for i, u := range urls {
+		b := newBrowser(t, "alice", "alice-password")
+		want := "app" + strconv.Itoa(i+1) + "@zitadel-ext-authz"
+		r := b.get(u)
+		if r.StatusCode != 200 || !strings.Contains(r.Body, "ZITADEL (app"+strconv.Itoa(i+1)+")") {
+			t.Fatalf("%s: want app%d's sign-in page, got %s", u, i+1, describe(r))
+		}
+		start := b.get(strings.TrimSuffix(u, "/") + "/oauth2/start?rd=/")
+		if loginClient(t, start) != want {
+			t.Fatalf("%s logs in with client %q, want %q", u, loginClient(t, start), want)
+		}
+		resp, _ := b.follow(strings.TrimSuffix(u, "/") + "/oauth2/start?rd=/")
+		if saw := upstreamSaw(t, resp); saw.Headers["x-forwarded-user"] != "user-alice" {
+			t.Fatalf("%s: upstream saw %+v", u, saw)
+		}
+	}
+}

@@ -78,7 +78,9 @@ func run() error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	idp, err := devidp.Start(devidp.Options{Addr: o.idp})
+	// One client per app: the top-level keys' app and the two apps of the
+	// apps list (README "Many apps").
+	idp, err := devidp.Start(devidp.Options{Addr: o.idp, Clients: []devidp.Client{devidp.DefaultClient(), devidp.AppClient("app1"), devidp.AppClient("app2")}})
 	if err != nil {
 		return partError("dev IdP", err, "--idp")
 	}
@@ -126,10 +128,13 @@ func run() error {
 	}
 	defer closeFront()
 
+	_, port, _ := net.SplitHostPort(front)
 	fmt.Printf(`
 zitadel-ext-authz demo is running.
 
   Open:      http://%s/
+  Apps:      http://app1.localhost:%s/   (app1: its own ZITADEL client and session, chosen by host)
+             http://app2.localhost:%s/   (app2: chosen by the route's context_extensions app=app2)
   Users:     alice / alice-password   (roles admin, reader)
              bob   / bob-password     (role reader)
              eve   / eve-password     (no roles, e-mail at other.org)
@@ -141,7 +146,7 @@ zitadel-ext-authz demo is running.
   Config:    %s
 
 Press Ctrl-C to stop.
-`, front, front, front, frontName, idp.Issuer, srv.GRPCAddr, srv.HTTPAddr, o.upstream, cfgPath)
+`, front, port, port, front, front, frontName, idp.Issuer, srv.GRPCAddr, srv.HTTPAddr, o.upstream, cfgPath)
 
 	select {
 	case <-ctx.Done():
@@ -172,7 +177,24 @@ skip_auth_routes = ["GET=^/favicon.ico$"]
 grpc_address = %q
 http_address = %q
 log_format = "json"
-`, issuer, client.ID, client.Secret, base64.RawURLEncoding.EncodeToString(secret), o.grpc, o.ops)
+
+# Two more apps on the same server, each with its own ZITADEL client and
+# cookie keys; keys not set here are the top level's.
+[[apps]]
+name = "app1"
+hosts = ["app1.localhost"]
+client_id = %q
+client_secret = %q
+provider_display_name = "ZITADEL (app1)"
+
+[[apps]]
+name = "app2"
+hosts = ["app2.localhost"]
+client_id = %q
+client_secret = %q
+provider_display_name = "ZITADEL (app2)"
+`, issuer, client.ID, client.Secret, base64.RawURLEncoding.EncodeToString(secret), o.grpc, o.ops,
+		devidp.AppClient("app1").ID, devidp.AppClient("app1").Secret, devidp.AppClient("app2").ID, devidp.AppClient("app2").Secret)
 }
 
 // startFront starts the real Envoy with envoy/envoy.yaml, or the emulator
