@@ -242,3 +242,41 @@ func TestAppsReloadAddsAndRemovesAppsWhileChecksRun(t *testing.T) {
 	}
 	t.Logf("%d Checks for app1 during the reload, none failed", checks.Load())
 }
+
+// A back-channel logout token is for one app (its aud): that app's sessions
+// of the user end, the same user's sessions of the other apps stay; in
+// both session stores.
+func TestAppsBackchannelLogoutEndsOnlyItsApp(t *testing.T) {
+	for _, mode := range []string{"cookie", "redis"} {
+		t.Run(mode, func(t *testing.T) {
+			cfg := map[string]any{"apps": []map[string]any{appEntry("app1", "app1.localhost"), appEntry("app2", "app2.localhost")}}
+			if mode == "redis" {
+				cfg["session_store_type"] = "redis"
+				cfg["redis_url"] = "redis://" + startRedis(t).addr
+			}
+			st := appsStack(t, cfg)
+			b := newBrowser(t, "alice", "alice-password")
+			for _, u := range []string{st.appURL("app1"), st.appURL("app2"), st.Front.URL} {
+				resp, _ := b.follow(u + "/")
+				upstreamSaw(t, resp)
+			}
+			token := logoutToken(t, st.IdP, func(c map[string]any) { c["aud"] = []string{appClient("app1").ID} })
+			if code, body := postLogoutTo(t, st.Front.URL, token); code != http.StatusOK {
+				t.Fatalf("logout: %d %s", code, body)
+			}
+			if got := loginClient(t, b.get(st.appURL("app1")+"/after")); got != appClient("app1").ID {
+				t.Errorf("app1 after its logout: login client %q", got)
+			}
+			upstreamSaw(t, b.get(st.appURL("app2")+"/after"))
+			upstreamSaw(t, b.get(st.Front.URL+"/after"))
+			// A token for no configured app is refused.
+			stranger := logoutToken(t, st.IdP, func(c map[string]any) { c["aud"] = []string{"someone-else"} })
+			if code, _ := postLogoutTo(t, st.Front.URL, stranger); code != http.StatusBadRequest {
+				t.Errorf("logout token for another client: %d, want 400", code)
+			}
+			waitFor(t, "the logout's log line naming app1", func() bool {
+				return strings.Contains(st.Server.Logs(), `"msg":"back-channel logout","app":"app1"`)
+			})
+		})
+	}
+}
