@@ -131,6 +131,11 @@ func TestAppsLogInIndependentlyInOneBrowser(t *testing.T) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	for _, line := range strings.Split(m, "\n") {
+		if strings.HasPrefix(line, "zitadel_ext_authz_checks_total{") || strings.HasPrefix(line, "zitadel_ext_authz_logins_") {
+			t.Log(line)
+		}
+	}
 }
 
 func TestAppsWithoutDefaultAppRefuseUnknownHosts(t *testing.T) {
@@ -278,5 +283,41 @@ func TestAppsBackchannelLogoutEndsOnlyItsApp(t *testing.T) {
 				return strings.Contains(st.Server.Logs(), `"msg":"back-channel logout","app":"app1"`)
 			})
 		})
+	}
+}
+
+// check-config prints each app's effective settings (its own keys marked,
+// secrets masked) and checks each issuer once, naming the app whose issuer
+// fails.
+func TestCheckConfigWithApps(t *testing.T) {
+	idp := devidp.StartT(t, devidp.Options{})
+	other := devidp.StartT(t, devidp.Options{})
+	cfg := baseConfig(idp.Issuer)
+	app2 := appEntry("app2", "app2.localhost")
+	app2["oidc_issuer_url"] = other.Issuer
+	cfg["apps"] = []map[string]any{appEntry("app1", "app1.localhost"), app2}
+	code, stdout, stderr := runCLI(t, nil, "check-config", "--config", writeConfig(t, cfg))
+	if code != 0 {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{
+		"# app app1: ", "hosts = [app1.localhost]", "client_id = " + appClient("app1").ID + "   # this app's",
+		"# app app2: ", "oidc_issuer_url = " + other.Issuer + "   # this app's",
+		"# discovery of " + idp.Issuer + " and its JWKS: ok", "# discovery of " + other.Issuer + " and its JWKS: ok",
+	} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if strings.Count(stdout, "# discovery of "+idp.Issuer) != 1 {
+		t.Error("an issuer shared by two apps was checked twice")
+	}
+	if strings.Contains(stdout+stderr, appClient("app1").Secret) {
+		t.Error("check-config printed an app's secret")
+	}
+	issuer := other.Issuer
+	other.Close()
+	if code, _, stderr := runCLI(t, nil, "check-config", "--config", writeConfig(t, cfg)); code != 1 || !strings.Contains(stderr, issuer+" (app app2)") {
+		t.Errorf("app2's IdP down: exit %d, %q", code, stderr)
 	}
 }

@@ -41,7 +41,7 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 	}
 
 	for _, a := range cfg.Apps {
-		fmt.Fprintf(stdout, "\n# app %s (effective: its own keys over the top level's)\n", a.Name)
+		fmt.Fprintf(stdout, "\n# app %s: the top level's keys with this app's own (marked) over them\n", a.Name)
 		for _, line := range a.MaskedApp() {
 			fmt.Fprintln(stdout, line)
 		}

@@ -14,6 +14,7 @@ import (
 type App struct {
 	Name  string
 	Hosts []string // exact names ("app1.example.com") and wildcards ("*.example.com"), lower case, no port
+	Own   []string // the keys the entry sets itself (the others are the top level's)
 	// Config is the effective configuration of the app: the top level with
 	// the entry's keys applied. Only the per-app keys (AppKeys) differ from
 	// the top level; Values holds those, for reload diffs and check-config.
@@ -78,7 +79,8 @@ func (a *App) AppValues() map[string]string {
 }
 
 // MaskedApp is an app's effective per-app settings, one "key = value" line
-// each with secrets masked: what check-config prints under the app's name.
+// each with secrets masked, the entry's own keys marked: what check-config
+// prints under the app's name.
 func (a *App) MaskedApp() []string {
 	lines := []string{"hosts = " + fmt.Sprint(a.Hosts)}
 	for _, name := range appKeys {
@@ -86,6 +88,9 @@ func (a *App) MaskedApp() []string {
 		v := a.Values[name]
 		if k.secret && v != "" && v != "[]" {
 			v = "****** (set)"
+		}
+		if slices.Contains(a.Own, name) {
+			v += "   # this app's"
 		}
 		lines = append(lines, name+" = "+v)
 	}
@@ -134,6 +139,7 @@ func (r *resolver) buildApps(c *Config) {
 			case k == "hosts":
 				app.Hosts = r.hosts(where, v)
 			case IsAppKey(k):
+				app.Own = append(app.Own, k)
 			default:
 				if _, known := lookup(k); known {
 					r.fail(where+"."+k, "not a per-app key; set it at the top level (per-app keys: hosts, %s)", strings.Join(appKeys, ", "))

@@ -74,7 +74,7 @@ apps:
 			if len(warnings) != 0 {
 				t.Errorf("warnings: %q", warnings)
 			}
-			if got := strings.Join(shop.MaskedApp(), "\n"); !strings.Contains(got, "client_secret = ****** (set)") || strings.Contains(got, "shared-secret") || !strings.Contains(got, "client_id = 111@acme") {
+			if got := strings.Join(shop.MaskedApp(), "\n"); !strings.Contains(got, "client_secret = ****** (set)\n") || !strings.Contains(got, "client_id = 111@acme   # this app's") || strings.Contains(got, "shared-secret") {
 				t.Errorf("shop masked:\n%s", got)
 			}
 		})
