@@ -136,3 +136,24 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+// What the Router adds to every Check: one app (the default, no host
+// lookup) against one of 50 apps found by its exact host.
+func BenchmarkRouterCheck(b *testing.B) {
+	var list []*App
+	for i := range 50 {
+		list = append(list, app(fmt.Sprintf("app%d", i), fmt.Sprintf("app%d.example.com", i)))
+	}
+	req := request("app42.example.com:443", nil)
+	for name, tab := range map[string]*Table{"1 app": NewTable(app("default")), "50 apps": NewTable(nil, list...)} {
+		r := NewRouter(tab, slog.New(slog.DiscardHandler), nil)
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Check(context.Background(), req); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

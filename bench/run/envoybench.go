@@ -229,10 +229,25 @@ func cpuOf(pids []int) float64 {
 // loginThrough logs alice in through a front (any of the three setups) as
 // a browser does and returns the Cookie header it then sends.
 func loginThrough(front, path string, idp *devidp.Server, user string) (string, error) {
+	return loginAs(front, "", path, idp, user)
+}
+
+// loginAs is loginThrough with the front reached under host name host
+// (sent as Host; "" keeps the front's address), as a browser reaches one
+// app of several.
+func loginAs(front, host, path string, idp *devidp.Server, user string) (string, error) {
 	jar := map[string]*http.Cookie{}
 	client := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	frontURL, _ := url.Parse(front)
 	get := func(target string) (*http.Response, error) {
+		if u, err := url.Parse(target); err == nil && host != "" && u.Host == host {
+			u.Host = frontURL.Host
+			target = u.String()
+		}
 		req, _ := http.NewRequest(http.MethodGet, target, nil)
+		if host != "" && strings.HasPrefix(target, front) {
+			req.Host = host
+		}
 		req.Header.Set("Accept", "text/html")
 		if strings.HasPrefix(target, front) {
 			for _, c := range jar {

@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/exec"
 	"runtime"
@@ -99,7 +100,10 @@ func run() error {
 	// tokens carry several roles, a long name and e-mail.
 	largeApp := devidp.DefaultClient()
 	largeApp.ID, largeApp.JWTAccessTokens = "web-large@bench", true
-	idp, err := devidp.Start(devidp.Options{Clients: []devidp.Client{devidp.DefaultClient(), jwtApp, largeApp}, Users: append(devidp.DefaultUsers(), largeUser)})
+	// One app of 50 on one server (the apps list), reached by its host.
+	manyApp := devidp.DefaultClient()
+	manyApp.ID, manyApp.RedirectURIGlobs = "app-many@bench", []string{"http://" + manyAppsHost + ":*/oauth2/callback"}
+	idp, err := devidp.Start(devidp.Options{Clients: []devidp.Client{devidp.DefaultClient(), jwtApp, largeApp, manyApp}, Users: append(devidp.DefaultUsers(), largeUser)})
 	if err != nil {
 		return err
 	}
@@ -120,6 +124,11 @@ func run() error {
 		return err
 	}
 	defer large.stop()
+	many, err := startProc(work, "server-50-apps", o.server, pin, serverConfig(idp.Issuer, devidp.DefaultClient(), jwtApp.ID, 64<<20)+appsConfig(manyApp))
+	if err != nil {
+		return err
+	}
+	defer many.stop()
 	floor, err := startFloor(work, o.floor, pin)
 	if err != nil {
 		return err
@@ -145,6 +154,16 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("login (large session): %w", err)
 	}
+	manyFront, err := startFrontSetup(many, pin)
+	if err != nil {
+		return fmt.Errorf("envoy: %w", err)
+	}
+	manyURL, _ := url.Parse(manyFront.envoy.URL)
+	manyCookie, err := loginAs(manyFront.envoy.URL, manyAppsHost+":"+manyURL.Port(), "/", idp, "alice")
+	manyFront.stop()
+	if err != nil {
+		return fmt.Errorf("login (one of 50 apps): %w", err)
+	}
 	if o.envoyOnly {
 		return envoyBench(o, front, server, cookie, idp, pin, work)
 	}
@@ -161,6 +180,9 @@ func run() error {
 	all := []scenario{
 		{name: "session (cache hit)", proc: server, req: browserRequest(cookie, ""), want: 0},
 		{name: "large session (cache hit)", proc: large, req: browserRequest(largeCookie, ""), want: 0},
+		// The same session on a server with 50 apps: its app is found by
+		// an exact host among 50, and its cookie keys are that app's.
+		{name: "session with 50 apps (cache hit)", proc: many, req: browserRequest(manyCookie, ""), want: 0},
 		{name: "session (no session cache)", proc: noCache, req: browserRequest(cookie, ""), want: 0},
 		{name: "JWT bearer (cached)", proc: server, req: apiRequest("Bearer " + jwt.AccessToken), want: 0},
 		{name: "opaque bearer (cached)", proc: server, req: apiRequest("Bearer " + opaque.AccessToken), want: 0},
@@ -264,6 +286,24 @@ log_format = "json"
 log_level = "info"
 enable_pprof = true
 `, issuer, c.ID, c.Secret, jwtAudience, sessionCache)
+}
+
+// manyAppsHost is the host of the app the 50-app scenario's session
+// belongs to: the :authority of the bench's requests.
+const manyAppsHost = "app.example.com"
+
+// appsConfig is an apps list of 50 apps on the same issuer, one of which
+// (client c) serves manyAppsHost.
+func appsConfig(c devidp.Client) string {
+	var b strings.Builder
+	for i := range 50 {
+		host, id := fmt.Sprintf("app%d.example.com", i), fmt.Sprintf("app%d@bench", i)
+		if i == 25 {
+			host, id = manyAppsHost, c.ID
+		}
+		fmt.Fprintf(&b, "\n[[apps]]\nname = \"app%d\"\nhosts = [%q, \"*.app%d.example.org\"]\nclient_id = %q\nclient_secret = %q\n", i, host, i, id, c.Secret)
+	}
+	return b.String()
 }
 
 func cpuModel() string {
