@@ -240,12 +240,25 @@ func TestAppsReloadAddsAndRemovesAppsWhileChecksRun(t *testing.T) {
 	if r := rawGet(t, st.appURL("app2")+"/", "_oauth2_proxy="+app2Cookie, "application/json"); r.StatusCode != http.StatusInternalServerError {
 		t.Errorf("removed app2's session: %d, want the misconfigured-route 500", r.StatusCode)
 	}
-	for _, want := range []string{`"app3: added"`, `"app2: removed"`} {
-		if !strings.Contains(st.Server.Logs(), want) {
-			t.Errorf("reload log lacks %s", want)
-		}
-	}
+	waitFor(t, "the reload's log line", func() bool {
+		return strings.Contains(st.Server.Logs(), `"apps":["app3: added","app2: removed"]`)
+	})
 	t.Logf("%d Checks for app1 during the reload, none failed", checks.Load())
+
+	// A changed client (id and secret) rebuilds app1: the next login uses
+	// it, the sessions made before live on.
+	changed := appEntry("app1", "app1.localhost")
+	changed["client_id"], changed["client_secret"] = appClient("app3").ID, appClient("app3").Secret
+	next["apps"] = []map[string]any{changed, appEntry("app3", "app3.localhost")}
+	rewrite(t, st.Server.ConfigPath, next)
+	waitFor(t, "app1's new client", func() bool {
+		r := newBrowser(t, "", "").get(app1 + "/")
+		return r.StatusCode == http.StatusFound && strings.Contains(r.Header.Get("Location"), url.QueryEscape(appClient("app3").ID))
+	})
+	upstreamSaw(t, b.get(app1+"/old-session"))
+	waitFor(t, "the reload's log line saying app1 was rebuilt", func() bool {
+		return strings.Contains(st.Server.Logs(), "app1: rebuilt (client_id, client_secret changed)")
+	})
 }
 
 // A back-channel logout token is for one app (its aud): that app's sessions

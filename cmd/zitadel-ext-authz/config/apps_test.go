@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -184,5 +186,35 @@ func TestAppsDifferAndAdoptApps(t *testing.T) {
 	AdoptApps(a, c)
 	if !slices.Equal(a.Apps[0].Authz.AllowedGroups, []string{"sellers"}) || a.AppsDiffer(c) {
 		t.Error("AdoptApps did not take the apps")
+	}
+}
+
+// README's "Many apps" example loads as it says: the default app and two
+// entries, blog by host with its wildcard, wiki on another issuer.
+func TestREADMEAppsExampleLoads(t *testing.T) {
+	readme, err := os.ReadFile("../../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "## Many apps on one server")
+	_, rest, ok2 := strings.Cut(rest, "```toml\n")
+	example, _, ok3 := strings.Cut(rest, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README has no TOML example under \"Many apps on one server\"")
+	}
+	dir := t.TempDir()
+	for _, name := range []string{"shop", "blog", "wiki"} {
+		os.WriteFile(filepath.Join(dir, name), []byte(name+"-secret\n"), 0o600)
+	}
+	example = strings.ReplaceAll(example, "/run/secrets/", dir+"/")
+	example = strings.Replace(example, `"CHANGE ME"`, `"`+secret32+`"`, 1)
+	c, _, err := Load([]string{"--config", write(t, "apps.toml", example)}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := c.AllApps()
+	if len(all) != 3 || all[1].Name != "blog" || all[2].Name != "wiki" || all[1].OIDC.ClientSecret != "blog-secret" ||
+		all[2].OIDC.Issuer != "https://other-instance.zitadel.cloud" || all[2].Cookie.Name != "_wiki" || all[1].Cookie.Name != all[0].Cookie.Name {
+		t.Fatalf("apps: %+v", all)
 	}
 }
