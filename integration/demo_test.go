@@ -51,6 +51,14 @@ func TestDemoLeavesNoOrphans(t *testing.T) {
 // startAndWaitRunning starts cmd and waits for the demo's "is running".
 func startAndWaitRunning(t *testing.T, cmd *exec.Cmd) int {
 	t.Helper()
+	pid, _ := startDemo(t, cmd)
+	return pid
+}
+
+// startDemo starts cmd and returns once the demo has printed everything
+// up to "Press Ctrl-C", with those lines.
+func startDemo(t *testing.T, cmd *exec.Cmd) (pid int, printed []string) {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -60,21 +68,23 @@ func startAndWaitRunning(t *testing.T, cmd *exec.Cmd) int {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	running := make(chan struct{})
+	running := make(chan []string, 1)
 	go func() {
+		var lines []string
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
-			if strings.Contains(sc.Text(), "demo is running") {
-				close(running)
+			lines = append(lines, sc.Text())
+			if strings.Contains(sc.Text(), "Press Ctrl-C") {
+				running <- lines
 			}
 		}
 	}()
 	select {
-	case <-running:
+	case printed = <-running:
 	case <-time.After(60 * time.Second):
 		t.Fatal("the demo did not start")
 	}
-	return cmd.Process.Pid
+	return cmd.Process.Pid, printed
 }
 
 // childrenOf lists the processes whose parent is pid (from /proc).
@@ -138,35 +148,14 @@ func TestDemoServesTwoApps(t *testing.T) {
 	}
 	cmd := exec.Command(demo, "--server", serverBin, "--proxy", "envoy", "--addr", "127.0.0.1:0", "--idp", "127.0.0.1:0",
 		"--upstream", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--ops", "127.0.0.1:0")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-	printed := make(chan []string, 1)
-	go func() {
-		var urls []string
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			for _, f := range strings.Fields(sc.Text()) {
-				if strings.HasPrefix(f, "http://app") {
-					urls = append(urls, f)
-				}
-			}
-			if strings.Contains(sc.Text(), "Press Ctrl-C") {
-				printed <- urls
+	_, printed := startDemo(t, cmd)
+	var urls []string
+	for _, line := range printed {
+		for _, f := range strings.Fields(line) {
+			if strings.HasPrefix(f, "http://app") {
+				urls = append(urls, f)
 			}
 		}
-	}()
-	var urls []string
-	select {
-	case urls = <-printed:
-	case <-time.After(60 * time.Second):
-		t.Fatal("the demo did not start")
 	}
 	if len(urls) != 2 || !strings.HasPrefix(urls[0], "http://app1.localhost:") || !strings.HasPrefix(urls[1], "http://app2.localhost:") {
 		t.Fatalf("the demo printed app URLs %v", urls)

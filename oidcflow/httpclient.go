@@ -38,7 +38,9 @@ func NewHTTPClientDialing(timeout time.Duration, dial map[string]string) *http.C
 
 // DialMap is a dial map that can change while its client is in use (a
 // reload adds an app whose issuer is dialled elsewhere).
-type DialMap struct{ m atomic.Pointer[map[string]string] }
+type DialMap struct {
+	m atomic.Pointer[map[string]string]
+}
 
 // Set replaces the map.
 func (d *DialMap) Set(m map[string]string) { d.m.Store(&m) }

@@ -23,7 +23,9 @@ func (n named) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRespon
 	}}}, nil
 }
 
-func app(name string, hosts ...string) *App { return &App{Name: name, Hosts: hosts, Check: named(name)} }
+func app(name string, hosts ...string) *App {
+	return &App{Name: name, Hosts: hosts, Check: named(name)}
+}
 
 func testTable(withDefault bool) *Table {
 	var def *App

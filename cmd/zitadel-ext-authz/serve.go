@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -195,8 +196,8 @@ func setMemoryLimit(cfg *config.Config, getenv func(string) string, logger *slog
 		return
 	}
 	limit := int64(baseMemory) + cfg.SessionCacheSize + wiring.RefreshCacheBytes
-	if cfg.BearerEnabled {
-		limit += cfg.TokenCacheSize
+	if slices.ContainsFunc(cfg.AllApps(), func(a *config.App) bool { return a.BearerEnabled }) {
+		limit += cfg.TokenCacheSize // one token cache, shared by the apps
 	}
 	debug.SetMemoryLimit(limit)
 	logger.Debug("memory limit set", "bytes", limit)

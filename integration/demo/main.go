@@ -180,21 +180,17 @@ log_format = "json"
 
 # Two more apps on the same server, each with its own ZITADEL client and
 # cookie keys; keys not set here are the top level's.
-[[apps]]
-name = "app1"
-hosts = ["app1.localhost"]
-client_id = %q
-client_secret = %q
-provider_display_name = "ZITADEL (app1)"
+`, issuer, client.ID, client.Secret, base64.RawURLEncoding.EncodeToString(secret), o.grpc, o.ops) + appEntries("app1", "app2")
+}
 
-[[apps]]
-name = "app2"
-hosts = ["app2.localhost"]
-client_id = %q
-client_secret = %q
-provider_display_name = "ZITADEL (app2)"
-`, issuer, client.ID, client.Secret, base64.RawURLEncoding.EncodeToString(secret), o.grpc, o.ops,
-		devidp.AppClient("app1").ID, devidp.AppClient("app1").Secret, devidp.AppClient("app2").ID, devidp.AppClient("app2").Secret)
+// appEntries are the apps list's entries for the dev IdP's app clients.
+func appEntries(names ...string) string {
+	var b strings.Builder
+	for _, name := range names {
+		c := devidp.AppClient(name)
+		fmt.Fprintf(&b, "\n[[apps]]\nname = %q\nhosts = [\"%s.localhost\"]\nclient_id = %q\nclient_secret = %q\nprovider_display_name = \"ZITADEL (%s)\"\n", name, name, c.ID, c.Secret, name)
+	}
+	return b.String()
 }
 
 // startFront starts the real Envoy with envoy/envoy.yaml, or the emulator

@@ -217,30 +217,14 @@ func toTable(e any) (map[string]any, bool) {
 // hosts reads an app's hosts: a list (or comma-separated string) of exact
 // names and *.domain wildcards, without ports.
 func (r *resolver) hosts(where string, v any) []string {
-	var list []string
-	switch t := v.(type) {
-	case string:
-		for _, s := range strings.Split(t, ",") {
-			if s = strings.TrimSpace(s); s != "" {
-				list = append(list, s)
-			}
-		}
-	case []any:
-		for _, e := range t {
-			s, ok := e.(string)
-			if !ok {
-				r.fail(where+".hosts", "want a list of host names")
-				return nil
-			}
-			list = append(list, strings.TrimSpace(s))
-		}
-	default:
+	list, ok := toStrings(v)
+	if !ok {
 		r.fail(where+".hosts", "want a list of host names")
 		return nil
 	}
 	var out []string
 	for _, h := range list {
-		h = strings.ToLower(strings.TrimSuffix(h, "."))
+		h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
 		if !hostPattern.MatchString(h) {
 			r.fail(where+".hosts", "%q is not a host name or *.domain wildcard (no scheme, port or path)", h)
 			return nil

@@ -239,6 +239,16 @@ func (r *resolver) list(name string) []string {
 	if !ok {
 		return nil
 	}
+	out, ok := toStrings(v)
+	if !ok {
+		r.fail(name, "want a list of strings")
+	}
+	return out
+}
+
+// toStrings reads a list value: a list of strings, or one string of
+// comma-separated entries (environment variables, flags).
+func toStrings(v any) ([]string, bool) {
 	var out []string
 	switch t := v.(type) {
 	case string:
@@ -253,15 +263,14 @@ func (r *resolver) list(name string) []string {
 		for _, e := range t {
 			s, ok := e.(string)
 			if !ok {
-				r.fail(name, "want a list of strings")
-				return nil
+				return nil, false
 			}
 			out = append(out, s)
 		}
 	default:
-		r.fail(name, "want a list of strings")
+		return nil, false
 	}
-	return out
+	return out, true
 }
 
 func (r *resolver) duration(name string) time.Duration {

@@ -78,7 +78,7 @@ func NewMetrics(version string) *Metrics {
 		refreshes:       counter("refreshes_total", "Session refreshes, by app and outcome (ok, rejected, error; grace and shared were answered without an IdP call).", "app", "outcome"),
 		loginsStarted:   counter("logins_started_total", "Redirects to the IdP's authorization endpoint, by app.", "app"),
 		loginsCompleted: counter("logins_completed_total", "Callbacks that created a session, by app.", "app"),
-		reloads: counter("config_reloads_total", "Configuration reloads, by outcome (applied, refused).", "outcome"),
+		reloads:         counter("config_reloads_total", "Configuration reloads, by outcome (applied, refused).", "outcome"),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        prefix + "build_info",

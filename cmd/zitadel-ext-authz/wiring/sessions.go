@@ -26,7 +26,7 @@ import (
 // session.WithApp) and, for logouts, by prefixing the IdP's session ids
 // and subjects the store indexes with the app's name (forApp).
 type Sessions struct {
-	store   string // session_store_type
+	store   string        // session_store_type
 	cache   session.Cache // nil: disabled
 	l1TTL   time.Duration
 	redis   *redisstore.Store // nil without Redis
