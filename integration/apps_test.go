@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -130,6 +131,10 @@ func TestAppsLogInIndependentlyInOneBrowser(t *testing.T) {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+	// Three apps on one issuer: one discovery for all of them.
+	if n := st.IdP.Calls("/.well-known/openid-configuration"); n != 1 {
+		t.Errorf("discovery fetched %d times for three apps on one issuer, want once", n)
 	}
 	for _, line := range strings.Split(m, "\n") {
 		if strings.HasPrefix(line, "zitadel_ext_authz_checks_total{") || strings.HasPrefix(line, "zitadel_ext_authz_logins_") {
@@ -333,4 +338,24 @@ func TestCheckConfigWithApps(t *testing.T) {
 	if code, _, stderr := runCLI(t, nil, "check-config", "--config", writeConfig(t, cfg)); code != 1 || !strings.Contains(stderr, issuer+" (app app2)") {
 		t.Errorf("app2's IdP down: exit %d, %q", code, stderr)
 	}
+}
+
+// /readyz waits for every app's issuer and names the ones not discovered
+// yet with their apps.
+func TestAppsReadinessNamesTheIssuerNotReached(t *testing.T) {
+	idp := devidp.StartT(t, devidp.Options{Clients: []devidp.Client{devidp.DefaultClient(), appClient("app1")}})
+	cfg := baseConfig(idp.Issuer)
+	down := appEntry("app1", "app1.localhost")
+	down["oidc_issuer_url"] = "http://127.0.0.1:1"
+	cfg["apps"] = []map[string]any{down}
+	srv := startServer(t, cfg)
+	waitFor(t, "/readyz naming the unreachable issuer and its app", func() bool {
+		resp, err := http.Get("http://" + srv.HTTPAddr + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "http://127.0.0.1:1 (apps app1)") && !strings.Contains(string(body), idp.Issuer)
+	})
 }
