@@ -5,6 +5,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"google.golang.org/protobuf/types/known/structpb"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -208,6 +209,12 @@ func TestAllowResponseEncoding(t *testing.T) {
 			},
 			HeadersToRemove: []string{"x-auth-request-user"},
 		}},
+		// For Envoy's RBAC filter and access log (envoy.filters.http.ext_authz).
+		DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+			"sub": structpb.NewStringValue("user-alice"), "email": structpb.NewStringValue("alice@example.com"),
+			"groups": structpb.NewListValue(&structpb.ListValue{Values: []*structpb.Value{structpb.NewStringValue("admin"), structpb.NewStringValue("reader")}}),
+			"reason": structpb.NewStringValue("session"), "app": structpb.NewStringValue(""),
+		}},
 	}
 	if diff := cmp.Diff(want, resp, protocmp.Transform()); diff != "" {
 		t.Fatalf("Check(valid session): response mismatch (-want +got):\n%s", diff)
@@ -294,7 +301,7 @@ func TestPolicy(t *testing.T) {
 		{"a@example.com", true, []string{"reader"}, reasonNotInGroup},
 		{"no-at-sign", true, []string{"admin"}, reasonEmailDomain},
 	} {
-		if got := s.authorize(tc.email, tc.verified, tc.groups); got != tc.want {
+		if got := s.authorize(user{email: tc.email, emailVerified: tc.verified, groups: tc.groups}); got != tc.want {
 			t.Errorf("authorize(%s, verified=%v, %v): got %q, want %q", tc.email, tc.verified, tc.groups, got, tc.want)
 		}
 	}

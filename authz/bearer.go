@@ -36,11 +36,17 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 		return s.bearerFailure(err)
 	}
 	id := b.Identity
-	if reason := s.authorize(id.Email, id.EmailVerified, id.Groups); reason != "" {
+	u := identityUser(id)
+	if reason := s.authorize(u); reason != "" {
 		return withSubject(insufficientScope(reason), id.Subject)
 	}
-	if reason := rp.check(id.Groups, b.Scopes); reason != "" {
+	if reason := rp.check(u, b.Scopes); reason != "" {
 		return withSubject(insufficientScope(reason), id.Subject)
+	}
+	// ZITADEL puts neither auth_time nor amr in access tokens: a route
+	// that wants a fresh or multi-factor sign-in gets RFC 9470's challenge.
+	if need := rp.stepUp(u, s.now()); need != "" {
+		return withSubject(s.insufficientAuthentication(need, rp), id.Subject)
 	}
 	// The token came in a request header, so it is header-safe already;
 	// identity values were cleaned when the IdP's claims were read.
@@ -59,7 +65,12 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 		reason = "bearer_introspection"
 	}
 	d := s.allowWith(r, reason, s.identityBlock(b, func() identity {
-		return identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups}
+		at := int64(0)
+		if !id.AuthTime.IsZero() {
+			at = id.AuthTime.Unix()
+		}
+		return identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups,
+			sub: id.Subject, orgID: id.OrgID, amr: id.AMR, authTime: at}
 	}), extra...)
 	return withSubject(d, id.Subject)
 }

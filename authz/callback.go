@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/internal/deadline"
@@ -56,10 +59,17 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		return s.errorPage(http.StatusForbidden, "login_rejected", page{Title: "Sign-in failed", Message: "The sign-in could not be completed. Start again."})
 	}
 	id := tokens.Identity
-	if reason := s.authorize(id.Email, id.EmailVerified, id.Groups); reason != "" {
+	if reason := s.authorize(identityUser(id)); reason != "" {
 		return s.clearingState(withSubject(s.forbidden(reason), id.Subject), state, r)
 	}
 	now := s.now()
+	// A step-up asked for a sign-in within max_age: an ID token without
+	// auth_time, or with an older one, is not that sign-in.
+	if ma := ls.GetMaxAge(); ma > 0 && (id.AuthTime.IsZero() || now.Sub(id.AuthTime) > time.Duration(ma)*time.Second+authTimeSkew) {
+		s.logger.Warn("login refused: not a fresh sign-in", "request_id", r.ID, "reason", "stale_auth_time", "sub", id.Subject, "max_age", ma)
+		d := s.errorPage(http.StatusForbidden, "stale_auth_time", page{Title: "Sign-in not fresh", Message: "This page needs a fresh sign-in, and the identity provider did not ask for one.", Restart: true})
+		return s.clearingState(withSubject(d, id.Subject), state, r)
+	}
 	sess := &sessionpb.Session{
 		Subject:           id.Subject,
 		User:              id.User,
@@ -78,6 +88,13 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		LoginId:           newLoginID(),
 		ExpiresAt:         now.Add(s.jar.Lifetime()).Unix(),
 		SessionId:         tokens.SessionID,
+		OrgId:             id.OrgID,
+		OrgDomain:         id.OrgDomain,
+		RoleGrants:        id.RoleGrants,
+		Amr:               id.AMR,
+	}
+	if !id.AuthTime.IsZero() {
+		sess.AuthTime = id.AuthTime.Unix()
 	}
 	if !tokens.Expiry.IsZero() {
 		sess.AccessTokenExpiresAt = tokens.Expiry.Unix()
@@ -98,8 +115,20 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	}
 	cookies = append(cookies, s.jar.ClearState(state, r.Host))
 	s.logger.Info("login completed", "request_id", r.ID, "sub", id.Subject)
+	// A step-up for an authentication method the new sign-in still lacks:
+	// the session is made (it serves the other routes), and the page says
+	// why this one stays closed instead of sending the user round again.
+	if want := ls.GetRequiredAmr(); len(want) > 0 && !slices.ContainsFunc(id.AMR, func(m string) bool { return slices.Contains(want, m) }) {
+		s.logger.Info("step-up not met: the sign-in lacks the required method", "request_id", r.ID, "reason", "step_up_failed", "sub", id.Subject, "amr", id.AMR, "required_amr", want)
+		d := s.errorPage(http.StatusForbidden, "step_up_failed", page{Title: "Stronger sign-in needed",
+			Message: "This page needs a sign-in with " + strings.Join(want, " or ") + " (for example a second factor). Your sign-in did not use it; set it up at your identity provider and try again."})
+		return withSubject(withCookies(d, cookies...), id.Subject)
+	}
 	return withSubject(redirect(ls.GetReturnUrl(), "login_completed", cookies), id.Subject)
 }
+
+// authTimeSkew tolerates the IdP's clock running behind ours.
+const authTimeSkew = 30 * time.Second
 
 // idpContext bounds an IdP call by idp_timeout and by the Check's own
 // deadline, less a margin, so we answer before Envoy times out.

@@ -17,7 +17,17 @@ type Config struct {
 	SkipProviderButton bool
 
 	EmailDomains  []string // "*", "example.com" (exact) or ".example.com" (and subdomains)
-	AllowedGroups []string // empty: any group
+	AllowedGroups []string // empty: any group; "role@orgId" entries match a ZITADEL role granted by that organization
+
+	// ZITADEL organization every user must belong to (its id, or its
+	// primary domain); empty: any. Logins ask ZITADEL for that
+	// organization (oidcflow scopes); sessions and tokens of another are
+	// refused.
+	OrganizationID     string
+	OrganizationDomain string
+	// StepUpACRValues is sent as acr_values when a route's required_amr
+	// sends the user back to the IdP (step_up_acr_values).
+	StepUpACRValues string
 	// AllowUnverifiedEmail accepts e-mail addresses the IdP marks unverified
 	// for the email_domains check (insecure_oidc_allow_unverified_email).
 	AllowUnverifiedEmail bool

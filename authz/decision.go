@@ -1,5 +1,7 @@
 package authz
 
+import "google.golang.org/protobuf/types/known/structpb"
+
 // Header is one header name and value.
 type Header struct{ Name, Value string }
 
@@ -27,6 +29,8 @@ type Decision struct {
 
 	// Reason is a short, bounded label for logs and metrics (never user data).
 	Reason string
+	// Metadata is the answer's dynamic metadata for Envoy (see metadata.go).
+	Metadata *structpb.Struct
 	// Subject is the user's sub claim when the decision knows the user
 	// (for logs; never a metric label).
 	Subject string

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
@@ -39,6 +41,23 @@ func insufficientScope(reason string) *Decision {
 		{"www-authenticate", `Bearer error="insufficient_scope"`},
 		{"cache-control", "no-store"},
 	}}
+}
+
+// insufficientAuthentication is RFC 9470's 401 for an API caller whose
+// sign-in is too old (need "max_age") or not strong enough ("amr") for
+// the route: the client can get a token from a fresh or stronger sign-in
+// and retry.
+func (s *Server) insufficientAuthentication(need string, rp routePolicy) *Decision {
+	challenge := `Bearer error="insufficient_user_authentication"`
+	if need == "max_age" {
+		challenge += `, error_description="A more recent sign-in is required", max_age="` + strconv.FormatInt(rp.maxAge, 10) + `"`
+	} else {
+		challenge += `, error_description="A sign-in with ` + strings.Join(rp.amr, " or ") + ` is required"`
+		if acr := s.conf().StepUpACRValues; acr != "" {
+			challenge += `, acr_values="` + acr + `"`
+		}
+	}
+	return unauthorized("insufficient_user_authentication", challenge)
 }
 
 // forbidden is the 403 page for a signed-in browser that isn't allowed.

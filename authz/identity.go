@@ -50,6 +50,10 @@ type identity struct {
 	user, email, username string
 	groups                []string
 	accessToken, idToken  string
+	// For dynamic metadata only.
+	sub, orgID string
+	amr        []string
+	authTime   int64
 }
 
 // memo is where a rendered identity block is kept for reuse: a cached
@@ -72,6 +76,7 @@ func (s *Server) allowSession(r *Request, e *session.Entry, sess *sessionpb.Sess
 		return identity{
 			user: sess.GetUser(), email: sess.GetEmail(), username: sess.GetPreferredUsername(), groups: sess.GetGroups(),
 			accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken(),
+			sub: sess.GetSubject(), orgID: sess.GetOrgId(), amr: sess.GetAmr(), authTime: sess.GetAuthTime(),
 		}
 	}))
 }
@@ -86,7 +91,8 @@ func (s *Server) identityBlock(m memo, of func() identity) *identityBlock {
 			return b
 		}
 	}
-	b := renderIdentity(set, s.identityHeaders(set, of()))
+	id := of()
+	b := renderIdentity(set, s.identityHeaders(set, id), identityFields(id))
 	if m != nil {
 		m.SetMemo(b)
 	}

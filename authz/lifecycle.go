@@ -73,11 +73,20 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 	if at := sess.GetAccessTokenExpiresAt(); at > 0 && at <= now.Unix() {
 		return s.unauthenticated(r)
 	}
-	if reason := s.authorize(sess.GetEmail(), sess.GetEmailVerified(), sess.GetGroups()); reason != "" {
+	u := sessionUser(sess)
+	if reason := s.authorize(u); reason != "" {
 		return withSubject(s.forbidden(reason), sess.GetSubject())
 	}
-	if reason := rp.check(sess.GetGroups(), sess.GetScopes()); reason != "" {
+	if reason := rp.check(u, sess.GetScopes()); reason != "" {
 		return withSubject(s.forbidden(reason), sess.GetSubject())
+	}
+	// The route wants a fresher or stronger sign-in than this session's:
+	// back to the IdP for it (the session stays for the other routes).
+	if need := rp.stepUp(u, now); need != "" {
+		if s.isAPI(r) {
+			return withSubject(s.insufficientAuthentication(need, rp), sess.GetSubject())
+		}
+		return withSubject(s.startStepUp(r, rp, need), sess.GetSubject())
 	}
 	if idle > 0 && now.Sub(lastSeen(sess)) >= lastSeenEvery(idle) {
 		if !renewed {
@@ -202,6 +211,13 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 		fresh.IdToken = tokens.IDToken
 		fresh.User, fresh.Email, fresh.EmailVerified = id.User, id.Email, id.EmailVerified
 		fresh.PreferredUsername, fresh.Groups = id.PreferredUsername, id.Groups
+		// Roles and the organization may change; how and when the user
+		// signed in does not (a refresh is no sign-in): auth_time and
+		// amr stay the login's.
+		fresh.RoleGrants = id.RoleGrants
+		if id.OrgID != "" {
+			fresh.OrgId, fresh.OrgDomain = id.OrgID, id.OrgDomain
+		}
 		if tokens.SessionID != "" {
 			fresh.SessionId = tokens.SessionID
 		}

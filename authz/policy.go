@@ -1,6 +1,10 @@
 package authz
 
 import (
+	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"net"
 	"net/url"
 	"slices"
@@ -12,19 +16,60 @@ const (
 	reasonNotInGroup   = "not_in_group"
 	reasonEmailDomain  = "email_domain"
 	reasonUnverifiedEm = "email_unverified"
+	reasonWrongOrg     = "wrong_organization"
 )
 
-// authorize checks a logged-in identity against allowed_groups and
-// email_domains. It returns a reason label, or "" when allowed.
-func (s *Server) authorize(email string, emailVerified bool, groups []string) string {
+// user is what the policy reads of a session or a bearer token.
+type user struct {
+	email         string
+	emailVerified bool
+	groups        []string // group names and role keys
+	roleGrants    []string // ZITADEL "role@orgId"
+	orgID         string
+	orgDomain     string
+	authTime      time.Time
+	amr           []string
+}
+
+func sessionUser(s *sessionpb.Session) user {
+	u := user{email: s.GetEmail(), emailVerified: s.GetEmailVerified(), groups: s.GetGroups(), roleGrants: s.GetRoleGrants(),
+		orgID: s.GetOrgId(), orgDomain: s.GetOrgDomain(), amr: s.GetAmr()}
+	if t := s.GetAuthTime(); t > 0 {
+		u.authTime = time.Unix(t, 0)
+	}
+	return u
+}
+
+func identityUser(id oidcflow.Identity) user {
+	return user{email: id.Email, emailVerified: id.EmailVerified, groups: id.Groups, roleGrants: id.RoleGrants,
+		orgID: id.OrgID, orgDomain: id.OrgDomain, authTime: id.AuthTime, amr: id.AMR}
+}
+
+// inAnyGroup: an entry matches a group or role name, or a ZITADEL role
+// with the organization that granted it ("role@orgId"). Groups that look
+// like e-mail addresses (Google groups) still match as names.
+func (u user) inAnyGroup(allowed []string) bool {
+	return slices.ContainsFunc(allowed, func(a string) bool {
+		return slices.Contains(u.groups, a) || slices.Contains(u.roleGrants, a)
+	})
+}
+
+// authorize checks a logged-in user against the organization,
+// email_domains and allowed_groups. It returns a reason label, or "" when
+// allowed.
+func (s *Server) authorize(u user) string {
 	cfg := s.conf() // one policy for the whole decision
-	if !emailAllowed(cfg.EmailDomains, email) {
+	if (cfg.OrganizationID != "" && u.orgID != cfg.OrganizationID) ||
+		(cfg.OrganizationDomain != "" && !strings.EqualFold(u.orgDomain, cfg.OrganizationDomain)) {
+		return reasonWrongOrg
+	}
+	if !emailAllowed(cfg.EmailDomains, u.email) {
 		return reasonEmailDomain
 	}
-	if !emailVerified && !cfg.AllowUnverifiedEmail && !slices.Contains(cfg.EmailDomains, "*") {
+	if !u.emailVerified && !cfg.AllowUnverifiedEmail && !slices.Contains(cfg.EmailDomains, "*") {
 		return reasonUnverifiedEm
 	}
-	if len(cfg.AllowedGroups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(cfg.AllowedGroups, g) }) {
+	if len(cfg.AllowedGroups) > 0 && !u.inAnyGroup(cfg.AllowedGroups) {
 		return reasonNotInGroup
 	}
 	return ""

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"google.golang.org/protobuf/types/known/structpb"
 	"net/http"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -47,6 +48,7 @@ func (d *Decision) Response() *authv3.CheckResponse {
 		a.ok.ResponseHeadersToAdd = options(d.ResponseHeaders, appendTrue, 0)
 		a.wrap.OkResponse = &a.ok
 		a.resp.Status, a.resp.HttpResponse = statusOK, &a.wrap
+		a.resp.DynamicMetadata = d.Metadata
 		return &a.resp
 	}
 	st := d.Status
@@ -60,8 +62,9 @@ func (d *Decision) Response() *authv3.CheckResponse {
 	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(st)}, Body: d.Body}
 	denied.Headers = options(d.Headers, nil, 0)
 	return &authv3.CheckResponse{
-		Status:       &status.Status{Code: int32(code)},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
+		Status:          &status.Status{Code: int32(code)},
+		HttpResponse:    &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
+		DynamicMetadata: d.Metadata,
 	}
 }
 
@@ -78,13 +81,15 @@ type okAnswer struct {
 // bearer token, rendered into Envoy's messages once and shared read-only by
 // every Check that uses it (proto marshalling only reads them).
 type identityBlock struct {
-	set   *settings                   // the configuration it was rendered for
-	opts  []*corev3.HeaderValueOption // append=false: they overwrite
-	names []string                    // the header names it sets
+	set    *settings                   // the configuration it was rendered for
+	opts   []*corev3.HeaderValueOption // append=false: they overwrite
+	names  []string                    // the header names it sets
+	fields map[string]*structpb.Value  // the user's dynamic metadata fields
+	meta   metaList                    // finished dynamic metadata, per reason
 }
 
-func renderIdentity(set *settings, headers []Header) *identityBlock {
-	b := &identityBlock{set: set, opts: options(headers, appendFalse, 0), names: make([]string, len(headers))}
+func renderIdentity(set *settings, headers []Header, fields map[string]*structpb.Value) *identityBlock {
+	b := &identityBlock{set: set, opts: options(headers, appendFalse, 0), names: make([]string, len(headers)), fields: fields}
 	for i, h := range headers {
 		b.names[i] = h.Name
 	}

@@ -2,15 +2,20 @@ package authz
 
 import (
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Per-route policy from Envoy's check_settings.context_extensions
 // (envoy-ext-authz.md §1, §3). One server guards many routes differently.
 const (
-	extAuth          = "auth"            // any | bearer-only | session-only
-	extAllowedGroups = "allowed_groups"  // comma-separated; must also hold
-	extScopes        = "required_scopes" // space- or comma-separated; all must be granted
+	extAuth          = "auth"                  // any | bearer-only | session-only
+	extAllowedGroups = "allowed_groups"        // comma-separated; must also hold
+	extScopes        = "required_scopes"       // space- or comma-separated; all must be granted
+	extOrgs          = "allowed_organizations" // comma-separated ZITADEL organization ids
+	extMaxAge        = "max_age"               // seconds since the user last authenticated
+	extAMR           = "required_amr"          // comma-separated: one must be in the ID token's amr
 )
 
 // routePolicy is the parsed context_extensions of one request.
@@ -18,12 +23,15 @@ type routePolicy struct {
 	auth   string // "any", "bearer-only" or "session-only"
 	groups []string
 	scopes []string
+	orgs   []string
+	maxAge int64 // seconds; -1: none
+	amr    []string
 }
 
 // parseRoutePolicy reads the context extensions. An unknown auth value is
 // an error: a typo in the Envoy config must not open a route.
 func parseRoutePolicy(ext map[string]string) (routePolicy, bool) {
-	rp := routePolicy{auth: "any"}
+	rp := routePolicy{auth: "any", maxAge: -1}
 	if len(ext) == 0 {
 		return rp, true
 	}
@@ -36,6 +44,15 @@ func parseRoutePolicy(ext map[string]string) (routePolicy, bool) {
 	}
 	rp.groups = splitList(ext[extAllowedGroups])
 	rp.scopes = splitList(ext[extScopes])
+	rp.orgs = splitList(ext[extOrgs])
+	rp.amr = splitList(ext[extAMR])
+	if v := strings.TrimSpace(ext[extMaxAge]); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return rp, false // a typo must not drop the requirement
+		}
+		rp.maxAge = n
+	}
 	return rp, true
 }
 
@@ -43,10 +60,13 @@ func splitList(s string) []string {
 	return strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' })
 }
 
-// check applies the route's allowed_groups and required_scopes; it returns
-// a reason label, or "" when allowed.
-func (rp routePolicy) check(groups, scopes []string) string {
-	if len(rp.groups) > 0 && !slices.ContainsFunc(groups, func(g string) bool { return slices.Contains(rp.groups, g) }) {
+// check applies the route's allowed_organizations, allowed_groups and
+// required_scopes; it returns a reason label, or "" when allowed.
+func (rp routePolicy) check(u user, scopes []string) string {
+	if len(rp.orgs) > 0 && (u.orgID == "" || !slices.Contains(rp.orgs, u.orgID)) {
+		return "route_wrong_organization"
+	}
+	if len(rp.groups) > 0 && !u.inAnyGroup(rp.groups) {
 		return "route_not_in_group"
 	}
 	for _, want := range rp.scopes {
@@ -56,3 +76,20 @@ func (rp routePolicy) check(groups, scopes []string) string {
 	}
 	return ""
 }
+
+// stepUp says what the route wants of the sign-in itself that u lacks:
+// "max_age" (authenticated too long ago, or when is unknown), "amr" (none
+// of the required methods), or "" when the sign-in will do.
+func (rp routePolicy) stepUp(u user, now time.Time) string {
+	if rp.maxAge >= 0 && (u.authTime.IsZero() || now.Sub(u.authTime) > time.Duration(rp.maxAge)*time.Second+stepUpGrace) {
+		return "max_age"
+	}
+	if len(rp.amr) > 0 && !slices.ContainsFunc(u.amr, func(m string) bool { return slices.Contains(rp.amr, m) }) {
+		return "amr"
+	}
+	return ""
+}
+
+// stepUpGrace lets a session that just came back from a step-up through
+// (the redirects take a moment): without it max_age = 0 would loop.
+const stepUpGrace = 5 * time.Second

@@ -39,7 +39,13 @@ type Server struct {
 	observer    Observer    // nil: none
 	refreshLock Locker      // nil: single replica, no cross-replica lock
 	revocations Revocations // nil: none (back-channel logout in cookie mode)
+	app         string      // the app's name, in dynamic metadata (WithApp)
+	reasonMeta  reasonCache // dynamic metadata of answers without a user
 }
+
+// WithApp names the app this Server answers for (several apps on one
+// server), for the answers' dynamic metadata.
+func WithApp(name string) Option { return func(s *Server) { s.app = name } }
 
 // Locker is a lock shared by all replicas (Redis), held around a refresh so
 // two replicas never spend one rotating refresh token.
@@ -160,6 +166,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		if p := recover(); p != nil {
 			s.logger.Error("check panicked; denying", "request_id", requestID, "reason", "panic", "panic", p)
 			d = s.errorPage(http.StatusInternalServerError, "internal_error", page{Title: "Internal error", Message: "The request could not be checked."})
+			s.attachMetadata(d)
 			resp, err = d.Response(), nil
 		}
 		s.decided(ctx, requestID, d, start)
@@ -167,10 +174,12 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	r, perr := ParseRequest(req)
 	if perr != nil {
 		d = s.errorPage(http.StatusBadRequest, "malformed_request", page{Title: "Bad request", Message: "The request could not be understood."})
+		s.attachMetadata(d)
 		return d.Response(), nil
 	}
 	requestID = r.ID
 	d = s.Decide(ctx, r)
+	s.attachMetadata(d)
 	return d.Response(), nil
 }
 

@@ -2,6 +2,8 @@ package authz
 
 import (
 	"net/http"
+	"net/url"
+	"strconv"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
@@ -29,12 +31,42 @@ func (s *Server) redirectURI(r *Request) string {
 // state, nonce and PKCE verifier kept in a state cookie of their own, so
 // several tabs can log in at once.
 func (s *Server) startLogin(r *Request, returnURL string) *Decision {
+	return s.login(r, returnURL, nil, nil)
+}
+
+// startStepUp sends a signed-in user back to the IdP for the sign-in the
+// route wants (need: "max_age" or "amr"): prompt=login, with max_age or
+// step_up_acr_values; the callback checks that the new ID token has it.
+// The user comes back to the same URL; the new session replaces the old.
+func (s *Server) startStepUp(r *Request, rp routePolicy, need string) *Decision {
+	extra := url.Values{"prompt": {"login"}}
+	ls := &sessionpb.LoginState{}
+	if rp.maxAge >= 0 {
+		extra.Set("max_age", strconv.FormatInt(rp.maxAge, 10))
+		ls.MaxAge = max(rp.maxAge, 1) // 0 means "none" in the state
+	}
+	if need == "amr" || len(rp.amr) > 0 {
+		ls.RequiredAmr = rp.amr
+		if acr := s.conf().StepUpACRValues; acr != "" {
+			extra.Set("acr_values", acr)
+		}
+	}
+	d := s.login(r, r.URL(), extra, ls)
+	if d.Reason == "login_redirect" {
+		d.Reason = "step_up_redirect"
+	}
+	return d
+}
+
+// login redirects to the IdP with extra authorization parameters; step
+// (may be nil) carries a step-up's requirements into the state cookie.
+func (s *Server) login(r *Request, returnURL string, extra url.Values, step *sessionpb.LoginState) *Decision {
 	login, err := s.idp.NewLogin()
 	if err != nil {
 		return s.errorPage(http.StatusInternalServerError, "random_failed", page{Title: "Sign-in unavailable", Message: "Could not start the sign-in. Try again."})
 	}
 	redirectURI := s.redirectURI(r)
-	authURL, err := s.idp.AuthURL(login, redirectURI, nil)
+	authURL, err := s.idp.AuthURL(login, redirectURI, extra)
 	if err != nil {
 		return s.unavailable(err, signInUnavailable)
 	}
@@ -47,6 +79,8 @@ func (s *Server) startLogin(r *Request, returnURL string) *Decision {
 		RedirectUri:  redirectURI,
 		CreatedAt:    now.Unix(),
 		ExpiresAt:    now.Add(s.jar.StateTTL()).Unix(),
+		MaxAge:       step.GetMaxAge(),
+		RequiredAmr:  step.GetRequiredAmr(),
 	}
 	cookies, err := s.jar.WriteState(ls, r.Host, r.Cookies)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -15,7 +16,25 @@ type Identity struct {
 	EmailVerified     bool
 	PreferredUsername string
 	Groups            []string // oidc_groups_claim values plus ZITADEL role keys, sorted, unique
+	// ZITADEL: the user's organization (urn:zitadel:iam:user:resourceowner:id,
+	// present when the scope urn:zitadel:iam:user:resourceowner was granted)
+	// and each role with the organization that granted it ("role@orgId").
+	OrgID      string
+	OrgDomain  string // urn:zitadel:iam:user:resourceowner:primary_domain
+	RoleGrants []string
+	// How the user signed in (ID tokens only; ZITADEL puts neither in
+	// access tokens, userinfo or introspection): auth_time (zero when
+	// absent) and amr (RFC 8176: pwd, mfa, otp, user, …).
+	AuthTime time.Time
+	AMR      []string
 }
+
+// ZITADEL's claims of the user's organization (scope
+// urn:zitadel:iam:user:resourceowner).
+const (
+	OrgIDClaim     = "urn:zitadel:iam:user:resourceowner:id"
+	OrgDomainClaim = "urn:zitadel:iam:user:resourceowner:primary_domain"
+)
 
 // zitadelRolesClaim is the role claim for the requesting client's project;
 // zitadelRolePrefix/zitadelRoleSuffix frame the per-project one
@@ -35,6 +54,20 @@ func (p *Provider) identityFromClaims(claims map[string]any) Identity {
 		Email:             headerSafe(stringClaim(claims, p.cfg.EmailClaim)),
 		PreferredUsername: headerSafe(stringClaim(claims, "preferred_username")),
 		Groups:            Groups(claims, p.cfg.GroupsClaim),
+		OrgID:             headerSafe(stringClaim(claims, OrgIDClaim)),
+		OrgDomain:         headerSafe(stringClaim(claims, OrgDomainClaim)),
+		RoleGrants:        RoleGrants(claims),
+		AMR:               stringList(claims["amr"]),
+	}
+	switch v := claims["auth_time"].(type) {
+	case float64:
+		if v > 0 && v < 1<<40 {
+			id.AuthTime = time.Unix(int64(v), 0)
+		}
+	case json.Number:
+		if n, err := v.Int64(); err == nil && n > 0 && n < 1<<40 {
+			id.AuthTime = time.Unix(n, 0)
+		}
 	}
 	for i, g := range id.Groups {
 		id.Groups[i] = headerSafe(g)
@@ -59,6 +92,64 @@ func stringClaim(claims map[string]any, name string) string {
 		return string(b)
 	}
 	return ""
+}
+
+// stringList reads a claim that is a list of strings (or one string).
+func stringList(v any) []string {
+	var out []string
+	switch t := v.(type) {
+	case []any:
+		for _, e := range t {
+			if s, ok := e.(string); ok && s != "" {
+				out = append(out, headerSafe(s))
+			}
+		}
+	case []string:
+		for _, s := range t {
+			out = append(out, headerSafe(s))
+		}
+	case string:
+		if t != "" {
+			out = append(out, headerSafe(t))
+		}
+	}
+	return out
+}
+
+// RoleGrants returns "role@orgId" for each role of ZITADEL's role claims
+// and each organization that granted it ({"role": {"<orgid>": "<domain>"}}),
+// sorted and unique: allowed_groups entries of that shape match them.
+func RoleGrants(claims map[string]any) []string {
+	var out []string
+	for name, v := range claims {
+		if name != zitadelRolesClaim && !(strings.HasPrefix(name, zitadelRolePrefix) && strings.HasSuffix(name, zitadelRoleSuffix)) {
+			continue
+		}
+		out = append(out, roleGrants(v)...)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func roleGrants(v any) []string {
+	var out []string
+	switch r := v.(type) {
+	case map[string]any:
+		for role, orgs := range r {
+			if m, ok := orgs.(map[string]any); ok && role != "" {
+				for org := range m {
+					if org != "" {
+						out = append(out, headerSafe(role+"@"+org))
+					}
+				}
+			}
+		}
+	case []any:
+		for _, item := range r {
+			out = append(out, roleGrants(item)...)
+		}
+	}
+	return out
 }
 
 // Groups returns the user's groups from a claim set: the values of

@@ -38,21 +38,26 @@ type Session struct {
 	PreferredUsername string   `protobuf:"bytes,4,opt,name=preferred_username,json=preferredUsername,proto3" json:"preferred_username,omitempty"`
 	Groups            []string `protobuf:"bytes,5,rep,name=groups,proto3" json:"groups,omitempty"` // oidc_groups_claim values plus ZITADEL role keys
 	EmailVerified     bool     `protobuf:"varint,6,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
-	Scopes            []string `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"` // scopes granted at login (for required_scopes)
+	Scopes            []string `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`                           // scopes granted at login (for required_scopes)
+	OrgId             string   `protobuf:"bytes,8,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`                // ZITADEL: urn:zitadel:iam:user:resourceowner:id, the user's organization
+	RoleGrants        []string `protobuf:"bytes,9,rep,name=role_grants,json=roleGrants,proto3" json:"role_grants,omitempty"` // ZITADEL: "role@orgId" for each role and the organization that granted it
+	OrgDomain         string   `protobuf:"bytes,14,opt,name=org_domain,json=orgDomain,proto3" json:"org_domain,omitempty"`   // ZITADEL: urn:zitadel:iam:user:resourceowner:primary_domain
 	// Tokens.
 	AccessToken          string `protobuf:"bytes,10,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
 	IdToken              string `protobuf:"bytes,11,opt,name=id_token,json=idToken,proto3" json:"id_token,omitempty"`
 	RefreshToken         string `protobuf:"bytes,12,opt,name=refresh_token,json=refreshToken,proto3" json:"refresh_token,omitempty"`
 	AccessTokenExpiresAt int64  `protobuf:"varint,13,opt,name=access_token_expires_at,json=accessTokenExpiresAt,proto3" json:"access_token_expires_at,omitempty"`
 	// Lifetime.
-	CreatedAt    int64  `protobuf:"varint,20,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"` // login time; cookie_expire counts from here
-	ExpiresAt    int64  `protobuf:"varint,21,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"` // absolute end of the session
-	RefreshedAt  int64  `protobuf:"varint,22,opt,name=refreshed_at,json=refreshedAt,proto3" json:"refreshed_at,omitempty"`
-	SessionId    string `protobuf:"bytes,23,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`               // the ID token's sid, when the IdP sends one
-	LastSeenAt   int64  `protobuf:"varint,24,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`         // for session_idle_timeout (see last_seen_at_ms)
-	CreatedAtMs  int64  `protobuf:"varint,25,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`      // login time in Unix milliseconds (back-channel logout by subject)
-	LastSeenAtMs int64  `protobuf:"varint,26,opt,name=last_seen_at_ms,json=lastSeenAtMs,proto3" json:"last_seen_at_ms,omitempty"` // last_seen_at in Unix milliseconds (idle timeouts of seconds); older cookies lack it
-	LoginId      string `protobuf:"bytes,27,opt,name=login_id,json=loginId,proto3" json:"login_id,omitempty"`                     // random id of this sign-in (128 bits, hex): sign-out records it so copies of the cookie end too
+	CreatedAt    int64    `protobuf:"varint,20,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"` // login time; cookie_expire counts from here
+	ExpiresAt    int64    `protobuf:"varint,21,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"` // absolute end of the session
+	RefreshedAt  int64    `protobuf:"varint,22,opt,name=refreshed_at,json=refreshedAt,proto3" json:"refreshed_at,omitempty"`
+	SessionId    string   `protobuf:"bytes,23,opt,name=session_id,json=sessionId,proto3" json:"session_id,omitempty"`               // the ID token's sid, when the IdP sends one
+	LastSeenAt   int64    `protobuf:"varint,24,opt,name=last_seen_at,json=lastSeenAt,proto3" json:"last_seen_at,omitempty"`         // for session_idle_timeout (see last_seen_at_ms)
+	CreatedAtMs  int64    `protobuf:"varint,25,opt,name=created_at_ms,json=createdAtMs,proto3" json:"created_at_ms,omitempty"`      // login time in Unix milliseconds (back-channel logout by subject)
+	LastSeenAtMs int64    `protobuf:"varint,26,opt,name=last_seen_at_ms,json=lastSeenAtMs,proto3" json:"last_seen_at_ms,omitempty"` // last_seen_at in Unix milliseconds (idle timeouts of seconds); older cookies lack it
+	LoginId      string   `protobuf:"bytes,27,opt,name=login_id,json=loginId,proto3" json:"login_id,omitempty"`                     // random id of this sign-in (128 bits, hex): sign-out records it so copies of the cookie end too
+	AuthTime     int64    `protobuf:"varint,28,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`                 // the ID token's auth_time: when the user last authenticated at the IdP (Unix seconds)
+	Amr          []string `protobuf:"bytes,29,rep,name=amr,proto3" json:"amr,omitempty"`                                            // the ID token's amr (RFC 8176: pwd, mfa, otp, user, …)
 	// Set in memory when the session was read from a session store (redis
 	// mode); never stored or sent.
 	TicketId      string `protobuf:"bytes,30,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"`
@@ -139,6 +144,27 @@ func (x *Session) GetScopes() []string {
 	return nil
 }
 
+func (x *Session) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *Session) GetRoleGrants() []string {
+	if x != nil {
+		return x.RoleGrants
+	}
+	return nil
+}
+
+func (x *Session) GetOrgDomain() string {
+	if x != nil {
+		return x.OrgDomain
+	}
+	return ""
+}
+
 func (x *Session) GetAccessToken() string {
 	if x != nil {
 		return x.AccessToken
@@ -223,6 +249,20 @@ func (x *Session) GetLoginId() string {
 	return ""
 }
 
+func (x *Session) GetAuthTime() int64 {
+	if x != nil {
+		return x.AuthTime
+	}
+	return 0
+}
+
+func (x *Session) GetAmr() []string {
+	if x != nil {
+		return x.Amr
+	}
+	return nil
+}
+
 func (x *Session) GetTicketId() string {
 	if x != nil {
 		return x.TicketId
@@ -296,14 +336,18 @@ func (x *Ticket) GetExpiresAt() int64 {
 // LoginState is one pending authorization-code flow, kept in a short-lived
 // state cookie between the redirect to the IdP and the callback.
 type LoginState struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	State         string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
-	Nonce         string                 `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
-	CodeVerifier  string                 `protobuf:"bytes,3,opt,name=code_verifier,json=codeVerifier,proto3" json:"code_verifier,omitempty"`
-	ReturnUrl     string                 `protobuf:"bytes,4,opt,name=return_url,json=returnUrl,proto3" json:"return_url,omitempty"`       // absolute URL to go back to after login
-	RedirectUri   string                 `protobuf:"bytes,5,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"` // the redirect_uri sent to the IdP (the exchange must repeat it)
-	CreatedAt     int64                  `protobuf:"varint,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	ExpiresAt     int64                  `protobuf:"varint,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	State        string                 `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	Nonce        string                 `protobuf:"bytes,2,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	CodeVerifier string                 `protobuf:"bytes,3,opt,name=code_verifier,json=codeVerifier,proto3" json:"code_verifier,omitempty"`
+	ReturnUrl    string                 `protobuf:"bytes,4,opt,name=return_url,json=returnUrl,proto3" json:"return_url,omitempty"`       // absolute URL to go back to after login
+	RedirectUri  string                 `protobuf:"bytes,5,opt,name=redirect_uri,json=redirectUri,proto3" json:"redirect_uri,omitempty"` // the redirect_uri sent to the IdP (the exchange must repeat it)
+	CreatedAt    int64                  `protobuf:"varint,6,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	ExpiresAt    int64                  `protobuf:"varint,7,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	// Step-up: what the route asked for when it sent the user back to the
+	// IdP; the new ID token must satisfy it.
+	MaxAge        int64    `protobuf:"varint,8,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`               // seconds; 0: none
+	RequiredAmr   []string `protobuf:"bytes,9,rep,name=required_amr,json=requiredAmr,proto3" json:"required_amr,omitempty"` // one of these must be in amr
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -387,11 +431,25 @@ func (x *LoginState) GetExpiresAt() int64 {
 	return 0
 }
 
+func (x *LoginState) GetMaxAge() int64 {
+	if x != nil {
+		return x.MaxAge
+	}
+	return 0
+}
+
+func (x *LoginState) GetRequiredAmr() []string {
+	if x != nil {
+		return x.RequiredAmr
+	}
+	return nil
+}
+
 var File_proto_session_proto protoreflect.FileDescriptor
 
 const file_proto_session_proto_rawDesc = "" +
 	"\n" +
-	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\x92\x05\n" +
+	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\x98\x06\n" +
 	"\aSession\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +
@@ -399,7 +457,12 @@ const file_proto_session_proto_rawDesc = "" +
 	"\x12preferred_username\x18\x04 \x01(\tR\x11preferredUsername\x12\x16\n" +
 	"\x06groups\x18\x05 \x03(\tR\x06groups\x12%\n" +
 	"\x0eemail_verified\x18\x06 \x01(\bR\remailVerified\x12\x16\n" +
-	"\x06scopes\x18\a \x03(\tR\x06scopes\x12!\n" +
+	"\x06scopes\x18\a \x03(\tR\x06scopes\x12\x15\n" +
+	"\x06org_id\x18\b \x01(\tR\x05orgId\x12\x1f\n" +
+	"\vrole_grants\x18\t \x03(\tR\n" +
+	"roleGrants\x12\x1d\n" +
+	"\n" +
+	"org_domain\x18\x0e \x01(\tR\torgDomain\x12!\n" +
 	"\faccess_token\x18\n" +
 	" \x01(\tR\vaccessToken\x12\x19\n" +
 	"\bid_token\x18\v \x01(\tR\aidToken\x12#\n" +
@@ -417,12 +480,14 @@ const file_proto_session_proto_rawDesc = "" +
 	"\rcreated_at_ms\x18\x19 \x01(\x03R\vcreatedAtMs\x12%\n" +
 	"\x0flast_seen_at_ms\x18\x1a \x01(\x03R\flastSeenAtMs\x12\x19\n" +
 	"\blogin_id\x18\x1b \x01(\tR\aloginId\x12\x1b\n" +
+	"\tauth_time\x18\x1c \x01(\x03R\bauthTime\x12\x10\n" +
+	"\x03amr\x18\x1d \x03(\tR\x03amr\x12\x1b\n" +
 	"\tticket_id\x18\x1e \x01(\tR\bticketId\"I\n" +
 	"\x06Ticket\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\x03 \x01(\x03R\texpiresAt\"\xdd\x01\n" +
+	"expires_at\x18\x03 \x01(\x03R\texpiresAt\"\x99\x02\n" +
 	"\n" +
 	"LoginState\x12\x14\n" +
 	"\x05state\x18\x01 \x01(\tR\x05state\x12\x14\n" +
@@ -434,7 +499,9 @@ const file_proto_session_proto_rawDesc = "" +
 	"\n" +
 	"created_at\x18\x06 \x01(\x03R\tcreatedAt\x12\x1d\n" +
 	"\n" +
-	"expires_at\x18\a \x01(\x03R\texpiresAtB@Z>github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpbb\x06proto3"
+	"expires_at\x18\a \x01(\x03R\texpiresAt\x12\x17\n" +
+	"\amax_age\x18\b \x01(\x03R\x06maxAge\x12!\n" +
+	"\frequired_amr\x18\t \x03(\tR\vrequiredAmrB@Z>github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpbb\x06proto3"
 
 var (
 	file_proto_session_proto_rawDescOnce sync.Once

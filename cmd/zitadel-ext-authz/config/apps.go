@@ -41,6 +41,7 @@ var appKeys = []string{
 	"skip_provider_button", "provider_display_name",
 	"skip_jwt_bearer_tokens", "extra_jwt_audiences", "zitadel_project_id", "introspect_jwt_bearer_tokens",
 	"introspection_client_id", "introspection_client_secret", "introspection_key_file",
+	"zitadel_organization_id", "zitadel_organization_domain", "step_up_acr_values",
 }
 
 // IsAppKey reports whether an apps entry may set key.

@@ -174,6 +174,26 @@ func (r *resolver) buildAuthz(c *Config) {
 		RefreshBeforeExpiry:     r.duration("refresh_before_expiry"),
 		CookieRefresh:           r.duration("cookie_refresh"),
 		IdleTimeout:             r.duration("session_idle_timeout"),
+		OrganizationID:          r.str("zitadel_organization_id"),
+		OrganizationDomain:      r.str("zitadel_organization_domain"),
+		StepUpACRValues:         r.str("step_up_acr_values"),
+	}
+	switch {
+	case c.Authz.OrganizationID != "" && c.Authz.OrganizationDomain != "":
+		r.fail("zitadel_organization_domain", "set zitadel_organization_id or zitadel_organization_domain, not both")
+	case c.Authz.OrganizationID != "":
+		// ZITADEL shows that organization's login and lets only its users
+		// in; the resourceowner scope puts the user's organization in the
+		// tokens, where every Check looks for it.
+		c.OIDC.Scopes = appendScopes(c.OIDC.Scopes, "urn:zitadel:iam:org:id:"+c.Authz.OrganizationID, resourceOwnerScope)
+	case c.Authz.OrganizationDomain != "":
+		c.OIDC.Scopes = appendScopes(c.OIDC.Scopes, "urn:zitadel:iam:org:domain:primary:"+c.Authz.OrganizationDomain, resourceOwnerScope)
+	}
+	if strings.ContainsAny(c.Authz.OrganizationID+c.Authz.OrganizationDomain, " \t\"") {
+		r.fail("zitadel_organization_id", "no spaces or quotes: one id (or domain)")
+	}
+	if strings.ContainsAny(c.Authz.StepUpACRValues, "\"\\") {
+		r.fail("step_up_acr_values", "no quotes or backslashes")
 	}
 	if c.Authz.IDPTimeout == 0 {
 		r.fail("idp_timeout", "must be greater than 0")
@@ -204,6 +224,20 @@ func (r *resolver) buildAuthz(c *Config) {
 	if len(r.list("upstreams")) > 0 {
 		r.warnings = append(r.warnings, "upstreams: ignored; Envoy routes requests to your upstreams")
 	}
+}
+
+// resourceOwnerScope asks ZITADEL for the user's organization
+// (urn:zitadel:iam:user:resourceowner:id, :name, :primary_domain) in ID
+// tokens, userinfo, introspection and JWT access tokens.
+const resourceOwnerScope = "urn:zitadel:iam:user:resourceowner"
+
+func appendScopes(scopes []string, add ...string) []string {
+	for _, s := range add {
+		if !slices.Contains(scopes, s) {
+			scopes = append(scopes, s)
+		}
+	}
+	return scopes
 }
 
 // buildBearer: API callers' access tokens (oidcflow.BearerConfig).

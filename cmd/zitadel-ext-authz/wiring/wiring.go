@@ -182,7 +182,7 @@ func (b *Built) buildApp(a *config.App) (*App, error) {
 		oidcflow.WithHTTPClient(b.idpClient), oidcflow.WithLogger(logger), oidcflow.WithIssuers(b.Issuers),
 		oidcflow.WithApp(ns), oidcflow.WithRefreshCache(b.refreshCache, b.global.RefreshGrace),
 	}
-	authzOpts := []authz.Option{authz.WithLogger(logger)}
+	authzOpts := []authz.Option{authz.WithLogger(logger), authz.WithApp(a.Name)}
 	if d.Metrics != nil {
 		m := d.Metrics.ForApp(a.Name)
 		providerOpts = append(providerOpts, oidcflow.WithObserver(m.ObserveIdP))

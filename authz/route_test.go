@@ -1,0 +1,61 @@
+package authz
+
+import (
+	"testing"
+	"time"
+)
+
+// ZITADEL organizations and roles per organization, and the sign-in a
+// route asks for.
+func TestOrganizationsRolesAndStepUp(t *testing.T) {
+	s, _ := newTestServer(t, Config{AllowedGroups: []string{"admin@org-a", "auditor"}, OrganizationID: "org-a", EmailDomains: []string{"*"}}, &stubIdP{}, nil)
+	alice := user{email: "a@x", emailVerified: true, groups: []string{"admin"}, roleGrants: []string{"admin@org-a"}, orgID: "org-a"}
+	for _, tc := range []struct {
+		name string
+		u    user
+		want string
+	}{
+		{"role granted by the org", alice, ""},
+		{"the role, granted by another org", user{email: "a@x", groups: []string{"admin"}, roleGrants: []string{"admin@org-b"}, orgID: "org-a"}, reasonNotInGroup},
+		{"a plain group entry", user{email: "a@x", groups: []string{"auditor"}, orgID: "org-a"}, ""},
+		{"another organization", user{email: "a@x", groups: []string{"auditor"}, orgID: "org-b"}, reasonWrongOrg},
+		{"no organization claim", user{email: "a@x", groups: []string{"auditor"}}, reasonWrongOrg},
+	} {
+		if got := s.authorize(tc.u); got != tc.want {
+			t.Errorf("%s: authorize = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+
+	rp, ok := parseRoutePolicy(map[string]string{extOrgs: "org-b, org-c", extMaxAge: "300", extAMR: "mfa,otp"})
+	if !ok {
+		t.Fatal("route policy refused")
+	}
+	if got := rp.check(alice, nil); got != "route_wrong_organization" {
+		t.Errorf("allowed_organizations: %q", got)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	for _, tc := range []struct {
+		authTime time.Time
+		amr      []string
+		want     string
+	}{
+		{now.Add(-time.Minute), []string{"pwd", "mfa"}, ""},
+		{now.Add(-time.Hour), []string{"pwd", "mfa"}, "max_age"},
+		{time.Time{}, []string{"pwd", "mfa"}, "max_age"}, // no auth_time: not known to be fresh
+		{now.Add(-time.Minute), []string{"pwd"}, "amr"},
+		{now.Add(-time.Minute), nil, "amr"},
+	} {
+		if got := rp.stepUp(user{authTime: tc.authTime, amr: tc.amr}, now); got != tc.want {
+			t.Errorf("stepUp(auth %v ago, amr %v) = %q, want %q", now.Sub(tc.authTime), tc.amr, got, tc.want)
+		}
+	}
+	for _, bad := range []string{"-1", "5m", "soon"} {
+		if _, ok := parseRoutePolicy(map[string]string{extMaxAge: bad}); ok {
+			t.Errorf("max_age %q accepted: a typo must not open the route", bad)
+		}
+	}
+	d := s.insufficientAuthentication("max_age", rp)
+	if d.Status != 401 || d.Headers[0].Value != `Bearer error="insufficient_user_authentication", error_description="A more recent sign-in is required", max_age="300"` {
+		t.Errorf("RFC 9470 challenge: %+v", d)
+	}
+}
