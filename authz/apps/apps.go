@@ -13,6 +13,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 )
@@ -171,6 +172,7 @@ func (r *Router) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	}
 	start := time.Now()
 	d := authz.NoApp(reason)
+	d.Metadata = noAppMetadata[reason]
 	if reason == "unknown_app" {
 		r.logger.Error("the route's context_extensions name an app that is not configured; denying",
 			"request_id", h.GetHeaders()["x-request-id"], "reason", reason, "app", attrs.GetContextExtensions()[ContextKey])
@@ -182,6 +184,12 @@ func (r *Router) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 		r.observer.Decided(ctx, d, time.Since(start))
 	}
 	return d.Response(), nil
+}
+
+// noAppMetadata is the dynamic metadata of the answers no app gives.
+var noAppMetadata = map[string]*structpb.Struct{
+	"unknown_host": {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("unknown_host"), "app": structpb.NewStringValue("none")}},
+	"unknown_app":  {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("unknown_app"), "app": structpb.NewStringValue("none")}},
 }
 
 // truncate bounds what a client sent before it is logged.

@@ -5,13 +5,16 @@ import (
 	"crypto/rsa"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
@@ -21,11 +24,15 @@ import (
 	"golang.org/x/text/language"
 )
 
-// Project and organisation the role claims refer to, shaped like ZITADEL ids.
+// Project and organisations, shaped like ZITADEL ids: the project and most
+// users belong to OrgID; OtherOrgID is a second organization with users of
+// its own (ZITADEL's multi-tenancy).
 const (
-	ProjectID = "290675836227035459"
-	OrgID     = "290675720883546947"
-	OrgDomain = "acme.localhost"
+	ProjectID      = "290675836227035459"
+	OrgID          = "290675720883546947"
+	OrgDomain      = "acme.localhost"
+	OtherOrgID     = "290675720883599999"
+	OtherOrgDomain = "other.localhost"
 )
 
 // User is a person who can log in with Username and Password.
@@ -35,7 +42,28 @@ type User struct {
 	Password string
 	Email    string
 	Name     string
-	Roles    []string // ZITADEL project role keys
+	Roles    []string // ZITADEL project role keys, granted by the user's organization
+	// OrgID is the user's organization (default OrgID); OrgDomain its
+	// primary domain (default OrgDomain, or OtherOrgDomain for OtherOrgID).
+	OrgID, OrgDomain string
+	// MFA: the user signs in with a second factor (amr pwd, mfa, otp);
+	// otherwise with a password only (amr pwd).
+	MFA bool
+}
+
+// org is the user's organization id and primary domain.
+func (u User) org() (string, string) {
+	id, domain := u.OrgID, u.OrgDomain
+	if id == "" {
+		id = OrgID
+	}
+	if domain == "" {
+		domain = OrgDomain
+		if id == OtherOrgID {
+			domain = OtherOrgDomain
+		}
+	}
+	return id, domain
 }
 
 // Client is a registered OIDC web application (client_secret_basic).
@@ -63,9 +91,10 @@ type Options struct {
 // DefaultUsers are the people of the demo and the tests.
 func DefaultUsers() []User {
 	return []User{
-		{ID: "user-alice", Username: "alice", Password: "alice-password", Email: "alice@example.com", Name: "Alice Admin", Roles: []string{"admin", "reader"}},
+		{ID: "user-alice", Username: "alice", Password: "alice-password", Email: "alice@example.com", Name: "Alice Admin", Roles: []string{"admin", "reader"}, MFA: true},
 		{ID: "user-bob", Username: "bob", Password: "bob-password", Email: "bob@example.com", Name: "Bob Reader", Roles: []string{"reader"}},
-		{ID: "user-eve", Username: "eve", Password: "eve-password", Email: "eve@other.org", Name: "Eve Outsider"},
+		{ID: "user-eve", Username: "eve", Password: "eve-password", Email: "eve@other.org", Name: "Eve Outsider", OrgID: OtherOrgID},
+		{ID: "user-olga", Username: "olga", Password: "olga-password", Email: "olga@other.org", Name: "Olga Other", Roles: []string{"reader"}, OrgID: OtherOrgID, MFA: true},
 	}
 }
 
@@ -245,11 +274,29 @@ func (s *store) roleClaim(userID string) map[string]any {
 	if !ok || len(u.Roles) == 0 {
 		return nil
 	}
+	orgID, domain := u.org()
 	roles := map[string]any{}
 	for _, r := range u.Roles {
-		roles[r] = map[string]any{OrgID: OrgDomain}
+		roles[r] = map[string]any{orgID: domain}
 	}
 	return roles
+}
+
+// resourceOwnerScope asks for the user's organization in the tokens.
+const resourceOwnerScope = "urn:zitadel:iam:user:resourceowner"
+
+// orgClaims are ZITADEL's claims of the user's organization.
+func (s *store) orgClaims(userID string) map[string]any {
+	u, ok := s.users[userID]
+	if !ok {
+		return nil
+	}
+	id, domain := u.org()
+	return map[string]any{
+		"urn:zitadel:iam:user:resourceowner:id":             id,
+		"urn:zitadel:iam:user:resourceowner:name":           strings.TrimSuffix(domain, ".localhost"),
+		"urn:zitadel:iam:user:resourceowner:primary_domain": domain,
+	}
 }
 
 func (s *store) appendRoles(info *oidc.UserInfo, userID string) {
@@ -265,6 +312,11 @@ func (s *store) SetUserinfoFromRequest(ctx context.Context, info *oidc.UserInfo,
 		return err
 	}
 	s.appendRoles(info, token.GetSubject())
+	if slices.Contains(scopes, resourceOwnerScope) {
+		for k, v := range s.orgClaims(token.GetSubject()) {
+			info.AppendClaims(k, v)
+		}
+	}
 	return nil
 }
 
@@ -300,6 +352,14 @@ func (s *store) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intros
 		resp.Claims["urn:zitadel:iam:org:project:roles"] = roles
 		resp.Claims["urn:zitadel:iam:org:project:"+ProjectID+":roles"] = roles
 	}
+	// ZITADEL adds these when the token's scopes have resourceowner; the
+	// example storage doesn't keep them for us to look up, so always.
+	if org := s.orgClaims(resp.Subject); org != nil {
+		if resp.Claims == nil {
+			resp.Claims = map[string]any{}
+		}
+		maps.Copy(resp.Claims, org)
+	}
 	return nil
 }
 
@@ -315,7 +375,73 @@ func (s *store) GetPrivateClaimsFromScopes(ctx context.Context, userID, clientID
 		}
 		claims["urn:zitadel:iam:org:project:roles"] = roles
 	}
+	if slices.Contains(scopes, resourceOwnerScope) {
+		if claims == nil {
+			claims = map[string]any{}
+		}
+		maps.Copy(claims, s.orgClaims(userID))
+	}
 	return claims, nil
+}
+
+// CheckUsernamePassword is the login form's check, with ZITADEL's
+// organization scopes: an authorization request for one organization
+// (urn:zitadel:iam:org:id:{id} or :org:domain:primary:{domain}) lets only
+// that organization's users sign in.
+func (s *store) CheckUsernamePassword(username, password, id string) error {
+	req, err := s.Storage.AuthRequestByID(context.Background(), id)
+	if err != nil {
+		return err
+	}
+	for _, u := range s.users {
+		if u.Username != username {
+			continue
+		}
+		orgID, domain := u.org()
+		for _, sc := range req.GetScopes() {
+			if want, ok := strings.CutPrefix(sc, "urn:zitadel:iam:org:id:"); ok && want != orgID {
+				return fmt.Errorf("user not found in this organization")
+			}
+			if want, ok := strings.CutPrefix(sc, "urn:zitadel:iam:org:domain:primary:"); ok && want != domain {
+				return fmt.Errorf("user not found in this organization")
+			}
+		}
+	}
+	return s.Storage.CheckUsernamePassword(username, password, id)
+}
+
+// mfaRequest is a finished authorization request of a user who signed in
+// with a second factor: its ID token's amr says so.
+type mfaRequest struct{ op.AuthRequest }
+
+func (mfaRequest) GetAMR() []string { return []string{"pwd", "mfa", "otp"} }
+
+// AuthRequestByCode marks MFA users' sign-ins (the ID token's amr).
+func (s *store) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequest, error) {
+	req, err := s.Storage.AuthRequestByCode(ctx, code)
+	if err != nil {
+		return nil, err
+	}
+	if u, ok := s.users[req.GetSubject()]; ok && u.MFA {
+		return mfaRequest{req}, nil
+	}
+	return req, nil
+}
+
+// unwrap gives the example storage its own request type back.
+func unwrap(req op.TokenRequest) op.TokenRequest {
+	if m, ok := req.(mfaRequest); ok {
+		return m.AuthRequest
+	}
+	return req
+}
+
+func (s *store) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
+	return s.Storage.CreateAccessToken(ctx, unwrap(req))
+}
+
+func (s *store) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
+	return s.Storage.CreateAccessAndRefreshTokens(ctx, unwrap(req), currentRefreshToken)
 }
 
 type client struct {
