@@ -90,12 +90,13 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		SessionId:         tokens.SessionID,
 		OrgId:             id.OrgID,
 		OrgDomain:         id.OrgDomain,
-		RoleGrants:        id.RoleGrants,
+
 		Amr:               id.AMR,
 	}
 	if !id.AuthTime.IsZero() {
 		sess.AuthTime = id.AuthTime.Unix()
 	}
+	sess.RoleGrants, sess.RoleOrg = compactGrants(id.RoleGrants)
 	if !tokens.Expiry.IsZero() {
 		sess.AccessTokenExpiresAt = tokens.Expiry.Unix()
 	}
@@ -125,6 +126,21 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		return withSubject(withCookies(d, cookies...), id.Subject)
 	}
 	return withSubject(redirect(ls.GetReturnUrl(), "login_completed", cookies), id.Subject)
+}
+
+// compactGrants keeps role grants small in a session: when one
+// organization granted every role (the usual case) the session keeps only
+// its id; the roles are the groups already.
+func compactGrants(grants []string) ([]string, string) {
+	org := ""
+	for _, g := range grants {
+		_, o, _ := strings.Cut(g, "@")
+		if org != "" && o != org {
+			return grants, ""
+		}
+		org = o
+	}
+	return nil, org
 }
 
 // authTimeSkew tolerates the IdP's clock running behind ours.

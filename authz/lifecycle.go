@@ -214,7 +214,7 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 		// Roles and the organization may change; how and when the user
 		// signed in does not (a refresh is no sign-in): auth_time and
 		// amr stay the login's.
-		fresh.RoleGrants = id.RoleGrants
+		fresh.RoleGrants, fresh.RoleOrg = compactGrants(id.RoleGrants)
 		if id.OrgID != "" {
 			fresh.OrgId, fresh.OrgDomain = id.OrgID, id.OrgDomain
 		}

@@ -25,6 +25,7 @@ type user struct {
 	emailVerified bool
 	groups        []string // group names and role keys
 	roleGrants    []string // ZITADEL "role@orgId"
+	roleOrg       string   // ZITADEL: the organization that granted every role (roleGrants empty)
 	orgID         string
 	orgDomain     string
 	authTime      time.Time
@@ -33,7 +34,7 @@ type user struct {
 
 func sessionUser(s *sessionpb.Session) user {
 	u := user{email: s.GetEmail(), emailVerified: s.GetEmailVerified(), groups: s.GetGroups(), roleGrants: s.GetRoleGrants(),
-		orgID: s.GetOrgId(), orgDomain: s.GetOrgDomain(), amr: s.GetAmr()}
+		roleOrg: s.GetRoleOrg(), orgID: s.GetOrgId(), orgDomain: s.GetOrgDomain(), amr: s.GetAmr()}
 	if t := s.GetAuthTime(); t > 0 {
 		u.authTime = time.Unix(t, 0)
 	}
@@ -50,7 +51,11 @@ func identityUser(id oidcflow.Identity) user {
 // like e-mail addresses (Google groups) still match as names.
 func (u user) inAnyGroup(allowed []string) bool {
 	return slices.ContainsFunc(allowed, func(a string) bool {
-		return slices.Contains(u.groups, a) || slices.Contains(u.roleGrants, a)
+		if slices.Contains(u.groups, a) || slices.Contains(u.roleGrants, a) {
+			return true
+		}
+		role, org, ok := strings.Cut(a, "@")
+		return ok && u.roleOrg != "" && org == u.roleOrg && slices.Contains(u.groups, role)
 	})
 }
 

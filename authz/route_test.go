@@ -59,3 +59,19 @@ func TestOrganizationsRolesAndStepUp(t *testing.T) {
 		t.Errorf("RFC 9470 challenge: %+v", d)
 	}
 }
+
+// Sessions keep role grants small: one granting organization is one field.
+func TestCompactRoleGrants(t *testing.T) {
+	grants, org := compactGrants([]string{"admin@o1", "reader@o1"})
+	if grants != nil || org != "o1" {
+		t.Fatalf("one org: %v %q", grants, org)
+	}
+	u := user{groups: []string{"admin", "reader"}, roleOrg: org}
+	if !u.inAnyGroup([]string{"reader@o1"}) || u.inAnyGroup([]string{"reader@o2"}) {
+		t.Error("role@org against a compact grant")
+	}
+	grants, org = compactGrants([]string{"admin@o1", "reader@o2"})
+	if len(grants) != 2 || org != "" {
+		t.Fatalf("two orgs: %v %q", grants, org)
+	}
+}

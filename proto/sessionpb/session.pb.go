@@ -40,7 +40,8 @@ type Session struct {
 	EmailVerified     bool     `protobuf:"varint,6,opt,name=email_verified,json=emailVerified,proto3" json:"email_verified,omitempty"`
 	Scopes            []string `protobuf:"bytes,7,rep,name=scopes,proto3" json:"scopes,omitempty"`                           // scopes granted at login (for required_scopes)
 	OrgId             string   `protobuf:"bytes,8,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`                // ZITADEL: urn:zitadel:iam:user:resourceowner:id, the user's organization
-	RoleGrants        []string `protobuf:"bytes,9,rep,name=role_grants,json=roleGrants,proto3" json:"role_grants,omitempty"` // ZITADEL: "role@orgId" for each role and the organization that granted it
+	RoleGrants        []string `protobuf:"bytes,9,rep,name=role_grants,json=roleGrants,proto3" json:"role_grants,omitempty"` // ZITADEL: "role@orgId" for each role and the organization that granted it, when not all by one (role_org)
+	RoleOrg           string   `protobuf:"bytes,15,opt,name=role_org,json=roleOrg,proto3" json:"role_org,omitempty"`         // ZITADEL: the one organization that granted every role (then role_grants is empty: sessions stay small)
 	OrgDomain         string   `protobuf:"bytes,14,opt,name=org_domain,json=orgDomain,proto3" json:"org_domain,omitempty"`   // ZITADEL: urn:zitadel:iam:user:resourceowner:primary_domain
 	// Tokens.
 	AccessToken          string `protobuf:"bytes,10,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
@@ -156,6 +157,13 @@ func (x *Session) GetRoleGrants() []string {
 		return x.RoleGrants
 	}
 	return nil
+}
+
+func (x *Session) GetRoleOrg() string {
+	if x != nil {
+		return x.RoleOrg
+	}
+	return ""
 }
 
 func (x *Session) GetOrgDomain() string {
@@ -449,7 +457,7 @@ var File_proto_session_proto protoreflect.FileDescriptor
 
 const file_proto_session_proto_rawDesc = "" +
 	"\n" +
-	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\x98\x06\n" +
+	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\xb3\x06\n" +
 	"\aSession\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +
@@ -460,7 +468,8 @@ const file_proto_session_proto_rawDesc = "" +
 	"\x06scopes\x18\a \x03(\tR\x06scopes\x12\x15\n" +
 	"\x06org_id\x18\b \x01(\tR\x05orgId\x12\x1f\n" +
 	"\vrole_grants\x18\t \x03(\tR\n" +
-	"roleGrants\x12\x1d\n" +
+	"roleGrants\x12\x19\n" +
+	"\brole_org\x18\x0f \x01(\tR\aroleOrg\x12\x1d\n" +
 	"\n" +
 	"org_domain\x18\x0e \x01(\tR\torgDomain\x12!\n" +
 	"\faccess_token\x18\n" +
