@@ -109,6 +109,15 @@ func startFront(t *testing.T, o frontOptions) *front {
 	return f
 }
 
+// Logs is what the real Envoy wrote (its log and its stdout access log);
+// "" for the emulator.
+func (f *front) Logs() string {
+	if f.envoy == nil {
+		return ""
+	}
+	return f.envoy.Logs()
+}
+
 // Checks is how many Check calls the front proxy has made.
 func (f *front) Checks(t *testing.T) int64 {
 	t.Helper()

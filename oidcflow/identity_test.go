@@ -36,3 +36,26 @@ func TestClaimsAreHeaderSafe(t *testing.T) {
 		}
 	}
 }
+
+// ZITADEL's organization claims, role grants per organization and how the
+// user signed in are read from a claim set.
+func TestIdentityOrganizationAndSignIn(t *testing.T) {
+	p, err := New(Config{Issuer: "https://idp", ClientID: "c"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := p.identityFromClaims(map[string]any{
+		"sub": "u1", OrgIDClaim: "org-1", OrgDomainClaim: "acme.example",
+		"urn:zitadel:iam:org:project:roles": map[string]any{"admin": map[string]any{"org-1": "acme.example", "org-2": "other.example"}, "reader": map[string]any{"org-2": "other.example"}},
+		"auth_time": float64(1_800_000_000), "amr": []any{"pwd", "mfa", "otp"},
+	})
+	if id.OrgID != "org-1" || id.OrgDomain != "acme.example" || id.AuthTime.Unix() != 1_800_000_000 || strings.Join(id.AMR, ",") != "pwd,mfa,otp" {
+		t.Errorf("identity: %+v", id)
+	}
+	if got := strings.Join(id.RoleGrants, ","); got != "admin@org-1,admin@org-2,reader@org-2" {
+		t.Errorf("role grants: %s", got)
+	}
+	if got := p.identityFromClaims(map[string]any{"sub": "u1", "auth_time": "yesterday", "amr": 5}); !got.AuthTime.IsZero() || got.AMR != nil {
+		t.Errorf("malformed auth_time/amr must read as absent: %+v", got)
+	}
+}

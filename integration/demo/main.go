@@ -135,9 +135,14 @@ zitadel-ext-authz demo is running.
   Open:      http://%s/
   Apps:      http://app1.localhost:%s/   (app1: its own ZITADEL client and session, chosen by host)
              http://app2.localhost:%s/   (app2: chosen by the route's context_extensions app=app2)
-  Users:     alice / alice-password   (roles admin, reader)
+  Users:     alice / alice-password   (roles admin, reader; signs in with a second factor)
              bob   / bob-password     (role reader)
-             eve   / eve-password     (no roles, e-mail at other.org)
+             pat   / pat-password     (role admin; password only)
+             eve   / eve-password     (no roles; another organization)
+             olga  / olga-password    (role reader granted by another organization; second factor)
+  Admin:     http://%s/admin/   (role admin and a second factor: alice gets in, pat is sent to sign in with one)
+  Billing:   http://%s/billing/   (a sign-in within 5 minutes, else sign in again)
+  Reports:   http://%s/reports/   (Envoy's RBAC filter on our verdict: role reader only)
   Sign out:  http://%s/oauth2/sign_out
   Public:    http://%s/public/anything   (ext_authz disabled on this route)
 
@@ -146,7 +151,7 @@ zitadel-ext-authz demo is running.
   Config:    %s
 
 Press Ctrl-C to stop.
-`, front, port, port, front, front, frontName, idp.Issuer, srv.GRPCAddr, srv.HTTPAddr, o.upstream, cfgPath)
+`, front, port, port, front, front, front, front, front, frontName, idp.Issuer, srv.GRPCAddr, srv.HTTPAddr, o.upstream, cfgPath)
 
 	select {
 	case <-ctx.Done():

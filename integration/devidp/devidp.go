@@ -94,6 +94,7 @@ func DefaultUsers() []User {
 		{ID: "user-alice", Username: "alice", Password: "alice-password", Email: "alice@example.com", Name: "Alice Admin", Roles: []string{"admin", "reader"}, MFA: true},
 		{ID: "user-bob", Username: "bob", Password: "bob-password", Email: "bob@example.com", Name: "Bob Reader", Roles: []string{"reader"}},
 		{ID: "user-eve", Username: "eve", Password: "eve-password", Email: "eve@other.org", Name: "Eve Outsider", OrgID: OtherOrgID},
+		{ID: "user-pat", Username: "pat", Password: "pat-password", Email: "pat@example.com", Name: "Pat Password", Roles: []string{"admin"}},
 		{ID: "user-olga", Username: "olga", Password: "olga-password", Email: "olga@other.org", Name: "Olga Other", Roles: []string{"reader"}, OrgID: OtherOrgID, MFA: true},
 	}
 }

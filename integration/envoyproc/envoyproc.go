@@ -275,6 +275,9 @@ func Start(o Options) (*Proc, error) {
 	args := append(append([]string{}, o.Prefix...), bin, "-c", cfgPath,
 		"--admin-address-path", adminPath,
 		"--disable-hot-restart", // no shared memory: several Envoys side by side
+		// Access log lines out within 100 ms (the default is 10 s), so a
+		// test that reads them needn't wait.
+		"--file-flush-interval-msec", "100",
 		"--concurrency", strconv.Itoa(concurrency),
 		"--log-level", level,
 		"--log-format", "[envoy %l] %v",
