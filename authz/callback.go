@@ -91,7 +91,7 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 		OrgId:             id.OrgID,
 		OrgDomain:         id.OrgDomain,
 
-		Amr:               id.AMR,
+		Amr: id.AMR,
 	}
 	if !id.AuthTime.IsZero() {
 		sess.AuthTime = id.AuthTime.Unix()

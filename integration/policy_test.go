@@ -184,7 +184,7 @@ func TestEnvoyUsesTheVerdictsMetadata(t *testing.T) {
 	})
 
 	upstreamSaw(t, alice.get(st.Front.URL+"/reports/q4")) // reader
-	eve := newBrowser(t, "eve", "eve-password")          // no roles
+	eve := newBrowser(t, "eve", "eve-password")           // no roles
 	upstreamSaw(t, st.login(t, eve, "/"))
 	if r := eve.get(st.Front.URL + "/reports/q4"); r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "RBAC") {
 		t.Errorf("eve on /reports/ (RBAC: groups must hold reader): %s, want Envoy's RBAC 403", describe(r))

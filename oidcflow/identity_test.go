@@ -47,7 +47,7 @@ func TestIdentityOrganizationAndSignIn(t *testing.T) {
 	id := p.identityFromClaims(map[string]any{
 		"sub": "u1", OrgIDClaim: "org-1", OrgDomainClaim: "acme.example",
 		"urn:zitadel:iam:org:project:roles": map[string]any{"admin": map[string]any{"org-1": "acme.example", "org-2": "other.example"}, "reader": map[string]any{"org-2": "other.example"}},
-		"auth_time": float64(1_800_000_000), "amr": []any{"pwd", "mfa", "otp"},
+		"auth_time":                         float64(1_800_000_000), "amr": []any{"pwd", "mfa", "otp"},
 	})
 	if id.OrgID != "org-1" || id.OrgDomain != "acme.example" || id.AuthTime.Unix() != 1_800_000_000 || strings.Join(id.AMR, ",") != "pwd,mfa,otp" {
 		t.Errorf("identity: %+v", id)
