@@ -5,6 +5,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 	"log/slog"
 	"net/http"
@@ -189,6 +190,16 @@ func TestAllowResponseEncoding(t *testing.T) {
 		"cookie": cookie, "x-auth-request-user": "evil", "x-forwarded-user": "evil", "authorization": "Basic abc",
 	}))
 	if err != nil {
+		t.Fatal(err)
+	}
+	// What Envoy gets: the encoded answer (the dynamic metadata rides
+	// pre-encoded, see setMetadata).
+	wire, err := proto.Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp = &authv3.CheckResponse{}
+	if err := proto.Unmarshal(wire, resp); err != nil {
 		t.Fatal(err)
 	}
 	set := func(k, v string) *corev3.HeaderValueOption {

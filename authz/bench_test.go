@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+	"google.golang.org/protobuf/proto"
 )
 
 // realisticRequest is a CheckRequest as a browser's request arrives from
@@ -167,6 +168,43 @@ func BenchmarkCheckBearer(b *testing.B) {
 					b.Fatal("denied")
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkCheckEncoded is a cached-session Check plus the encoding gRPC
+// does for its answer, with and without the dynamic metadata (what the
+// metadata costs on the wire and in time).
+func BenchmarkCheckEncoded(b *testing.B) {
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *session.Entry]{KeyToHash: session.KeyToHash, NumCounters: 10000, MaxCost: 1 << 26, BufferItems: 64})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cache.Close()
+	srv, jar := newTestServer(b, Config{PassAccessToken: true}, &stubIdP{}, cache)
+	req := realisticRequest(sessionCookie(b, jar, benchSession()))
+	srv.Check(b.Context(), req)
+	cache.Wait()
+	for _, withMeta := range []bool{true, false} {
+		name := "with_metadata"
+		if !withMeta {
+			name = "without_metadata"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			size := 0
+			for b.Loop() {
+				resp, _ := srv.Check(b.Context(), req)
+				if !withMeta {
+					resp.ProtoReflect().SetUnknown(nil) // where the encoded metadata rides
+				}
+				out, err := proto.Marshal(resp)
+				if err != nil {
+					b.Fatal(err)
+				}
+				size = len(out)
+			}
+			b.ReportMetric(float64(size), "response-bytes")
 		})
 	}
 }

@@ -29,8 +29,10 @@ type Decision struct {
 
 	// Reason is a short, bounded label for logs and metrics (never user data).
 	Reason string
-	// Metadata is the answer's dynamic metadata for Envoy (see metadata.go).
+	// Metadata is the answer's dynamic metadata for Envoy, when the caller
+	// sets it; else Check encodes it (metadata, see metadata.go).
 	Metadata *structpb.Struct
+	metadata []byte // dynamic_metadata, encoded as a CheckResponse field
 	// Subject is the user's sub claim when the decision knows the user
 	// (for logs; never a metric label).
 	Subject string

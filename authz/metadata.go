@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -42,20 +44,36 @@ func stringList(list []string) *structpb.Value {
 	return structpb.NewListValue(&structpb.ListValue{Values: vs})
 }
 
-// reasonMetadata is one finished Struct for a reason.
+// reasonMetadata is one reason's dynamic metadata, encoded.
 type reasonMetadata struct {
 	reason string
-	meta   *structpb.Struct
+	raw    []byte
 }
 
-// metadataFor is the block's Struct for reason and app, built on first
-// use and then shared read-only (an identity block sees two or three
+// encodeMetadata is meta as field 4 (dynamic_metadata) of a
+// CheckResponse, in wire format. Answers carry it as raw bytes (see
+// Decision.Response): a Struct is a map, and encoding it on every Check
+// took longer than the rest of the answer.
+func encodeMetadata(meta *structpb.Struct) []byte {
+	body, err := proto.Marshal(meta)
+	if err != nil {
+		return nil // a Struct of strings, lists and numbers always encodes
+	}
+	raw := protowire.AppendTag(nil, dynamicMetadataField, protowire.BytesType)
+	return protowire.AppendBytes(raw, body)
+}
+
+// dynamicMetadataField is CheckResponse.dynamic_metadata's field number.
+const dynamicMetadataField = 4
+
+// metadataFor is the block's encoded metadata for reason and app, built on
+// first use and then shared read-only (an identity block sees two or three
 // reasons: session, session_renewed, bearer_*).
-func (b *identityBlock) metadataFor(reason, app string) *structpb.Struct {
+func (b *identityBlock) metadataFor(reason, app string) []byte {
 	if list := b.meta.Load(); list != nil {
 		for _, m := range *list {
 			if m.reason == reason {
-				return m.meta
+				return m.raw
 			}
 		}
 	}
@@ -65,46 +83,46 @@ func (b *identityBlock) metadataFor(reason, app string) *structpb.Struct {
 	}
 	fields["reason"] = structpb.NewStringValue(reason)
 	fields["app"] = structpb.NewStringValue(app)
-	meta := &structpb.Struct{Fields: fields}
+	raw := encodeMetadata(&structpb.Struct{Fields: fields})
 	var next []reasonMetadata
 	if list := b.meta.Load(); list != nil {
 		next = append(next, *list...)
 	}
-	next = append(next, reasonMetadata{reason, meta})
+	next = append(next, reasonMetadata{reason, raw})
 	b.meta.Store(&next) // a lost race only costs a rebuild
-	return meta
+	return raw
 }
 
-// reasonCache holds the Structs of answers without a user: one per reason
-// (a bounded set of labels).
+// reasonCache holds the encoded metadata of answers without a user: one
+// per reason (a bounded set of labels).
 type reasonCache struct {
-	m sync.Map // reason → *structpb.Struct
+	m sync.Map // reason → []byte
 }
 
-func (c *reasonCache) get(reason, app string) *structpb.Struct {
+func (c *reasonCache) get(reason, app string) []byte {
 	if v, ok := c.m.Load(reason); ok {
-		return v.(*structpb.Struct)
+		return v.([]byte)
 	}
-	meta := &structpb.Struct{Fields: map[string]*structpb.Value{
+	raw := encodeMetadata(&structpb.Struct{Fields: map[string]*structpb.Value{
 		"reason": structpb.NewStringValue(reason), "app": structpb.NewStringValue(app),
-	}}
-	c.m.Store(reason, meta)
-	return meta
+	}})
+	c.m.Store(reason, raw)
+	return raw
 }
 
 // attachMetadata gives d its dynamic metadata.
 func (s *Server) attachMetadata(d *Decision) {
 	switch {
-	case d.Metadata != nil:
+	case d.Metadata != nil || d.metadata != nil:
 	case d.identity != nil && d.identity.fields != nil:
-		d.Metadata = d.identity.metadataFor(d.Reason, s.app)
+		d.metadata = d.identity.metadataFor(d.Reason, s.app)
 	case d.Subject != "":
 		// A signed-in user who isn't let in: who, for RBAC and logs.
-		d.Metadata = &structpb.Struct{Fields: map[string]*structpb.Value{
+		d.metadata = encodeMetadata(&structpb.Struct{Fields: map[string]*structpb.Value{
 			"reason": structpb.NewStringValue(d.Reason), "app": structpb.NewStringValue(s.app), "sub": structpb.NewStringValue(d.Subject),
-		}}
+		}})
 	default:
-		d.Metadata = s.reasonMeta.get(d.Reason, s.app)
+		d.metadata = s.reasonMeta.get(d.Reason, s.app)
 	}
 }
 

@@ -48,7 +48,7 @@ func (d *Decision) Response() *authv3.CheckResponse {
 		a.ok.ResponseHeadersToAdd = options(d.ResponseHeaders, appendTrue, 0)
 		a.wrap.OkResponse = &a.ok
 		a.resp.Status, a.resp.HttpResponse = statusOK, &a.wrap
-		a.resp.DynamicMetadata = d.Metadata
+		d.setMetadata(&a.resp)
 		return &a.resp
 	}
 	st := d.Status
@@ -61,10 +61,25 @@ func (d *Decision) Response() *authv3.CheckResponse {
 	}
 	denied := &authv3.DeniedHttpResponse{Status: &typev3.HttpStatus{Code: typev3.StatusCode(st)}, Body: d.Body}
 	denied.Headers = options(d.Headers, nil, 0)
-	return &authv3.CheckResponse{
-		Status:          &status.Status{Code: int32(code)},
-		HttpResponse:    &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
-		DynamicMetadata: d.Metadata,
+	resp := &authv3.CheckResponse{
+		Status:       &status.Status{Code: int32(code)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
+	}
+	d.setMetadata(resp)
+	return resp
+}
+
+// setMetadata puts the dynamic metadata into resp: the pre-encoded field
+// rides as the message's unknown fields, which the encoder copies as they
+// are (Envoy, which knows field 4, reads it as dynamic_metadata; so does
+// any Go client decoding the bytes); a Struct the caller set goes as is.
+func (d *Decision) setMetadata(resp *authv3.CheckResponse) {
+	if d.Metadata != nil {
+		resp.DynamicMetadata = d.Metadata
+		return
+	}
+	if d.metadata != nil {
+		resp.ProtoReflect().SetUnknown(d.metadata)
 	}
 }
 

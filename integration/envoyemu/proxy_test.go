@@ -272,7 +272,7 @@ func TestShippedSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Cluster != "ext_authz" || s.Timeout != 6*time.Second || s.FailureModeAllow || s.StatusOnError != 503 || len(s.Routes) != 5 || s.Routes[0].Path != "/oauth2/backchannel_logout" || s.Routes[0].Cluster != "zitadel-ext-authz-http" || !s.Routes[0].Disabled {
+	if s.Cluster != "ext_authz" || s.Timeout != 6*time.Second || s.FailureModeAllow || s.StatusOnError != 503 || len(s.Routes) != 7 || s.Routes[0].Path != "/oauth2/backchannel_logout" || s.Routes[0].Cluster != "zitadel-ext-authz-http" || !s.Routes[0].Disabled {
 		t.Fatalf("settings from envoy.yaml: %+v", s)
 	}
 }
