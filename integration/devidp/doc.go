@@ -5,6 +5,15 @@
 // both claim names, registered post-logout redirect URIs, client ids with
 // '@', opaque or JWT access tokens, and a username/password login form.
 //
+// Like ZITADEL it has organizations (OrgID, OtherOrgID) whose users it
+// lets in only when the authorization request names their organization
+// (urn:zitadel:iam:org:id:{id}), roles granted per organization, the
+// urn:zitadel:iam:user:resourceowner claims when that scope is asked for,
+// and users who sign in with a second factor (amr pwd, mfa, otp) or a
+// password only (amr pwd). Every authorization request shows the login
+// form (it keeps no sign-in session), so prompt=login and max_age are
+// always honoured: auth_time is when the form was sent.
+//
 // It also counts calls per endpoint and can be made to hang its token
 // endpoint, for tests of the failure paths. It listens on 127.0.0.1 only.
 // Product code never imports it.
