@@ -106,16 +106,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	authv3.RegisterAuthorizationServer(grpcServer, built.Router)
 	healthServer := health.NewServer()
 	healthpb.RegisterHealthServer(grpcServer, healthServer)
-	opsServer := &http.Server{Handler: opsHandler(func() (bool, string) {
-		switch {
-		case draining.Load():
+	ready := func() (bool, string) {
+		if draining.Load() {
 			return false, "shutting down"
 		}
 		if ok, why := built.Ready(); !ok {
 			return false, why
 		}
 		return stores.Ready()
-	}, m.Handler(), built.LogoutHandler(), cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
+	}
+	m.WatchReady(ready)
+	opsServer := &http.Server{Handler: opsHandler(ready, m.Handler(), built.LogoutHandler(), cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
 
 	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version, "session_store", cfg.SessionStore, "apps", appNames(cfg))
 	logOut.Flush() // launchers wait for this line

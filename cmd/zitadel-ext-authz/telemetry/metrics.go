@@ -152,6 +152,21 @@ func (a App) ObserveIdP(call, outcome string, d time.Duration) {
 	}
 }
 
+// WatchReady exports ready (what /readyz answers) as the gauge
+// zitadel_ext_authz_ready (1 ready, 0 not), read at each scrape, so
+// alerts can see a replica that stays unready.
+func (m *Metrics) WatchReady(ready func() (bool, string)) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: prefix + "ready",
+		Help: "1 when the server is ready (/readyz answers 200: IdPs discovered, session store reachable, not shutting down), else 0.",
+	}, func() float64 {
+		if ok, _ := ready(); ok {
+			return 1
+		}
+		return 0
+	}))
+}
+
 // Reloaded counts a configuration reload.
 func (m *Metrics) Reloaded(applied bool) {
 	if applied {
