@@ -174,12 +174,12 @@ func TestAlertsAndDashboardNameExportedMetrics(t *testing.T) {
 		old   string
 		new   string
 	}{
-		{true, "zitadel_ext_authz_ready", "zitadel_ext_authz_readiness"},                       // not exported
-		{true, "[5m])) > 0.05", "[5m]) > 0.05"},                                                 // PromQL syntax
-		{true, "for: 10m", "for: ten minutes"},                                                   // rule file format
-		{true, "labels: { severity: warning }", "label: { severity: warning }"},                  // unknown field
+		{true, "zitadel_ext_authz_ready", "zitadel_ext_authz_readiness"},                           // not exported
+		{true, "[5m])) > 0.05", "[5m]) > 0.05"},                                                    // PromQL syntax
+		{true, "for: 10m", "for: ten minutes"},                                                     // rule file format
+		{true, "labels: { severity: warning }", "label: { severity: warning }"},                    // unknown field
 		{false, "zitadel_ext_authz_logins_started_total", "zitadel_ext_authz_login_started_total"}, // not exported
-		{false, "histogram_quantile(0.99", "histogram_quantile((0.99"},                          // PromQL syntax
+		{false, "histogram_quantile(0.99", "histogram_quantile((0.99"},                             // PromQL syntax
 	} {
 		r, dd := string(rules), string(dashboard)
 		if tc.rules {
