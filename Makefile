@@ -4,7 +4,7 @@ BIN      := bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # RELEASE is the image tag deployments pin (envoy/istio/zitadel-ext-authz.yaml
 # uses it; a test keeps the two equal). Bump both when cutting a release.
-RELEASE  ?= v0.2.0
+RELEASE  ?= v0.3.0
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
 .PHONY: all build tools demo image test test-short vet bench bench-micro fuzz proto clean

@@ -241,6 +241,13 @@ func TestHelmChartRendersInThreeValueSets(t *testing.T) {
 	if want := releaseVersion(t); ch.Metadata.AppVersion != want {
 		t.Errorf("Chart.yaml appVersion %q, the Makefile releases %q", ch.Metadata.AppVersion, want)
 	}
+	changelog, err := os.ReadFile("../CHANGELOG.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := regexp.MustCompile(`(?m)^## (v\S+)`).FindStringSubmatch(string(changelog)); m == nil || m[1] != releaseVersion(t) {
+		t.Errorf("CHANGELOG.md's newest release %v is not the Makefile's %s", m, releaseVersion(t))
+	}
 	// helm lint, through the library.
 	for _, m := range lint.All(chartDir, nil, "zitadel-ext-authz", false).Messages {
 		if m.Severity >= support.WarningSev {
