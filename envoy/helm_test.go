@@ -365,4 +365,3 @@ func releaseVersion(t *testing.T) string {
 	}
 	return m[1]
 }
-
