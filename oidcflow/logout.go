@@ -78,8 +78,14 @@ func (p *Provider) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutCl
 		return nil, fmt.Errorf("%w: logout token aud lacks our client id", ErrInvalidToken)
 	case c.IssuedAt == nil || time.Unix(*c.IssuedAt, 0).After(now.Add(skew)):
 		return nil, fmt.Errorf("%w: logout token iat missing or in the future", ErrInvalidToken)
-	case c.Expiry == nil || !time.Unix(*c.Expiry, 0).Add(skew).After(now):
-		return nil, fmt.Errorf("%w: logout token expired or without exp", ErrInvalidToken)
+	case c.Expiry != nil && !time.Unix(*c.Expiry, 0).Add(skew).After(now):
+		return nil, fmt.Errorf("%w: logout token expired", ErrInvalidToken)
+	// Back-Channel Logout §2.4 makes exp required, but Ory Hydra (OpenID
+	// Certified) sends none: without exp the token counts while its iat is
+	// within logoutTokenMaxAge, and the jti replay guard (which remembers
+	// it as long) makes sure it is used once.
+	case c.Expiry == nil && time.Unix(*c.IssuedAt, 0).Add(logoutTokenMaxAge).Before(now):
+		return nil, fmt.Errorf("%w: logout token without exp issued over %s ago", ErrInvalidToken, logoutTokenMaxAge)
 	case !isObject:
 		return nil, fmt.Errorf("%w: logout token lacks the back-channel logout event", ErrInvalidToken)
 	case c.SID == "" && c.Subject == "":
@@ -89,5 +95,13 @@ func (p *Provider) VerifyLogoutToken(ctx context.Context, raw string) (*LogoutCl
 	case c.JTI == "":
 		return nil, fmt.Errorf("%w: logout token has no jti", ErrInvalidToken)
 	}
-	return &LogoutClaims{SID: c.SID, Subject: c.Subject, JTI: c.JTI, Expiry: time.Unix(*c.Expiry, 0)}, nil
+	exp := time.Unix(*c.IssuedAt, 0).Add(logoutTokenMaxAge)
+	if c.Expiry != nil {
+		exp = time.Unix(*c.Expiry, 0)
+	}
+	return &LogoutClaims{SID: c.SID, Subject: c.Subject, JTI: c.JTI, Expiry: exp}, nil
 }
+
+// logoutTokenMaxAge is how long after its iat a logout token without exp
+// is accepted.
+const logoutTokenMaxAge = 5 * time.Minute

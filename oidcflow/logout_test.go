@@ -33,13 +33,13 @@ func TestVerifyLogoutToken(t *testing.T) {
 		t.Fatalf("valid logout token: %+v, %v", c, err)
 	}
 	for name, edit := range map[string]func(map[string]any){
-		"wrong iss":     func(m map[string]any) { m["iss"] = "https://evil.example" },
-		"wrong aud":     func(m map[string]any) { m["aud"] = []string{"other"} },
-		"no iat":        func(m map[string]any) { delete(m, "iat") },
-		"iat in future": func(m map[string]any) { m["iat"] = time.Now().Add(time.Hour).Unix() },
-		"expired":       func(m map[string]any) { m["exp"] = time.Now().Add(-time.Hour).Unix() },
-		"no exp":        func(m map[string]any) { delete(m, "exp") },
-		"no event":      func(m map[string]any) { m["events"] = map[string]any{"other": map[string]any{}} },
+		"wrong iss":       func(m map[string]any) { m["iss"] = "https://evil.example" },
+		"wrong aud":       func(m map[string]any) { m["aud"] = []string{"other"} },
+		"no iat":          func(m map[string]any) { delete(m, "iat") },
+		"iat in future":   func(m map[string]any) { m["iat"] = time.Now().Add(time.Hour).Unix() },
+		"expired":         func(m map[string]any) { m["exp"] = time.Now().Add(-time.Hour).Unix() },
+		"no exp, old iat": func(m map[string]any) { delete(m, "exp"); m["iat"] = time.Now().Add(-10 * time.Minute).Unix() },
+		"no event":        func(m map[string]any) { m["events"] = map[string]any{"other": map[string]any{}} },
 		"event not a map": func(m map[string]any) {
 			m["events"] = map[string]any{"http://schemas.openid.net/event/backchannel-logout": "x"}
 		},
@@ -56,6 +56,17 @@ func TestVerifyLogoutToken(t *testing.T) {
 		if _, err := p.VerifyLogoutToken(t.Context(), tok); !errors.Is(err, oidcflow.ErrInvalidToken) {
 			t.Errorf("%s: %v, want ErrInvalidToken", name, err)
 		}
+	}
+	// Ory Hydra's logout tokens carry no exp: accepted while the iat is
+	// recent (the jti replay guard remembers it that long).
+	hydra := logoutClaims(idp.Issuer)
+	delete(hydra, "exp")
+	tok, err := idp.SignJWT(t.Context(), hydra)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := p.VerifyLogoutToken(t.Context(), tok); err != nil || time.Until(c.Expiry) < 4*time.Minute {
+		t.Errorf("a logout token without exp (Hydra's): %+v, %v", c, err)
 	}
 	// Not signed by the IdP: alg none, and a tampered payload.
 	parts := strings.Split(good, ".")
