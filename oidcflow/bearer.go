@@ -268,7 +268,7 @@ func (p *Provider) verifyJWT(ctx context.Context, d *discovered, token string) (
 	}
 	return &Bearer{
 		Identity: p.identityFromClaims(m),
-		Scopes:   claims.Scopes,
+		Scopes:   scopesOf(claims.Scopes, m),
 		ClientID: claims.ClientID,
 		Expiry:   claims.GetExpiration(),
 		Via:      "jwt",
@@ -305,7 +305,29 @@ func (p *Provider) introspect(ctx context.Context, d *discovered, token string) 
 	if id.PreferredUsername == "" {
 		id.PreferredUsername = resp.Username
 	}
-	return &Bearer{Identity: id, Scopes: resp.Scope, ClientID: resp.ClientID, Expiry: exp, Via: "introspection"}, nil
+	return &Bearer{Identity: id, Scopes: scopesOf(resp.Scope, m), ClientID: resp.ClientID, Expiry: exp, Via: "introspection"}, nil
+}
+
+// scopesOf is a token's granted scopes: scope (RFC 9068/7662, a
+// space-separated string), else scp, a list or a string, as Ory Hydra,
+// Okta and Azure AD send them.
+func scopesOf(scope []string, claims map[string]any) []string {
+	if len(scope) > 0 {
+		return scope
+	}
+	switch v := claims["scp"].(type) {
+	case string:
+		return strings.Fields(v)
+	case []any:
+		var out []string
+		for _, e := range v {
+			if s, ok := e.(string); ok && s != "" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
 }
 
 // newIntrospector builds the rs client from discovery (no second discovery).

@@ -207,3 +207,31 @@ func TestTokenFloodStaysWithinTheCacheBound(t *testing.T) {
 	}
 	t.Logf("200000 random tokens: cache cost held %d of %d, keys added %d, evicted %d", held, bound, m.KeysAdded(), m.KeysEvicted())
 }
+
+// Scopes come from scope (a string) or, as Hydra, Okta and Azure AD send
+// them, scp (a list or a string).
+func TestBearerScopesFromScp(t *testing.T) {
+	r := newBearerRig(t, oidcflow.BearerConfig{}, 1<<20)
+	now := time.Now()
+	for name, tc := range map[string]struct {
+		claims map[string]any
+		want   []string
+	}{
+		"scp list":   {map[string]any{"scp": []string{"read:items", "write:items"}}, []string{"read:items", "write:items"}},
+		"scp string": {map[string]any{"scp": "read:items write:items"}, []string{"read:items", "write:items"}},
+		"scope wins": {map[string]any{"scope": "openid", "scp": []string{"other"}}, []string{"openid"}},
+	} {
+		claims := map[string]any{"iss": r.idp.Issuer, "sub": "user-alice", "aud": []string{jwtClient.ID}, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": name}
+		for k, v := range tc.claims {
+			claims[k] = v
+		}
+		tok, err := r.idp.SignJWT(t.Context(), claims)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := r.p.Authenticate(t.Context(), tok)
+		if err != nil || !slices.Equal(b.Scopes, tc.want) {
+			t.Errorf("%s: scopes %v (%v), want %v", name, b, err, tc.want)
+		}
+	}
+}
