@@ -75,6 +75,10 @@ type BearerConfig struct {
 	IntrospectionClientID     string
 	IntrospectionClientSecret string
 	IntrospectionKey          *KeyFile
+	// IntrospectionURL is the introspection endpoint when discovery lists
+	// none (Ory Hydra serves it on its admin port), or to override it
+	// (introspection_url).
+	IntrospectionURL string
 	// PositiveTTL caps how long a valid token is cached (it never outlives
 	// its exp); NegativeTTL is how long a rejected one is remembered.
 	PositiveTTL time.Duration
@@ -207,6 +211,12 @@ func (p *Provider) verifyBearer(ctx context.Context, token string) *TokenEntry {
 		p.logger.Warn("bearer verification failed", "reason", "idp_unavailable", "error", err.Error())
 		return nil
 	case err != nil:
+		// Why, for the operator: never the token, only what was wrong.
+		if errors.Is(err, errNoIntrospection) {
+			p.logger.Warn("bearer token refused", "reason", "no_introspection_endpoint", "error", err.Error(), "fix", "set introspection_url")
+		} else {
+			p.logger.Debug("bearer token refused", "reason", "invalid_token", "error", err.Error())
+		}
 		return &TokenEntry{Invalid: true, Until: now.Add(p.bearerCfg.NegativeTTL)}
 	}
 	until := now.Add(p.bearerCfg.PositiveTTL)
@@ -281,7 +291,7 @@ func (p *Provider) acceptedAudience(aud string) bool {
 
 func (p *Provider) introspect(ctx context.Context, d *discovered, token string) (*Bearer, error) {
 	if d.introspector == nil {
-		return nil, fmt.Errorf("introspect: %w: the IdP has no introspection_endpoint", ErrInvalidToken)
+		return nil, fmt.Errorf("introspect: %w: %w", ErrInvalidToken, errNoIntrospection)
 	}
 	resp, err := rs.Introspect[*oidc.IntrospectionResponse](withCall(ctx, CallIntrospection), d.introspector, token)
 	if err != nil {
@@ -308,6 +318,9 @@ func (p *Provider) introspect(ctx context.Context, d *discovered, token string) 
 	return &Bearer{Identity: id, Scopes: scopesOf(resp.Scope, m), ClientID: resp.ClientID, Expiry: exp, Via: "introspection"}, nil
 }
 
+// errNoIntrospection: an opaque token and nowhere to introspect it.
+var errNoIntrospection = errors.New("an opaque token, and the IdP has no introspection_endpoint (set introspection_url)")
+
 // scopesOf is a token's granted scopes: scope (RFC 9068/7662, a
 // space-separated string), else scp, a list or a string, as Ory Hydra,
 // Okta and Azure AD send them.
@@ -332,10 +345,18 @@ func scopesOf(scope []string, claims map[string]any) []string {
 
 // newIntrospector builds the rs client from discovery (no second discovery).
 func (p *Provider) newIntrospector(ctx context.Context, cfg *oidc.DiscoveryConfiguration) (rs.ResourceServer, error) {
-	if cfg.IntrospectionEndpoint == "" {
+	endpoint := cfg.IntrospectionEndpoint
+	if p.bearerCfg.IntrospectionURL != "" {
+		endpoint = p.bearerCfg.IntrospectionURL
+	}
+	if endpoint == "" {
+		if p.tokens != nil || p.bearerOn {
+			p.logger.Warn("bearer tokens are accepted, but the IdP's discovery lists no introspection_endpoint and introspection_url is unset: opaque (non-JWT) tokens will be refused",
+				"issuer", p.cfg.Issuer, "fix", "set introspection_url to the IdP's RFC 7662 endpoint (Ory Hydra: its admin port's /admin/oauth2/introspect)")
+		}
 		return nil, nil
 	}
-	opts := []rs.Option{rs.WithClient(p.client), rs.WithStaticEndpoints(cfg.TokenEndpoint, cfg.IntrospectionEndpoint)}
+	opts := []rs.Option{rs.WithClient(p.client), rs.WithStaticEndpoints(cfg.TokenEndpoint, endpoint)}
 	if k := p.bearerCfg.IntrospectionKey; k != nil {
 		return rs.NewResourceServerJWTProfile(ctx, p.cfg.Issuer, k.ClientID, k.KeyID, []byte(k.Key), opts...)
 	}

@@ -1,11 +1,16 @@
 package oidcflow_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"log/slog"
+	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -232,6 +237,54 @@ func TestBearerScopesFromScp(t *testing.T) {
 		b, err := r.p.Authenticate(t.Context(), tok)
 		if err != nil || !slices.Equal(b.Scopes, tc.want) {
 			t.Errorf("%s: scopes %v (%v), want %v", name, b, err, tc.want)
+		}
+	}
+}
+
+// An IdP whose discovery lists no introspection endpoint (Ory Hydra serves
+// it on its admin port): a warning at start, opaque tokens refused with
+// the reason in the log, and introspection_url makes them work.
+func TestIntrospectionURLWhenDiscoveryHasNone(t *testing.T) {
+	idp, err := devidp.Start(devidp.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	idp.SetTamper(func(r *http.Request, status int, body []byte) (int, []byte) {
+		if r.URL.Path != "/.well-known/openid-configuration" {
+			return status, body
+		}
+		var doc map[string]any
+		json.Unmarshal(body, &doc)
+		delete(doc, "introspection_endpoint")
+		out, _ := json.Marshal(doc)
+		return status, out
+	})
+	token, err := idp.Tokens(t.Context(), devidp.DefaultClient(), "alice", "alice-password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, url := range []string{"", idp.Issuer + "/oauth/introspect"} {
+		var logs bytes.Buffer
+		c := devidp.DefaultClient()
+		p, err := oidcflow.New(oidcflow.Config{Issuer: idp.Issuer, ClientID: c.ID, ClientSecret: c.Secret},
+			oidcflow.WithBearer(oidcflow.BearerConfig{IntrospectionURL: url}, nil), oidcflow.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Discover(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		b, err := p.Authenticate(t.Context(), token.AccessToken)
+		if url == "" {
+			if !errors.Is(err, oidcflow.ErrInvalidToken) || !strings.Contains(logs.String(), "no introspection_endpoint") || !strings.Contains(logs.String(), "reason=no_introspection_endpoint") {
+				t.Errorf("no endpoint: %v, logs:\n%s", err, logs.String())
+			}
+			if strings.Contains(logs.String(), token.AccessToken) {
+				t.Error("the token was logged")
+			}
+		} else if err != nil || b.Identity.Subject != "user-alice" {
+			t.Errorf("introspection_url %s: %+v, %v", url, b, err)
 		}
 	}
 }

@@ -54,6 +54,7 @@ type Provider struct {
 	state  atomic.Pointer[discovered]
 
 	bearerCfg BearerConfig
+	bearerOn  bool // WithBearer: API tokens are accepted
 	tokens    TokenCache
 	flights   singleflight.Group
 	observer  func(call, outcome string, d time.Duration)
@@ -102,7 +103,7 @@ func WithClock(now func() time.Time) Option { return func(p *Provider) { p.now =
 // WithBearer enables access-token verification for API callers, with an
 // optional cache of outcomes (nil: no cache).
 func WithBearer(cfg BearerConfig, cache TokenCache) Option {
-	return func(p *Provider) { p.bearerCfg, p.tokens = cfg, cache }
+	return func(p *Provider) { p.bearerCfg, p.tokens, p.bearerOn = cfg, cache, true }
 }
 
 // WithApp makes the Provider one app's among several sharing a token

@@ -40,7 +40,7 @@ var appKeys = []string{
 	"pass_access_token", "pass_authorization_header", "set_xauthrequest", "pass_user_headers",
 	"skip_provider_button", "provider_display_name",
 	"skip_jwt_bearer_tokens", "extra_jwt_audiences", "zitadel_project_id", "introspect_jwt_bearer_tokens",
-	"introspection_client_id", "introspection_client_secret", "introspection_key_file",
+	"introspection_client_id", "introspection_client_secret", "introspection_key_file", "introspection_url",
 	"zitadel_organization_id", "zitadel_organization_domain", "step_up_acr_values",
 }
 

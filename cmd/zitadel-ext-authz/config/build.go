@@ -249,6 +249,7 @@ func (r *resolver) buildBearer(c *Config) {
 		ForceIntrospection:        r.boolean("introspect_jwt_bearer_tokens"),
 		IntrospectionClientID:     r.str("introspection_client_id"),
 		IntrospectionClientSecret: r.str("introspection_client_secret"),
+		IntrospectionURL:          r.str("introspection_url"),
 		PositiveTTL:               r.duration("introspection_cache_ttl"),
 		NegativeTTL:               r.duration("introspection_negative_ttl"),
 	}
@@ -264,6 +265,11 @@ func (r *resolver) buildBearer(c *Config) {
 			r.fail("introspection_key_file", "%s: %v", path, err)
 		} else {
 			c.Bearer.IntrospectionKey = k
+		}
+	}
+	if u := c.Bearer.IntrospectionURL; u != "" {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			r.fail("introspection_url", "%q is not an http(s) URL", u)
 		}
 	}
 	c.TokenCacheSize = r.integer("token_cache_max_bytes")

@@ -96,6 +96,7 @@ var keys = []key{
 	{"introspection_client_id", kString, "", plain, restart, "client for the introspection endpoint (default: client_id)"},
 	{"introspection_client_secret", kString, "", secret, restart, "its secret, client_secret_basic (default: client_secret)"},
 	{"introspection_key_file", kString, "", plain, restart, "ZITADEL key file (JSON) for private_key_jwt introspection instead of a secret"},
+	{"introspection_url", kString, "", plain, restart, "the IdP's introspection endpoint, when discovery lists none (Ory Hydra: the admin port's /admin/oauth2/introspect) or to override it"},
 	{"introspection_cache_ttl", kDuration, "5m", plain, restart, "longest time a valid token is cached (never past its exp)"},
 	{"introspection_negative_ttl", kDuration, "10s", plain, restart, "how long a rejected token is remembered"},
 	{"token_cache_max_bytes", kInt, int64(32 << 20), plain, restart, "bound of the bearer token cache"},
