@@ -81,8 +81,27 @@ func (p *Provider) identityFromClaims(claims map[string]any) Identity {
 	return id
 }
 
+// claimAt is the claim called name, or, when there is none of that name
+// and the name has dots, the value at that path into nested objects
+// ("ext.groups", Keycloak's "realm_access.roles"), as oauth2-proxy reads
+// its claim settings.
+func claimAt(claims map[string]any, name string) any {
+	if v, ok := claims[name]; ok || !strings.Contains(name, ".") {
+		return v
+	}
+	var cur any = claims
+	for part := range strings.SplitSeq(name, ".") {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return nil
+		}
+		cur = m[part]
+	}
+	return cur
+}
+
 func stringClaim(claims map[string]any, name string) string {
-	switch v := claims[name].(type) {
+	switch v := claimAt(claims, name).(type) {
 	case string:
 		return v
 	case json.Number:
@@ -158,7 +177,7 @@ func roleGrants(v any) []string {
 // under both claim names (CONTRACT.md §5). No ZITADEL Action is needed.
 func Groups(claims map[string]any, groupsClaim string) []string {
 	var out []string
-	switch v := claims[groupsClaim].(type) {
+	switch v := claimAt(claims, groupsClaim).(type) {
 	case []any:
 		for _, g := range v {
 			if s, ok := g.(string); ok && s != "" {

@@ -59,3 +59,27 @@ func TestIdentityOrganizationAndSignIn(t *testing.T) {
 		t.Errorf("malformed auth_time/amr must read as absent: %+v", got)
 	}
 }
+
+// Claim settings take dotted paths into nested objects (Hydra's ext,
+// Keycloak's realm_access); a claim whose name has dots wins over a path.
+func TestDottedClaimPaths(t *testing.T) {
+	p, err := New(Config{Issuer: "https://idp", ClientID: "c", GroupsClaim: "ext.groups", EmailClaim: "ext.email", UserIDClaim: "ext.user.name"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := p.identityFromClaims(map[string]any{
+		"sub": "u1",
+		"ext": map[string]any{"groups": []any{"admins", "ops"}, "email": "u1@example.com", "user": map[string]any{"name": "uno"}},
+	})
+	if strings.Join(id.Groups, ",") != "admins,ops" || id.Email != "u1@example.com" || id.User != "uno" {
+		t.Errorf("dotted paths: %+v", id)
+	}
+	kc, _ := New(Config{Issuer: "https://idp", ClientID: "c", GroupsClaim: "realm_access.roles"})
+	if got := kc.identityFromClaims(map[string]any{"sub": "u", "realm_access": map[string]any{"roles": []any{"reader"}}}).Groups; strings.Join(got, ",") != "reader" {
+		t.Errorf("Keycloak realm roles: %v", got)
+	}
+	literal, _ := New(Config{Issuer: "https://idp", ClientID: "c", GroupsClaim: "ext.groups"})
+	if got := literal.identityFromClaims(map[string]any{"sub": "u", "ext.groups": []any{"flat"}, "ext": map[string]any{"groups": []any{"nested"}}}).Groups; strings.Join(got, ",") != "flat" {
+		t.Errorf("a claim named with dots: %v", got)
+	}
+}
