@@ -117,7 +117,7 @@ func (s *Server) refreshDue(sess *sessionpb.Session, now time.Time) bool {
 	if sess.GetRefreshToken() == "" {
 		return false
 	}
-	if at := sess.GetAccessTokenExpiresAt(); at > 0 && now.Add(s.conf().RefreshBeforeExpiry).Unix() >= at {
+	if at := sess.GetAccessTokenExpiresAt(); at > 0 && now.Add(refreshAhead(s.conf().RefreshBeforeExpiry, sess, at)).Unix() >= at {
 		return true
 	}
 	if every := s.conf().CookieRefresh; every > 0 {
@@ -128,6 +128,23 @@ func (s *Server) refreshDue(sess *sessionpb.Session, now time.Time) bool {
 		return now.Sub(time.Unix(last, 0)) >= every
 	}
 	return false
+}
+
+// refreshAhead is how long before the access token's expiry (at) a
+// refresh is due: refresh_before_expiry, but at most a third of the
+// token's lifetime, so tokens that live shorter than it (a 1-minute token
+// with the default 1m) are not refreshed on every request.
+func refreshAhead(before time.Duration, sess *sessionpb.Session, at int64) time.Duration {
+	got := sess.GetRefreshedAt()
+	if got == 0 {
+		got = sess.GetCreatedAt()
+	}
+	if got > 0 && at > got {
+		if third := time.Duration(at-got) * time.Second / 3; third < before {
+			return third
+		}
+	}
+	return before
 }
 
 // refreshed is what a refresh came to: a renewed session (saved when it is

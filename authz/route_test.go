@@ -3,6 +3,8 @@ package authz
 import (
 	"testing"
 	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
 
 // ZITADEL organizations and roles per organization, and the sign-in a
@@ -73,5 +75,24 @@ func TestCompactRoleGrants(t *testing.T) {
 	grants, org = compactGrants([]string{"admin@o1", "reader@o2"})
 	if len(grants) != 2 || org != "" {
 		t.Fatalf("two orgs: %v %q", grants, org)
+	}
+}
+
+// A refresh is due refresh_before_expiry ahead, but at most a third of the
+// token's lifetime ahead: a 60 s token with the default 1m is not
+// refreshed on every request.
+func TestRefreshAheadIsAThirdOfShortLifetimes(t *testing.T) {
+	s, _ := newTestServer(t, Config{RefreshBeforeExpiry: time.Minute}, &stubIdP{}, nil)
+	now := time.Unix(1_800_000_000, 0)
+	short := &sessionpb.Session{RefreshToken: "rt", CreatedAt: now.Unix(), AccessTokenExpiresAt: now.Add(60 * time.Second).Unix()}
+	if s.refreshDue(short, now.Add(10*time.Second)) {
+		t.Error("a 60 s token refreshed 50 s before its expiry (a refresh on every request)")
+	}
+	if !s.refreshDue(short, now.Add(41*time.Second)) {
+		t.Error("a 60 s token not refreshed in its last third")
+	}
+	long := &sessionpb.Session{RefreshToken: "rt", CreatedAt: now.Unix(), AccessTokenExpiresAt: now.Add(time.Hour).Unix()}
+	if !s.refreshDue(long, now.Add(59*time.Minute+30*time.Second)) || s.refreshDue(long, now.Add(50*time.Minute)) {
+		t.Error("an hour-long token: due 1m ahead, not 10m ahead")
 	}
 }
