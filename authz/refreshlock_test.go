@@ -74,6 +74,9 @@ func TestRefreshStoresBeforeUnlock(t *testing.T) {
 	}
 	sess := alice()
 	sess.RefreshToken = "rt1"
+	// Signed in 2 h ago with a token that lives 3 h: within a third of its
+	// lifetime of expiry, so due (refreshAhead).
+	sess.CreatedAt = t0.Add(-2 * time.Hour).Unix()
 	set, err := jar.Save(t.Context(), sess, "app.example.com", nil)
 	if err != nil {
 		t.Fatal(err)

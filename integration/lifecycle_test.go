@@ -260,9 +260,8 @@ func TestIdleTimeoutOfAnySize(t *testing.T) {
 // The built binary wires refresh end to end: offline_access is requested,
 // the refresh token kept, renewed cookies sent, refreshes counted.
 func TestRefreshThroughTheBinary(t *testing.T) {
-	// The dev IdP's access tokens live 5 min: with refresh_before_expiry of
-	// 10 min every Check is due for a refresh.
-	st := startStack(t, stackOptions{config: map[string]any{"refresh_before_expiry": "10m", "refresh_grace_period": "0s"}})
+	// cookie_refresh of 1 ms: every Check is due for a refresh.
+	st := startStack(t, stackOptions{config: map[string]any{"cookie_refresh": "1ms", "refresh_grace_period": "0s"}})
 	b := newBrowser(t, "alice", "alice-password")
 	st.login(t, b, "/")
 	calls := st.IdP.Calls("/oauth/token")

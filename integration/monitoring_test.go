@@ -28,12 +28,12 @@ var promql = parser.NewParser(parser.Options{})
 func exportedMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	st := startStack(t, stackOptions{
-		config:  map[string]any{"skip_jwt_bearer_tokens": true, "extra_jwt_audiences": []string{jwtClient.ID}, "refresh_before_expiry": "10m"},
+		config:  map[string]any{"skip_jwt_bearer_tokens": true, "extra_jwt_audiences": []string{jwtClient.ID}, "cookie_refresh": "1ms"},
 		clients: []devidp.Client{devidp.DefaultClient(), jwtClient},
 	})
 	alice := newBrowser(t, "alice", "alice-password")
 	upstreamSaw(t, st.login(t, alice, "/"))
-	upstreamSaw(t, alice.get(st.Front.URL+"/refreshes")) // access token within 10 m of expiry: a refresh
+	upstreamSaw(t, alice.get(st.Front.URL+"/refreshes")) // cookie_refresh 1 ms: a refresh
 	if r := apiCall(t, st, "/data", st.accessToken(t, jwtClient, "alice")); r.StatusCode != http.StatusOK {
 		t.Fatalf("bearer call: %s", describe(r))
 	}

@@ -93,9 +93,9 @@ func withCookie(t *testing.T, from *browser, fromFront, target string) *response
 // Redis mode: a session made on A works on B; a refresh race across A and
 // B spends the refresh token once; the cookie holds only a ticket.
 func TestRedisSessionsAcrossReplicas(t *testing.T) {
-	// The dev IdP's access tokens live 5 min: with refresh_before_expiry of
-	// 10 min every Check with an unrefreshed session is due for a refresh.
-	rp := startReplicas(t, 2, map[string]any{"session_store_type": "redis", "refresh_before_expiry": "10m", "refresh_grace_period": "0s", "pass_access_token": true})
+	// cookie_refresh of 1 ms: every Check with an unrefreshed session is
+	// due for a refresh.
+	rp := startReplicas(t, 2, map[string]any{"session_store_type": "redis", "cookie_refresh": "1ms", "refresh_grace_period": "0s", "pass_access_token": true})
 	a, b := rp.Stacks[0], rp.Stacks[1]
 	alice := newBrowser(t, "alice", "alice-password")
 	cb := beginLogin(t, a, alice, "/")

@@ -130,7 +130,7 @@ func TestStalledRefreshAnswersWithinTheDeadline(t *testing.T) {
 		t.Run(map[bool]string{false: "bearer tokens off", true: "bearer tokens on"}[bearer], func(t *testing.T) {
 			const timeout = time.Second
 			st := startStack(t, stackOptions{timeout: timeout, config: map[string]any{
-				"refresh_before_expiry": "10m", "refresh_grace_period": "0s", // every Check refreshes
+				"cookie_refresh": "1ms", "refresh_grace_period": "0s", // every Check refreshes
 				"idp_timeout":            "30s",
 				"skip_jwt_bearer_tokens": bearer,
 			}})

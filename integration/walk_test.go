@@ -78,7 +78,7 @@ func walkContract(t *testing.T, kind frontKind, h2 bool) []observation {
 		"skip_jwt_bearer_tokens": true, "extra_jwt_audiences": []string{jwtClient.ID},
 	}})
 	w.renew = startStack(t, stackOptions{front: kind, users: users, config: map[string]any{
-		"skip_provider_button": false, "refresh_before_expiry": "10m", "refresh_grace_period": "0s",
+		"skip_provider_button": false, "cookie_refresh": "1ms", "refresh_grace_period": "0s",
 	}})
 
 	alice := w.browser("alice")

@@ -45,12 +45,15 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 	if idToken == "" {
 		return nil, fmt.Errorf("exchange code: %w: the token response has no id_token (is the openid scope granted?)", ErrInvalidToken)
 	}
-	claims, err := rp.VerifyTokens[*oidc.IDTokenClaims](trustedKeys(context.WithValue(ctx, nonceKey{}, l.Nonce)), raw.AccessToken, idToken, d.verifier)
+	claims, err := rp.VerifyTokens[*idClaims](trustedKeys(context.WithValue(ctx, nonceKey{}, l.Nonce)), raw.AccessToken, idToken, d.verifier)
 	if err != nil {
 		if errors.Is(err, ErrIdPUnavailable) {
 			return nil, fmt.Errorf("verify id token: %w", err)
 		}
 		return nil, fmt.Errorf("verify id token: %w: %w", ErrInvalidToken, err)
+	}
+	if len(claims.Dropped) > 0 {
+		p.logger.Debug("optional ID token claims of the wrong type ignored", "claims", claims.Dropped)
 	}
 	all, err := claimMap(claims)
 	if err != nil {

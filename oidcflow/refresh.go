@@ -119,7 +119,7 @@ func (p *Provider) refresh(ctx context.Context, refreshToken string) (*Tokens, e
 		t.Scopes = strings.Fields(granted)
 	}
 	if idToken, _ := raw.Extra("id_token").(string); idToken != "" {
-		claims, err := rp.VerifyTokens[*oidc.IDTokenClaims](trustedKeys(ctx), raw.AccessToken, idToken, d.refreshVerifier)
+		claims, err := rp.VerifyTokens[*idClaims](trustedKeys(ctx), raw.AccessToken, idToken, d.refreshVerifier)
 		if err != nil {
 			return nil, fmt.Errorf("verify refreshed id token: %w: %w", ErrInvalidToken, err)
 		}
