@@ -155,7 +155,6 @@ func hostOf(raw string) string {
 	return u.Host
 }
 
-
 // newBrowserSharing is a browser with b's cookies (Hydra's session cookie).
 func newBrowserSharing(b *browser) *browser {
 	nb := newBrowser(b.t, b.user, b.password)
