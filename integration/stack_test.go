@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"fmt"
+	"html"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -235,6 +237,18 @@ func (b *browser) do(method, target string, header http.Header) *response {
 
 func (b *browser) get(target string) *response { return b.do(http.MethodGet, target, nil) }
 
+// postForm posts a form without following redirects.
+func (b *browser) postForm(target string, form url.Values) *response {
+	b.t.Helper()
+	resp, err := b.client.PostForm(target, form)
+	if err != nil {
+		b.t.Fatalf("POST %s: %v", target, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return &response{Response: resp, Body: string(body)}
+}
+
 // follow GETs target and follows redirects (submitting the IdP login form
 // on the way) until a non-redirect answer or a host outside allowHosts.
 func (b *browser) follow(target string, allowHosts ...string) (*response, []string) {
@@ -258,6 +272,12 @@ func (b *browser) follow(target string, allowHosts ...string) (*response, []stri
 			continue
 		}
 		resp := b.get(target)
+		// Keycloak's login form: post the credentials to its action.
+		if m := keycloakForm.FindStringSubmatch(resp.Body); resp.StatusCode == http.StatusOK && m != nil && b.user != "" {
+			action := html.UnescapeString(m[1])
+			hops = append(hops, action)
+			resp = b.postForm(action, url.Values{"username": {b.user}, "password": {b.password}})
+		}
 		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
 			return resp, hops
 		}
@@ -270,6 +290,9 @@ func (b *browser) follow(target string, allowHosts ...string) (*response, []stri
 	b.t.Fatalf("redirect loop: %v", hops)
 	return nil, hops
 }
+
+// keycloakForm finds Keycloak's login form and its action.
+var keycloakForm = regexp.MustCompile(`<form id="kc-form-login"[^>]*action="([^"]+)"`)
 
 func (b *browser) submitLogin(u *url.URL) *response {
 	form := url.Values{"id": {u.Query().Get("authRequestID")}, "username": {b.user}, "password": {b.password}}

@@ -1,0 +1,95 @@
+package integration_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/keycloak"
+)
+
+// The walk against Keycloak (keycloak-quarkus-dist from Maven Central, an
+// OpenID Certified provider we didn't write), through the real Envoy:
+// login, session reuse, refresh with parallel requests (refresh tokens
+// rotate and may not be reused), realm roles as groups through the dotted
+// claim path realm_access.roles, Keycloak's JWT access tokens as bearer
+// tokens, and sign-out through Keycloak's logout endpoint. (Back-channel
+// logout is not walked: refresh_tokens asks for offline_access, and
+// Keycloak's admin API ends offline sessions without a logout token.)
+func TestKeycloakWalk(t *testing.T) {
+	kc, err := keycloak.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		kc.Close()
+		if t.Failed() {
+			t.Logf("keycloak logs:\n%s", kc.Logs())
+		}
+	})
+	cfg := baseConfig(kc.Issuer)
+	cfg["client_id"], cfg["client_secret"] = "web", "web-secret"
+	cfg["oidc_groups_claim"] = "realm_access.roles"
+	cfg["pass_access_token"] = true
+	cfg["skip_jwt_bearer_tokens"] = true
+	cfg["cookie_refresh"] = "1ms" // every Check with a session refreshes
+	srv := startServer(t, cfg)
+	srv.waitReady(t)
+	st := &stack{}
+	st.attach(t, srv, stackOptions{front: realEnvoy})
+
+	b := newBrowser(t, "alice", "alice-password")
+	saw := upstreamSaw(t, st.login(t, b, "/first"))
+	groups := saw.Headers["x-forwarded-groups"]
+	if saw.Headers["x-forwarded-email"] != "alice@example.com" || !strings.Contains(groups, "admin") || !strings.Contains(groups, "reader") {
+		t.Fatalf("upstream after the login: %+v", saw.Headers)
+	}
+	first := saw.Headers["x-forwarded-access-token"]
+
+	// Parallel Checks all due for a refresh: one refresh (Keycloak
+	// refuses a reused refresh token), all in.
+	cookie := cookieHeader(b, st.Front.URL)
+	var wg sync.WaitGroup
+	codes := make(chan int, 6)
+	for range 6 {
+		wg.Go(func() {
+			r := rawGet(t, st.Front.URL+"/parallel", cookie, "text/html")
+			r.Body.Close()
+			codes <- r.StatusCode
+		})
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("a parallel Check with a refresh due: %d", c)
+		}
+	}
+	token := upstreamSaw(t, b.get(st.Front.URL+"/after-refresh")).Headers["x-forwarded-access-token"]
+	if token == first || token == "" {
+		t.Error("the access token was not refreshed")
+	}
+
+	// Keycloak's access tokens are JWTs (aud web through the realm's
+	// audience mapper), with the realm roles as groups.
+	r := apiCall(t, st, "/api/items", token)
+	if got := upstreamSaw(t, r); !strings.Contains(got.Headers["x-forwarded-groups"], "reader") {
+		t.Errorf("Keycloak's JWT: %+v", got.Headers)
+	}
+
+	// Sign-out through Keycloak's end-session endpoint.
+	r = b.get(st.Front.URL + "/oauth2/sign_out")
+	loc, _ := url.Parse(r.Header.Get("Location"))
+	if r.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), kc.Issuer+"/protocol/openid-connect/logout") || loc.Query().Get("id_token_hint") == "" {
+		t.Fatalf("sign-out: %s", describe(r))
+	}
+	_, hops := b.follow(loc.String(), hostOf(kc.URL))
+	if last := hops[len(hops)-1]; !strings.HasPrefix(last, st.Front.URL+"/") {
+		t.Errorf("Keycloak's logout ended at %s, want back at the app", last)
+	}
+	if r := b.get(st.Front.URL + "/after-sign-out"); r.StatusCode != http.StatusFound {
+		t.Errorf("after sign-out: %s", describe(r))
+	}
+}
