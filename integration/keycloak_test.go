@@ -15,9 +15,10 @@ import (
 // login, session reuse, refresh with parallel requests (refresh tokens
 // rotate and may not be reused), realm roles as groups through the dotted
 // claim path realm_access.roles, Keycloak's JWT access tokens as bearer
-// tokens, and sign-out through Keycloak's logout endpoint. (Back-channel
-// logout is not walked: refresh_tokens asks for offline_access, and
-// Keycloak's admin API ends offline sessions without a logout token.)
+// tokens, back-channel logout when an administrator ends the user's
+// session, and sign-out through Keycloak's logout endpoint. Keycloak gives
+// refresh tokens without offline_access, which would make an offline
+// session that outlives logouts: offline_access_scope = false.
 func TestKeycloakWalk(t *testing.T) {
 	kc, err := keycloak.Start()
 	if err != nil {
@@ -35,10 +36,14 @@ func TestKeycloakWalk(t *testing.T) {
 	cfg["pass_access_token"] = true
 	cfg["skip_jwt_bearer_tokens"] = true
 	cfg["cookie_refresh"] = "1ms" // every Check with a session refreshes
+	cfg["offline_access_scope"] = false
 	srv := startServer(t, cfg)
 	srv.waitReady(t)
 	st := &stack{}
 	st.attach(t, srv, stackOptions{front: realEnvoy})
+	if err := kc.SetBackchannelLogoutURL(t.Context(), "http://"+srv.HTTPAddr+"/oauth2/backchannel_logout"); err != nil {
+		t.Fatal(err)
+	}
 
 	b := newBrowser(t, "alice", "alice-password")
 	saw := upstreamSaw(t, st.login(t, b, "/first"))
@@ -79,7 +84,19 @@ func TestKeycloakWalk(t *testing.T) {
 		t.Errorf("Keycloak's JWT: %+v", got.Headers)
 	}
 
+	// Back-channel logout: an administrator ends alice's session.
+	if err := kc.LogOutUser(t.Context(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the back-channel logout", func() bool {
+		return strings.Contains(st.Server.Logs(), `"msg":"back-channel logout"`)
+	})
+	if r := b.get(st.Front.URL + "/after-logout"); r.StatusCode != http.StatusFound {
+		t.Errorf("after Keycloak's back-channel logout: %s, want the login redirect", describe(r))
+	}
+
 	// Sign-out through Keycloak's end-session endpoint.
+	upstreamSaw(t, st.login(t, b, "/again"))
 	r = b.get(st.Front.URL + "/oauth2/sign_out")
 	loc, _ := url.Parse(r.Header.Get("Location"))
 	if r.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), kc.Issuer+"/protocol/openid-connect/logout") || loc.Query().Get("id_token_hint") == "" {

@@ -306,3 +306,47 @@ func (s *Server) grantOfflineAccess(ctx context.Context, username string) error 
 	}
 	return s.admin(ctx, http.MethodPost, "/users/"+id+"/role-mappings/realm", []any{role}, nil)
 }
+
+// SetBackchannelLogoutURL sets the web client's back-channel logout URL
+// (our operations listener, known only once it runs).
+func (s *Server) SetBackchannelLogoutURL(ctx context.Context, logoutURL string) error {
+	var clients []map[string]any
+	if err := s.admin(ctx, http.MethodGet, "/clients?clientId=web", nil, &clients); err != nil {
+		return err
+	}
+	if len(clients) != 1 {
+		return fmt.Errorf("keycloak: %d clients named web", len(clients))
+	}
+	c := clients[0]
+	attrs, _ := c["attributes"].(map[string]any)
+	if attrs == nil {
+		attrs = map[string]any{}
+	}
+	attrs["backchannel.logout.url"] = logoutURL
+	c["attributes"] = attrs
+	return s.admin(ctx, http.MethodPut, "/clients/"+fmt.Sprint(c["id"]), c, nil)
+}
+
+// LogOutUser ends every Keycloak session of username, as an administrator
+// does in the console (Sessions → Sign out): Keycloak posts the clients'
+// back-channel logout tokens. (Offline sessions, made when a client asks
+// for offline_access, are not ended this way.)
+func (s *Server) LogOutUser(ctx context.Context, username string) error {
+	id, err := s.userID(ctx, username)
+	if err != nil {
+		return err
+	}
+	var sessions []map[string]any
+	if err := s.admin(ctx, http.MethodGet, "/users/"+id+"/sessions", nil, &sessions); err != nil {
+		return err
+	}
+	if len(sessions) == 0 {
+		return fmt.Errorf("keycloak: %s has no (online) session", username)
+	}
+	for _, sess := range sessions {
+		if err := s.admin(ctx, http.MethodDelete, "/sessions/"+fmt.Sprint(sess["id"]), nil, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -34,7 +34,7 @@ var appKeys = []string{
 	"oidc_issuer_url", "oidc_issuer_dial_address", "client_id", "client_secret", "client_secret_file",
 	"redirect_url", "scope", "user_id_claim", "oidc_email_claim", "oidc_groups_claim",
 	"cookie_name", "cookie_domains", "cookie_path", "cookie_secure", "cookie_httponly", "cookie_samesite", "cookie_expire",
-	"cookie_refresh", "refresh_tokens", "session_idle_timeout",
+	"cookie_refresh", "refresh_tokens", "offline_access_scope", "session_idle_timeout",
 	"email_domains", "allowed_groups", "insecure_oidc_allow_unverified_email",
 	"skip_auth_routes", "api_routes", "whitelist_domains",
 	"pass_access_token", "pass_authorization_header", "set_xauthrequest", "pass_user_headers",

@@ -218,3 +218,20 @@ func TestREADMEAppsExampleLoads(t *testing.T) {
 		t.Fatalf("apps: %+v", all)
 	}
 }
+
+// refresh_tokens asks for offline_access unless offline_access_scope is
+// false (Keycloak gives refresh tokens without it).
+func TestOfflineAccessScope(t *testing.T) {
+	for _, tc := range []struct {
+		extra string
+		want  bool
+	}{{"", true}, {"offline_access_scope = false\n", false}, {"refresh_tokens = false\n", false}} {
+		c, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+tc.extra)}, env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := slices.Contains(c.OIDC.Scopes, "offline_access"); got != tc.want {
+			t.Errorf("%q: offline_access requested %v, want %v (scopes %v)", tc.extra, got, tc.want, c.OIDC.Scopes)
+		}
+	}
+}

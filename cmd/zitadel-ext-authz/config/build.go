@@ -142,7 +142,7 @@ func (r *resolver) buildCookies(c *Config) {
 	}
 	c.RefreshGrace = r.duration("refresh_grace_period")
 	if r.boolean("refresh_tokens") {
-		if !slices.Contains(c.OIDC.Scopes, "offline_access") {
+		if r.boolean("offline_access_scope") && !slices.Contains(c.OIDC.Scopes, "offline_access") {
 			c.OIDC.Scopes = append(c.OIDC.Scopes, "offline_access")
 		}
 	} else if r.duration("cookie_refresh") > 0 {

@@ -76,6 +76,7 @@ var keys = []key{
 	{"cookie_refresh", kDuration, "0s", plain, restart, "refresh tokens once the session is older than this"},
 	{"cookie_secrets", kList, []string{}, secret, reloadCookieSecrets, "cookie secrets for rotation: the first encrypts, all decrypt (replaces cookie_secret)"},
 	{"refresh_tokens", kBool, true, plain, restart, "renew sessions with refresh tokens (adds offline_access to scope)"},
+	{"offline_access_scope", kBool, true, plain, restart, "with refresh_tokens, ask for the offline_access scope (ZITADEL needs it for refresh tokens; Keycloak issues them without it, and with it keeps an offline session that outlives sign-out and back-channel logout)"},
 	{"refresh_before_expiry", kDuration, "1m", plain, restart, "refresh this long before the access token expires"},
 	{"refresh_grace_period", kDuration, "1m", plain, restart, "requests still carrying the pre-refresh cookie get the refreshed tokens for this long"},
 	{"session_idle_timeout", kDuration, "0s", plain, restart, "end sessions unused for this long (0 = never)"},
