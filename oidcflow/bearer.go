@@ -171,7 +171,13 @@ func (p *Provider) remember(key, token string, e *TokenEntry) {
 	if e.Bearer != nil {
 		cost += int64(bearerSize(e.Bearer))
 	}
-	p.tokens.SetWithTTL(key, e, cost, ttl)
+	// ristretto drops a Set when its buffer is full (under load): try again,
+	// so the next Check with this token hits instead of calling the IdP.
+	for range 3 {
+		if p.tokens.SetWithTTL(key, e, cost, ttl) {
+			break
+		}
+	}
 	p.tokens.Wait()
 }
 
