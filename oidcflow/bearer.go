@@ -334,19 +334,10 @@ func scopesOf(scope []string, claims map[string]any) []string {
 	if len(scope) > 0 {
 		return scope
 	}
-	switch v := claims["scp"].(type) {
-	case string:
-		return strings.Fields(v)
-	case []any:
-		var out []string
-		for _, e := range v {
-			if s, ok := e.(string); ok && s != "" {
-				out = append(out, s)
-			}
-		}
-		return out
+	if v, ok := claims["scp"].(string); ok {
+		return strings.Fields(v) // space-separated, as scope is
 	}
-	return nil
+	return stringList(claims["scp"])
 }
 
 // newIntrospector builds the rs client from discovery (no second discovery).

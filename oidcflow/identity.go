@@ -113,7 +113,8 @@ func stringClaim(claims map[string]any, name string) string {
 	return ""
 }
 
-// stringList reads a claim that is a list of strings (or one string).
+// stringList reads a claim that is a list of strings (or one string),
+// made header-safe.
 func stringList(v any) []string {
 	var out []string
 	switch t := v.(type) {
@@ -176,21 +177,7 @@ func roleGrants(v any) []string {
 // ZITADEL's role claims, which are objects {"role": {"<orgid>": "<domain>"}}
 // under both claim names (CONTRACT.md §5). No ZITADEL Action is needed.
 func Groups(claims map[string]any, groupsClaim string) []string {
-	var out []string
-	switch v := claimAt(claims, groupsClaim).(type) {
-	case []any:
-		for _, g := range v {
-			if s, ok := g.(string); ok && s != "" {
-				out = append(out, s)
-			}
-		}
-	case []string:
-		out = append(out, v...)
-	case string:
-		if v != "" {
-			out = append(out, v)
-		}
-	}
+	out := stringList(claimAt(claims, groupsClaim))
 	for name, v := range claims {
 		if name != zitadelRolesClaim && !(strings.HasPrefix(name, zitadelRolePrefix) && strings.HasSuffix(name, zitadelRoleSuffix)) {
 			continue

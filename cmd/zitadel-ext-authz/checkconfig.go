@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
@@ -52,7 +51,7 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 
 	// Each issuer once, with the first app that uses it (discovery names
 	// the client only for the bearer checks).
-	client := oidcflow.NewHTTPClientDialing(10*time.Second, dialOf(cfg))
+	client := oidcflow.NewHTTPClientDialing(10*time.Second, cfg.IssuerDials())
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	checked := map[string]bool{}
@@ -80,13 +79,4 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprintf(stdout, "# discovery of %s and its JWKS: ok\n", iss)
 	}
 	return code
-}
-
-// dialOf joins every app's oidc_issuer_dial_address.
-func dialOf(cfg *config.Config) map[string]string {
-	m := map[string]string{}
-	for _, a := range cfg.AllApps() {
-		maps.Copy(m, a.IssuerDial)
-	}
-	return m
 }

@@ -172,7 +172,8 @@ func (r *resolver) buildApps(c *Config) {
 		for _, k := range appKeys {
 			v, ok := sub.raw(k)
 			if !ok {
-				v = mustLookup(k).def
+				known, _ := lookup(k) // appKeys are all in the table (TestAppKeysAreKeys)
+				v = known.def
 			}
 			cfg.Values[k] = fmt.Sprint(v)
 		}
@@ -237,12 +238,14 @@ func (r *resolver) hosts(where string, v any) []string {
 	return out
 }
 
-func mustLookup(name string) key {
-	k, ok := lookup(name)
-	if !ok {
-		panic("config: no key " + name)
+// IssuerDials joins every app's oidc_issuer_dial_address: the dial map of
+// the one HTTP client all apps share.
+func (c *Config) IssuerDials() map[string]string {
+	m := map[string]string{}
+	for _, a := range c.AllApps() {
+		maps.Copy(m, a.IssuerDial)
 	}
-	return k
+	return m
 }
 
 // AppsDiffer reports whether c and next serve different apps or apps with

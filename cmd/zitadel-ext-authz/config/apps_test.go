@@ -235,3 +235,12 @@ func TestOfflineAccessScope(t *testing.T) {
 		}
 	}
 }
+
+// Every per-app key is a key of the table (apps read their defaults there).
+func TestAppKeysAreKeys(t *testing.T) {
+	for _, k := range appKeys {
+		if _, ok := lookup(k); !ok {
+			t.Errorf("per-app key %q is not in the key table", k)
+		}
+	}
+}

@@ -104,7 +104,7 @@ func Build(cfg *config.Config, d Deps) (b *Built, err error) {
 			b.Close()
 		}
 	}()
-	b.dial.Set(dialMap(cfg))
+	b.dial.Set(cfg.IssuerDials())
 	b.idpClient = oidcflow.NewHTTPClientDialMap(30*time.Second, b.dial)
 	if d.Transport != nil {
 		b.idpClient.Transport = d.Transport(b.idpClient.Transport)
@@ -131,15 +131,6 @@ func Build(cfg *config.Config, d Deps) (b *Built, err error) {
 		return b, err
 	}
 	return b, nil
-}
-
-// dialMap joins every app's oidc_issuer_dial_address.
-func dialMap(cfg *config.Config) map[string]string {
-	m := map[string]string{}
-	for _, a := range cfg.AllApps() {
-		maps.Copy(m, a.IssuerDial)
-	}
-	return m
 }
 
 // tokens is the bearer token cache every app shares (its keys are salted
@@ -315,7 +306,7 @@ func (b *Built) SetApps(cfg *config.Config) ([]string, error) {
 		changes = append(changes, change{old: old, new: a})
 	}
 	// Commit: nothing below fails.
-	b.dial.Set(dialMap(cfg))
+	b.dial.Set(cfg.IssuerDials())
 	var table []*apps.App
 	var def *apps.App
 	running := make(map[string]*App, len(changes))
