@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
 	gwapiv1b1 "sigs.k8s.io/gateway-api/apis/v1beta1"
-	"sigs.k8s.io/yaml"
 )
 
 // gatewayManifests is what envoy/gateway/ decodes to, with our Service
@@ -35,21 +33,7 @@ type gatewayManifests struct {
 // and wrong types fail.
 func decodeGateway(files map[string][]byte) (*gatewayManifests, error) {
 	m := &gatewayManifests{}
-	for name, data := range files {
-		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
-			if strings.TrimSpace(stripComments(doc)) == "" {
-				continue
-			}
-			js, err := yaml.YAMLToJSON([]byte(doc))
-			if err != nil {
-				return nil, fmt.Errorf("%s document %d: %w", name, i+1, err)
-			}
-			if err := m.add(js); err != nil {
-				return nil, fmt.Errorf("%s document %d: %w", name, i+1, err)
-			}
-		}
-	}
-	return m, nil
+	return m, eachDocument(files, m.add)
 }
 
 func (m *gatewayManifests) add(js []byte) error {
@@ -57,32 +41,19 @@ func (m *gatewayManifests) add(js []byte) error {
 	if err := json.Unmarshal(js, &tm); err != nil {
 		return err
 	}
-	decode := func(v any) error { return strict(js, v) }
 	switch tm.APIVersion + " " + tm.Kind {
 	case "gateway.networking.k8s.io/v1 GatewayClass":
-		v := &gwapiv1.GatewayClass{}
-		m.classes = append(m.classes, v)
-		return decode(v)
+		return decodeInto(js, &m.classes)
 	case "gateway.networking.k8s.io/v1 Gateway":
-		v := &gwapiv1.Gateway{}
-		m.gateways = append(m.gateways, v)
-		return decode(v)
+		return decodeInto(js, &m.gateways)
 	case "gateway.networking.k8s.io/v1 HTTPRoute":
-		v := &gwapiv1.HTTPRoute{}
-		m.routes = append(m.routes, v)
-		return decode(v)
+		return decodeInto(js, &m.routes)
 	case "gateway.networking.k8s.io/v1beta1 ReferenceGrant":
-		v := &gwapiv1b1.ReferenceGrant{}
-		m.grants = append(m.grants, v)
-		return decode(v)
+		return decodeInto(js, &m.grants)
 	case "gateway.envoyproxy.io/v1alpha1 SecurityPolicy":
-		v := &egv1a1.SecurityPolicy{}
-		m.policies = append(m.policies, v)
-		return decode(v)
+		return decodeInto(js, &m.policies)
 	case "v1 Service":
-		v := &corev1.Service{}
-		m.services = append(m.services, v)
-		return decode(v)
+		return decodeInto(js, &m.services)
 	case "v1 Namespace", "v1 ConfigMap", "v1 Secret", "apps/v1 Deployment":
 		return nil // the server's own manifest; istio_test.go checks those
 	}

@@ -21,7 +21,6 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 )
@@ -68,17 +67,8 @@ func render(t *testing.T, ch *chart.Chart, values map[string]any, apis ...string
 		if strings.HasSuffix(name, ".tpl") {
 			continue
 		}
-		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(text, -1) {
-			if strings.TrimSpace(stripComments(doc)) == "" {
-				continue
-			}
-			js, err := yaml.YAMLToJSON([]byte(doc))
-			if err != nil {
-				return nil, fmt.Errorf("%s document %d: %w", name, i+1, err)
-			}
-			if err := r.add(js); err != nil {
-				return nil, fmt.Errorf("%s document %d: %w", name, i+1, err)
-			}
+		if err := eachDocument(map[string][]byte{name: []byte(text)}, r.add); err != nil {
+			return nil, err
 		}
 	}
 	return r, nil
@@ -89,43 +79,21 @@ func (r *rendered) add(js []byte) error {
 	if err := json.Unmarshal(js, &tm); err != nil {
 		return err
 	}
-	decodeInto := func(list any, v any) error {
-		if err := strict(js, v); err != nil {
-			return err
-		}
-		switch l := list.(type) {
-		case *[]*appsv1.Deployment:
-			*l = append(*l, v.(*appsv1.Deployment))
-		case *[]*corev1.Service:
-			*l = append(*l, v.(*corev1.Service))
-		case *[]*corev1.ConfigMap:
-			*l = append(*l, v.(*corev1.ConfigMap))
-		case *[]*corev1.Secret:
-			*l = append(*l, v.(*corev1.Secret))
-		case *[]*policyv1.PodDisruptionBudget:
-			*l = append(*l, v.(*policyv1.PodDisruptionBudget))
-		case *[]*autoscalingv2.HorizontalPodAutoscaler:
-			*l = append(*l, v.(*autoscalingv2.HorizontalPodAutoscaler))
-		case *[]*networkingv1.NetworkPolicy:
-			*l = append(*l, v.(*networkingv1.NetworkPolicy))
-		}
-		return nil
-	}
 	switch tm.APIVersion + " " + tm.Kind {
 	case "apps/v1 Deployment":
-		return decodeInto(&r.deployments, &appsv1.Deployment{})
+		return decodeInto(js, &r.deployments)
 	case "v1 Service":
-		return decodeInto(&r.services, &corev1.Service{})
+		return decodeInto(js, &r.services)
 	case "v1 ConfigMap":
-		return decodeInto(&r.configMaps, &corev1.ConfigMap{})
+		return decodeInto(js, &r.configMaps)
 	case "v1 Secret":
-		return decodeInto(&r.secrets, &corev1.Secret{})
+		return decodeInto(js, &r.secrets)
 	case "policy/v1 PodDisruptionBudget":
-		return decodeInto(&r.pdbs, &policyv1.PodDisruptionBudget{})
+		return decodeInto(js, &r.pdbs)
 	case "autoscaling/v2 HorizontalPodAutoscaler":
-		return decodeInto(&r.hpas, &autoscalingv2.HorizontalPodAutoscaler{})
+		return decodeInto(js, &r.hpas)
 	case "networking.k8s.io/v1 NetworkPolicy":
-		return decodeInto(&r.policies, &networkingv1.NetworkPolicy{})
+		return decodeInto(js, &r.policies)
 	case "monitoring.coreos.com/v1 ServiceMonitor":
 		var m map[string]any
 		if err := json.Unmarshal(js, &m); err != nil {

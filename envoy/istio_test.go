@@ -40,21 +40,40 @@ type manifests struct {
 // fields and wrong types fail.
 func decodeManifests(files map[string][]byte) (*manifests, error) {
 	m := &manifests{}
+	return m, eachDocument(files, m.add)
+}
+
+// documentSeparator splits a multi-document YAML file.
+var documentSeparator = regexp.MustCompile(`(?m)^---\s*$`)
+
+// eachDocument hands every non-empty YAML document of files to add as
+// JSON; an error names the file and the document.
+func eachDocument(files map[string][]byte, add func(js []byte) error) error {
 	for name, data := range files {
-		for i, doc := range regexp.MustCompile(`(?m)^---\s*$`).Split(string(data), -1) {
+		for i, doc := range documentSeparator.Split(string(data), -1) {
 			if strings.TrimSpace(stripComments(doc)) == "" {
 				continue
 			}
 			js, err := yaml.YAMLToJSON([]byte(doc))
-			if err != nil {
-				return nil, fmt.Errorf("%s document %d: %w", name, i+1, err)
+			if err == nil {
+				err = add(js)
 			}
-			if err := m.add(js); err != nil {
-				return nil, fmt.Errorf("%s document %d: %w", name, i+1, err)
+			if err != nil {
+				return fmt.Errorf("%s document %d: %w", name, i+1, err)
 			}
 		}
 	}
-	return m, nil
+	return nil
+}
+
+// decodeInto decodes js strictly into a new T and appends it to list.
+func decodeInto[T any](js []byte, list *[]*T) error {
+	v := new(T)
+	if err := strict(js, v); err != nil {
+		return err
+	}
+	*list = append(*list, v)
+	return nil
 }
 
 func stripComments(doc string) string {

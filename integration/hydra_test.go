@@ -25,6 +25,30 @@ var hydraUsers = []hydra.User{{Subject: "alice", Password: "alice-password", Ema
 
 const hydraSecret = "web-secret-long-enough-for-hydra"
 
+// allPassAtOnce sends n Checks with b's cookie at once (each due for a
+// refresh in the provider walks: one rotation at the IdP) and fails unless
+// all of them pass.
+func allPassAtOnce(t *testing.T, st *stack, b *browser, n int) {
+	t.Helper()
+	cookie := cookieHeader(b, st.Front.URL)
+	var wg sync.WaitGroup
+	codes := make(chan int, n)
+	for range n {
+		wg.Go(func() {
+			r := rawGet(t, st.Front.URL+"/parallel", cookie, "text/html")
+			r.Body.Close()
+			codes <- r.StatusCode
+		})
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusOK {
+			t.Fatalf("a parallel Check with a refresh due: %d", c)
+		}
+	}
+}
+
 // hydraStack is Hydra, our server configured for it, and the real Envoy.
 func hydraStack(t *testing.T, trailingSlash bool) (*stack, *hydra.Server) {
 	t.Helper()
@@ -81,23 +105,7 @@ func TestHydraWalk(t *testing.T) {
 			// Parallel Checks with the same cookie, each due for a refresh
 			// (cookie_refresh 1ms): one refresh at Hydra, which rotates
 			// refresh tokens and revokes the chain on reuse, and all in.
-			cookie := cookieHeader(b, st.Front.URL)
-			var wg sync.WaitGroup
-			codes := make(chan int, 6)
-			for range 6 {
-				wg.Go(func() {
-					r := rawGet(t, st.Front.URL+"/parallel", cookie, "text/html")
-					r.Body.Close()
-					codes <- r.StatusCode
-				})
-			}
-			wg.Wait()
-			close(codes)
-			for c := range codes {
-				if c != http.StatusOK {
-					t.Fatalf("a parallel Check with a refresh due: %d", c)
-				}
-			}
+			allPassAtOnce(t, st, b, 6)
 			m := scrape(t, st.Server)
 			if !strings.Contains(m, `zitadel_ext_authz_refreshes_total{app="default",outcome="ok"}`) {
 				t.Errorf("no refresh at Hydra:\n%s", m)

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -20,9 +19,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 )
 
 // Version is the Hydra release built (tools/go.mod pins it).
@@ -42,8 +42,7 @@ type Server struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	users  map[string]User
-	logs   bytes.Buffer
-	mu     sync.Mutex
+	logs   testkit.Buffer
 }
 
 // binary builds Hydra once per machine into the user's cache directory and
@@ -69,15 +68,6 @@ func binary() (string, error) {
 	return path, os.Rename(tmp, path)
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // Start builds (once) and runs Hydra with the users our login app knows.
 // trailingSlash makes the issuer end in "/" (Hydra allows either).
 func Start(users []User, trailingSlash bool) (*Server, error) {
@@ -85,11 +75,11 @@ func Start(users []User, trailingSlash bool) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	pub, err := freePort()
+	pub, err := testkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	adm, err := freePort()
+	adm, err := testkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -111,52 +101,25 @@ func Start(users []User, trailingSlash bool) (*Server, error) {
 		// Short lives, so tests see refreshes without waiting.
 		"TTL_ACCESS_TOKEN=5m", "STRATEGIES_ACCESS_TOKEN=opaque",
 	)
-	s.cmd.Stdout, s.cmd.Stderr = &lockedWriter{s: s}, &lockedWriter{s: s}
+	s.cmd.Stdout, s.cmd.Stderr = &s.logs, &s.logs
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
 		s.app.Close()
 		return nil, err
 	}
 	go func() { s.cmd.Wait(); close(s.done) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(s.Admin + "/health/ready")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s, nil
-			}
-		}
-		select {
-		case <-s.done:
-			s.app.Close()
-			return nil, fmt.Errorf("hydra exited:\n%s", s.Logs())
-		case <-time.After(50 * time.Millisecond): // polling to a deadline
-		}
-		if time.Now().After(deadline) {
-			s.Close()
-			return nil, fmt.Errorf("hydra not ready in 30 s:\n%s", s.Logs())
-		}
+	if err := testkit.WaitHTTP(s.Admin+"/health/ready", s.done, 30*time.Second); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("hydra: %w\n%s", err, s.Logs())
 	}
-}
-
-type lockedWriter struct{ s *Server }
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.s.mu.Lock()
-	defer w.s.mu.Unlock()
-	return w.s.logs.Write(p)
+	return s, nil
 }
 
 // AppURL is where our login, consent and logout app runs.
 func (s *Server) AppURL() string { return s.app.URL }
 
 // Logs is what Hydra wrote.
-func (s *Server) Logs() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logs.String()
-}
+func (s *Server) Logs() string { return s.logs.String() }
 
 // Close stops Hydra and the login app.
 func (s *Server) Close() {

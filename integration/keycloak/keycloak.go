@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 )
 
 // Version is the Keycloak release; sha1sum is Maven Central's checksum of
@@ -114,23 +115,13 @@ func javaHome() (string, error) {
 	return best, nil
 }
 
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
 // Server is a running Keycloak.
 type Server struct {
 	URL    string // http://127.0.0.1:port
 	Issuer string // URL/realms/test
 	cmd    *exec.Cmd
 	done   chan struct{}
-	mu     sync.Mutex
-	logs   bytes.Buffer
+	logs   testkit.Buffer
 }
 
 // startMu keeps two Keycloaks from writing the import file at once.
@@ -146,11 +137,11 @@ func Start() (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := testkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	mgmt, err := freePort()
+	mgmt, err := testkit.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -174,30 +165,15 @@ func Start() (*Server, error) {
 	s.cmd = exec.Command(filepath.Join(dir, "bin", "kc.sh"), "start-dev", "--http-host=127.0.0.1", "--http-port="+strconv.Itoa(port),
 		"--http-management-port="+strconv.Itoa(mgmt), "--db=dev-mem", "--import-realm")
 	s.cmd.Env = append(os.Environ(), "JAVA_HOME="+java, "KC_BOOTSTRAP_ADMIN_USERNAME=admin", "KC_BOOTSTRAP_ADMIN_PASSWORD=admin-password")
-	s.cmd.Stdout, s.cmd.Stderr = &lockedWriter{s}, &lockedWriter{s}
+	s.cmd.Stdout, s.cmd.Stderr = &s.logs, &s.logs
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		return nil, err
 	}
 	go func() { s.cmd.Wait(); close(s.done) }()
-	deadline := time.Now().Add(150 * time.Second)
-	for {
-		resp, err := http.Get(s.Issuer + "/.well-known/openid-configuration")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case <-s.done:
-			return nil, fmt.Errorf("keycloak exited:\n%s", s.Logs())
-		case <-time.After(200 * time.Millisecond): // polling to a deadline
-		}
-		if time.Now().After(deadline) {
-			s.Close()
-			return nil, fmt.Errorf("keycloak not ready in 150 s:\n%s", s.Logs())
-		}
+	if err := testkit.WaitHTTP(s.Issuer+"/.well-known/openid-configuration", s.done, 150*time.Second); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("keycloak: %w\n%s", err, s.Logs())
 	}
 	// A realm import drops role mappings to the built-in offline_access
 	// role (created after the users): grant it through the admin API, so
@@ -209,20 +185,8 @@ func Start() (*Server, error) {
 	return s, nil
 }
 
-type lockedWriter struct{ s *Server }
-
-func (w *lockedWriter) Write(p []byte) (int, error) {
-	w.s.mu.Lock()
-	defer w.s.mu.Unlock()
-	return w.s.logs.Write(p)
-}
-
 // Logs is what Keycloak wrote.
-func (s *Server) Logs() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logs.String()
-}
+func (s *Server) Logs() string { return s.logs.String() }
 
 // Close stops Keycloak (its whole process group: kc.sh starts java).
 func (s *Server) Close() {

@@ -6,7 +6,9 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -71,3 +73,55 @@ var localhostTransport = func() *http.Transport {
 	}
 	return t
 }()
+
+// Buffer collects output written from several goroutines (a process's
+// stdout and stderr, a logger).
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// FreePort is a TCP port on 127.0.0.1 that was free a moment ago (for
+// processes that take a port number rather than a listener).
+func FreePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// WaitHTTP polls url until it answers 200, the process behind it exits
+// (exited closes) or within passes.
+func WaitHTTP(url string, exited <-chan struct{}, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("exited before %s answered", url)
+		case <-time.After(50 * time.Millisecond): // polling to a deadline
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer 200 within %s", url, within)
+		}
+	}
+}
