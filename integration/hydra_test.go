@@ -75,7 +75,6 @@ func hydraStack(t *testing.T, trailingSlash bool) (*stack, *hydra.Server) {
 	srv.waitReady(t)
 	st := &stack{}
 	st.attach(t, srv, stackOptions{front: realEnvoy})
-	front, _ := url.Parse(st.Front.URL)
 	err = h.CreateClient(t.Context(), hydra.Client{
 		ID: "web", Secret: hydraSecret,
 		RedirectURIs:           []string{st.Front.URL + "/oauth2/callback"},
@@ -85,7 +84,6 @@ func hydraStack(t *testing.T, trailingSlash bool) (*stack, *hydra.Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = front
 	return st, h
 }
 

@@ -46,6 +46,7 @@ type checkKey struct{ app, decision, reason string }
 type checkChildren struct {
 	count   prometheus.Counter
 	latency prometheus.Observer
+	login   prometheus.Counter // logins_started or _completed for those reasons; nil otherwise
 }
 
 // NoApp labels the Checks that reached no app (apps list: an unknown host
@@ -114,16 +115,22 @@ func (a App) Decided(ctx context.Context, d *authz.Decision, elapsed time.Durati
 	k := checkKey{a.name, kind, d.Reason}
 	c, ok := m.children.Load(k)
 	if !ok {
-		c, _ = m.children.LoadOrStore(k, checkChildren{m.checks.WithLabelValues(a.name, kind, d.Reason), m.duration.WithLabelValues(a.name, kind)})
+		// Resolved once per label set: an unauthenticated flood is a
+		// login_redirect per Check.
+		cc := checkChildren{count: m.checks.WithLabelValues(a.name, kind, d.Reason), latency: m.duration.WithLabelValues(a.name, kind)}
+		switch d.Reason {
+		case "login_redirect":
+			cc.login = m.loginsStarted.WithLabelValues(a.name)
+		case "login_completed":
+			cc.login = m.loginsCompleted.WithLabelValues(a.name)
+		}
+		c, _ = m.children.LoadOrStore(k, cc)
 	}
 	cc := c.(checkChildren)
 	cc.count.Inc()
 	cc.latency.Observe(elapsed.Seconds())
-	switch d.Reason {
-	case "login_redirect":
-		m.loginsStarted.WithLabelValues(a.name).Inc()
-	case "login_completed":
-		m.loginsCompleted.WithLabelValues(a.name).Inc()
+	if cc.login != nil {
+		cc.login.Inc()
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
 		span.SetAttributes(attribute.String("authz.app", a.name), attribute.String("authz.decision", kind), attribute.String("authz.reason", d.Reason))
