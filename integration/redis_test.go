@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -21,31 +22,48 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 )
 
-// replicas is one IdP, one Redis and n servers, each behind its own
-// Envoy emulator, sharing config.
+// replicas is one IdP, one Redis (or a cluster, or Sentinel) and n
+// servers, each behind its own front proxy, sharing config.
 type replicas struct {
 	IdP    *devidp.Server
-	Redis  *redisServer
+	Redis  *redisServer // nil on a cluster or Sentinel
 	Stacks []*stack
+	cfg    map[string]any
 }
 
 func startReplicas(t *testing.T, n int, extra map[string]any) *replicas {
 	t.Helper()
+	r := startRedis(t)
+	rp := startReplicasOn(t, n, map[string]any{"redis_url": "redis://" + r.addr}, extra)
+	rp.Redis = r
+	return rp
+}
+
+// startReplicasOn starts n servers with redisKeys (how to reach Redis)
+// and extra.
+func startReplicasOn(t *testing.T, n int, redisKeys, extra map[string]any) *replicas {
+	t.Helper()
 	idp := devidp.StartT(t, devidp.Options{})
-	rp := &replicas{IdP: idp, Redis: startRedis(t)}
+	rp := &replicas{IdP: idp, cfg: baseConfig(idp.Issuer)}
+	maps.Copy(rp.cfg, redisKeys)
+	maps.Copy(rp.cfg, extra)
 	for range n {
-		cfg := baseConfig(idp.Issuer)
-		cfg["redis_url"] = "redis://" + rp.Redis.addr
-		for k, v := range extra {
-			cfg[k] = v
-		}
-		srv := startServer(t, cfg)
-		srv.waitReady(t)
-		st := frontFor(t, srv)
-		st.IdP = idp
-		rp.Stacks = append(rp.Stacks, st)
+		rp.add(t, nil)
 	}
 	return rp
+}
+
+// add starts one more server with the replicas' config and changes.
+func (rp *replicas) add(t *testing.T, changes map[string]any) *stack {
+	t.Helper()
+	cfg := maps.Clone(rp.cfg)
+	maps.Copy(cfg, changes)
+	srv := startServer(t, cfg)
+	srv.waitReady(t)
+	st := frontFor(t, srv)
+	st.IdP = rp.IdP
+	rp.Stacks = append(rp.Stacks, st)
+	return st
 }
 
 // logoutToken is a back-channel logout token signed by the dev IdP's key.
@@ -106,11 +124,27 @@ func TestRedisSessionsAcrossReplicas(t *testing.T) {
 		t.Errorf("redis mode cookie is %d bytes; a ticket should be small", len(c))
 	}
 
-	// The race: 3 requests on A, 3 on B, with the same cookie; the first to
-	// take the lock is held at the IdP until every other waits for it.
-	before := rp.IdP.Calls("/oauth/token")
-	rp.IdP.HangToken()
+	refreshRace(t, rp, cookieHeader(alice, a.Front.URL))
+
+	// Sign-out on A ends the session on B (whose L1 has it) within a second.
+	upstreamSaw(t, withCookie(t, alice, a.Front.URL, b.Front.URL+"/cached-on-b"))
 	cookie := cookieHeader(alice, a.Front.URL)
+	alice.get(a.Front.URL + "/oauth2/sign_out")
+	testkit.Eventually(t, time.Second, "B to refuse the session signed out on A", func() bool {
+		return newBrowser(t, "x", "x").do(http.MethodGet, b.Front.URL+"/after-sign-out", http.Header{"Cookie": {cookie}}).StatusCode == http.StatusFound
+	})
+}
+
+// refreshRace sends 3 requests to A and 3 to B (rp.Stacks[0] and [1]) with
+// cookie, whose session is due for a refresh: the first to take the lock
+// is held at the IdP until every other waits for it; then exactly one
+// refresh happened and all six saw its access token.
+func refreshRace(t *testing.T, rp *replicas, cookie string) {
+	t.Helper()
+	a, b := rp.Stacks[0], rp.Stacks[1]
+	before := rp.IdP.Calls("/oauth/token")
+	waitingBefore := strings.Count(a.Server.Logs(), `"msg":"lock busy; waiting"`) + strings.Count(b.Server.Logs(), `"msg":"lock busy; waiting"`)
+	rp.IdP.HangToken()
 	var wg sync.WaitGroup
 	results := make([]*response, 6)
 	for i := range results {
@@ -121,14 +155,14 @@ func TestRedisSessionsAcrossReplicas(t *testing.T) {
 	}
 	waitFor(t, "one refresh at the IdP and five Checks waiting for the lock", func() bool {
 		waiting := strings.Count(a.Server.Logs(), `"msg":"lock busy; waiting"`) + strings.Count(b.Server.Logs(), `"msg":"lock busy; waiting"`)
-		return rp.IdP.Calls("/oauth/token") == before+1 && waiting == 5
+		return rp.IdP.Calls("/oauth/token") == before+1 && waiting == waitingBefore+5
 	})
 	rp.IdP.Release()
 	wg.Wait()
 	tokens := map[string]bool{}
 	for i, r := range results {
 		got := upstreamSaw(t, r)
-		if got.Headers["x-forwarded-user"] != "user-alice" {
+		if got.Headers["x-forwarded-user"] == "" {
 			t.Errorf("request %d: %v", i, got.Headers)
 		}
 		tokens[got.Headers["x-forwarded-access-token"]] = true
@@ -139,13 +173,6 @@ func TestRedisSessionsAcrossReplicas(t *testing.T) {
 	if len(tokens) != 1 {
 		t.Errorf("the six requests saw %d access tokens, want the one refreshed token", len(tokens))
 	}
-
-	// Sign-out on A ends the session on B (whose L1 has it) within a second.
-	upstreamSaw(t, withCookie(t, alice, a.Front.URL, b.Front.URL+"/cached-on-b"))
-	alice.get(a.Front.URL + "/oauth2/sign_out")
-	testkit.Eventually(t, time.Second, "B to refuse the session signed out on A", func() bool {
-		return newBrowser(t, "x", "x").do(http.MethodGet, b.Front.URL+"/after-sign-out", http.Header{"Cookie": {cookie}}).StatusCode == http.StatusFound
-	})
 }
 
 // Back-channel logout delivered to A ends the session on A and B within a
@@ -270,19 +297,23 @@ func TestRedisStorePrimitives(t *testing.T) {
 	defer cancel()
 	invalidated := make(chan string, 10)
 	revoked := make(chan redisstore.Revocation, 10)
-	go b.Subscribe(ctx2, redisstore.Events{Invalidate: func(id string) { invalidated <- id }, Revoked: func(r redisstore.Revocation) { revoked <- r }})
-	// Subscribing is asynchronous: publish until B hears one.
-	waitFor(t, "B's subscription", func() bool {
-		if err := a.Save(ctx, "probe", []byte("x"), time.Minute, "", ""); err != nil {
-			t.Fatal(err)
+	sub, err := b.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go sub.Deliver(ctx2, redisstore.Events{Invalidate: func(id string) { invalidated <- id }, Revoked: func(r redisstore.Revocation) { revoked <- r }})
+	// Subscribe returns once Redis confirmed: the first invalidation is heard.
+	if err := a.Save(ctx, "probe", []byte("x"), time.Minute, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-invalidated:
+		if id != "probe" {
+			t.Errorf("B heard %q", id)
 		}
-		select {
-		case <-invalidated:
-			return true
-		case <-time.After(50 * time.Millisecond):
-			return false
-		}
-	})
+	case <-time.After(5 * time.Second):
+		t.Fatal("B didn't hear the first invalidation after subscribing")
+	}
 
 	for _, s := range []struct{ id, sid, sub string }{{"s1", "sid-1", "alice"}, {"s2", "sid-1", "alice"}, {"s3", "sid-2", "alice"}, {"s4", "sid-3", "bob"}} {
 		if err := a.Save(ctx, s.id, []byte("blob-"+s.id), time.Hour, s.sid, s.sub); err != nil {

@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -28,8 +29,9 @@ type redisServer struct {
 	addr     string
 	dir      string
 	cmd      *exec.Cmd
-	password string   // requirepass, when set
+	password string   // requirepass (and masterauth), when set
 	tlsFiles []string // cert, key, CA: TLS only, when set
+	extra    []string // more redis-server arguments (cluster, replication)
 }
 
 func startRedis(t *testing.T) *redisServer {
@@ -61,14 +63,14 @@ func (r *redisServer) start() {
 	args := []string{"--bind", "127.0.0.1", "--port", port, "--dir", r.dir,
 		"--save", "", "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"}
 	if r.password != "" {
-		args = append(args, "--requirepass", r.password)
+		args = append(args, "--requirepass", r.password, "--masterauth", r.password)
 	}
 	if r.tlsFiles != nil {
 		args[3] = "0" // no plain-text port
 		args = append(args, "--tls-port", port, "--tls-cert-file", r.tlsFiles[0], "--tls-key-file", r.tlsFiles[1],
-			"--tls-ca-cert-file", r.tlsFiles[2], "--tls-auth-clients", "no")
+			"--tls-ca-cert-file", r.tlsFiles[2], "--tls-auth-clients", "no", "--tls-replication", "yes", "--tls-cluster", "yes")
 	}
-	r.cmd = exec.Command("redis-server", args...)
+	r.cmd = exec.Command("redis-server", append(args, r.extra...)...)
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
@@ -96,7 +98,30 @@ func (r *redisServer) ping() bool {
 	c.SetDeadline(time.Now().Add(time.Second))
 	fmt.Fprint(c, "PING\r\n")
 	line, _ := bufio.NewReader(c).ReadString('\n')
-	return strings.HasPrefix(line, "+PONG")
+	return strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH")
+}
+
+// cli runs redis-cli against this server (with its password and TLS) and
+// returns what it printed.
+func (r *redisServer) cli(args ...string) (string, error) {
+	return redisCLI(r.addr, r.password, r.tlsFiles, args)
+}
+
+// redisCLI runs redis-cli against addr, with password and TLS when set,
+// for at most 30 seconds.
+func redisCLI(addr, password string, tlsFiles []string, args []string) (string, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	all := []string{"-h", host, "-p", port}
+	if password != "" {
+		all = append(all, "-a", password, "--no-auth-warning")
+	}
+	if tlsFiles != nil {
+		all = append(all, "--tls", "--cacert", tlsFiles[2])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "redis-cli", append(all, args...)...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
 }
 
 func (r *redisServer) stop() {
@@ -108,7 +133,8 @@ func (r *redisServer) stop() {
 	r.cmd = nil
 }
 
-// writeTLSFiles makes a CA and a certificate for 127.0.0.1 signed by it.
+// writeTLSFiles makes a CA and a certificate for 127.0.0.1 signed by it,
+// for servers and clients alike (a cluster's bus always checks the peer's).
 func writeTLSFiles(t *testing.T, dir string) (cert, key, ca string) {
 	t.Helper()
 	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -121,7 +147,7 @@ func writeTLSFiles(t *testing.T, dir string) (cert, key, ca string) {
 	caCert, _ := x509.ParseCertificate(caDER)
 	leafKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
 	leafDER, err := x509.CreateCertificate(rand.Reader, leafTmpl, caCert, &leafKey.PublicKey, caKey)
 	if err != nil {
 		t.Fatal(err)

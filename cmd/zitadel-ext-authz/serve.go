@@ -85,6 +85,8 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	defer built.Close()
 	stores := built.Sessions
+	// Before the listeners open: the first Check knows every recorded logout.
+	stores.Follow(ctx, logger)
 
 	// Listeners: bind errors end start-up before anything serves.
 	grpcLn, err := net.Listen("tcp", cfg.GRPCAddress)

@@ -4,7 +4,16 @@
 // session id and subject, holds the cross-replica refresh lock, records
 // back-channel logouts and used logout-token ids, and tells every replica
 // over pub/sub to drop a session from its L1 cache. It works with Redis
-// and Valkey through go-redis (single node, Sentinel or Cluster).
+// and Valkey through go-redis: one server, Sentinel, or Cluster.
+//
+// Cluster: no operation needs two keys in one slot. Writes that touch
+// several keys (a session and its indexes) go out as one pipeline, which
+// go-redis splits by node and sends to all of them at once, so a login
+// costs one round trip in every mode. What the single server's
+// transaction used to give is kept by ordering and by failing whole: see
+// Save. Anything that lists keys visits every master (eachMaster).
+// Invalidations are classic pub/sub, which a cluster forwards to every
+// node, so a replica hears them whichever node it subscribed on.
 package redisstore
 
 import (
@@ -17,6 +26,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -68,16 +78,26 @@ func (s *Store) Load(ctx context.Context, id string) ([]byte, error) {
 }
 
 // Save implements session.Store: the session, its sid and sub index entries
-// and the invalidation, in one transaction.
+// and the invalidation, in one pipeline (one round trip; on a cluster one
+// per node, sent at once).
+//
+// Not a transaction, since the keys live in different slots. What matters
+// is that no session is ever stored without its index entries, or a
+// back-channel logout would miss it: the index entries come first (one
+// server runs a pipeline in order), and when any write fails Save fails,
+// so the callback issues no cookie and a refresh keeps the session's
+// previous, indexed copy. A logout racing a login in flight could always
+// come before the Save (the code exchange precedes it), with or without a
+// transaction.
 func (s *Store) Save(ctx context.Context, id string, blob []byte, ttl time.Duration, sid, sub string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, keySession+id, blob, ttl)
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, idx := range indexKeys(sid, sub) {
 			p.SAdd(ctx, idx, id)
 			// The index lives as long as its longest session.
 			p.ExpireGT(ctx, idx, ttl)
 			p.ExpireNX(ctx, idx, ttl)
 		}
+		p.Set(ctx, keySession+id, blob, ttl)
 		p.Publish(ctx, channel, "inv "+s.replica+" "+id)
 		return nil
 	})
@@ -95,9 +115,10 @@ func indexKeys(sid, sub string) []string {
 	return keys
 }
 
-// Delete implements session.Store.
+// Delete implements session.Store: the session and the invalidation in
+// one pipeline.
 func (s *Store) Delete(ctx context.Context, id string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, keySession+id)
 		p.Publish(ctx, channel, "inv "+s.replica+" "+id)
 		return nil
@@ -107,7 +128,11 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 
 // EndSessions deletes every stored session of the IdP session sid, or of
 // subject sub when sid is empty (back-channel logout in redis mode). It
-// returns how many it ended.
+// returns how many it ended. Two round trips whatever the number of
+// sessions: the index, then one pipeline deleting each session (one key
+// per command, so any slot), telling every replica, and dropping the
+// index. A failure leaves the index in place, so ZITADEL's retry of the
+// logout finds the sessions again.
 func (s *Store) EndSessions(ctx context.Context, sid, sub string) (int, error) {
 	idx := keyBySID + sid
 	if sid == "" {
@@ -117,17 +142,21 @@ func (s *Store) EndSessions(ctx context.Context, sid, sub string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	dels := make([]*redis.IntCmd, len(ids))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			dels[i] = p.Del(ctx, keySession+id)
+			// Published for ourselves too: our own L1 must drop it as well.
+			p.Publish(ctx, channel, "inv - "+id)
+		}
+		return nil
+	})
 	n := 0
-	for _, id := range ids {
-		deleted, err := s.rdb.Del(ctx, keySession+id).Result()
-		if err != nil {
-			return n, err
-		}
-		n += int(deleted)
-		// Published for ourselves too: our own L1 must drop it as well.
-		if err := s.rdb.Publish(ctx, channel, "inv - "+id).Err(); err != nil {
-			return n, err
-		}
+	for _, d := range dels {
+		n += int(d.Val())
+	}
+	if err != nil {
+		return n, err
 	}
 	return n, s.rdb.Del(ctx, idx).Err()
 }
@@ -197,7 +226,7 @@ func (s *Store) RevokeLogin(ctx context.Context, loginID string, until time.Time
 
 func (s *Store) revoke(ctx context.Context, field string, at, until time.Time) error {
 	ttl := max(time.Until(until), time.Second)
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, keyRevoked+field, at.UnixMilli(), ttl)
 		p.Publish(ctx, channel, "rev "+url.QueryEscape(field)+" "+strconv.FormatInt(at.UnixMilli(), 10)+" "+strconv.FormatInt(until.Unix(), 10))
 		return nil
@@ -213,25 +242,66 @@ type Revocation struct {
 }
 
 // Revocations lists the logouts recorded so far (a replica starting up
-// loads them).
+// loads them), from every master of a cluster.
 func (s *Store) Revocations(ctx context.Context) ([]Revocation, error) {
+	var (
+		mu  sync.Mutex
+		out []Revocation
+	)
+	err := s.eachMaster(ctx, func(ctx context.Context, node redis.Cmdable) error {
+		found, err := scanRevocations(ctx, node)
+		mu.Lock()
+		out = append(out, found...)
+		mu.Unlock()
+		return err
+	})
+	return out, err
+}
+
+// scanRevocations reads one node's logout records: a SCAN, then one
+// pipeline of GET and PTTL per page of keys.
+func scanRevocations(ctx context.Context, node redis.Cmdable) ([]Revocation, error) {
 	var out []Revocation
-	iter := s.rdb.Scan(ctx, 0, keyRevoked+"*", 500).Iterator()
-	for iter.Next(ctx) {
-		key := iter.Val()
-		at, err := s.rdb.Get(ctx, key).Int64()
+	var cursor uint64
+	for {
+		keys, next, err := node.Scan(ctx, cursor, keyRevoked+"*", 500).Result()
 		if err != nil {
-			continue // expired meanwhile
+			return out, err
 		}
-		ttl, err := s.rdb.PTTL(ctx, key).Result()
-		if err != nil || ttl <= 0 {
-			continue
+		if len(keys) > 0 {
+			gets, ttls := make([]*redis.StringCmd, len(keys)), make([]*redis.DurationCmd, len(keys))
+			// Errors are per key here (one expired between SCAN and GET).
+			_, _ = node.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for i, key := range keys {
+					gets[i], ttls[i] = p.Get(ctx, key), p.PTTL(ctx, key)
+				}
+				return nil
+			})
+			now := time.Now()
+			for i, key := range keys {
+				at, err := gets[i].Int64()
+				ttl := ttls[i].Val()
+				if err != nil || ttls[i].Err() != nil || ttl <= 0 {
+					continue
+				}
+				if r, ok := parseRevocation(strings.TrimPrefix(key, keyRevoked), at, now.Add(ttl).Unix()); ok {
+					out = append(out, r)
+				}
+			}
 		}
-		if r, ok := parseRevocation(strings.TrimPrefix(key, keyRevoked), at, time.Now().Add(ttl).Unix()); ok {
-			out = append(out, r)
+		if cursor = next; cursor == 0 {
+			return out, nil
 		}
 	}
-	return out, iter.Err()
+}
+
+// eachMaster runs fn on every master of a cluster, at once, or on the one
+// server otherwise (a Sentinel client talks to the current master).
+func (s *Store) eachMaster(ctx context.Context, fn func(ctx context.Context, node redis.Cmdable) error) error {
+	if c, ok := s.rdb.(*redis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, func(ctx context.Context, node *redis.Client) error { return fn(ctx, node) })
+	}
+	return fn(ctx, s.rdb)
 }
 
 // parseRevocation reads a field ("sid:…", "sub:…" or "login:…"), the logout time in
@@ -263,25 +333,47 @@ type Events struct {
 	Revoked func(Revocation)
 }
 
-// Subscribe delivers other replicas' announcements until ctx ends. go-redis
-// resubscribes by itself after a connection loss; announcements sent while
-// it was away are missed, which the L1 cache's short TTL bounds.
-func (s *Store) Subscribe(ctx context.Context, ev Events) error {
-	ps := s.rdb.Subscribe(ctx, channel)
-	defer ps.Close()
-	ch := ps.Channel(redis.WithChannelHealthCheckInterval(time.Second))
+// Subscription is this replica's subscription to the others'
+// announcements.
+type Subscription struct {
+	store *Store
+	ps    *redis.PubSub
+}
+
+// Subscribe subscribes to the other replicas' announcements, waiting
+// until Redis confirms or ctx ends; call Deliver to hear them. Subscribe
+// before reading what was recorded earlier (Revocations), so nothing
+// announced in between is missed. When Redis doesn't answer, the
+// subscription is still made and go-redis keeps trying.
+func (s *Store) Subscribe(ctx context.Context) (*Subscription, error) {
+	ps := s.rdb.Subscribe(context.WithoutCancel(ctx), channel)
+	_, err := ps.Receive(ctx)
+	return &Subscription{store: s, ps: ps}, err
+}
+
+// Deliver hands announcements to ev until ctx ends, then closes the
+// subscription. go-redis resubscribes by itself after a connection loss
+// (on a cluster, to the node serving the channel's slot; classic pub/sub
+// reaches every node); announcements sent while it was away are missed,
+// which the L1 cache's short TTL bounds.
+func (sub *Subscription) Deliver(ctx context.Context, ev Events) {
+	defer sub.ps.Close()
+	ch := sub.ps.Channel(redis.WithChannelHealthCheckInterval(time.Second))
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case msg, ok := <-ch:
 			if !ok {
-				return nil
+				return
 			}
-			s.handle(msg.Payload, ev)
+			sub.store.handle(msg.Payload, ev)
 		}
 	}
 }
+
+// Close ends the subscription without delivering.
+func (sub *Subscription) Close() error { return sub.ps.Close() }
 
 func (s *Store) handle(payload string, ev Events) {
 	parts := strings.Fields(payload)

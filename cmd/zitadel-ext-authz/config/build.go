@@ -364,7 +364,8 @@ func (r *resolver) redisOptions() *redis.UniversalOptions {
 		if master == "" {
 			r.fail("redis_sentinel_master_name", "required with redis_sentinel_addresses")
 		}
-		return &redis.UniversalOptions{Addrs: sentinels, MasterName: master, Password: r.str("redis_password"), TLSConfig: tlsConfig}
+		return &redis.UniversalOptions{Addrs: sentinels, MasterName: master, Password: r.str("redis_password"),
+			SentinelPassword: r.str("redis_sentinel_password"), TLSConfig: tlsConfig}
 	default:
 		return &redis.UniversalOptions{Addrs: cluster, Password: r.str("redis_password"), TLSConfig: tlsConfig, IsClusterMode: true}
 	}

@@ -119,6 +119,7 @@ var keys = []key{
 	{"redis_sentinel_addresses", kList, []string{}, plain, restart, "Redis Sentinel: host:port of each sentinel"},
 	{"redis_cluster_addresses", kList, []string{}, plain, restart, "Redis Cluster: host:port of some nodes"},
 	{"redis_password", kString, "", secret, restart, "password for redis_sentinel_* or redis_cluster_addresses (redis_url carries its own)"},
+	{"redis_sentinel_password", kString, "", secret, restart, "password of the sentinels themselves, when they have one (redis_password is the master's)"},
 	{"redis_use_tls", kBool, false, plain, restart, "TLS to redis_sentinel_* or redis_cluster_addresses (redis_url: use rediss://)"},
 	{"redis_ca_file", kString, "", plain, restart, "PEM CA certificates to trust for TLS to Redis (default: the system's)"},
 	{"redis_l1_ttl", kDuration, "10s", plain, restart, "how long a replica keeps a stored session in memory (changes on other replicas reach it within a second through pub/sub)"},

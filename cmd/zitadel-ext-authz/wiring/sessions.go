@@ -29,7 +29,8 @@ type Sessions struct {
 	store   string        // session_store_type
 	cache   session.Cache // nil: disabled
 	l1TTL   time.Duration
-	redis   *redisstore.Store // nil without Redis
+	redis   *redisstore.Store        // nil without Redis
+	sub     *redisstore.Subscription // set by Follow
 	revoked *backchannel.Revocations
 	replay  backchannel.ReplayGuard
 	closers []func()
@@ -161,26 +162,46 @@ type enderFunc func(ctx context.Context, sid, sub string) error
 
 func (f enderFunc) End(ctx context.Context, sid, sub string) error { return f(ctx, sid, sub) }
 
-// Run follows the other replicas (L1 invalidations, logouts of cookie
-// sessions) until ctx ends.
-func (s *Sessions) Run(ctx context.Context, logger *slog.Logger) error {
+// Follow subscribes to the other replicas' announcements and then loads
+// the logouts of cookie sessions recorded before this replica started
+// (each within a few seconds; a Redis that doesn't answer is logged and
+// retried in the background by go-redis). Call it before the listeners
+// open, so the first Check already knows every recorded logout; Run then
+// delivers what the others announce.
+func (s *Sessions) Follow(ctx context.Context, logger *slog.Logger) {
 	if s.redis == nil {
+		return
+	}
+	subCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	sub, err := s.redis.Subscribe(subCtx)
+	cancel()
+	if err != nil {
+		logger.Warn("not yet subscribed to the other replicas' announcements; retrying", "reason", "redis_unavailable", "error", err.Error())
+	}
+	s.sub = sub
+	s.closers = append(s.closers, func() { sub.Close() })
+	if s.revoked == nil {
+		return
+	}
+	loadCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	list, err := s.redis.Revocations(loadCtx)
+	cancel()
+	if err != nil {
+		logger.Warn("recorded back-channel logouts not loaded", "reason", "redis_unavailable", "error", err.Error())
+	}
+	for _, r := range list {
+		s.addRevocation(r)
+	}
+}
+
+// Run delivers the other replicas' announcements (L1 invalidations,
+// logouts of cookie sessions) until ctx ends; Follow subscribed.
+func (s *Sessions) Run(ctx context.Context) error {
+	if s.sub == nil {
 		<-ctx.Done()
 		return nil
 	}
-	if s.revoked != nil {
-		// Logouts recorded before this replica started.
-		loadCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		list, err := s.redis.Revocations(loadCtx)
-		cancel()
-		if err != nil {
-			logger.Warn("recorded back-channel logouts not loaded", "reason", "redis_unavailable", "error", err.Error())
-		}
-		for _, r := range list {
-			s.addRevocation(r)
-		}
-	}
-	return s.redis.Subscribe(ctx, redisstore.Events{
+	s.sub.Deliver(ctx, redisstore.Events{
 		Invalidate: s.invalidate,
 		Revoked: func(r redisstore.Revocation) {
 			if s.revoked != nil {
@@ -188,6 +209,7 @@ func (s *Sessions) Run(ctx context.Context, logger *slog.Logger) error {
 			}
 		},
 	})
+	return nil
 }
 
 // addRevocation records what another replica announced.

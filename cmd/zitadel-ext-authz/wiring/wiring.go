@@ -249,7 +249,7 @@ func (b *Built) Run(ctx context.Context) error {
 		a.start(ctx)
 	}
 	b.mu.Unlock()
-	err := b.Sessions.Run(ctx, b.deps.Logger)
+	err := b.Sessions.Run(ctx)
 	b.mu.Lock()
 	for _, a := range b.apps {
 		a.halt()
