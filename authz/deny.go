@@ -147,6 +147,17 @@ func withCookies(d *Decision, setCookies ...string) *Decision {
 	return d
 }
 
+// BadRequest is the 400 page for a CheckRequest ParseRequest refused:
+// reason invalid_utf8 or malformed_request for one the codec couldn't
+// decode, malformed_request for one without the HTTP attributes.
+func BadRequest(err error) *Decision {
+	reason := "malformed_request"
+	if u, ok := err.(undecodable); ok {
+		reason = string(u)
+	}
+	return errorPage(http.StatusBadRequest, reason, page{Title: "Bad request", Message: "The request could not be understood."})
+}
+
 // NoApp is the answer when a server of several apps (the apps list) has
 // none for a request: reason "unknown_host" (no app claims the host and
 // there is no default app), a 403 page; or "unknown_app" (the route's

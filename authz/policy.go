@@ -2,13 +2,15 @@ package authz
 
 import (
 	"time"
+	"unicode/utf8"
 
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"net"
 	"net/url"
 	"slices"
 	"strings"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
 
 // Reasons for a forbidden user, bounded for logs and metrics.
@@ -155,7 +157,8 @@ func canonicalPath(p string) bool {
 // own host or a whitelist_domains host. It returns the absolute URL, or
 // false when the target would leave for a foreign host.
 func (s *Server) returnURL(r *Request, rd string) (string, bool) {
-	if rd == "" || len(rd) > 4096 || strings.ContainsFunc(rd, func(c rune) bool { return c < 0x20 || c == 0x7f || c == '\\' }) {
+	// Not UTF-8 (rd=%2F%FF): the state that carries it couldn't be sealed.
+	if rd == "" || len(rd) > 4096 || !utf8.ValidString(rd) || strings.ContainsFunc(rd, func(c rune) bool { return c < 0x20 || c == 0x7f || c == '\\' }) {
 		return "", false
 	}
 	if strings.HasPrefix(rd, "/") {

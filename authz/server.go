@@ -173,7 +173,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	}()
 	r, perr := ParseRequest(req)
 	if perr != nil {
-		d = s.errorPage(http.StatusBadRequest, "malformed_request", page{Title: "Bad request", Message: "The request could not be understood."})
+		d = BadRequest(perr)
 		s.attachMetadata(d)
 		return d.Response(), nil
 	}

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
@@ -66,6 +67,11 @@ func TestComposeStack(t *testing.T) {
 		if hc == nil || hc.Disable || len(hc.Test) == 0 {
 			t.Errorf("%s: no healthcheck", name)
 		}
+	}
+	// ZITADEL's first start sets its database up (over a minute on small
+	// machines): failing the healthcheck meanwhile stops the demo.
+	if hc := svc("zitadel").HealthCheck; hc == nil || hc.StartPeriod == nil || time.Duration(*hc.StartPeriod) < 2*time.Minute {
+		t.Errorf("zitadel healthcheck start_period %v, want at least 2m for a slow first start", hc)
 	}
 	if hc := svc("zitadel-ext-authz").HealthCheck.Test; !slices.Contains(hc, "healthcheck") {
 		t.Errorf("zitadel-ext-authz healthcheck %v: the image has no shell, use the healthcheck subcommand", hc)

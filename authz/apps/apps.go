@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/checkwire"
 )
 
 // ContextKey is the context_extensions key that names the app on an Envoy
@@ -160,6 +161,9 @@ func (r *Router) Table() *Table { return r.table.Load() }
 
 // Check hands the request to its app, or denies it when there is none.
 func (r *Router) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	if _, bad := checkwire.Undecodable(req); bad {
+		return r.refuseUndecodable(ctx, req), nil
+	}
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
 	host := h.GetHost()
@@ -186,10 +190,26 @@ func (r *Router) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	return d.Response(), nil
 }
 
+// refuseUndecodable answers a CheckRequest the codec couldn't decode (no
+// host to choose an app by): 400, counted under no app, logged.
+func (r *Router) refuseUndecodable(ctx context.Context, req *authv3.CheckRequest) *authv3.CheckResponse {
+	start := time.Now()
+	_, err := authz.ParseRequest(req)
+	d := authz.BadRequest(err)
+	d.Metadata = noAppMetadata[d.Reason]
+	r.logger.Info("not allowed: the CheckRequest could not be decoded; Envoy sends valid UTF-8 and protobuf, so look at the caller", "reason", d.Reason)
+	if r.observer != nil {
+		r.observer.Decided(ctx, d, time.Since(start))
+	}
+	return d.Response()
+}
+
 // noAppMetadata is the dynamic metadata of the answers no app gives.
 var noAppMetadata = map[string]*structpb.Struct{
-	"unknown_host": {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("unknown_host"), "app": structpb.NewStringValue("none")}},
-	"unknown_app":  {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("unknown_app"), "app": structpb.NewStringValue("none")}},
+	"unknown_host":      {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("unknown_host"), "app": structpb.NewStringValue("none")}},
+	"unknown_app":       {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("unknown_app"), "app": structpb.NewStringValue("none")}},
+	"invalid_utf8":      {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("invalid_utf8"), "app": structpb.NewStringValue("none")}},
+	"malformed_request": {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("malformed_request"), "app": structpb.NewStringValue("none")}},
 }
 
 // truncate bounds what a client sent before it is logged.

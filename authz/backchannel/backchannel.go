@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
@@ -52,26 +53,65 @@ type Audience struct {
 	Ender    Ender
 }
 
+// Outcomes of a back-channel logout, for the metric.
+const (
+	OutcomeEnded            = "ended"                     // verified; its sessions ended
+	OutcomeInvalidRequest   = "invalid_request"           // not a POSTed form with a logout_token
+	OutcomeInvalidToken     = "invalid_logout_token"      // no app's verifier accepted the token
+	OutcomeReplayed         = "replayed_logout_token"     // its jti was used before
+	OutcomeIdPUnavailable   = "idp_unavailable"           // the IdP's keys couldn't be loaded (503)
+	OutcomeStoreUnavailable = "session_store_unavailable" // Redis couldn't record it or end the sessions (503)
+)
+
+// Outcomes lists every outcome (labels to pre-create).
+var Outcomes = []string{OutcomeEnded, OutcomeInvalidRequest, OutcomeInvalidToken, OutcomeReplayed, OutcomeIdPUnavailable, OutcomeStoreUnavailable}
+
 // Handler is the back-channel logout endpoint. A logout token is for the
 // apps whose verifier accepts it (its iss and aud are theirs); the sessions
 // of those apps end, no other app's. audiences is read per request, so a
-// reload that adds or removes apps applies at once.
-func Handler(audiences func() []Audience, replay ReplayGuard, logger *slog.Logger) http.Handler {
+// reload that adds or removes apps applies at once. observe (may be nil)
+// hears each request's outcome.
+//
+// The endpoint is reachable from the internet (ZITADEL calls it through
+// Envoy), so what a caller sends can't grow the log: refusals are Info
+// lines, at most refusalLines a second (the next line says how many were
+// left out), and any text from the token is cut to maxLoggedError.
+func Handler(audiences func() []Audience, replay ReplayGuard, logger *slog.Logger, observe func(outcome string)) http.Handler {
+	if observe == nil {
+		observe = func(string) {}
+	}
+	refusals := &sampler{}
+	refuse := func(w http.ResponseWriter, outcome, description string, attrs ...any) {
+		observe(outcome)
+		if ok, left := refusals.allow(time.Now()); ok {
+			if left > 0 {
+				attrs = append(attrs, "refusals_not_logged", left)
+			}
+			logger.Info("back-channel logout refused", append([]any{"reason", outcome}, attrs...)...)
+		}
+		writeError(w, http.StatusBadRequest, "invalid_request", description)
+	}
+	unavailable := func(w http.ResponseWriter, outcome, msg, description string, err error, attrs ...any) {
+		observe(outcome)
+		logger.Warn(msg, append([]any{"reason", outcome, "error", clip(err.Error())}, attrs...)...)
+		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", description)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
+			observe(OutcomeInvalidRequest)
 			writeError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 		if err := r.ParseForm(); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_request", "the body is not a form")
+			refuse(w, OutcomeInvalidRequest, "the body is not a form")
 			return
 		}
 		raw := r.PostForm.Get("logout_token")
 		if raw == "" {
-			writeError(w, http.StatusBadRequest, "invalid_request", "logout_token is missing")
+			refuse(w, OutcomeInvalidRequest, "logout_token is missing")
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
@@ -96,39 +136,78 @@ func Handler(audiences func() []Audience, replay ReplayGuard, logger *slog.Logge
 		}
 		if len(matched) == 0 {
 			if idpFailed != nil {
-				logger.Warn("back-channel logout not verified", "reason", "idp_unavailable", "error", idpFailed.Error())
-				writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the identity provider's keys can't be loaded")
+				unavailable(w, OutcomeIdPUnavailable, "back-channel logout not verified", "the identity provider's keys can't be loaded", idpFailed)
 				return
 			}
 			why := "no app is configured"
 			if failure != nil {
-				why = failure.Error()
+				why = clip(failure.Error())
 			}
-			logger.Warn("back-channel logout refused", "reason", "invalid_logout_token", "error", why)
-			writeError(w, http.StatusBadRequest, "invalid_request", "invalid logout token")
+			refuse(w, OutcomeInvalidToken, "invalid logout token", "error", why)
 			return
 		}
 		first, err := replay.FirstUse(ctx, claims.JTI, claims.Expiry.Add(5*time.Minute))
 		if err != nil {
-			logger.Warn("back-channel logout not recorded", "reason", "session_store_unavailable", "error", err.Error())
-			writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+			unavailable(w, OutcomeStoreUnavailable, "back-channel logout not recorded", "try again", err)
 			return
 		}
 		if !first {
-			logger.Warn("back-channel logout refused", "reason", "replayed_logout_token", "sub", claims.Subject)
-			writeError(w, http.StatusBadRequest, "invalid_request", "logout token already used")
+			refuse(w, OutcomeReplayed, "logout token already used", "sub", claims.Subject)
 			return
 		}
 		for _, a := range matched {
 			if err := a.Ender.End(ctx, claims.SID, claims.Subject); err != nil {
-				logger.Warn("back-channel logout failed", "reason", "session_store_unavailable", "app", a.App, "error", err.Error())
-				writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "try again")
+				unavailable(w, OutcomeStoreUnavailable, "back-channel logout failed", "try again", err, "app", a.App)
 				return
 			}
 			logger.Info("back-channel logout", "app", a.App, "sid", claims.SID, "sub", claims.Subject)
 		}
+		observe(OutcomeEnded)
 		w.WriteHeader(http.StatusOK)
 	})
+}
+
+// maxLoggedError bounds the text of a refusal's error in the log: it can
+// carry what the caller put in the token (a kid, an issuer).
+const maxLoggedError = 160
+
+// clip cuts s to maxLoggedError bytes (on a rune boundary) and marks the cut.
+func clip(s string) string {
+	if len(s) <= maxLoggedError {
+		return s
+	}
+	cut := maxLoggedError
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// refusalLines is how many refusals a second are logged.
+const refusalLines = 5
+
+// sampler lets refusalLines log lines through per second and counts the
+// rest, which the next line through reports.
+type sampler struct {
+	mu      sync.Mutex
+	second  int64
+	lines   int
+	skipped int
+}
+
+func (s *sampler) allow(now time.Time) (ok bool, skipped int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if sec := now.Unix(); sec != s.second {
+		s.second, s.lines = sec, 0
+	}
+	if s.lines >= refusalLines {
+		s.skipped++
+		return false, 0
+	}
+	s.lines++
+	skipped, s.skipped = s.skipped, 0
+	return true, skipped
 }
 
 // writeError answers as OAuth 2.0 §5.2 does (Back-Channel Logout §2.8).

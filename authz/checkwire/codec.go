@@ -1,9 +1,13 @@
 package checkwire
 
 import (
+	"errors"
+	"strings"
+
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	// The generated codec this one wraps.
@@ -24,17 +28,69 @@ func (Codec) Name() string { return "proto" }
 func (Codec) Marshal(v any) (mem.BufferSlice, error) { return protoCodec.Marshal(v) }
 
 // Unmarshal decodes a CheckRequest with Decode, falling back to
-// proto.Unmarshal for what Decode leaves to it (its errors are then the
-// generated decoder's).
+// proto.Unmarshal for what Decode leaves to it. A CheckRequest neither can
+// decode (invalid UTF-8 in a string, a broken wire format) is not a gRPC
+// error, which Envoy would answer with its own status_on_error (or let
+// through, with failure_mode_allow): it decodes as an empty request marked
+// Undecodable, which Check answers with a 400.
 func (Codec) Unmarshal(data mem.BufferSlice, v any) error {
 	req, ok := v.(*authv3.CheckRequest)
 	if !ok {
 		return protoCodec.Unmarshal(data, v)
 	}
 	buf := data.Materialize() // our own copy: req's strings point into it
-	if err := Decode(buf, req); err == nil {
+	err := Decode(buf, req)
+	if err == nil {
 		return nil
 	}
 	proto.Reset(req)
-	return proto.Unmarshal(buf, req)
+	if !errors.Is(err, errInvalidUTF8) {
+		if err = proto.Unmarshal(buf, req); err == nil {
+			return nil
+		}
+	}
+	cause := causeMalformed
+	if errors.Is(err, errInvalidUTF8) || strings.Contains(err.Error(), "UTF-8") {
+		cause = causeInvalidUTF8
+	}
+	proto.Reset(req)
+	req.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, markField, protowire.VarintType), cause))
+	return nil
+}
+
+// markField is the (unknown) field Unmarshal sets on a CheckRequest it
+// couldn't decode, with the cause; the highest field number there is. A
+// client that sends it itself only gets its own request refused.
+const markField protowire.Number = protowire.MaxValidNumber
+
+const (
+	causeMalformed uint64 = iota + 1
+	causeInvalidUTF8
+)
+
+// Undecodable reports whether req is one Unmarshal couldn't decode, and
+// why: "invalid_utf8" (a string field isn't UTF-8) or "malformed_request"
+// (the wire format is broken).
+func Undecodable(req *authv3.CheckRequest) (reason string, ok bool) {
+	unknown := req.ProtoReflect().GetUnknown()
+	for len(unknown) > 0 {
+		num, typ, n := protowire.ConsumeTag(unknown)
+		if n < 0 {
+			return "", false
+		}
+		unknown = unknown[n:]
+		if num == markField && typ == protowire.VarintType {
+			cause, _ := protowire.ConsumeVarint(unknown)
+			if cause == causeInvalidUTF8 {
+				return "invalid_utf8", true
+			}
+			return "malformed_request", true
+		}
+		m := protowire.ConsumeFieldValue(num, typ, unknown)
+		if m < 0 {
+			return "", false
+		}
+		unknown = unknown[m:]
+	}
+	return "", false
 }

@@ -138,7 +138,10 @@ func TestDecodeAgreesWithProto(t *testing.T) {
 	}
 }
 
-// The codec answers with the generated decoder's values and errors.
+// The codec answers with the generated decoder's values; what neither
+// decoder reads is an empty request marked Undecodable with its cause,
+// never an error (gRPC would answer INTERNAL, and Envoy apply its
+// status_on_error or, with failure_mode_allow, let the request through).
 func TestCodec(t *testing.T) {
 	req := envoyRequest()
 	data, _ := proto.Marshal(req)
@@ -146,8 +149,30 @@ func TestCodec(t *testing.T) {
 	if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data)}, &got); err != nil || !sameKept(keptOf(req), keptOf(&got)) {
 		t.Fatalf("Unmarshal: %v, %+v", err, keptOf(&got))
 	}
-	if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(data[:len(data)-3])}, &authv3.CheckRequest{}); err == nil {
-		t.Fatal("a truncated request decoded")
+	if why, bad := Undecodable(&got); bad {
+		t.Fatalf("a good request is marked undecodable (%s)", why)
+	}
+	// proto.Marshal refuses to write invalid UTF-8: a valid request with
+	// one header value's bytes replaced.
+	badUTF8 := envoyRequest()
+	badUTF8.Attributes.Request.Http.Headers["x-bad"] = "\x01\x02"
+	invalid, _ := proto.Marshal(badUTF8)
+	invalid = bytes.Replace(invalid, []byte("\x01\x02"), []byte("\xff\xfe"), 1)
+	for name, tc := range map[string]struct {
+		data []byte
+		want string
+	}{
+		"truncated":     {data[:len(data)-3], "malformed_request"},
+		"invalid UTF-8": {invalid, "invalid_utf8"},
+		"garbage":       {[]byte{0xff, 0xff, 0xff}, "malformed_request"},
+	} {
+		var got authv3.CheckRequest
+		if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(tc.data)}, &got); err != nil {
+			t.Errorf("%s: Unmarshal error %v, want a marked request", name, err)
+		}
+		if why, bad := Undecodable(&got); !bad || why != tc.want || got.GetAttributes() != nil {
+			t.Errorf("%s: Undecodable = %q, %v (attributes %v), want %q", name, why, bad, got.GetAttributes(), tc.want)
+		}
 	}
 }
 

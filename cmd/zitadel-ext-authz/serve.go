@@ -118,7 +118,16 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return stores.Ready()
 	}
 	m.WatchReady(ready)
-	opsServer := &http.Server{Handler: opsHandler(ready, m.Handler(), built.LogoutHandler(), cfg.EnablePprof), ReadHeaderTimeout: 5 * time.Second}
+	// Every phase bounded: /oauth2/backchannel_logout is reachable from the
+	// internet, and slow or idle clients must not pile up (the write
+	// timeout leaves room for pprof's default 30 s profile).
+	opsServer := &http.Server{
+		Handler:           opsHandler(ready, m.Handler(), built.LogoutHandler(), cfg.EnablePprof),
+		ReadHeaderTimeout: min(5*time.Second, cfg.HTTPReadTimeout),
+		ReadTimeout:       cfg.HTTPReadTimeout,
+		WriteTimeout:      cfg.HTTPReadTimeout + 60*time.Second,
+		IdleTimeout:       cfg.HTTPIdleTimeout,
+	}
 
 	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version, "session_store", cfg.SessionStore, "apps", appNames(cfg))
 	logOut.Flush() // launchers wait for this line

@@ -101,5 +101,8 @@ func zitadelBootstrap(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	fmt.Fprintf(stdout, "project %s, web client %s, introspection client %s, user %s; configuration written to %s\n",
 		res.ProjectID, res.WebClientID, res.APIClientID, res.UserID, *out)
+	if res.UserLoginName != "" {
+		fmt.Fprintf(stdout, "sign in at %s as %s (password: --user-password)\n", *appURL, res.UserLoginName)
+	}
 	return 0
 }

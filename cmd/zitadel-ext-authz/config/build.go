@@ -280,6 +280,14 @@ func (r *resolver) buildBearer(c *Config) {
 func (r *resolver) buildServer(c *Config) {
 	c.GRPCAddress = r.address("grpc_address")
 	c.HTTPAddress = r.address("http_address")
+	c.HTTPReadTimeout = r.duration("http_read_timeout")
+	c.HTTPIdleTimeout = r.duration("http_idle_timeout")
+	if c.HTTPReadTimeout <= 0 {
+		r.fail("http_read_timeout", "must be positive (e.g. 10s): without it a slow client holds a connection forever")
+	}
+	if c.HTTPIdleTimeout <= 0 {
+		r.fail("http_idle_timeout", "must be positive (e.g. 30s): without it idle connections are held forever")
+	}
 	c.SessionCacheSize = r.integer("session_cache_max_bytes")
 	c.EnablePprof = r.boolean("enable_pprof")
 	if err := c.LogLevel.UnmarshalText([]byte(r.str("log_level"))); err != nil {

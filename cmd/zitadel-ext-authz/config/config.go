@@ -27,6 +27,8 @@ const EnvPrefix = "ZITADEL_EXT_AUTHZ_"
 type Config struct {
 	GRPCAddress      string
 	HTTPAddress      string
+	HTTPReadTimeout  time.Duration // the ops listener: whole request
+	HTTPIdleTimeout  time.Duration // the ops listener: idle keep-alive
 	LogLevel         slog.Level
 	LogFormat        string
 	SessionCacheSize int64

@@ -108,6 +108,8 @@ var keys = []key{
 	{"idp_timeout", kDuration, "5s", plain, restart, "bound on each IdP call inside a Check"},
 	{"upstreams", kList, []string{}, plain, restart, "accepted and ignored: Envoy routes to upstreams"},
 	{"http_address", kString, "127.0.0.1:4180", plain, restart, "operations HTTP listener: /healthz, /readyz, /metrics"},
+	{"http_read_timeout", kDuration, "10s", plain, restart, "the operations listener closes a connection whose request (headers and body) hasn't arrived within this"},
+	{"http_idle_timeout", kDuration, "30s", plain, restart, "the operations listener closes a keep-alive connection idle for this long"},
 	{"grpc_address", kString, "127.0.0.1:9001", plain, restart, "ext_authz gRPC listener"},
 	{"session_cache_max_bytes", kInt, int64(64 << 20), plain, restart, "bound of the decoded-session cache (0 disables it)"},
 	{"enable_pprof", kBool, false, plain, restart, "serve Go's /debug/pprof/ on http_address (for profiling; keep http_address private)"},

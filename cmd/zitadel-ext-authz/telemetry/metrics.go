@@ -22,6 +22,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/backchannel"
 )
 
 // Metrics holds the server's Prometheus collectors. Every label value comes
@@ -37,6 +38,7 @@ type Metrics struct {
 	loginsStarted   *prometheus.CounterVec
 	loginsCompleted *prometheus.CounterVec
 	reloads         *prometheus.CounterVec
+	logouts         *prometheus.CounterVec
 
 	children sync.Map // checkKey → checkChildren, resolved once per label pair
 }
@@ -80,6 +82,8 @@ func NewMetrics(version string) *Metrics {
 		loginsStarted:   counter("logins_started_total", "Redirects to the IdP's authorization endpoint, by app.", "app"),
 		loginsCompleted: counter("logins_completed_total", "Callbacks that created a session, by app.", "app"),
 		reloads:         counter("config_reloads_total", "Configuration reloads, by outcome (applied, refused).", "outcome"),
+		logouts: counter("backchannel_logouts_total", "Back-channel logout requests, by outcome (ended, invalid_request, invalid_logout_token, replayed_logout_token, idp_unavailable, session_store_unavailable).",
+			"outcome"),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        prefix + "build_info",
@@ -87,10 +91,13 @@ func NewMetrics(version string) *Metrics {
 		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
 	})
 	buildInfo.Set(1)
-	m.reg.MustRegister(m.checks, m.duration, m.idpCalls, m.idpDuration, m.refreshes, m.loginsStarted, m.loginsCompleted, m.reloads, buildInfo,
+	m.reg.MustRegister(m.checks, m.duration, m.idpCalls, m.idpDuration, m.refreshes, m.loginsStarted, m.loginsCompleted, m.reloads, m.logouts, buildInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"applied", "refused"} {
 		m.reloads.WithLabelValues(r)
+	}
+	for _, o := range backchannel.Outcomes {
+		m.logouts.WithLabelValues(o)
 	}
 	return m
 }
@@ -173,6 +180,10 @@ func (m *Metrics) WatchReady(ready func() (bool, string)) {
 		return 0
 	}))
 }
+
+// LogoutOutcome counts a back-channel logout request by its outcome
+// (backchannel.Outcomes).
+func (m *Metrics) LogoutOutcome(outcome string) { m.logouts.WithLabelValues(outcome).Inc() }
 
 // Reloaded counts a configuration reload.
 func (m *Metrics) Reloaded(applied bool) {

@@ -243,9 +243,9 @@ func (s *Sessions) invalidate(id string) {
 }
 
 // LogoutHandler is POST /oauth2/backchannel_logout for the apps audiences
-// returns.
-func (s *Sessions) LogoutHandler(audiences func() []backchannel.Audience, logger *slog.Logger) http.Handler {
-	return backchannel.Handler(audiences, s.replay, logger)
+// returns; observe (may be nil) hears each outcome.
+func (s *Sessions) LogoutHandler(audiences func() []backchannel.Audience, logger *slog.Logger, observe func(outcome string)) http.Handler {
+	return backchannel.Handler(audiences, s.replay, logger, observe)
 }
 
 func (s *Sessions) close() {

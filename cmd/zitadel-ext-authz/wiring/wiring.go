@@ -406,6 +406,10 @@ func (b *Built) Ready() (bool, string) {
 
 // LogoutHandler is POST /oauth2/backchannel_logout for every app.
 func (b *Built) LogoutHandler() http.Handler {
+	var observe func(string)
+	if b.deps.Metrics != nil {
+		observe = b.deps.Metrics.LogoutOutcome
+	}
 	return b.Sessions.LogoutHandler(func() []backchannel.Audience {
 		running := b.Apps()
 		slices.SortFunc(running, func(x, y *App) int { return strings.Compare(x.Name, y.Name) })
@@ -414,5 +418,5 @@ func (b *Built) LogoutHandler() http.Handler {
 			out[i] = backchannel.Audience{App: a.Name, Verifier: a.Provider, Ender: a.ender}
 		}
 		return out
-	}, b.deps.Logger)
+	}, b.deps.Logger, observe)
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -24,6 +25,10 @@ type fakeZitadel struct {
 	t        *testing.T
 	pat      string
 	notReady int // answer 503 this many times first (ZITADEL starting)
+	// loginMustBeDomain is the domain policy's userLoginMustBeDomain:
+	// false in ZITADEL v4's default instance, so a user's login name is its
+	// userName; true suffixes the organization's primary domain.
+	loginMustBeDomain bool
 
 	mu       sync.Mutex
 	calls    []string
@@ -49,6 +54,19 @@ type fakeApp struct {
 type fakeGrant struct {
 	id, userID, projectID string
 	roles                 []string
+}
+
+// orgDomain is the first organization's primary domain: its name
+// lower-cased, dots for spaces, under the instance's external domain.
+const orgDomain = "zitadel.localhost"
+
+// user is a User as ListUsers and GetUserByID return it.
+func (f *fakeZitadel) user(id, name string) map[string]any {
+	login := name
+	if f.loginMustBeDomain {
+		login = name + "@" + orgDomain
+	}
+	return map[string]any{"id": id, "userName": name, "state": "USER_STATE_ACTIVE", "loginNames": []string{login}, "preferredLoginName": login}
 }
 
 func newFakeZitadel(t *testing.T, pat string) *fakeZitadel {
@@ -350,10 +368,21 @@ func (f *fakeZitadel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			if match {
-				out = append(out, map[string]any{"id": id, "userName": name, "state": "USER_STATE_ACTIVE"})
+				out = append(out, f.user(id, name))
 			}
 		}
 		writeJSON(w, 200, map[string]any{"result": out})
+
+	// GetUserByID: GET /users/{id} → {user: {id, state, userName, loginNames, preferredLoginName, human}}
+	case r.Method == http.MethodGet && strings.HasPrefix(p, "/management/v1/users/") && !strings.Contains(strings.TrimPrefix(p, "/management/v1/users/"), "/"):
+		id := strings.TrimPrefix(p, "/management/v1/users/")
+		for name, uid := range f.users {
+			if uid == id {
+				writeJSON(w, 200, map[string]any{"user": f.user(id, name)})
+				return
+			}
+		}
+		f.notFound(w)
 
 	case r.Method == http.MethodPost && p == "/management/v1/users/human/_import":
 		var in importHumanUserRequest

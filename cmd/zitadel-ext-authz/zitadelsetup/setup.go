@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -63,12 +64,17 @@ type Options struct {
 
 // Result is what Run created or found.
 type Result struct {
-	ProjectID            string
-	WebClientID          string
-	WebClientSecret      string
-	APIClientID          string
-	APIClientSecret      string
-	UserID               string
+	ProjectID       string
+	WebClientID     string
+	WebClientSecret string
+	APIClientID     string
+	APIClientSecret string
+	UserID          string
+	// UserLoginName is what the demo user types at ZITADEL's login: its
+	// preferred login name, "alice" under ZITADEL's default domain policy
+	// (userLoginMustBeDomain false), "alice@<org domain>" when the policy
+	// requires the domain.
+	UserLoginName        string
 	CreatedProject       bool
 	CreatedWebApp        bool
 	CreatedAPIApp        bool
@@ -119,6 +125,9 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if res.UserID, res.CreatedUser, err = a.ensureUser(ctx, o); err != nil {
 			return nil, err
 		}
+		if res.UserLoginName, err = a.loginName(ctx, res.UserID); err != nil {
+			return nil, err
+		}
 		if res.GrantedRoles, err = a.ensureGrant(ctx, res.UserID, res.ProjectID, o.UserRoles); err != nil {
 			return nil, err
 		}
@@ -128,7 +137,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	o.Logger.Info("ZITADEL is set up for zitadel-ext-authz",
 		"project_id", res.ProjectID, "web_client_id", res.WebClientID, "api_client_id", res.APIClientID,
-		"user_id", res.UserID, "config", o.Out)
+		"user_id", res.UserID, "user_login_name", res.UserLoginName, "config", o.Out)
 	return res, nil
 }
 
@@ -323,6 +332,24 @@ func (a *api) ensureUser(ctx context.Context, o Options) (id string, created boo
 		return "", false, fmt.Errorf("create user %q: %w", o.User, err)
 	}
 	return out.UserID, true, nil
+}
+
+// loginName is the user's preferred login name (GetUserByID: GET
+// /users/{id} → user.preferredLoginName).
+func (a *api) loginName(ctx context.Context, userID string) (string, error) {
+	var out struct {
+		User struct {
+			UserName           string `json:"userName"`
+			PreferredLoginName string `json:"preferredLoginName"`
+		} `json:"user"`
+	}
+	if err := a.call(ctx, http.MethodGet, "/users/"+url.PathEscape(userID), nil, &out); err != nil {
+		return "", fmt.Errorf("read user %s's login name: %w", userID, err)
+	}
+	if out.User.PreferredLoginName == "" {
+		return out.User.UserName, nil
+	}
+	return out.User.PreferredLoginName, nil
 }
 
 func (a *api) ensureGrant(ctx context.Context, userID, projectID string, roles []string) ([]string, error) {

@@ -154,7 +154,7 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 		t.Error("second run lost the secrets written by the first")
 	}
 	for _, c := range f.zitadel.calls[before:] {
-		if !strings.HasSuffix(c, "/_search") && c != "GET /management/v1/orgs/me" {
+		if !strings.HasSuffix(c, "/_search") && !strings.HasPrefix(c, "GET ") {
 			t.Errorf("second run wrote: %s", c)
 		}
 	}
@@ -225,5 +225,37 @@ func TestBootstrapWrongHostIsReported(t *testing.T) {
 	_, err := Run(t.Context(), f.opts)
 	if err == nil || !strings.Contains(err.Error(), "Instance not found") {
 		t.Fatalf("err = %v, want ZITADEL's 'Instance not found'", err)
+	}
+}
+
+// The demo user's sign-in name is what ZITADEL says it is: its userName
+// under ZITADEL v4's default domain policy (the compose demo's), suffixed
+// with the organization's domain when the policy requires it. What
+// docker-compose.yml and README tell users to type is the former.
+func TestBootstrapReportsTheSignInName(t *testing.T) {
+	for _, mustBeDomain := range []bool{false, true} {
+		f := newFixture(t)
+		f.writePAT(t)
+		f.zitadel.loginMustBeDomain = mustBeDomain
+		res, err := Run(t.Context(), f.opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "alice"
+		if mustBeDomain {
+			want = "alice@" + orgDomain
+		}
+		if res.UserLoginName != want {
+			t.Errorf("userLoginMustBeDomain %v: sign-in name %q, want %q", mustBeDomain, res.UserLoginName, want)
+		}
+	}
+	for _, doc := range []string{"../../../docker-compose.yml", "../../../README.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "alice@zitadel.localhost") || !strings.Contains(string(b), "sign in as alice ") {
+			t.Errorf("%s: the compose demo's user signs in as \"alice\" (ZITADEL v4's default domain policy); say so", doc)
+		}
 	}
 }
