@@ -54,6 +54,10 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	case errors.Is(err, oidcflow.ErrIdPUnavailable):
 		s.logger.Warn("code exchange failed", "request_id", r.ID, "reason", "idp_unavailable", "error", err.Error())
 		return s.unavailable(err, signInUnavailable)
+	case errors.Is(err, oidcflow.ErrClientAuth):
+		// Our configuration, not the user: no "start again" (it would fail
+		// the same way); the Provider logged what to fix.
+		return s.clientMisconfigured()
 	case err != nil:
 		s.logger.Warn("code exchange failed", "request_id", r.ID, "reason", "login_rejected", "error", err.Error())
 		return s.errorPage(http.StatusForbidden, "login_rejected", page{Title: "Sign-in failed", Message: "The sign-in could not be completed. Start again."})

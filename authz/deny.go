@@ -88,6 +88,14 @@ func (s *Server) unavailable(err error, p *page) *Decision {
 	return d
 }
 
+// clientMisconfigured is the 500 page when the IdP refuses our client
+// (client_auth_method, client_id, secret or key): nothing the user can do,
+// so no link to start again.
+func (s *Server) clientMisconfigured() *Decision {
+	return s.errorPage(http.StatusInternalServerError, "client_auth_failed", page{Title: "Sign-in is misconfigured",
+		Message: "The identity provider refused this application's credentials. The administrator has been told in the log."})
+}
+
 // signInUnavailable is the page while the IdP can't be reached.
 var signInUnavailable = &page{Title: "Sign-in unavailable", Message: "The identity provider can't be reached right now. Try again in a moment."}
 

@@ -199,6 +199,14 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 		// Expired and the IdP is away: keep the cookie, the user recovers
 		// when the IdP is back.
 		return refreshed{answer: s.unavailable(err, signInUnavailable)}
+	case errors.Is(err, oidcflow.ErrClientAuth):
+		// Our configuration is wrong, not the session: keep it (it works
+		// again once the configuration is fixed) and use it while its
+		// access token lasts.
+		if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > now.Unix() {
+			return keepOld
+		}
+		return refreshed{answer: s.clientMisconfigured()}
 	case err != nil:
 		// invalid_grant (revoked, expired, reused refresh token) or an
 		// invalid refreshed ID token: the session is over.

@@ -8,8 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -205,14 +203,7 @@ func TestIntrospectionWithKeyFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	api := devidp.Client{ID: "api-introspect@zitadel-ext-authz", APIKey: key, KeyID: "302917284616765474"}
-	keyJSON, err := devidp.KeyFile(api)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPath := filepath.Join(t.TempDir(), "api-key.json")
-	if err := os.WriteFile(keyPath, keyJSON, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyPath := writeKeyFile(t, api)
 	st := startStack(t, stackOptions{
 		config:  map[string]any{"skip_jwt_bearer_tokens": true, "introspection_key_file": keyPath},
 		clients: []devidp.Client{devidp.DefaultClient(), api},
@@ -228,9 +219,7 @@ func TestIntrospectionWithKeyFile(t *testing.T) {
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
 	wrong := api
 	wrong.APIKey = other
-	wrongJSON, _ := devidp.KeyFile(wrong)
-	wrongPath := filepath.Join(t.TempDir(), "wrong-key.json")
-	os.WriteFile(wrongPath, wrongJSON, 0o600)
+	wrongPath := writeKeyFile(t, wrong)
 	st2 := startStack(t, stackOptions{
 		config:  map[string]any{"skip_jwt_bearer_tokens": true, "introspection_key_file": wrongPath},
 		clients: []devidp.Client{devidp.DefaultClient(), api},

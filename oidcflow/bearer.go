@@ -357,11 +357,22 @@ func (p *Provider) newIntrospector(ctx context.Context, cfg *oidc.DiscoveryConfi
 	if k := p.bearerCfg.IntrospectionKey; k != nil {
 		return rs.NewResourceServerJWTProfile(ctx, p.cfg.Issuer, k.ClientID, k.KeyID, []byte(k.Key), opts...)
 	}
-	id, secret := p.bearerCfg.IntrospectionClientID, p.bearerCfg.IntrospectionClientSecret
-	if id == "" {
-		id, secret = p.cfg.ClientID, p.cfg.ClientSecret
+	if id := p.bearerCfg.IntrospectionClientID; id != "" {
+		return rs.NewResourceServerClientCredentials(ctx, p.cfg.Issuer, id, p.bearerCfg.IntrospectionClientSecret, opts...)
 	}
-	return rs.NewResourceServerClientCredentials(ctx, p.cfg.Issuer, id, secret, opts...)
+	// No introspection client: the login client, as it authenticates.
+	switch p.auth.method {
+	case AuthPrivateKeyJWT:
+		k := p.cfg.ClientKey
+		return rs.NewResourceServerJWTProfile(ctx, p.cfg.Issuer, p.cfg.ClientID, k.KeyID, []byte(k.Key), opts...)
+	case AuthNone:
+		if p.tokens != nil || p.bearerOn {
+			p.logger.Warn("bearer tokens are accepted, but the login client is public (client_auth_method none) and can't introspect: opaque (non-JWT) tokens will be refused",
+				"issuer", p.cfg.Issuer, "fix", "set introspection_key_file (a ZITADEL API app's key) or introspection_client_id and introspection_client_secret")
+		}
+		return nil, nil
+	}
+	return rs.NewResourceServerClientCredentials(ctx, p.cfg.Issuer, p.cfg.ClientID, p.auth.secret, opts...)
 }
 
 // clientAuthFailed recognises the IdP rejecting our own credentials at the

@@ -13,4 +13,8 @@ var (
 	// ErrRejected: the IdP refused the request (for example invalid_grant
 	// for a used or expired authorization code).
 	ErrRejected = errors.New("rejected by identity provider")
+	// ErrClientAuth: the IdP refused our own client authentication
+	// (invalid_client, unauthorized_client): a configuration mistake
+	// (client_auth_method, client_id, the secret or key), not the user's.
+	ErrClientAuth = errors.New("the identity provider refused the client")
 )

@@ -25,7 +25,8 @@ type Tokens struct {
 	Identity     Identity
 }
 
-// Exchange trades an authorization code for tokens (client_secret_basic),
+// Exchange trades an authorization code for tokens (authenticated as
+// client_auth_method says),
 // verifies the ID token against the login's nonce, and resolves the
 // identity, asking the userinfo endpoint when the ID token lacks the e-mail
 // (ZITADEL leaves profile claims out of ID tokens unless configured).
@@ -34,9 +35,17 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 	if err != nil {
 		return nil, err
 	}
-	raw, err := rp.CodeExchange[*oidc.IDTokenClaims](withCall(ctx, CallToken), code, d.party, rp.WithCodeVerifier(l.CodeVerifier), redirectURIParam(redirectURI))
+	opts := []rp.CodeExchangeOpt{rp.WithCodeVerifier(l.CodeVerifier), redirectURIParam(redirectURI)}
+	assertion, err := p.auth.assertion()
 	if err != nil {
-		return nil, fmt.Errorf("exchange code: %w", classify(ctx, err))
+		return nil, fmt.Errorf("exchange code: %w: %w", ErrClientAuth, err)
+	}
+	if assertion != "" {
+		opts = append(opts, rp.WithClientAssertionJWT(assertion))
+	}
+	raw, err := rp.CodeExchange[*oidc.IDTokenClaims](withCall(ctx, CallToken), code, d.party, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("exchange code: %w", p.classifyClient(ctx, err))
 	}
 	idToken, _ := raw.Extra("id_token").(string)
 	if !tokenSafe(raw.AccessToken) || !tokenSafe(raw.RefreshToken) || !tokenSafe(idToken) {
@@ -128,6 +137,15 @@ func (p *Provider) userinfo(ctx context.Context, d *discovered, accessToken stri
 	return info, nil
 }
 
+// rejected is an OAuth error answer: ErrClientAuth when it is about our
+// client, ErrRejected otherwise.
+func rejected(code string) error {
+	if code == string(oidc.InvalidClient) || code == string(oidc.UnauthorizedClient) {
+		return fmt.Errorf("%w: %s", ErrClientAuth, code)
+	}
+	return fmt.Errorf("%w: %s", ErrRejected, code)
+}
+
 // classify wraps a token- or userinfo-call error onto a sentinel: the IdP
 // answering with an OAuth error is ErrRejected, everything else (network,
 // timeout, 5xx, unreadable body) is ErrIdPUnavailable. The deadline stays in
@@ -135,14 +153,14 @@ func (p *Provider) userinfo(ctx context.Context, d *discovered, accessToken stri
 func classify(ctx context.Context, err error) error {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 && re.ErrorCode != "" {
-		return fmt.Errorf("%w: %s", ErrRejected, re.ErrorCode)
+		return rejected(re.ErrorCode)
 	}
 	// The library's own token calls (refresh) return the OAuth error body
 	// as *oidc.Error; only server_error / temporarily_unavailable are the
 	// IdP's fault.
 	var oe *oidc.Error
 	if errors.As(err, &oe) && oe.ErrorType != oidc.ServerError && oe.ErrorType != "temporarily_unavailable" && oe.ErrorType != "" {
-		return fmt.Errorf("%w: %s", ErrRejected, oe.ErrorType)
+		return rejected(string(oe.ErrorType))
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w: %w", ErrIdPUnavailable, ctx.Err())

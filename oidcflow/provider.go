@@ -24,13 +24,18 @@ import (
 
 // Config is what the flow needs to know about the IdP and the client.
 type Config struct {
-	Issuer       string   // oidc_issuer_url, exactly as discovery prints it
-	ClientID     string   // client_id (ZITADEL ids contain '@')
-	ClientSecret string   // client_secret, sent with client_secret_basic
-	Scopes       []string // scope; must contain openid
-	UserIDClaim  string   // user_id_claim, default sub
-	EmailClaim   string   // oidc_email_claim, default email
-	GroupsClaim  string   // oidc_groups_claim, default groups
+	Issuer       string // oidc_issuer_url, exactly as discovery prints it
+	ClientID     string // client_id (ZITADEL ids contain '@')
+	ClientSecret string // client_secret (basic and post)
+	// AuthMethod is how the client authenticates (client_auth_method:
+	// AuthBasic when empty, AuthPost, AuthNone, AuthPrivateKeyJWT);
+	// ClientKey is the application's key file for AuthPrivateKeyJWT.
+	AuthMethod  string
+	ClientKey   *KeyFile
+	Scopes      []string // scope; must contain openid
+	UserIDClaim string   // user_id_claim, default sub
+	EmailClaim  string   // oidc_email_claim, default email
+	GroupsClaim string   // oidc_groups_claim, default groups
 	// CallTimeout (idp_timeout) bounds an IdP call shared by concurrent
 	// Checks (refresh, introspection), which runs detached from any one of
 	// them; default 5 s. Each Check still waits only until its own deadline.
@@ -61,6 +66,9 @@ type Provider struct {
 
 	refreshes    RefreshCache
 	refreshGrace time.Duration
+
+	auth      *clientAuth // how the client authenticates at the IdP
+	authHints hintLimiter // the invalid_client hint, once a minute
 
 	issuers *Issuers // discovery and JWKS, shared with the other apps' Providers
 	// tokenSalt is XORed into token cache keys, so one cache serves many
@@ -148,7 +156,11 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 	if cfg.GroupsClaim == "" {
 		cfg.GroupsClaim = "groups"
 	}
-	p := &Provider{cfg: cfg, logger: slog.Default(), random: crand.Reader, now: time.Now}
+	auth, err := newClientAuth(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("new provider: %w", err)
+	}
+	p := &Provider{cfg: cfg, auth: auth, logger: slog.Default(), random: crand.Reader, now: time.Now}
 	for _, o := range opts {
 		o(p)
 	}
@@ -183,6 +195,9 @@ func (p *Provider) Serve(ctx context.Context) error {
 		err := p.discover(ctx)
 		if err == nil {
 			p.logger.Info("identity provider discovered", "issuer", p.cfg.Issuer, "attempts", attempt)
+			if w := p.ClientAuthWarning(); w != "" {
+				p.logger.Warn(w, "issuer", p.cfg.Issuer, "client_id", p.cfg.ClientID)
+			}
 			break
 		}
 		p.logger.Warn("identity provider discovery failed; retrying", "issuer", p.cfg.Issuer, "attempt", attempt, "retry_in", backoff, "reason", err.Error())
@@ -212,10 +227,10 @@ func (p *Provider) discover(ctx context.Context) error {
 	cfg := &doc.DiscoveryConfiguration
 	party, err := rp.NewRelyingPartyOAuth(&oauth2.Config{
 		ClientID:     p.cfg.ClientID,
-		ClientSecret: p.cfg.ClientSecret,
+		ClientSecret: p.auth.secret,
 		Scopes:       p.cfg.Scopes,
 		Endpoint:     oauth2.Endpoint{AuthURL: cfg.AuthorizationEndpoint, TokenURL: cfg.TokenEndpoint},
-	}, rp.WithHTTPClient(p.client), rp.WithAuthStyle(oauth2.AuthStyleInHeader))
+	}, rp.WithHTTPClient(p.client), rp.WithAuthStyle(p.auth.authStyle()))
 	if err != nil {
 		return fmt.Errorf("relying party: %w", err)
 	}
@@ -238,6 +253,33 @@ func (p *Provider) discover(ctx context.Context) error {
 		introspector:   introspector,
 	})
 	return nil
+}
+
+// ClientAuthWarning is what discovery says against client_auth_method
+// (the token endpoint lists its methods, and ours is not among them), for
+// start-up and check-config; "" when nothing, or before discovery.
+func (p *Provider) ClientAuthWarning() string {
+	d := p.state.Load()
+	if d == nil {
+		return ""
+	}
+	return p.auth.mismatch(d.config.TokenEndpointAuthMethodsSupported)
+}
+
+// classifyClient is classify for calls that authenticate the client: an
+// invalid_client answer is logged with what to do (refused).
+func (p *Provider) classifyClient(ctx context.Context, err error) error {
+	return p.refused(classify(ctx, err))
+}
+
+// refused logs, at most once a minute, the hint for an ErrClientAuth.
+func (p *Provider) refused(err error) error {
+	if errors.Is(err, ErrClientAuth) && p.authHints.allow(p.now()) {
+		p.logger.Error("the identity provider refused our client; sign-ins fail until the configuration is fixed",
+			"reason", "client_auth_failed", "client_id", p.cfg.ClientID, "client_auth_method", p.auth.method,
+			"error", err.Error(), "fix", clientAuthHint(p.auth.method))
+	}
+	return err
 }
 
 // signingAlgs intersects what the IdP advertises with allowedAlgs; an IdP

@@ -3,8 +3,10 @@ package oidcflow
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -100,9 +102,17 @@ func (p *Provider) refresh(ctx context.Context, refreshToken string) (*Tokens, e
 	if err != nil {
 		return nil, err
 	}
-	raw, err := rp.RefreshTokens[*oidc.IDTokenClaims](withCall(ctx, CallRefresh), d.party, refreshToken, "", "")
+	assertion, err := p.auth.assertion()
 	if err != nil {
-		return nil, fmt.Errorf("refresh: %w", classify(ctx, err))
+		return nil, fmt.Errorf("refresh: %w: %w", ErrClientAuth, err)
+	}
+	assertionType := ""
+	if assertion != "" {
+		assertionType = oidc.ClientAssertionTypeJWTAssertion
+	}
+	raw, err := rp.RefreshTokens[*oidc.IDTokenClaims](withCall(ctx, CallRefresh), d.party, refreshToken, assertion, assertionType)
+	if err != nil {
+		return nil, fmt.Errorf("refresh: %w", p.classifyClient(ctx, err))
 	}
 	if idToken, _ := raw.Extra("id_token").(string); !tokenSafe(raw.AccessToken) || !tokenSafe(raw.RefreshToken) || !tokenSafe(idToken) {
 		return nil, fmt.Errorf("refresh: %w: a token holds characters not allowed in a header", ErrInvalidToken)
@@ -140,8 +150,9 @@ func (p *Provider) expiry(abs time.Time) time.Time {
 	return p.now().Add(time.Until(abs))
 }
 
-// Revoke revokes a token at the IdP's revocation_endpoint (RFC 7009) with
-// client_secret_basic. hint is "refresh_token" or "access_token".
+// Revoke revokes a token at the IdP's revocation_endpoint (RFC 7009),
+// authenticated as client_auth_method says. hint is "refresh_token" or
+// "access_token".
 func (p *Provider) Revoke(ctx context.Context, token, hint string) error {
 	d, err := p.current()
 	if err != nil {
@@ -151,19 +162,31 @@ func (p *Provider) Revoke(ctx context.Context, token, hint string) error {
 		return errors.New("revoke: the IdP has no revocation_endpoint")
 	}
 	form := url.Values{"token": {token}, "token_type_hint": {hint}}
-	req, err := http.NewRequestWithContext(withCall(ctx, CallRevocation), http.MethodPost, d.config.RevocationEndpoint, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(withCall(ctx, CallRevocation), http.MethodPost, d.config.RevocationEndpoint, nil)
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
+	if err := p.auth.authorize(req, form); err != nil {
+		return fmt.Errorf("revoke: %w: %w", ErrClientAuth, err)
+	}
+	body := form.Encode()
+	req.Body, req.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(p.cfg.ClientID), url.QueryEscape(p.cfg.ClientSecret))
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("revoke: %w", classify(ctx, err))
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("revoke: %w: status %d", ErrRejected, resp.StatusCode)
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		return nil
 	}
-	return nil
+	// RFC 7009 §2.2.1: an error answer is an OAuth error body.
+	var oe struct {
+		Error string `json:"error"`
+	}
+	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&oe)
+	if resp.StatusCode < 500 && oe.Error != "" {
+		return fmt.Errorf("revoke: status %d: %w", resp.StatusCode, p.refused(rejected(oe.Error)))
+	}
+	return fmt.Errorf("revoke: %w: status %d", ErrRejected, resp.StatusCode)
 }

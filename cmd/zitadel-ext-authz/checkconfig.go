@@ -49,20 +49,21 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprintln(stdout, "\n# no default app (no top-level client_id): hosts no app claims get a 403 page")
 	}
 
-	// Each issuer once, with the first app that uses it (discovery names
-	// the client only for the bearer checks).
+	// Each issuer's discovery and JWKS once (shared by its apps); each app's
+	// client against what discovery says.
 	client := oidcflow.NewHTTPClientDialing(10*time.Second, cfg.IssuerDials())
+	issuers := oidcflow.NewIssuers(client, time.Now)
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
+	failed := map[string]bool{}
 	checked := map[string]bool{}
 	code := 0
 	for _, a := range cfg.AllApps() {
 		iss := a.OIDC.Issuer
-		if checked[iss] {
+		if failed[iss] {
 			continue
 		}
-		checked[iss] = true
-		opts := []oidcflow.Option{oidcflow.WithHTTPClient(client)}
+		opts := []oidcflow.Option{oidcflow.WithHTTPClient(client), oidcflow.WithIssuers(issuers)}
 		if a.BearerEnabled {
 			opts = append(opts, oidcflow.WithBearer(a.Bearer, nil))
 		}
@@ -73,10 +74,17 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 		}
 		if err := provider.Discover(ctx); err != nil {
 			fmt.Fprintf(stderr, "zitadel-ext-authz: oidc_issuer_url %s (app %s): %v\n", iss, a.Name, err)
+			failed[iss] = true
 			code = 1
 			continue
 		}
-		fmt.Fprintf(stdout, "# discovery of %s and its JWKS: ok\n", iss)
+		if w := provider.ClientAuthWarning(); w != "" {
+			fmt.Fprintf(stderr, "warning: app %s: %s\n", a.Name, w)
+		}
+		if !checked[iss] {
+			checked[iss] = true
+			fmt.Fprintf(stdout, "# discovery of %s and its JWKS: ok\n", iss)
+		}
 	}
 	return code
 }

@@ -43,17 +43,32 @@ func (rl *reloader) run(ctx context.Context) error {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
-	// Watch the directory, not the file: editors replace files, and
-	// Kubernetes swaps a symlink (..data) to update a mounted ConfigMap.
+	// Watch the directories, not the files: editors replace files, and
+	// Kubernetes swaps a symlink (..data) to update a mounted ConfigMap or
+	// Secret. The secret and key files the configuration names are watched
+	// too, so a rotated secret applies without a restart.
 	watcher, err := fsnotify.NewWatcher()
 	if err != nil {
 		rl.logger.Warn("config file not watched; reload with SIGHUP", "reason", err.Error())
 	} else {
 		defer watcher.Close()
-		if err := watcher.Add(filepath.Dir(rl.current.Path)); err != nil {
-			rl.logger.Warn("config file not watched; reload with SIGHUP", "reason", err.Error())
+	}
+	watched := map[string]bool{} // files
+	watch := func() {
+		if watcher == nil {
+			return
+		}
+		for _, f := range watchedFiles(rl.current) {
+			if watched[f] {
+				continue
+			}
+			watched[f] = true
+			if err := watcher.Add(filepath.Dir(f)); err != nil {
+				rl.logger.Warn("file not watched; reload with SIGHUP after changing it", "file", f, "reason", err.Error())
+			}
 		}
 	}
+	watch()
 	var events chan fsnotify.Event
 	var errs chan error
 	if watcher != nil {
@@ -61,23 +76,44 @@ func (rl *reloader) run(ctx context.Context) error {
 	}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
-	base := filepath.Base(rl.current.Path)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-hup:
 			rl.reload("SIGHUP")
+			watch()
 		case ev := <-events:
-			if name := filepath.Base(ev.Name); name == base || name == "..data" {
+			if name, err := filepath.Abs(ev.Name); err == nil && watched[name] || filepath.Base(ev.Name) == "..data" {
 				timer.Reset(settle)
 			}
 		case err := <-errs:
 			rl.logger.Warn("config file watch", "reason", err.Error())
 		case <-timer.C:
 			rl.reload("file changed")
+			watch()
 		}
 	}
+}
+
+// watchedFiles are the configuration file and the files its keys name,
+// for every app.
+func watchedFiles(cfg *config.Config) []string {
+	abs := func(f string) string {
+		if a, err := filepath.Abs(f); err == nil {
+			return a
+		}
+		return filepath.Clean(f)
+	}
+	files := []string{abs(cfg.Path)}
+	for _, a := range cfg.AllApps() {
+		for _, k := range []string{"client_secret_file", "client_key_file", "introspection_key_file"} {
+			if f := a.Values[k]; f != "" {
+				files = append(files, abs(f))
+			}
+		}
+	}
+	return files
 }
 
 // reload applies the file's reloadable keys and apps, or refuses the file.

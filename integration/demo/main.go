@@ -41,6 +41,7 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyproc"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/serverproc"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
 func main() {
@@ -80,7 +81,13 @@ func run() error {
 
 	// One client per app: the top-level keys' app and the two apps of the
 	// apps list (README "Many apps").
-	idp, err := devidp.Start(devidp.Options{Addr: o.idp, Clients: []devidp.Client{devidp.DefaultClient(), devidp.AppClient("app1"), devidp.AppClient("app2")}})
+	// Plus one web app per ZITADEL authentication method, to try
+	// client_auth_method with (README "Client authentication").
+	clients := []devidp.Client{devidp.DefaultClient(), devidp.AppClient("app1"), devidp.AppClient("app2")}
+	for _, m := range []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone, oidc.AuthMethodPrivateKeyJWT} {
+		clients = append(clients, devidp.MethodClient(m))
+	}
+	idp, err := devidp.Start(devidp.Options{Addr: o.idp, Clients: clients})
 	if err != nil {
 		return partError("dev IdP", err, "--idp")
 	}
@@ -100,6 +107,15 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+	jwtClient := devidp.MethodClient(oidc.AuthMethodPrivateKeyJWT)
+	keyJSON, err := devidp.KeyFile(jwtClient)
+	if err != nil {
+		return err
+	}
+	keyPath := filepath.Join(dir, "web-private_key_jwt-key.json")
+	if err := os.WriteFile(keyPath, keyJSON, 0o600); err != nil {
+		return err
+	}
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(serverConfig(idp.Issuer, o)), 0o600); err != nil {
 		return err
@@ -148,10 +164,16 @@ zitadel-ext-authz demo is running.
 
   Front:     %s
   Parts:     dev IdP %s · ext_authz gRPC %s · ops http://%s/metrics · upstream echo %s
-  Config:    %s
+  Config:    %s   (client %s, client_auth_method basic: ZITADEL's "Code")
+  Clients:   one per authentication method, for client_auth_method (README "Client authentication"):
+             basic  %s / %s
+             post   %s / %s
+             none   %s (no secret)
+             private_key_jwt  %s, key file %s
 
 Press Ctrl-C to stop.
-`, front, port, port, front, front, front, front, front, frontName, idp.Issuer, srv.GRPCAddr, srv.HTTPAddr, o.upstream, cfgPath)
+`, front, port, port, front, front, front, front, front, frontName, idp.Issuer, srv.GRPCAddr, srv.HTTPAddr, o.upstream, cfgPath, devidp.DefaultClient().ID,
+		clients[3].ID, clients[3].Secret, clients[4].ID, clients[4].Secret, clients[5].ID, jwtClient.ID, keyPath)
 
 	select {
 	case <-ctx.Done():

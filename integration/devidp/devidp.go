@@ -2,13 +2,16 @@ package devidp
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -73,12 +76,47 @@ type Client struct {
 	RedirectURIGlobs       []string // doublestar globs, e.g. http://127.0.0.1:*/oauth2/callback
 	PostLogoutRedirectURIs []string // globs too
 	JWTAccessTokens        bool     // JWT instead of opaque access tokens
-	// APIKey makes this an API app of the project that authenticates with
-	// private_key_jwt (a ZITADEL key file, see KeyFile) and may introspect
-	// the tokens of every app of the project, as ZITADEL allows.
+	// APIKey is the app's key (a ZITADEL key file, see KeyFile) for
+	// private_key_jwt. Without RedirectURIGlobs it makes an API app of the
+	// project, which may introspect the tokens of every app of the project,
+	// as ZITADEL allows; with them, a Web app of AuthMethod private_key_jwt.
 	APIKey *rsa.PrivateKey
 	KeyID  string
+	// AuthMethod is how the client authenticates at the token endpoint, as
+	// ZITADEL's console sets it (Code: basic, the default; Post; PKCE: none;
+	// JWT: private_key_jwt with APIKey). The IdP refuses the others.
+	AuthMethod oidc.AuthMethod
 }
+
+// MethodClient is the web app whose authentication method is method
+// (client_secret_basic, client_secret_post, none, private_key_jwt), as
+// ZITADEL's console creates one per method: id web-METHOD@zitadel-ext-authz,
+// secret web-METHOD-secret (basic and post), a key (private_key_jwt; see
+// KeyFile). The demo and the tests register all four.
+func MethodClient(method oidc.AuthMethod) Client {
+	c := DefaultClient()
+	c.ID = "web-" + string(method) + "@zitadel-ext-authz"
+	c.AuthMethod = method
+	switch method {
+	case oidc.AuthMethodBasic, oidc.AuthMethodPost:
+		c.Secret = "web-" + string(method) + "-secret"
+	case oidc.AuthMethodNone:
+		c.Secret = ""
+	case oidc.AuthMethodPrivateKeyJWT:
+		c.Secret = ""
+		c.APIKey, c.KeyID = methodClientKey(), "309812345678901234"
+	}
+	return c
+}
+
+// methodClientKey is the private_key_jwt web app's RSA key, made once.
+var methodClientKey = sync.OnceValue(func() *rsa.PrivateKey {
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	return k
+})
 
 // Options configure a dev IdP. Zero values get DefaultUsers and DefaultClient.
 type Options struct {
@@ -209,6 +247,14 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				}
 			}
 		}
+		if r.URL.Path == "/oauth/token" || r.URL.Path == "/revoke" {
+			if why := s.store.wrongAuthMethod(r); why != "" {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusUnauthorized)
+				json.NewEncoder(w).Encode(map[string]string{"error": "invalid_client", "error_description": why})
+				return
+			}
+		}
 		if t := s.tamper.Load(); t != nil {
 			rec := httptest.NewRecorder()
 			next.ServeHTTP(rec, r)
@@ -250,6 +296,79 @@ func newStore(users []User, clients []Client) *store {
 	}
 	s.Storage = storage.NewStorageWithClients(us, registered)
 	return s
+}
+
+// wrongAuthMethod refuses a token or revocation request whose client
+// authenticates otherwise than its AuthMethod says, as ZITADEL does (the
+// example OP takes a secret from the header or the form alike): "" when
+// the request is fine or for the OP to judge.
+func (s *store) wrongAuthMethod(r *http.Request) string {
+	if err := r.ParseForm(); err != nil {
+		return ""
+	}
+	id, _, basic := r.BasicAuth()
+	if basic {
+		id, _ = url.QueryUnescape(id)
+	} else {
+		id = r.PostForm.Get("client_id")
+	}
+	assertion := r.PostForm.Get("client_assertion") != ""
+	if assertion {
+		// RFC 7523 §3.2: a client assertion that doesn't verify is
+		// invalid_client (the example OP answers invalid_grant).
+		iss, ok := s.verifyAssertion(r.PostForm.Get("client_assertion"))
+		if !ok {
+			return "the client assertion is not signed by a key of its client"
+		}
+		id = iss
+	}
+	c, ok := s.clients[id]
+	if !ok {
+		return ""
+	}
+	secretInForm := r.PostForm.Get("client_secret") != ""
+	switch c.AuthMethod {
+	case "", oidc.AuthMethodBasic:
+		if !basic {
+			return "this client authenticates with client_secret_basic"
+		}
+	case oidc.AuthMethodPost:
+		if basic || !secretInForm {
+			return "this client authenticates with client_secret_post"
+		}
+	case oidc.AuthMethodNone:
+		if basic || secretInForm || assertion {
+			return "this is a public client: no client authentication"
+		}
+	case oidc.AuthMethodPrivateKeyJWT:
+		if basic || secretInForm || !assertion {
+			return "this client authenticates with private_key_jwt"
+		}
+	}
+	return ""
+}
+
+// verifyAssertion checks a client assertion's signature against the key
+// of the client it names (iss) and returns that client id.
+func (s *store) verifyAssertion(raw string) (string, bool) {
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return "", false
+	}
+	var claims struct {
+		Issuer string `json:"iss"`
+	}
+	if err := json.Unmarshal(jws.UnsafePayloadWithoutVerification(), &claims); err != nil {
+		return "", false
+	}
+	c, ok := s.clients[claims.Issuer]
+	if !ok || c.APIKey == nil {
+		return "", false
+	}
+	if _, err := jws.Verify(&c.APIKey.PublicKey); err != nil {
+		return "", false
+	}
+	return claims.Issuer, true
 }
 
 // GetKeyByIDAndClientID serves the public keys of API apps (private_key_jwt).
@@ -458,6 +577,14 @@ func (c *client) AccessTokenType() op.AccessTokenType {
 }
 
 func (c *client) PostLogoutRedirectURIs() []string { return nil }
+
+// AuthMethod is the configured method (basic when unset).
+func (c *client) AuthMethod() oidc.AuthMethod {
+	if c.cfg.AuthMethod != "" {
+		return c.cfg.AuthMethod
+	}
+	return c.Client.AuthMethod()
+}
 
 func (c *client) RedirectURIGlobs() []string { return c.cfg.RedirectURIGlobs }
 

@@ -32,6 +32,7 @@ const DefaultAppName = "default"
 // name).
 var appKeys = []string{
 	"oidc_issuer_url", "oidc_issuer_dial_address", "client_id", "client_secret", "client_secret_file",
+	"client_auth_method", "client_key_file",
 	"redirect_url", "scope", "user_id_claim", "oidc_email_claim", "oidc_groups_claim",
 	"cookie_name", "cookie_domains", "cookie_path", "cookie_secure", "cookie_httponly", "cookie_samesite", "cookie_expire",
 	"cookie_refresh", "refresh_tokens", "offline_access_scope", "session_idle_timeout",
@@ -76,6 +77,11 @@ func (a *App) AppValues() map[string]string {
 		out[k] = a.Values[k]
 	}
 	out["hosts"] = strings.Join(a.Hosts, ",")
+	// A file whose content changed changes its key: a reload rebuilds the
+	// app with the rotated secret or key.
+	for k, digest := range a.FileDigests {
+		out[k] += " (" + digest + ")"
+	}
 	return out
 }
 
@@ -264,7 +270,7 @@ func (c *Config) AppsDiffer(next *Config) bool {
 func AdoptApps(run, next *Config) {
 	run.OIDC, run.Authz, run.Cookie = next.OIDC, next.Authz, next.Cookie
 	run.Bearer, run.BearerEnabled, run.IssuerDial = next.Bearer, next.BearerEnabled, next.IssuerDial
-	run.Apps = next.Apps
+	run.Apps, run.FileDigests = next.Apps, next.FileDigests
 	for _, k := range appKeys {
 		run.Values[k] = next.Values[k]
 	}

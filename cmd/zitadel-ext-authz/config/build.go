@@ -1,8 +1,10 @@
 package config
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"net"
 	"net/http"
 	"net/url"
@@ -63,21 +65,17 @@ func (r *resolver) buildIdP(c *Config) {
 		EmailClaim:   r.str("oidc_email_claim"),
 		GroupsClaim:  r.str("oidc_groups_claim"),
 	}
+	if path := r.str("client_secret_file"); c.OIDC.ClientSecret == "" && path != "" {
+		if data, ok := r.readFile(c, "client_secret_file", path); ok {
+			c.OIDC.ClientSecret = strings.TrimSpace(string(data))
+			if c.OIDC.ClientSecret == "" {
+				r.fail("client_secret_file", "%s is empty", path)
+			}
+		}
+	}
+	r.clientAuth(c, noDefault)
 	if c.OIDC.ClientID == "" && !r.hasApps() {
 		r.fail("client_id", "required: the client id of your ZITADEL web application")
-	}
-	if path := r.str("client_secret_file"); c.OIDC.ClientSecret == "" && path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			r.fail("client_secret_file", "%v", err)
-		}
-		c.OIDC.ClientSecret = strings.TrimSpace(string(data))
-		if err == nil && c.OIDC.ClientSecret == "" {
-			r.fail("client_secret_file", "%s is empty", path)
-		}
-	}
-	if c.OIDC.ClientSecret == "" && !noDefault {
-		r.fail("client_secret", "required: the client secret of your ZITADEL web application (auth method Basic), or client_secret_file")
 	}
 	if dial := r.str("oidc_issuer_dial_address"); dial != "" {
 		if _, _, err := net.SplitHostPort(dial); err != nil {
@@ -258,13 +256,12 @@ func (r *resolver) buildBearer(c *Config) {
 		r.fail("introspection_client_secret", "required with introspection_client_id (or use introspection_key_file)")
 	}
 	if path := r.str("introspection_key_file"); path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			r.fail("introspection_key_file", "%v", err)
-		} else if k, err := oidcflow.ParseKeyFile(data); err != nil {
-			r.fail("introspection_key_file", "%s: %v", path, err)
-		} else {
-			c.Bearer.IntrospectionKey = k
+		if data, ok := r.readFile(c, "introspection_key_file", path); ok {
+			if k, err := oidcflow.ParseKeyFile(data); err != nil {
+				r.fail("introspection_key_file", "%s: %v", path, err)
+			} else {
+				c.Bearer.IntrospectionKey = k
+			}
 		}
 	}
 	if u := c.Bearer.IntrospectionURL; u != "" {
@@ -377,4 +374,74 @@ func (r *resolver) redisOptions() *redis.UniversalOptions {
 	default:
 		return &redis.UniversalOptions{Addrs: cluster, Password: r.str("redis_password"), TLSConfig: tlsConfig, IsClusterMode: true}
 	}
+}
+
+// clientAuth reads client_auth_method and what it needs: a secret for
+// basic and post, none for none, client_key_file for private_key_jwt
+// (whose clientId is the client id when client_id is unset).
+func (r *resolver) clientAuth(c *Config, noDefault bool) {
+	method := r.str("client_auth_method")
+	c.OIDC.AuthMethod = method
+	keyPath := r.str("client_key_file")
+	switch method {
+	case oidcflow.AuthBasic, oidcflow.AuthPost:
+		if c.OIDC.ClientSecret == "" && !noDefault {
+			r.fail("client_secret", "required: the client secret of your ZITADEL web application (authentication method %s), or client_secret_file; a PKCE app needs client_auth_method = \"none\", a JWT app \"private_key_jwt\"", oidcflow.ConsoleName(method))
+		}
+	case oidcflow.AuthNone:
+		if c.OIDC.ClientSecret != "" {
+			r.warnings = append(r.warnings, r.where+"client_secret: set, but client_auth_method is none (a public PKCE client): the secret is not sent")
+			c.OIDC.ClientSecret = ""
+		}
+	case oidcflow.AuthPrivateKeyJWT:
+		if keyPath == "" {
+			if !noDefault {
+				r.fail("client_key_file", "required with client_auth_method = \"private_key_jwt\": the key file ZITADEL's console downloads for a JWT app (app → Keys → New)")
+			}
+			return
+		}
+	default:
+		r.fail("client_auth_method", "want basic (ZITADEL: Code), post (Post), none (PKCE) or private_key_jwt (JWT), got %q", method)
+		return
+	}
+	if keyPath == "" {
+		return
+	}
+	if method != oidcflow.AuthPrivateKeyJWT {
+		r.fail("client_key_file", "set, but client_auth_method is %q: set client_auth_method = \"private_key_jwt\" to use the key", method)
+		return
+	}
+	data, ok := r.readFile(c, "client_key_file", keyPath)
+	if !ok {
+		return
+	}
+	k, err := oidcflow.ParseKeyFile(data)
+	if err != nil {
+		r.fail("client_key_file", "%s: %v", keyPath, err)
+		return
+	}
+	switch {
+	case c.OIDC.ClientID == "":
+		c.OIDC.ClientID = k.ClientID
+	case c.OIDC.ClientID != k.ClientID:
+		r.fail("client_key_file", "%s is the key of client %q, but client_id is %q", keyPath, k.ClientID, c.OIDC.ClientID)
+		return
+	}
+	c.OIDC.ClientKey = k
+}
+
+// readFile reads the file a key names, recording a digest of its content
+// (a reload compares them: a rotated secret applies without a restart).
+func (r *resolver) readFile(c *Config, key, path string) ([]byte, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		r.fail(key, "%v", err)
+		return nil, false
+	}
+	sum := sha256.Sum256(data)
+	if c.FileDigests == nil {
+		c.FileDigests = map[string]string{}
+	}
+	c.FileDigests[key] = "sha256:" + hex.EncodeToString(sum[:8])
+	return data, true
 }

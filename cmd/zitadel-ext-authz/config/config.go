@@ -54,6 +54,10 @@ type Config struct {
 	// IssuerDial maps the issuer's host:port to the address actually
 	// dialled (oidc_issuer_dial_address); nil when unset.
 	IssuerDial map[string]string
+	// FileDigests fingerprints the content of the files keys name
+	// (client_secret_file, client_key_file, introspection_key_file), so a
+	// reload sees a rotated secret or key in an unchanged path.
+	FileDigests map[string]string
 
 	// BearerEnabled accepts Authorization: Bearer tokens (skip_jwt_bearer_tokens).
 	BearerEnabled  bool

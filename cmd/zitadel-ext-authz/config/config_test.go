@@ -283,3 +283,41 @@ func TestHostPrefixWarns(t *testing.T) {
 		t.Errorf("__Host- with the defaults warned: %v", warnings)
 	}
 }
+
+// client_auth_method and what each method needs, with errors that say
+// which console setting maps to which value.
+func TestClientAuthMethod(t *testing.T) {
+	key := write(t, "key.json", `{"type":"application","keyId":"123","key":"-----BEGIN RSA PRIVATE KEY-----\nMII\n-----END RSA PRIVATE KEY-----\n","clientId":"1234@acme","appId":"789"}`)
+	noSecret := removeKey(minimalTOML, "client_secret")
+	c, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML)}, env(nil))
+	if err != nil || c.OIDC.AuthMethod != "basic" {
+		t.Fatalf("default: %q, %v", c.OIDC.AuthMethod, err)
+	}
+	c, _, err = Load([]string{"--config", write(t, "c.toml", noSecret+"client_auth_method = \"none\"\n")}, env(nil))
+	if err != nil || c.OIDC.AuthMethod != "none" || c.OIDC.ClientSecret != "" {
+		t.Fatalf("none without a secret: %v", err)
+	}
+	_, warnings, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+"client_auth_method = \"none\"\n")}, env(nil))
+	if err != nil || !strings.Contains(strings.Join(warnings, "\n"), "the secret is not sent") {
+		t.Fatalf("none with a secret: %q, %v", warnings, err)
+	}
+	// The key file names the client: client_id may be left out.
+	c, _, err = Load([]string{"--config", write(t, "c.toml", removeKey(noSecret, "client_id")+"client_auth_method = \"private_key_jwt\"\nclient_key_file = \""+key+"\"\n")}, env(nil))
+	if err != nil || c.OIDC.ClientKey == nil || c.OIDC.ClientID != "1234@acme" || c.FileDigests["client_key_file"] == "" {
+		t.Fatalf("private_key_jwt: %v", err)
+	}
+	for name, tc := range map[string]struct{ body, want string }{
+		"unknown method":   {minimalTOML + "client_auth_method = \"tls\"\n", "client_auth_method: want basic (ZITADEL: Code), post (Post), none (PKCE) or private_key_jwt (JWT)"},
+		"post, no secret":  {noSecret + "client_auth_method = \"post\"\n", "client_secret: required: the client secret of your ZITADEL web application (authentication method Post)"},
+		"jwt, no key file": {noSecret + "client_auth_method = \"private_key_jwt\"\n", "client_key_file: required with client_auth_method = \"private_key_jwt\""},
+		"key file, basic":  {minimalTOML + "client_key_file = \"" + key + "\"\n", "client_key_file: set, but client_auth_method is \"basic\""},
+		"another client":   {strings.Replace(noSecret, "1234@acme", "999@acme", 1) + "client_auth_method = \"private_key_jwt\"\nclient_key_file = \"" + key + "\"\n", `is the key of client "1234@acme", but client_id is "999@acme"`},
+		"missing key file": {noSecret + "client_auth_method = \"private_key_jwt\"\nclient_key_file = \"/nonexistent.json\"\n", "client_key_file"},
+		"basic, no secret": {noSecret, "a PKCE app needs client_auth_method = \"none\""},
+	} {
+		_, _, err := Load([]string{"--config", write(t, "c.toml", tc.body)}, env(nil))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
