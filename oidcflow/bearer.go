@@ -131,6 +131,14 @@ func (p *Provider) Authenticate(ctx context.Context, token string) (*Bearer, err
 	ctx, cancel := deadline.Within(ctx, 0)
 	defer cancel()
 	v, _, err := p.sharedCall(ctx, "authenticate", key, func(callCtx context.Context) (any, error) {
+		// A flight that finished between our Get and this one cached its
+		// verdict before releasing the key (remember waits): use it rather
+		// than call the IdP again.
+		if p.tokens != nil {
+			if e, ok := p.tokens.Get(key); ok && p.now().Before(e.Until) {
+				return e, nil
+			}
+		}
 		e := p.verifyBearer(callCtx, token)
 		if e != nil {
 			p.remember(key, token, e)
