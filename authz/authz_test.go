@@ -46,6 +46,8 @@ func (s *stubIdP) Refresh(ctx context.Context, rt string) (*oidcflow.Tokens, err
 	return nil, oidcflow.ErrRejected
 }
 
+func (s *stubIdP) BackendLogout(context.Context, string) error { return nil }
+
 func (s *stubIdP) Revoke(_ context.Context, token, _ string) error {
 	s.revoked = append(s.revoked, token)
 	return nil
@@ -291,7 +293,7 @@ func TestPolicy(t *testing.T) {
 	s, _ := newTestServer(t, Config{
 		EmailDomains:     []string{"example.com", ".corp.example"},
 		AllowedGroups:    []string{"admin"},
-		WhitelistDomains: []string{"docs.example.org", ".apps.example.net:*", "api.example.io:8443"},
+		WhitelistDomains: []string{"docs.example.org", ".apps.example.net:*", "api.example.io:8443", "*.wild.example"},
 		APIRoutes:        []*regexp.Regexp{regexp.MustCompile("^/api/")},
 	}, &stubIdP{}, nil)
 	r := &Request{Scheme: "https", Host: "app.example.com", Method: "GET", Headers: map[string]string{}}
@@ -328,6 +330,11 @@ func TestPolicy(t *testing.T) {
 		{"https://a.apps.example.net:9000/", "https://a.apps.example.net:9000/"},
 		{"https://api.example.io:8443/", "https://api.example.io:8443/"},
 		{"https://api.example.io/", ""},
+		// oauth2-proxy's "*.example.com": subdomains, not the domain itself.
+		{"https://a.wild.example/x", "https://a.wild.example/x"},
+		{"https://b.a.wild.example/", "https://b.a.wild.example/"},
+		{"https://wild.example/", ""},
+		{"https://evilwild.example/", ""},
 		{"//evil.example", ""},
 		{"/\\evil.example", ""},
 		{"https://evil.example", ""},
@@ -432,5 +439,32 @@ func TestSpoofedTokenHeaderRemovedWhenTheSessionHasNone(t *testing.T) {
 	}
 	if !slices.Contains(ok.GetHeadersToRemove(), "x-forwarded-access-token") {
 		t.Fatalf("the forged x-forwarded-access-token is not removed: %v", ok.GetHeadersToRemove())
+	}
+}
+
+// skip_auth_routes as oauth2-proxy reads them: "regex", "METHOD=regex",
+// "METHOD!=regex" (that method, any other path) and "!=regex" (any
+// method, any other path).
+func TestSkipAuthRouteNegations(t *testing.T) {
+	route := func(method, expr string, negate bool) Route {
+		return Route{Method: method, Path: regexp.MustCompile(expr), Negate: negate}
+	}
+	for _, tc := range []struct {
+		route        Route
+		method, path string
+		want         bool
+	}{
+		{route("GET", "^/private", true), "GET", "/public", true},
+		{route("GET", "^/private", true), "GET", "/private/x", false},
+		{route("GET", "^/private", true), "POST", "/public", false},
+		{route("", "^/api/", true), "POST", "/public", true},
+		{route("", "^/api/", true), "POST", "/api/items", false},
+		{route("POST", "^/hook$", false), "POST", "/hook", true},
+		{route("POST", "^/hook$", false), "GET", "/hook", false},
+	} {
+		s, _ := newTestServer(t, Config{SkipAuthRoutes: []Route{tc.route}}, &stubIdP{}, nil)
+		if got := s.skipAuth(&Request{Method: tc.method, Path: tc.path}); got != tc.want {
+			t.Errorf("route %s negate=%v %s: %s %s: skip = %v, want %v", tc.route.Method, tc.route.Negate, tc.route.Path, tc.method, tc.path, got, tc.want)
+		}
 	}
 }

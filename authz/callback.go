@@ -104,6 +104,10 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	if !tokens.Expiry.IsZero() {
 		sess.AccessTokenExpiresAt = tokens.Expiry.Unix()
 	}
+	if s.conf().SessionCookieMinimal {
+		// The identity only: the session lasts its cookie_expire.
+		sess.AccessToken, sess.IdToken, sess.RefreshToken, sess.AccessTokenExpiresAt = "", "", "", 0
+	}
 	cookies, err := s.jar.Save(ctx, sess, r.Host, r.Cookies)
 	if errors.Is(err, session.ErrStoreUnavailable) {
 		s.logger.Warn("session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())

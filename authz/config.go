@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"net/netip"
 	"regexp"
 	"time"
 )
@@ -54,10 +55,43 @@ type Config struct {
 	// IDPTimeout bounds each IdP call made inside a Check (default 5s); it
 	// never outlives the Check's own deadline.
 	IDPTimeout time.Duration
+
+	// oauth2-proxy's options of the same names.
+
+	// SkipAuthPreflight lets OPTIONS requests through without login.
+	SkipAuthPreflight bool
+	// TrustedIPs pass without login, by the client's address: the
+	// CheckRequest's source, or with ReverseProxy the RealClientIPHeader
+	// (lower case; x-forwarded-for: its first entry).
+	TrustedIPs         []netip.Prefix
+	ReverseProxy       bool
+	RealClientIPHeader string
+	// AuthenticatedEmails are allowed besides EmailDomains
+	// (authenticated_emails_file, lower case); nil when unset.
+	AuthenticatedEmails map[string]bool
+	// PreferEmailToUser sends the e-mail as the user.
+	PreferEmailToUser bool
+	// PassBasicAuth sends authorization: Basic user:BasicAuthPassword.
+	PassBasicAuth     bool
+	BasicAuthPassword string
+	// Prompt and ACRValues go on every authorization request.
+	Prompt, ACRValues string
+	// ProxyPrefix is the path prefix of our endpoints (default /oauth2).
+	ProxyPrefix string
+	// BackendLogoutURL is called at sign-out ({id_token} replaced).
+	BackendLogoutURL string
+	// Pages customises the sign-in and error pages (nil: ours).
+	Pages *Pages
+	// SessionCookieMinimal keeps no tokens in the session, only the
+	// identity: no refresh, no token headers, sign-out without a hint.
+	SessionCookieMinimal bool
 }
 
-// Route is one skip_auth_routes entry: an optional method and a path regexp.
+// Route is one skip_auth_routes entry: an optional method and a path
+// regexp, which with Negate ("METHOD!=regex", "!=regex") matches the paths
+// it does not match.
 type Route struct {
 	Method string // upper case; empty matches every method
 	Path   *regexp.Regexp
+	Negate bool
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -124,17 +125,25 @@ type page struct {
 // errorPage is a readable denied answer for browsers. Its headers are its
 // own: callers may append (set-cookie, retry-after).
 func (s *Server) errorPage(status int, reason string, p page) *Decision {
-	return errorPage(status, reason, p)
+	set := s.conf()
+	return renderError(set.Pages, set.paths.start, status, reason, p)
 }
 
 func errorPage(status int, reason string, p page) *Decision {
+	return renderError(nil, "", status, reason, p)
+}
+
+// renderError is an error page with pages' customisation; start is the
+// sign-in path the Restart link goes to.
+func renderError(pages *Pages, start string, status int, reason string, p page) *Decision {
 	data := pageData{Title: p.Title, Message: p.Message, Detail: p.Detail}
 	if p.Restart {
-		data.StartURL = pathStart
+		data.StartURL = cmp.Or(start, defaultPrefix+"/start")
 	}
-	headers := make([]Header, len(pageHeaders), len(pageHeaders)+2)
-	copy(headers, pageHeaders)
-	return &Decision{Status: status, Reason: reason, Headers: headers, Body: render("error", data)}
+	base := pageHeadersFor(pages)
+	headers := make([]Header, len(base), len(base)+2)
+	copy(headers, base)
+	return &Decision{Status: status, Reason: reason, Headers: headers, Body: render(pages, "error", data)}
 }
 
 // redirect is a 302 to location with cookies to set.

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"encoding/base64"
 	"slices"
 	"strings"
 
@@ -111,9 +112,13 @@ func (s *Server) identityHeaders(set *settings, id identity) []Header {
 		}
 	}
 	groups := joinGroups(id.groups)
+	user := id.user
+	if set.PreferEmailToUser && id.email != "" {
+		user = id.email
+	}
 	for _, hs := range set.headerSets {
 		if hs.withUser {
-			add(hs.names.user, id.user)
+			add(hs.names.user, user)
 			add(hs.names.email, id.email)
 			add(hs.names.groups, groups)
 			add(hs.names.username, id.username)
@@ -124,6 +129,9 @@ func (s *Server) identityHeaders(set *settings, id identity) []Header {
 	}
 	if set.PassAuthorizationHeader && id.idToken != "" {
 		add("authorization", "Bearer "+id.idToken)
+	}
+	if set.PassBasicAuth && user != "" {
+		add("authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":"+set.BasicAuthPassword)))
 	}
 	return out
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"net/netip"
 	"time"
 	"unicode/utf8"
 
@@ -70,7 +71,7 @@ func (s *Server) authorize(u user) string {
 		(cfg.OrganizationDomain != "" && !strings.EqualFold(u.orgDomain, cfg.OrganizationDomain)) {
 		return reasonWrongOrg
 	}
-	if !emailAllowed(cfg.EmailDomains, u.email) {
+	if !emailAllowed(cfg.EmailDomains, u.email) && !cfg.AuthenticatedEmails[strings.ToLower(u.email)] {
 		return reasonEmailDomain
 	}
 	if !u.emailVerified && !cfg.AllowUnverifiedEmail && !slices.Contains(cfg.EmailDomains, "*") {
@@ -111,6 +112,16 @@ func domainMatch(host, pattern string) bool {
 	return host == pattern
 }
 
+// whitelistMatch reads a whitelist_domains host as oauth2-proxy does:
+// "*.example.com" is any subdomain (not example.com itself),
+// ".example.com" is example.com and its subdomains, else the host exactly.
+func whitelistMatch(host, pattern string) bool {
+	if sub, ok := strings.CutPrefix(pattern, "*."); ok {
+		return strings.HasSuffix(host, "."+sub)
+	}
+	return domainMatch(host, pattern)
+}
+
 // skipAuth reports whether a skip_auth_routes entry lets the request through
 // without login. Paths with dot segments, doubled or encoded slashes never
 // match: "/public/../admin" must not reach /admin unauthenticated.
@@ -120,7 +131,7 @@ func (s *Server) skipAuth(r *Request) bool {
 		return false
 	}
 	for _, rt := range routes {
-		if (rt.Method == "" || rt.Method == r.Method) && rt.Path.MatchString(r.Path) {
+		if (rt.Method == "" || rt.Method == r.Method) && rt.Path.MatchString(r.Path) != rt.Negate {
 			return true
 		}
 	}
@@ -190,7 +201,7 @@ func (s *Server) whitelisted(hostport string) bool {
 		if wp != "*" && wp != port {
 			continue
 		}
-		if domainMatch(host, wh) {
+		if whitelistMatch(host, wh) {
 			return true
 		}
 	}
@@ -202,4 +213,29 @@ func splitHostPort(hp string) (string, string) {
 		return h, p
 	}
 	return strings.Trim(hp, "[]"), ""
+}
+
+// trusted reports whether the client's address is in trusted_ips: the
+// CheckRequest's source address (the peer Envoy saw), or with
+// reverse_proxy the address in real_client_ip_header (x-forwarded-for:
+// its first entry), which only a proxy in front of Envoy should set.
+func (s *Server) trusted(set *settings, r *Request) bool {
+	addr := r.sourceAddress()
+	if set.ReverseProxy {
+		addr = r.Headers[set.RealClientIPHeader]
+		if set.RealClientIPHeader == "x-forwarded-for" {
+			addr, _, _ = strings.Cut(addr, ",")
+		}
+	}
+	ip, err := netip.ParseAddr(strings.TrimSpace(addr))
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range set.TrustedIPs {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }

@@ -29,7 +29,12 @@ type Request struct {
 	cookies cookieHeader
 	// ContextExtensions are the per-route check_settings.context_extensions.
 	ContextExtensions map[string]string
+	attrs             *authv3.AttributeContext // for the source address, read on demand
 }
+
+// sourceAddress is the address of the peer Envoy saw (the CheckRequest's
+// source), read only when a policy needs it (trusted_ips).
+func (r *Request) sourceAddress() string { return checkwire.SourceAddress(r.attrs) }
 
 // errMalformed: the CheckRequest lacks the HTTP attributes we need.
 var errMalformed = errors.New("malformed check request")
@@ -69,6 +74,7 @@ func ParseRequest(req *authv3.CheckRequest) (*Request, error) {
 		Host:              first(h.GetHost(), headers[":authority"], headers["host"]),
 		Headers:           headers,
 		ContextExtensions: req.GetAttributes().GetContextExtensions(),
+		attrs:             req.GetAttributes(),
 	}
 	p := first(h.GetPath(), headers[":path"])
 	if p == "" || r.Host == "" || r.Method == "" {

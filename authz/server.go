@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -24,6 +25,8 @@ type IdP interface {
 	EndSessionURL(idTokenHint, postLogoutRedirectURI, state string) (string, error)
 	Refresh(ctx context.Context, refreshToken string) (*oidcflow.Tokens, error)
 	Revoke(ctx context.Context, token, hint string) error
+	// BackendLogout calls an operator's logout URL (backend_logout_url).
+	BackendLogout(ctx context.Context, url string) error
 }
 
 // Server implements envoy.service.auth.v3.Authorization.
@@ -109,12 +112,26 @@ type settings struct {
 	callbackPath string      // redirect_url's path
 	redirectAbs  bool        // redirect_url is absolute
 	headerSets   []headerSet // the identity headers sent upstream
+	paths        paths       // our endpoints under proxy_prefix
+	pageHeaders  []Header    // of every page (the CSP allows a custom logo)
 }
+
+// paths are our endpoints under ProxyPrefix (oauth2-proxy's names).
+type paths struct{ start, signIn, signOut, userinfo string }
+
+// defaultPrefix is proxy_prefix's default, as in oauth2-proxy.
+const defaultPrefix = "/oauth2"
 
 // compile fills defaults into cfg and derives what Checks need from it.
 func compile(cfg Config) (*settings, error) {
+	if cfg.ProxyPrefix == "" {
+		cfg.ProxyPrefix = defaultPrefix
+	}
+	if cfg.ProxyPrefix[0] != '/' || strings.HasSuffix(cfg.ProxyPrefix, "/") {
+		return nil, errors.New("proxy_prefix: want a path such as /oauth2 (a leading slash, none at the end)")
+	}
 	if cfg.RedirectURL == "" {
-		cfg.RedirectURL = "/oauth2/callback"
+		cfg.RedirectURL = cfg.ProxyPrefix + "/callback"
 	}
 	u, err := url.Parse(cfg.RedirectURL)
 	if err != nil || u.Path == "" || u.Path[0] != '/' {
@@ -126,7 +143,10 @@ func compile(cfg Config) (*settings, error) {
 	if cfg.ProviderDisplayName == "" {
 		cfg.ProviderDisplayName = "OpenID Connect"
 	}
-	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg)}, nil
+	p := cfg.ProxyPrefix
+	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg),
+		paths:       paths{start: p + "/start", signIn: p + "/sign_in", signOut: p + "/sign_out", userinfo: p + "/userinfo"},
+		pageHeaders: pageHeadersFor(cfg.Pages)}, nil
 }
 
 // conf is the configuration in force. A Check reads it through here once
@@ -144,14 +164,6 @@ func (s *Server) SetConfig(cfg Config) error {
 	s.cfg.Store(set)
 	return nil
 }
-
-// Routes under the proxy prefix (oauth2-proxy's defaults).
-const (
-	pathStart    = "/oauth2/start"
-	pathSignIn   = "/oauth2/sign_in"
-	pathSignOut  = "/oauth2/sign_out"
-	pathUserinfo = "/oauth2/userinfo"
-)
 
 // Check answers one Envoy ext_authz request. Every decision, including bad
 // input and internal failures, is a CheckResponse with a nil error.
@@ -210,20 +222,27 @@ func (s *Server) decided(ctx context.Context, requestID string, d *Decision, sta
 // Decide routes a parsed request: the oauth2 endpoints first, then
 // skip_auth_routes, then the session.
 func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
+	set := s.conf()
 	switch r.Path {
-	case s.conf().callbackPath:
+	case set.callbackPath:
 		return s.callback(ctx, r)
-	case pathStart:
+	case set.paths.start:
 		return s.start(r)
-	case pathSignIn:
+	case set.paths.signIn:
 		return s.signInPage(r, r.Query().Get("rd"))
-	case pathSignOut:
+	case set.paths.signOut:
 		return s.signOut(ctx, r)
-	case pathUserinfo:
+	case set.paths.userinfo:
 		return s.userinfo(ctx, r)
 	}
 	if s.skipAuth(r) {
 		return s.allowAnonymous(r, "skip_auth_route")
+	}
+	if set.SkipAuthPreflight && r.Method == http.MethodOptions {
+		return s.allowAnonymous(r, "preflight")
+	}
+	if len(set.TrustedIPs) > 0 && s.trusted(set, r) {
+		return s.allowAnonymous(r, "trusted_ip")
 	}
 	rp, ok := parseRoutePolicy(r.ContextExtensions)
 	if !ok {

@@ -3,6 +3,8 @@ package authz
 import (
 	"context"
 	"errors"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
@@ -40,6 +42,15 @@ func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 			}
 			cancel()
 		}
+	}
+	if u := s.conf().BackendLogoutURL; u != "" && idToken != "" {
+		// oauth2-proxy's backend_logout_url: the application's own logout,
+		// told which session ended. A failure is logged, never blocking.
+		ctx, cancel := s.idpContext(ctx)
+		if err := s.idp.BackendLogout(ctx, strings.ReplaceAll(u, "{id_token}", url.QueryEscape(idToken))); err != nil {
+			s.logger.Warn("sign-out: backend logout failed", "request_id", r.ID, "reason", "backend_logout_failed", "error", err.Error())
+		}
+		cancel()
 	}
 	cookies := s.jar.End(ctx, r.Host, r.Cookies)
 	target, err := s.idp.EndSessionURL(idToken, after, "")

@@ -31,7 +31,24 @@ func (s *Server) redirectURI(r *Request) string {
 // state, nonce and PKCE verifier kept in a state cookie of their own, so
 // several tabs can log in at once.
 func (s *Server) startLogin(r *Request, returnURL string) *Decision {
-	return s.login(r, returnURL, nil, nil)
+	return s.login(r, returnURL, s.loginParams(), nil)
+}
+
+// loginParams are prompt and acr_values for every authorization request
+// (oauth2-proxy's prompt, approval_prompt and acr_values); nil when none.
+func (s *Server) loginParams() url.Values {
+	set := s.conf()
+	if set.Prompt == "" && set.ACRValues == "" {
+		return nil
+	}
+	v := url.Values{}
+	if set.Prompt != "" {
+		v.Set("prompt", set.Prompt)
+	}
+	if set.ACRValues != "" {
+		v.Set("acr_values", set.ACRValues)
+	}
+	return v
 }
 
 // startStepUp sends a signed-in user back to the IdP for the sign-in the
@@ -40,6 +57,9 @@ func (s *Server) startLogin(r *Request, returnURL string) *Decision {
 // The user comes back to the same URL; the new session replaces the old.
 func (s *Server) startStepUp(r *Request, rp routePolicy, need string) *Decision {
 	extra := url.Values{"prompt": {"login"}}
+	if acr := s.conf().ACRValues; acr != "" {
+		extra.Set("acr_values", acr)
+	}
 	ls := &sessionpb.LoginState{}
 	if rp.maxAge >= 0 {
 		extra.Set("max_age", strconv.FormatInt(rp.maxAge, 10))

@@ -111,7 +111,7 @@ func TestZitadelGuideConfigLoadsUnchanged(t *testing.T) {
 	cmd := exec.Command(serverBin, "serve", "--config", path, "--grpc-address", "127.0.0.1:0", "--http-address", "127.0.0.1:0", "--log-format", "json")
 	srv := startCmd(t, cmd)
 	srv.waitReady(t)
-	if !strings.Contains(srv.Logs(), "upstreams: ignored") {
+	if !strings.Contains(srv.Logs(), "upstreams: Envoy's job: ignored") {
 		t.Errorf("no warning about upstreams:\n%s", srv.Logs())
 	}
 	if code, out, stderr := runCLI(t, nil, "check-config", "--config", path); code != 0 {

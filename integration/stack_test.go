@@ -5,6 +5,7 @@ import (
 	"html"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -147,6 +148,8 @@ type stackOptions struct {
 	front   frontKind     // "" = defaultFront()
 	// idpSetup runs before the server starts (e.g. a tampered discovery).
 	idpSetup func(*devidp.Server)
+	// configFor adds keys that name the IdP's issuer URL.
+	configFor func(issuer string) map[string]any
 }
 
 func startStack(t *testing.T, o stackOptions) *stack {
@@ -157,7 +160,14 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	}
 	cfg := baseConfig(idp.Issuer)
 	for k, v := range o.config {
+		if v == nil {
+			delete(cfg, k) // unset a key of baseConfig
+			continue
+		}
 		cfg[k] = v
+	}
+	if o.configFor != nil {
+		maps.Copy(cfg, o.configFor(idp.Issuer))
 	}
 	srv := startServer(t, cfg)
 	srv.waitReady(t)

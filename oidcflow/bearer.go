@@ -75,6 +75,10 @@ type BearerConfig struct {
 	IntrospectionClientID     string
 	IntrospectionClientSecret string
 	IntrospectionKey          *KeyFile
+	// ExtraIssuers are other issuers whose JWT bearer tokens are accepted
+	// with the audiences listed (extra_jwt_issuers: issuer=audience pairs);
+	// each issuer's keys come from its discovery.
+	ExtraIssuers map[string][]string
 	// IntrospectionURL is the introspection endpoint when discovery lists
 	// none (Ory Hydra serves it on its admin port), or to override it
 	// (introspection_url).
@@ -269,7 +273,16 @@ func looksLikeJWT(token string) bool {
 }
 
 func (p *Provider) verifyJWT(ctx context.Context, d *discovered, token string) (*Bearer, error) {
-	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, token, d.accessVerifier)
+	verifier, accept := d.accessVerifier, p.acceptedAudience
+	if iss := unverifiedIssuer(token); iss != p.cfg.Issuer && p.bearerCfg.ExtraIssuers[iss] != nil {
+		v, err := p.extraVerifier(ctx, iss)
+		if err != nil {
+			return nil, fmt.Errorf("verify jwt of extra issuer %s: %w: %w", iss, ErrIdPUnavailable, err)
+		}
+		audiences := p.bearerCfg.ExtraIssuers[iss]
+		verifier, accept = v, func(aud string) bool { return slices.Contains(audiences, aud) }
+	}
+	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, token, verifier)
 	if err != nil {
 		if errors.Is(err, ErrIdPUnavailable) {
 			return nil, err
@@ -283,7 +296,7 @@ func (p *Provider) verifyJWT(ctx context.Context, d *discovered, token string) (
 	if nbf := claims.NotBefore.AsTime(); !nbf.IsZero() && nbf.After(now.Add(30*time.Second)) {
 		return nil, fmt.Errorf("verify jwt: %w: not valid before %s", ErrInvalidToken, nbf)
 	}
-	if !slices.ContainsFunc(claims.Audience, p.acceptedAudience) {
+	if !slices.ContainsFunc(claims.Audience, accept) {
 		return nil, fmt.Errorf("verify jwt: %w: audience %v has neither the client id, the project id nor an extra_jwt_audiences entry", ErrInvalidToken, claims.Audience)
 	}
 	m, err := claimMap(claims)
@@ -394,4 +407,40 @@ func clientAuthFailed(err error) bool {
 	}
 	msg := err.Error()
 	return strings.HasPrefix(msg, "http status not ok: 401") || strings.HasPrefix(msg, "http status not ok: 403")
+}
+
+// unverifiedIssuer is a JWT's iss, read without verifying it: only to
+// choose the verifier, which then checks it.
+func unverifiedIssuer(token string) string {
+	parts := strings.SplitN(token, ".", 3)
+	if len(parts) != 3 {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Issuer string `json:"iss"`
+	}
+	_ = json.Unmarshal(raw, &c)
+	return c.Issuer
+}
+
+// extraVerifier verifies access tokens of an extra_jwt_issuers issuer:
+// its discovery and JWKS are fetched once (shared through Issuers) and
+// the verifier kept.
+func (p *Provider) extraVerifier(ctx context.Context, iss string) (*op.AccessTokenVerifier, error) {
+	if v, ok := p.extraVerifiers.Load(iss); ok {
+		return v.(*op.AccessTokenVerifier), nil
+	}
+	doc, keys, err := p.issuers.discover(ctx, iss, func(ctx context.Context) (*discoveryDocument, error) {
+		return fetchDiscoveryOf(ctx, p.client, iss)
+	})
+	if err != nil {
+		return nil, err
+	}
+	v := op.NewAccessTokenVerifier(iss, keys, op.WithSupportedAccessTokenSigningAlgorithms(signingAlgs(doc.IDTokenSigningAlgValuesSupported)...))
+	p.extraVerifiers.Store(iss, v)
+	return v, nil
 }

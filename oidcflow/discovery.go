@@ -24,15 +24,36 @@ type discoveryDocument struct {
 // maxDiscoveryBytes bounds the discovery document we read.
 const maxDiscoveryBytes = 1 << 20
 
+// Endpoints are an IdP's endpoints when it has no discovery document
+// (oauth2-proxy's skip_oidc_discovery with login_url, redeem_url,
+// oidc_jwks_url and profile_url).
+type Endpoints struct {
+	Authorization, Token, JWKS, Userinfo string
+}
+
+// configuredEndpoints is discovery from Config.Endpoints.
+func (p *Provider) configuredEndpoints(context.Context) (*discoveryDocument, error) {
+	e := p.cfg.Endpoints
+	return &discoveryDocument{DiscoveryConfiguration: oidc.DiscoveryConfiguration{
+		Issuer: p.cfg.Issuer, AuthorizationEndpoint: e.Authorization, TokenEndpoint: e.Token,
+		JwksURI: e.JWKS, UserinfoEndpoint: e.Userinfo,
+	}}, nil
+}
+
 // fetchDiscovery loads issuer/.well-known/openid-configuration and checks
 // that it names the issuer exactly (OIDC Discovery §4.3).
 func (p *Provider) fetchDiscovery(ctx context.Context) (*discoveryDocument, error) {
-	url := strings.TrimSuffix(p.cfg.Issuer, "/") + oidc.DiscoveryEndpoint
+	return fetchDiscoveryOf(ctx, p.client, p.cfg.Issuer)
+}
+
+// fetchDiscoveryOf is fetchDiscovery for any issuer (extra_jwt_issuers).
+func fetchDiscoveryOf(ctx context.Context, client *http.Client, issuer string) (*discoveryDocument, error) {
+	url := strings.TrimSuffix(issuer, "/") + oidc.DiscoveryEndpoint
 	req, err := http.NewRequestWithContext(withCall(ctx, CallDiscovery), http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
-	resp, err := p.client.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("discovery: %w", err)
 	}
@@ -55,8 +76,8 @@ func (p *Provider) fetchDiscovery(ctx context.Context) (*discoveryDocument, erro
 		// Anything but JSON true counts as not advertised.
 		doc.AuthorizationResponseIssParameterSupported = string(extra.Iss) == "true"
 	}
-	if doc.Issuer != p.cfg.Issuer {
-		return nil, fmt.Errorf("discovery: the issuer in %s (%q) differs from oidc_issuer_url %q; set oidc_issuer_url exactly as the IdP prints it: %w", url, doc.Issuer, p.cfg.Issuer, oidc.ErrIssuerInvalid)
+	if doc.Issuer != issuer {
+		return nil, fmt.Errorf("discovery: the issuer in %s (%q) differs from oidc_issuer_url %q; set oidc_issuer_url exactly as the IdP prints it: %w", url, doc.Issuer, issuer, oidc.ErrIssuerInvalid)
 	}
 	if doc.AuthorizationEndpoint == "" || doc.TokenEndpoint == "" || doc.JwksURI == "" {
 		return nil, errors.New("discovery: document lacks authorization_endpoint, token_endpoint or jwks_uri")

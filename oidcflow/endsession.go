@@ -1,7 +1,10 @@
 package oidcflow
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"net/url"
 )
 
@@ -36,4 +39,23 @@ func (p *Provider) EndSessionURL(idTokenHint, postLogoutRedirectURI, state strin
 	}
 	u.RawQuery = q.Encode()
 	return u.String(), nil
+}
+
+// BackendLogout calls an operator's logout URL with GET (oauth2-proxy's
+// backend_logout_url; the caller fills in the ID token): the application's
+// own session ends with ours. Any answer but 2xx is an error.
+func (p *Provider) BackendLogout(ctx context.Context, target string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return fmt.Errorf("backend logout: %w", err)
+	}
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("backend logout: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return fmt.Errorf("backend logout: status %d", resp.StatusCode)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package oidcflow
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -56,6 +57,12 @@ func (d *DialMap) to(addr string) string {
 
 // NewHTTPClientDialMap is NewHTTPClientDialing with a DialMap (nil: none).
 func NewHTTPClientDialMap(timeout time.Duration, dial *DialMap) *http.Client {
+	return NewIdPClient(timeout, dial, nil)
+}
+
+// NewIdPClient is NewHTTPClientDialMap with the TLS settings for the IdP
+// (provider_ca_files, ssl_insecure_skip_verify); nil: the system's.
+func NewIdPClient(timeout time.Duration, dial *DialMap, tlsConfig *tls.Config) *http.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	dialContext := dialer.DialContext
 	if dial != nil {
@@ -72,6 +79,7 @@ func NewHTTPClientDialMap(timeout time.Duration, dial *DialMap) *http.Client {
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   5 * time.Second,
 		ResponseHeaderTimeout: timeout,
+		TLSClientConfig:       tlsConfig,
 	}
 	return &http.Client{
 		Timeout:   timeout,

@@ -11,6 +11,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -40,6 +41,9 @@ type Config struct {
 	// Checks (refresh, introspection), which runs detached from any one of
 	// them; default 5 s. Each Check still waits only until its own deadline.
 	CallTimeout time.Duration
+	// Endpoints replaces discovery (skip_oidc_discovery), for IdPs without
+	// a discovery document; nil: discover.
+	Endpoints *Endpoints
 }
 
 // allowedAlgs are the ID token signature algorithms we ever accept: the
@@ -66,6 +70,8 @@ type Provider struct {
 
 	refreshes    RefreshCache
 	refreshGrace time.Duration
+
+	extraVerifiers sync.Map // extra_jwt_issuers issuer → *op.AccessTokenVerifier
 
 	auth      *clientAuth // how the client authenticates at the IdP
 	authHints hintLimiter // the invalid_client hint, once a minute
@@ -220,7 +226,11 @@ func (p *Provider) Discover(ctx context.Context) error { return p.discover(ctx) 
 func (p *Provider) discover(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	doc, keys, err := p.issuers.discover(ctx, p.cfg.Issuer, p.fetchDiscovery)
+	fetch := p.fetchDiscovery
+	if p.cfg.Endpoints != nil {
+		fetch = p.configuredEndpoints
+	}
+	doc, keys, err := p.issuers.discover(ctx, p.cfg.Issuer, fetch)
 	if err != nil {
 		return err
 	}

@@ -70,6 +70,12 @@ func attributes(s string, out *authv3.AttributeContext) error {
 				out.ContextExtensions = map[string]string{}
 			}
 			return mapEntry(v, out.ContextExtensions)
+		case num == 1 && typ == protowire.BytesType:
+			if err := check(num, typ, v, attributeContextSchema); err != nil {
+				return err
+			}
+			keepSource(out, v)
+			return nil
 		}
 		return check(num, typ, v, attributeContextSchema)
 	})

@@ -24,6 +24,10 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 		return 0
 	}
 	if err != nil {
+		// The warnings first: an unknown or ignored key is often why.
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, "zitadel-ext-authz: warning:", w)
+		}
 		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
 		return 2
 	}
@@ -39,6 +43,12 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprintln(stdout, line)
 	}
 
+	if len(cfg.OAuth2Proxy) > 0 {
+		fmt.Fprintln(stdout, "\n# oauth2-proxy options: how each was understood")
+		for _, line := range cfg.OAuth2Proxy {
+			fmt.Fprintln(stdout, line)
+		}
+	}
 	for _, a := range cfg.Apps {
 		fmt.Fprintf(stdout, "\n# app %s: the top level's keys with this app's own (marked) over them\n", a.Name)
 		for _, line := range a.MaskedApp() {
@@ -51,7 +61,9 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 
 	// Each issuer's discovery and JWKS once (shared by its apps); each app's
 	// client against what discovery says.
-	client := oidcflow.NewHTTPClientDialing(10*time.Second, cfg.IssuerDials())
+	dial := &oidcflow.DialMap{}
+	dial.Set(cfg.IssuerDials())
+	client := oidcflow.NewIdPClient(10*time.Second, dial, cfg.IdPTLS)
 	issuers := oidcflow.NewIssuers(client, time.Now)
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()

@@ -106,11 +106,12 @@ func watchedFiles(cfg *config.Config) []string {
 		return filepath.Clean(f)
 	}
 	files := []string{abs(cfg.Path)}
-	for _, a := range cfg.AllApps() {
-		for _, k := range []string{"client_secret_file", "client_key_file", "introspection_key_file"} {
-			if f := a.Values[k]; f != "" {
-				files = append(files, abs(f))
-			}
+	for _, f := range cfg.Files {
+		files = append(files, abs(f))
+	}
+	for _, a := range cfg.Apps {
+		for _, f := range a.Files {
+			files = append(files, abs(f))
 		}
 	}
 	return files

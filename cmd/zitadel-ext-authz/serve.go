@@ -36,6 +36,10 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return 0
 	}
 	if err != nil {
+		// The warnings first: an unknown or ignored key is often why.
+		for _, w := range warnings {
+			fmt.Fprintln(stderr, "zitadel-ext-authz: warning:", w)
+		}
 		fmt.Fprintln(stderr, "zitadel-ext-authz:", err)
 		return 2
 	}
@@ -101,6 +105,17 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		return 1
 	}
 
+	// oauth2-proxy's metrics_address: /metrics on a listener of its own.
+	var metricsLn net.Listener
+	if cfg.MetricsAddress != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddress); err != nil {
+			grpcLn.Close()
+			httpLn.Close()
+			fmt.Fprintf(stderr, "zitadel-ext-authz: metrics_address: %v\n", err)
+			return 1
+		}
+	}
+
 	// checkwire reads a CheckRequest's fields Check uses straight from the
 	// wire; everything else is the generated proto codec.
 	grpcServer := grpc.NewServer(grpc.ForceServerCodecV2(checkwire.Codec{}), grpc.ChainUnaryInterceptor(unary...))
@@ -122,14 +137,18 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	// internet, and slow or idle clients must not pile up (the write
 	// timeout leaves room for pprof's default 30 s profile).
 	opsServer := &http.Server{
-		Handler:           opsHandler(ready, m.Handler(), built.LogoutHandler(), cfg.EnablePprof),
+		Handler:           opsHandler(ready, m.Handler(), built.LogoutHandler(), cfg.EnablePprof, cfg.PingPath, cfg.ReadyPath),
 		ReadHeaderTimeout: min(5*time.Second, cfg.HTTPReadTimeout),
 		ReadTimeout:       cfg.HTTPReadTimeout,
 		WriteTimeout:      cfg.HTTPReadTimeout + 60*time.Second,
 		IdleTimeout:       cfg.HTTPIdleTimeout,
 	}
 
-	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "version", version, "session_store", cfg.SessionStore, "apps", appNames(cfg))
+	metricsAddr := ""
+	if metricsLn != nil {
+		metricsAddr = metricsLn.Addr().String()
+	}
+	logger.Info("listening", "grpc_address", grpcLn.Addr().String(), "http_address", httpLn.Addr().String(), "metrics_address", metricsAddr, "version", version, "session_store", cfg.SessionStore, "apps", appNames(cfg))
 	logOut.Flush() // launchers wait for this line
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -150,6 +169,24 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 		}
 		return nil
 	})
+	if metricsLn != nil {
+		metricsMux := http.NewServeMux()
+		metricsMux.Handle("GET /metrics", m.Handler())
+		metricsServer := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: cfg.HTTPReadTimeout,
+			WriteTimeout: cfg.HTTPReadTimeout + 60*time.Second, IdleTimeout: cfg.HTTPIdleTimeout}
+		g.Go(func() error {
+			if err := metricsServer.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("metrics server: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return metricsServer.Shutdown(shutdownCtx)
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		logger.Info("shutting down: finishing in-flight checks")
@@ -225,7 +262,7 @@ func newLogger(cfg *config.Config, level slog.Leveler, w *batchWriter) *slog.Log
 	return slog.New(flushingHandler{h, w})
 }
 
-func opsHandler(ready func() (bool, string), metrics, backchannelLogout http.Handler, withPprof bool) http.Handler {
+func opsHandler(ready func() (bool, string), metrics, backchannelLogout http.Handler, withPprof bool, pingPath, readyPath string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(backchannel.Path, backchannelLogout)
 	if withPprof {
@@ -234,16 +271,23 @@ func opsHandler(ready func() (bool, string), metrics, backchannelLogout http.Han
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	healthz := func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") }
+	readyz := func(w http.ResponseWriter, _ *http.Request) {
 		if ok, why := ready(); !ok {
 			http.Error(w, why, http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
-	})
+	}
+	mux.HandleFunc("GET /healthz", healthz)
+	mux.HandleFunc("GET /readyz", readyz)
+	// oauth2-proxy's ping_path and ready_path, for probes written for it.
+	if pingPath != "" && pingPath != "/healthz" {
+		mux.HandleFunc("GET "+pingPath, healthz)
+	}
+	if readyPath != "" && readyPath != "/readyz" && readyPath != pingPath {
+		mux.HandleFunc("GET "+readyPath, readyz)
+	}
 	mux.Handle("GET /metrics", metrics)
 	return mux
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -124,6 +125,9 @@ type Options struct {
 	Users   []User
 	Clients []Client
 	Logger  *slog.Logger // default: discard
+	// TLS serves https (the issuer is then https://…), as a self-hosted
+	// ZITADEL behind a private CA does; nil: http.
+	TLS *tls.Config
 }
 
 // DefaultUsers are the people of the demo and the tests.
@@ -192,6 +196,10 @@ func Start(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("devidp: listen: %w", err)
 	}
 	issuer := "http://" + ln.Addr().String()
+	if opts.TLS != nil {
+		issuer = "https://" + ln.Addr().String()
+		ln = tls.NewListener(ln, opts.TLS)
+	}
 	s := &Server{Issuer: issuer, ln: ln, done: make(chan struct{})}
 	s.store = newStore(opts.Users, opts.Clients)
 	handler := exampleop.SetupServer(issuer, s.store, nil, false)

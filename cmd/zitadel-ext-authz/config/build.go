@@ -27,7 +27,10 @@ func (r *resolver) build() (*Config, error) {
 	r.buildIdP(c)
 	r.buildCookies(c)
 	r.buildAuthz(c)
+	r.buildLogin(c)
+	r.buildAccess(c)
 	r.buildBearer(c)
+	r.buildIdPExtras(c)
 	r.buildServer(c)
 	r.buildTelemetry(c)
 	if r.app == nil {
@@ -104,9 +107,15 @@ func (r *resolver) buildCookies(c *Config) {
 			c.CookieSecrets = append(c.CookieSecrets, secret)
 		}
 	} else {
-		secret, err := session.DecodeSecret(r.str("cookie_secret"))
-		if r.str("cookie_secret") == "" {
-			r.fail("cookie_secret", "required; generate one with: openssl rand -base64 32 | tr -- '+/' '-_'")
+		raw := r.str("cookie_secret")
+		if path := r.str("cookie_secret_file"); raw == "" && path != "" {
+			if data, ok := r.readFile(c, "cookie_secret_file", path); ok {
+				raw = strings.TrimSpace(string(data))
+			}
+		}
+		secret, err := session.DecodeSecret(raw)
+		if raw == "" {
+			r.fail("cookie_secret", "required (or cookie_secret_file); generate one with: openssl rand -base64 32 | tr -- '+/' '-_'")
 		} else if err != nil {
 			r.fail("cookie_secret", "%v", err)
 		}
@@ -196,17 +205,20 @@ func (r *resolver) buildAuthz(c *Config) {
 	if c.Authz.IDPTimeout == 0 {
 		r.fail("idp_timeout", "must be greater than 0")
 	}
-	for _, e := range r.list("skip_auth_routes") {
-		method, expr := "", e
-		if m, rest, ok := strings.Cut(e, "="); ok && isMethod(m) {
-			method, expr = strings.ToUpper(m), rest
-		}
-		re, err := regexp.Compile(expr)
+	// oauth2-proxy's forms: "regex", "METHOD=regex", "METHOD!=regex",
+	// "!=regex"; its deprecated skip_auth_regex adds path-only entries.
+	routes := r.list("skip_auth_routes")
+	if v, ok := r.o2pRaw("skip_auth_regex"); ok && r.isSetOwn("skip_auth_routes") {
+		extra, _ := toStrings(v)
+		routes = append(routes, extra...)
+	}
+	for _, e := range routes {
+		rt, err := parseSkipAuthRoute(e)
 		if err != nil {
 			r.fail("skip_auth_routes", "entry %q: %v", e, err)
 			continue
 		}
-		c.Authz.SkipAuthRoutes = append(c.Authz.SkipAuthRoutes, authz.Route{Method: method, Path: re})
+		c.Authz.SkipAuthRoutes = append(c.Authz.SkipAuthRoutes, rt)
 	}
 	for _, e := range r.list("api_routes") {
 		re, err := regexp.Compile(e)
@@ -216,11 +228,8 @@ func (r *resolver) buildAuthz(c *Config) {
 		}
 		c.Authz.APIRoutes = append(c.Authz.APIRoutes, re)
 	}
-	if len(c.Authz.EmailDomains) == 0 && (!r.hasApps() || r.str("client_id") != "") {
+	if len(c.Authz.EmailDomains) == 0 && r.str("authenticated_emails_file") == "" && (!r.hasApps() || r.str("client_id") != "") {
 		r.warnings = append(r.warnings, `email_domains is empty: nobody can log in; set email_domains = ["*"] or your domains`)
-	}
-	if len(r.list("upstreams")) > 0 {
-		r.warnings = append(r.warnings, "upstreams: ignored; Envoy routes requests to your upstreams")
 	}
 }
 
@@ -277,6 +286,16 @@ func (r *resolver) buildBearer(c *Config) {
 func (r *resolver) buildServer(c *Config) {
 	c.GRPCAddress = r.address("grpc_address")
 	c.HTTPAddress = r.address("http_address")
+	if m := r.str("metrics_address"); m != "" {
+		c.MetricsAddress = r.address("metrics_address")
+	}
+	c.PingPath, c.ReadyPath = r.str("ping_path"), r.str("ready_path")
+	for key, p := range map[string]string{"ping_path": c.PingPath, "ready_path": c.ReadyPath} {
+		if p != "" && (p[0] != '/' || strings.HasPrefix(p, "/oauth2/") || strings.HasPrefix(p, "/debug/")) {
+			r.fail(key, "%q: want a path such as /ping, outside /oauth2/ and /debug/", p)
+		}
+	}
+	c.IdPTLS = r.idpTLS(c)
 	c.HTTPReadTimeout = r.duration("http_read_timeout")
 	c.HTTPIdleTimeout = r.duration("http_idle_timeout")
 	if c.HTTPReadTimeout <= 0 {
@@ -319,6 +338,36 @@ func (r *resolver) buildTelemetry(c *Config) {
 
 func (r *resolver) redisOptions() *redis.UniversalOptions {
 	u, sentinels, cluster := r.str("redis_url"), r.list("redis_sentinel_addresses"), r.list("redis_cluster_addresses")
+	// oauth2-proxy's *_connection_urls are URLs (redis://[user[:password]@]host:port):
+	// their host:port, and their credentials when the keys don't set any.
+	user, password := r.str("redis_username"), r.str("redis_password")
+	for _, list := range []*[]string{&sentinels, &cluster} {
+		for i, e := range *list {
+			if !strings.Contains(e, "://") {
+				continue
+			}
+			pu, err := url.Parse(e)
+			if err != nil || pu.Host == "" {
+				r.fail("redis_url", "%q is not a redis:// URL or host:port", e)
+				continue
+			}
+			(*list)[i] = pu.Host
+			if pu.User != nil {
+				if user == "" {
+					user = pu.User.Username()
+				}
+				if p, ok := pu.User.Password(); ok && password == "" {
+					password = p
+				}
+			}
+		}
+	}
+	if v, ok := r.o2pRaw("redis_use_sentinel"); ok && r.parseBool("redis_use_sentinel", v) && len(sentinels) == 0 {
+		r.fail("redis_use_sentinel", "needs redis_sentinel_connection_urls (or redis_sentinel_addresses) and redis_sentinel_master_name")
+	}
+	if v, ok := r.o2pRaw("redis_use_cluster"); ok && r.parseBool("redis_use_cluster", v) && len(cluster) == 0 {
+		r.fail("redis_use_cluster", "needs redis_cluster_connection_urls (or redis_cluster_addresses)")
+	}
 	set := 0
 	for _, ok := range []bool{u != "", len(sentinels) > 0, len(cluster) > 0} {
 		if ok {
@@ -346,8 +395,12 @@ func (r *resolver) redisOptions() *redis.UniversalOptions {
 		}
 	}
 	var tlsConfig *tls.Config
-	if r.boolean("redis_use_tls") {
-		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	insecure := r.boolean("redis_insecure_skip_tls_verify")
+	if insecure {
+		r.warnings = append(r.warnings, "redis_insecure_skip_tls_verify: Redis' TLS certificate is NOT verified; anyone on the path can read and change sessions. Use redis_ca_file for a private CA instead")
+	}
+	if r.boolean("redis_use_tls") || strings.HasPrefix(sentinelOrClusterScheme(r), "rediss") {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots, InsecureSkipVerify: insecure}
 	}
 	switch {
 	case u != "":
@@ -359,6 +412,7 @@ func (r *resolver) redisOptions() *redis.UniversalOptions {
 		if o.TLSConfig != nil {
 			o.TLSConfig.RootCAs = roots
 			o.TLSConfig.MinVersion = tls.VersionTLS12
+			o.TLSConfig.InsecureSkipVerify = insecure
 		} else if roots != nil {
 			r.fail("redis_ca_file", "set, but redis_url is not rediss://")
 			return nil
@@ -369,10 +423,10 @@ func (r *resolver) redisOptions() *redis.UniversalOptions {
 		if master == "" {
 			r.fail("redis_sentinel_master_name", "required with redis_sentinel_addresses")
 		}
-		return &redis.UniversalOptions{Addrs: sentinels, MasterName: master, Password: r.str("redis_password"),
+		return &redis.UniversalOptions{Addrs: sentinels, MasterName: master, Username: user, Password: password,
 			SentinelPassword: r.str("redis_sentinel_password"), TLSConfig: tlsConfig}
 	default:
-		return &redis.UniversalOptions{Addrs: cluster, Password: r.str("redis_password"), TLSConfig: tlsConfig, IsClusterMode: true}
+		return &redis.UniversalOptions{Addrs: cluster, Username: user, Password: password, TLSConfig: tlsConfig, IsClusterMode: true}
 	}
 }
 
@@ -442,6 +496,41 @@ func (r *resolver) readFile(c *Config, key, path string) ([]byte, bool) {
 	if c.FileDigests == nil {
 		c.FileDigests = map[string]string{}
 	}
-	c.FileDigests[key] = "sha256:" + hex.EncodeToString(sum[:8])
+	c.FileDigests[key] += "sha256:" + hex.EncodeToString(sum[:8])
+	c.Files = append(c.Files, path)
 	return data, true
+}
+
+// parseSkipAuthRoute reads one skip_auth_routes entry as oauth2-proxy
+// does: "regex", "METHOD=regex", "METHOD!=regex" or "!=regex".
+func parseSkipAuthRoute(e string) (authz.Route, error) {
+	var rt authz.Route
+	expr := e
+	if rest, ok := strings.CutPrefix(e, "!="); ok {
+		rt.Negate, expr = true, rest
+	} else if m, rest, ok := strings.Cut(e, "="); ok {
+		if m, neg := strings.CutSuffix(m, "!"); isMethod(m) {
+			rt.Method, rt.Negate, expr = strings.ToUpper(m), neg, rest
+		}
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return rt, err
+	}
+	rt.Path = re
+	return rt, nil
+}
+
+// sentinelOrClusterScheme is the scheme of the first URL-form entry of
+// redis_sentinel_addresses or redis_cluster_addresses ("rediss" turns TLS
+// on, as in oauth2-proxy's connection URLs); "" when none is a URL.
+func sentinelOrClusterScheme(r *resolver) string {
+	for _, key := range []string{"redis_sentinel_addresses", "redis_cluster_addresses"} {
+		for _, e := range r.list(key) {
+			if scheme, _, ok := strings.Cut(e, "://"); ok {
+				return scheme
+			}
+		}
+	}
+	return ""
 }

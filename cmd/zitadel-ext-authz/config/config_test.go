@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -155,7 +156,7 @@ func TestWarnings(t *testing.T) {
 		t.Fatal(err)
 	}
 	joined := strings.Join(warnings, "\n")
-	if !strings.Contains(joined, `unknown key "typo_key"`) || !strings.Contains(joined, "upstreams: ignored") {
+	if !strings.Contains(joined, `unknown key "typo_key"`) || !strings.Contains(joined, "upstreams: Envoy's job: ignored") {
 		t.Fatalf("warnings: %q", warnings)
 	}
 }
@@ -318,6 +319,89 @@ func TestClientAuthMethod(t *testing.T) {
 		_, _, err := Load([]string{"--config", write(t, "c.toml", tc.body)}, env(nil))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want %q", name, err, tc.want)
+		}
+	}
+}
+
+// oauth2-proxy's names, environment and flags: aliases are read, its
+// singular flags repeat, negated routes parse, and a validation error
+// comes with every warning found before it.
+func TestOAuth2ProxyNames(t *testing.T) {
+	c, warnings, err := Load([]string{"--config", write(t, "c.toml", removeKey(minimalTOML, "client_secret")+`
+redis_connection_url = "redis://redis:6379/0"
+session_store_type = "redis"
+oidc_extra_audiences = ["api"]
+skip_auth_routes = ["GET!=^/private", "!=^/api/", "POST=^/hook$"]
+skip_auth_regex = ["^/legacy"]
+set_authorization_header = true
+auth_logging = false
+github_org = "acme"
+`), "--whitelist-domain", "*.example.com", "--whitelist-domain", "app.example.org"}, env(map[string]string{"OAUTH2_PROXY_CLIENT_SECRET": "from-env"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OIDC.ClientSecret != "from-env" || c.Redis == nil || c.Redis.Addrs[0] != "redis:6379" || !slices.Equal(c.Bearer.ExtraAudiences, []string{"api"}) ||
+		!c.Authz.PassAuthorizationHeader || !slices.Equal(c.Authz.WhitelistDomains, []string{"*.example.com", "app.example.org"}) {
+		t.Fatalf("aliases: secret %q, redis %+v, audiences %v, authorization %v, whitelist %v", c.OIDC.ClientSecret, c.Redis, c.Bearer.ExtraAudiences, c.Authz.PassAuthorizationHeader, c.Authz.WhitelistDomains)
+	}
+	var routes []string
+	for _, r := range c.Authz.SkipAuthRoutes {
+		routes = append(routes, fmt.Sprintf("%s %v %s", r.Method, r.Negate, r.Path))
+	}
+	if want := []string{"GET true ^/private", " true ^/api/", "POST false ^/hook$", " false ^/legacy"}; !slices.Equal(routes, want) {
+		t.Errorf("skip_auth_routes %q, want %q", routes, want)
+	}
+	joined := strings.Join(warnings, "\n")
+	for _, want := range []string{"auth_logging: accepted, no effect here", "github_org: not supported: another provider's option"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("warnings lack %q: %q", want, warnings)
+		}
+	}
+	for _, report := range []string{"redis_connection_url (file): alias of redis_url", "client_secret (OAUTH2_PROXY_CLIENT_SECRET): used", "whitelist_domains (--whitelist-domain): used"} {
+		if !slices.Contains(c.OAuth2Proxy, report) {
+			t.Errorf("report lacks %q: %q", report, c.OAuth2Proxy)
+		}
+	}
+	// A validation error comes with the warnings found before it.
+	_, warnings, err = Load([]string{"--config", write(t, "c.toml", minimalTOML+"typo_key = 1\nupstreams = [\"http://x\"]\ncookie_samesite = \"sometimes\"\n")}, env(nil))
+	if err == nil || len(warnings) != 2 {
+		t.Errorf("error %v with warnings %q, want both warnings", err, warnings)
+	}
+}
+
+// Every option oauth2-proxy v7.15 has (its --help, in testdata) is in the
+// table, and every option of the table is oauth2-proxy's.
+func TestEveryOAuth2ProxyOptionIsClassified(t *testing.T) {
+	data, err := os.ReadFile("testdata/oauth2-proxy-flags.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := map[string]bool{}
+	for line := range strings.SplitSeq(strings.TrimSpace(string(data)), "\n") {
+		if !strings.HasPrefix(line, "#") {
+			flags[strings.TrimSpace(line)] = true
+		}
+	}
+	classified := map[string]bool{}
+	for _, o := range oauth2ProxyOptions {
+		if !flags[o.flagName()] {
+			t.Errorf("%s (--%s) is not an oauth2-proxy option", o.name, o.flagName())
+		}
+		classified[o.flagName()] = true
+		if o.class == o2pSame {
+			if _, ok := lookup(o.name); !ok {
+				t.Errorf("%s is marked same but is no key of ours", o.name)
+			}
+		}
+		if o.class == o2pAlias {
+			if _, ok := lookup(o.note); !ok {
+				t.Errorf("%s is an alias of %q, no key of ours", o.name, o.note)
+			}
+		}
+	}
+	for f := range flags {
+		if !classified[f] {
+			t.Errorf("oauth2-proxy's --%s is not classified", f)
 		}
 	}
 }

@@ -105,7 +105,7 @@ func Build(cfg *config.Config, d Deps) (b *Built, err error) {
 		}
 	}()
 	b.dial.Set(cfg.IssuerDials())
-	b.idpClient = oidcflow.NewHTTPClientDialMap(30*time.Second, b.dial)
+	b.idpClient = oidcflow.NewIdPClient(30*time.Second, b.dial, cfg.IdPTLS)
 	if d.Transport != nil {
 		b.idpClient.Transport = d.Transport(b.idpClient.Transport)
 	}

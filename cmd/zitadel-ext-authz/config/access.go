@@ -1,0 +1,61 @@
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"net/netip"
+	"strings"
+)
+
+// buildAccess: who passes and what the upstream is told, as oauth2-proxy's
+// keys of the same names say (skip_auth_preflight, trusted_ips with
+// reverse_proxy and real_client_ip_header, authenticated_emails_file,
+// prefer_email_to_user, pass_basic_auth and basic_auth_password).
+func (r *resolver) buildAccess(c *Config) {
+	a := &c.Authz
+	a.SkipAuthPreflight = r.boolean("skip_auth_preflight")
+	for _, e := range r.list("trusted_ips") {
+		p, err := parsePrefix(e)
+		if err != nil {
+			r.fail("trusted_ips", "entry %q: want an IP address or a CIDR range (10.0.0.0/8)", e)
+			continue
+		}
+		a.TrustedIPs = append(a.TrustedIPs, p)
+	}
+	a.ReverseProxy = r.boolean("reverse_proxy")
+	a.RealClientIPHeader = strings.ToLower(r.str("real_client_ip_header"))
+	if len(a.TrustedIPs) > 0 && a.ReverseProxy {
+		r.warnings = append(r.warnings, r.where+"trusted_ips: with reverse_proxy the client's address is taken from "+a.RealClientIPHeader+"; make sure the proxy before Envoy sets it and Envoy doesn't pass a client's own")
+	}
+	if path := r.str("authenticated_emails_file"); path != "" {
+		if data, ok := r.readFile(c, "authenticated_emails_file", path); ok {
+			a.AuthenticatedEmails = map[string]bool{}
+			sc := bufio.NewScanner(bytes.NewReader(data))
+			for sc.Scan() {
+				if e := strings.ToLower(strings.TrimSpace(sc.Text())); e != "" && !strings.HasPrefix(e, "#") {
+					a.AuthenticatedEmails[e] = true
+				}
+			}
+		}
+	}
+	a.PreferEmailToUser = r.boolean("prefer_email_to_user")
+	a.PassBasicAuth, a.BasicAuthPassword = r.boolean("pass_basic_auth"), r.str("basic_auth_password")
+	if a.PassBasicAuth && a.PassAuthorizationHeader {
+		r.fail("pass_basic_auth", "pass_basic_auth and pass_authorization_header (or set_authorization_header) both set the Authorization header: choose one")
+	}
+}
+
+// parsePrefix reads "10.1.2.3" (that address) or "10.0.0.0/8".
+func parsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	ip, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	ip = ip.Unmap()
+	return netip.PrefixFrom(ip, ip.BitLen()), nil
+}
