@@ -383,3 +383,19 @@ func TestRedisConnectionURL(t *testing.T) {
 		t.Errorf("%d sessions in Redis, want 1", n)
 	}
 }
+
+// cookie_csrf_expire: how long a login may take, the state cookie's
+// lifetime.
+func TestCookieCSRFExpire(t *testing.T) {
+	st := startStack(t, stackOptions{config: map[string]any{"cookie_csrf_expire": "5m"}})
+	r := newBrowser(t, "", "").get(st.Front.URL + "/")
+	var maxAge []string
+	for _, c := range r.Header.Values("Set-Cookie") {
+		if parsed, err := http.ParseSetCookie(c); err == nil {
+			maxAge = append(maxAge, fmt.Sprint(parsed.MaxAge))
+		}
+	}
+	if r.StatusCode != http.StatusFound || strings.Join(maxAge, ",") != "300" {
+		t.Errorf("login redirect: %s, state cookie Max-Age %v, want 300", describe(r), maxAge)
+	}
+}
