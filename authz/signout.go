@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
 
@@ -25,13 +26,21 @@ func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 		sess := e.Session
 		idToken = sess.GetIdToken()
 		// Cookie mode: record the sign-out, so a copy of this cookie (another
-		// tab, a log, a thief) is refused from now on, on every replica.
+		// tab, a log, a thief) is refused from now on, on every replica;
+		// redis mode: delete the stored session. A sign-out the store
+		// couldn't record is not acknowledged (503, try again).
 		if s.revocations != nil && sess.GetLoginId() != "" {
 			ctx, cancel := s.idpContext(ctx)
-			if err := s.revocations.SignOut(ctx, sess.GetLoginId(), time.Unix(sess.GetExpiresAt(), 0)); err != nil {
-				s.logger.Warn("sign-out not shared with other replicas", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
-			}
+			err := s.revocations.SignOut(ctx, sess.GetLoginId(), time.Unix(sess.GetExpiresAt(), 0))
 			cancel()
+			if err != nil {
+				s.logger.Warn("sign-out not recorded", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
+				return s.signOutUnavailable(r)
+			}
+		}
+		if err := s.jar.EndStored(ctx, r.Cookies); err != nil {
+			s.logger.Warn("sign-out not recorded", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
+			return s.signOutUnavailable(r)
 		}
 		// Revoke the refresh token first (RFC 7009), so a copied one dies
 		// with the session. A failure is logged and never blocks sign-out.
@@ -63,4 +72,17 @@ func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 		target = after
 	}
 	return redirect(target, "sign_out", cookies)
+}
+
+// signOutUnavailable answers a sign-out the session store couldn't carry
+// out: 503 with retry-after, so it doesn't look done; the browser's cookies
+// are cleared all the same (this browser is signed out; the stored session
+// or a copy of the cookie lives until the user tries again or it expires).
+func (s *Server) signOutUnavailable(r *Request) *Decision {
+	d := s.unavailable(session.ErrStoreUnavailable, &page{Title: "Sign-out not completed",
+		Message: "Your session could not be ended everywhere right now. Try signing out again in a moment."})
+	for _, c := range s.jar.ClearCookies(r.Host, r.Cookies) {
+		d.Headers = append(d.Headers, Header{"set-cookie", c})
+	}
+	return d
 }

@@ -1,7 +1,6 @@
 package integration_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -9,7 +8,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
-	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -89,17 +87,7 @@ func (r *redisServer) tlsListening() bool {
 	return true
 }
 
-func (r *redisServer) ping() bool {
-	c, err := net.DialTimeout("tcp", r.addr, time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(time.Second))
-	fmt.Fprint(c, "PING\r\n")
-	line, _ := bufio.NewReader(c).ReadString('\n')
-	return strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH")
-}
+func (r *redisServer) ping() bool { return testkit.RedisPing(r.addr) }
 
 // cli runs redis-cli against this server (with its password and TLS) and
 // returns what it printed.

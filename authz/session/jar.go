@@ -61,9 +61,10 @@ type Jar struct {
 
 	// Redis mode (WithStore): sessions live in store, the cookie carries a
 	// Ticket; l1 caches decoded sessions by ticket id for l1TTL.
-	store Store
-	l1    Cache
-	l1TTL time.Duration
+	store   Store
+	l1      Cache
+	l1TTL   time.Duration
+	pending pendingWrites // refreshed sessions the store refused (Pend)
 }
 
 // JarOption customises a Jar.
@@ -312,7 +313,7 @@ var ErrTooLarge = errors.New("session too large for browser cookies behind Envoy
 // way), and it returns ClearCookies.
 func (j *Jar) End(ctx context.Context, host string, cookies Cookies) []string {
 	if j.store != nil {
-		j.deleteTicket(ctx, cookies)
+		_ = j.deleteTicket(ctx, cookies) // best effort; EndStored reports
 	}
 	return j.ClearCookies(host, cookies)
 }

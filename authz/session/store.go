@@ -83,6 +83,14 @@ func (j *Jar) loadTicket(ctx context.Context, value string, useL1 bool) (*Entry,
 	}
 	stale := keyIndex > 0
 	now := j.now()
+	// A refreshed session the store hasn't taken yet (Pend) is the current
+	// one, for the L1 and for the lock holder's re-read alike.
+	if s := j.pendingSession(t.GetId()); s != nil {
+		if !j.live(s, now) {
+			return nil, false, ErrNoSession
+		}
+		return NewEntry(s), stale, nil
+	}
 	if useL1 && j.l1 != nil {
 		if e := lookup(j.l1, t.GetId(), j.app); e != nil {
 			if !j.live(e.Session, now) {
@@ -142,6 +150,28 @@ func (j *Jar) saveTicket(ctx context.Context, s *sessionpb.Session, host string,
 		rand.Read(key)
 		t = &sessionpb.Ticket{Id: hex.EncodeToString(id), Key: key, ExpiresAt: s.GetExpiresAt()}
 	}
+	now := j.now()
+	ttl := time.Unix(s.GetExpiresAt(), 0).Sub(now)
+	if ttl <= 0 {
+		return j.End(ctx, host, cookies), nil
+	}
+	ctx, cancel := deadline.Within(ctx, storeTimeout)
+	defer cancel()
+	stored, err := j.storeSession(ctx, t, s, ttl)
+	if err != nil {
+		return nil, err
+	}
+	j.rememberStored(stored, now)
+	value, err := j.codec.Load().Seal(j.opts.Name, PurposeTicket, t)
+	if err != nil {
+		return nil, err
+	}
+	return j.setCookies(value, t.GetExpiresAt(), host, cookies)
+}
+
+// storeSession seals s with the ticket's key and writes it for ttl; it
+// returns the stored copy (with its TicketId).
+func (j *Jar) storeSession(ctx context.Context, t *sessionpb.Ticket, s *sessionpb.Session, ttl time.Duration) (*sessionpb.Session, error) {
 	stored := proto.CloneOf(s)
 	stored.TicketId = ""
 	codec, err := NewCodec(t.GetKey())
@@ -152,38 +182,40 @@ func (j *Jar) saveTicket(ctx context.Context, s *sessionpb.Session, host string,
 	if err != nil {
 		return nil, err
 	}
-	now := j.now()
-	ttl := time.Unix(s.GetExpiresAt(), 0).Sub(now)
-	if ttl <= 0 {
-		return j.End(ctx, host, cookies), nil
-	}
-	ctx, cancel := deadline.Within(ctx, storeTimeout)
-	defer cancel()
 	if err := j.store.Save(ctx, t.GetId(), []byte(blob), ttl, s.GetSessionId(), s.GetSubject()); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
 	stored.TicketId = t.GetId()
-	j.rememberStored(stored, now)
-	value, err := j.codec.Load().Seal(j.opts.Name, PurposeTicket, t)
-	if err != nil {
-		return nil, err
-	}
-	return j.setCookies(value, t.GetExpiresAt(), host, cookies)
+	return stored, nil
 }
 
 // deleteTicket ends the stored session the cookies point to (sign-out,
-// a rejected refresh). Best effort: the cookie is cleared either way.
-func (j *Jar) deleteTicket(ctx context.Context, cookies Cookies) {
+// a rejected refresh); an error when the store couldn't.
+func (j *Jar) deleteTicket(ctx context.Context, cookies Cookies) error {
 	value, ok := j.sessionValue(cookies)
 	if !ok {
-		return
+		return nil
 	}
 	t, _, err := j.openTicket(value)
 	if err != nil {
-		return
+		return nil
 	}
 	j.Invalidate(t.GetId())
+	j.dropPending(t.GetId())
 	ctx, cancel := deadline.Within(ctx, storeTimeout)
 	defer cancel()
-	_ = j.store.Delete(ctx, t.GetId())
+	if err := j.store.Delete(ctx, t.GetId()); err != nil {
+		return fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
+	}
+	return nil
+}
+
+// EndStored ends the stored session the cookies point to (redis mode; nil
+// otherwise), reporting whether the store did: a sign-out must not look
+// done when it isn't.
+func (j *Jar) EndStored(ctx context.Context, cookies Cookies) error {
+	if j.store == nil {
+		return nil
+	}
+	return j.deleteTicket(ctx, cookies)
 }

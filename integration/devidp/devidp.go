@@ -166,14 +166,17 @@ func AppClient(name string) Client {
 
 // Server is a running dev IdP.
 type Server struct {
-	Issuer string
-	srv    *http.Server
-	ln     net.Listener
-	store  *store
-	calls  sync.Map // endpoint path → *atomic.Int64
-	hang   atomic.Pointer[chan struct{}]
-	tamper atomic.Pointer[Tamper]
-	done   chan struct{}
+	Issuer  string
+	srv     *http.Server
+	ln      net.Listener
+	handler http.Handler
+	tls     *tls.Config
+	logger  *slog.Logger
+	store   *store
+	calls   sync.Map // endpoint path → *atomic.Int64
+	hang    atomic.Pointer[chan struct{}]
+	tamper  atomic.Pointer[Tamper]
+	done    chan struct{}
 }
 
 // Start listens and serves a dev IdP until Close.
@@ -200,15 +203,42 @@ func Start(opts Options) (*Server, error) {
 		issuer = "https://" + ln.Addr().String()
 		ln = tls.NewListener(ln, opts.TLS)
 	}
-	s := &Server{Issuer: issuer, ln: ln, done: make(chan struct{})}
+	s := &Server{Issuer: issuer, ln: ln, tls: opts.TLS, logger: logger}
 	s.store = newStore(opts.Users, opts.Clients)
-	handler := exampleop.SetupServer(issuer, s.store, nil, false)
-	s.srv = &http.Server{Handler: s.middleware(handler), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelError)}
-	go func() {
-		defer close(s.done)
-		_ = s.srv.Serve(ln)
-	}()
+	s.handler = s.middleware(exampleop.SetupServer(issuer, s.store, nil, false))
+	s.serve(ln)
 	return s, nil
+}
+
+func (s *Server) serve(ln net.Listener) {
+	s.ln, s.done = ln, make(chan struct{})
+	s.srv = &http.Server{Handler: s.handler, ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelError)}
+	go func(srv *http.Server, done chan struct{}) {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}(s.srv, s.done)
+}
+
+// Stop takes the IdP away as a crash would (connections closed, then
+// connection refused), keeping everything it issued; Resume brings it
+// back on the same address. For fault tests (the soak).
+func (s *Server) Stop() error {
+	err := s.srv.Close()
+	<-s.done
+	return err
+}
+
+// Resume listens again on the address Stop left.
+func (s *Server) Resume() error {
+	ln, err := net.Listen("tcp", s.ln.Addr().String())
+	if err != nil {
+		return fmt.Errorf("devidp: listen again: %w", err)
+	}
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	s.serve(ln)
+	return nil
 }
 
 // Close stops the IdP; clients see connection refused afterwards.

@@ -6,6 +6,7 @@
 package testkit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -124,4 +125,18 @@ func WaitHTTP(url string, exited <-chan struct{}, within time.Duration) error {
 			return fmt.Errorf("%s did not answer 200 within %s", url, within)
 		}
 	}
+}
+
+// RedisPing reports whether a plain-text Redis at addr answers PING (or
+// asks for a password: it is up).
+func RedisPing(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	fmt.Fprint(c, "PING\r\n")
+	line, _ := bufio.NewReader(c).ReadString('\n')
+	return strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH")
 }

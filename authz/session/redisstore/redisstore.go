@@ -178,7 +178,15 @@ func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 			return nil, err
 		}
 		if ok {
-			return func() { s.unlock(ctx, key, token) }, nil
+			return func() {
+				uctx := ctx
+				if ctx.Err() != nil {
+					// Called after the Check ended (its refreshed session was kept
+					// until the store answered): unlock within its own bound.
+					uctx = context.WithoutCancel(ctx)
+				}
+				s.unlock(uctx, key, token)
+			}, nil
 		}
 		if attempt == 0 {
 			s.logger.Debug("lock busy; waiting", "lock", strings.SplitN(name, ":", 2)[0])

@@ -1,0 +1,180 @@
+package session
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+)
+
+// A refresh that succeeded at the IdP has spent the old refresh token
+// (ZITADEL rotates them): if the store can't take the refreshed session,
+// dropping it would lose the session (the next refresh would spend the
+// dead token). So the Jar keeps it (Pend), serves it to this replica's
+// Checks, and writes it as soon as the store answers, only then releasing
+// the cross-replica refresh lock: no other replica re-reads the old copy
+// and spends the old token meanwhile (the lock outlives a Redis restart
+// with append-only persistence, by its own expiry).
+
+// Pending bounds: entries kept at once, and for how long at most (a store
+// away longer than this loses the rotated tokens; the lock has expired by
+// then anyway).
+const (
+	maxPending     = 10_000
+	pendingTTL     = 2 * time.Minute
+	pendingRetry   = 250 * time.Millisecond
+	pendingTimeout = 2 * time.Second
+)
+
+type pendingWrite struct {
+	ticket *sessionpb.Ticket  // its id and key
+	sess   *sessionpb.Session // with TicketId
+	unlock func()             // the refresh lock, released once stored (nil: none)
+	until  time.Time
+}
+
+type pendingWrites struct {
+	mu       sync.Mutex
+	byID     map[string]*pendingWrite
+	flushing bool
+}
+
+// Pend keeps a refreshed session the store refused, serves it to this
+// replica until it is stored, and stores it (then runs unlock) as soon as
+// the store answers. It reports false when it can't keep it (no store,
+// full): the caller releases the lock itself then.
+func (j *Jar) Pend(ctx context.Context, s *sessionpb.Session, cookies Cookies, unlock func()) bool {
+	if j.store == nil || s.GetTicketId() == "" {
+		return false
+	}
+	value, ok := j.sessionValue(cookies)
+	if !ok {
+		return false
+	}
+	t, _, err := j.openTicket(value)
+	if err != nil || t.GetId() != s.GetTicketId() {
+		return false
+	}
+	p := &j.pending
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byID == nil {
+		p.byID = map[string]*pendingWrite{}
+	}
+	old, replaced := p.byID[s.GetTicketId()]
+	if !replaced && len(p.byID) >= maxPending {
+		return false
+	}
+	if replaced && old.unlock != nil {
+		defer old.unlock()
+	}
+	p.byID[s.GetTicketId()] = &pendingWrite{ticket: t, sess: proto.CloneOf(s), unlock: unlock, until: j.now().Add(pendingTTL)}
+	if !p.flushing {
+		p.flushing = true
+		// The writes outlive the Check that asked for them: its values
+		// (trace), not its deadline.
+		go j.flushPending(context.WithoutCancel(ctx))
+	}
+	return true
+}
+
+// pendingSession is the refreshed session kept for ticket id, if any.
+func (j *Jar) pendingSession(id string) *sessionpb.Session {
+	p := &j.pending
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w, ok := p.byID[id]; ok {
+		return w.sess
+	}
+	return nil
+}
+
+// dropPending forgets ticket id's kept session (it was signed out or
+// logged out) and releases its lock.
+func (j *Jar) dropPending(id string) {
+	p := &j.pending
+	p.mu.Lock()
+	w, ok := p.byID[id]
+	delete(p.byID, id)
+	p.mu.Unlock()
+	if ok && w.unlock != nil {
+		w.unlock()
+	}
+}
+
+// PendingLen is how many refreshed sessions wait for the store.
+func (j *Jar) PendingLen() int {
+	j.pending.mu.Lock()
+	defer j.pending.mu.Unlock()
+	return len(j.pending.byID)
+}
+
+// flushPending writes the kept sessions until none is left.
+func (j *Jar) flushPending(base context.Context) {
+	tick := time.NewTicker(pendingRetry)
+	defer tick.Stop()
+	for range tick.C {
+		p := &j.pending
+		p.mu.Lock()
+		batch := make([]*pendingWrite, 0, len(p.byID))
+		for _, w := range p.byID {
+			batch = append(batch, w)
+		}
+		if len(batch) == 0 {
+			p.flushing = false
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		for _, w := range batch {
+			j.flushOne(base, w)
+		}
+	}
+}
+
+func (j *Jar) flushOne(base context.Context, w *pendingWrite) {
+	id := w.sess.GetTicketId()
+	now := j.now()
+	if now.After(w.until) {
+		j.finishPending(id, w)
+		return
+	}
+	ttl := time.Unix(w.sess.GetExpiresAt(), 0).Sub(now)
+	if ttl <= 0 {
+		j.finishPending(id, w)
+		return
+	}
+	ctx, cancel := context.WithTimeout(base, pendingTimeout)
+	defer cancel()
+	stored, err := j.storeSession(ctx, w.ticket, w.sess, ttl)
+	if err != nil {
+		return // the store is still away: next round
+	}
+	j.rememberStored(stored, now)
+	if !j.finishPending(id, w) {
+		// Signed out while we wrote it: end it again.
+		_ = j.store.Delete(ctx, id)
+	}
+}
+
+// finishPending removes w if it is still ticket id's entry, releasing its
+// lock; false when it had been removed (signed out) or replaced meanwhile.
+func (j *Jar) finishPending(id string, w *pendingWrite) bool {
+	p := &j.pending
+	p.mu.Lock()
+	current, ok := p.byID[id]
+	if ok && current == w {
+		delete(p.byID, id)
+	}
+	p.mu.Unlock()
+	if ok && current == w {
+		if w.unlock != nil {
+			w.unlock()
+		}
+		return true
+	}
+	return ok
+}

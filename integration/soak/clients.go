@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+)
+
+// clientSession is one login of a client: its session cookie, sent by
+// hand (a sign-out's Set-Cookie must not take it from the prober).
+type clientSession struct {
+	cookie string
+}
+
+// Per-iteration odds: a sign-out, a back-channel logout, a bearer call;
+// the rest are Checks.
+const (
+	pSignOut     = 1.0 / 1500
+	pBackchannel = 1.0 / 1500
+	pBearer      = 1.0 / 10
+	pause        = 20 * time.Millisecond
+)
+
+func (r *rig) client(ctx context.Context, n int, u devidp.User) {
+	var sess *clientSession
+	var bearer string
+	for ctx.Err() == nil {
+		if sess == nil {
+			if sess = r.login(ctx, n); sess == nil {
+				sleep(ctx, 200*time.Millisecond)
+				continue
+			}
+			atomic.AddInt64(&r.res.logins, 1)
+		}
+		switch roll := rand.Float64(); {
+		case roll < pSignOut:
+			if r.signOut(ctx, n, sess) {
+				sess = nil
+			}
+		case roll < pSignOut+pBackchannel:
+			if r.backchannelLogout(ctx, n, u, sess) {
+				sess = nil
+			}
+		case roll < pSignOut+pBackchannel+pBearer:
+			if bearer == "" {
+				if tok, err := r.idp.Tokens(ctx, devidp.DefaultClient(), u.Username, u.Password); err == nil {
+					bearer = tok.AccessToken
+				}
+				r.bearerTokens.Add(1)
+			}
+			if bearer != "" {
+				r.bearerCall(ctx, n, bearer)
+			}
+		default:
+			if !r.check(ctx, n, sess) {
+				sess = nil
+			}
+		}
+		sleep(ctx, pause)
+	}
+}
+
+// login walks the code flow through a front; nil when a fault stopped it.
+func (r *rig) login(ctx context.Context, n int) *clientSession {
+	c := newClient()
+	front := r.front(rand.IntN(2))
+	resp, err := get(ctx, c, front+"/", http.Header{"Accept": {"text/html"}})
+	if err != nil || resp.StatusCode != http.StatusFound {
+		r.debugf("client %d: login start: %v %v", n, resp, err)
+		return nil
+	}
+	u := r.userOf(n)
+	cb, err := devidp.LoginForm(c, resp.Header.Get("Location"), u.name, u.password)
+	if err != nil {
+		r.debugf("client %d: login form: %v", n, err)
+		return nil
+	}
+	resp, err = get(ctx, c, front+cb.RequestURI(), nil)
+	if err != nil || resp.StatusCode != http.StatusFound {
+		r.debugf("client %d: callback: %v %v", n, resp, err)
+		return nil
+	}
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "_oauth2_proxy" && ck.Value != "" {
+			return &clientSession{cookie: ck.Name + "=" + ck.Value}
+		}
+	}
+	return nil
+}
+
+type userCreds struct{ name, password string }
+
+func (r *rig) userOf(n int) userCreds {
+	return userCreds{fmt.Sprint("user", n), fmt.Sprint("pw-", n)}
+}
+
+// check sends one request with the session; false when the session is
+// gone (it is counted as lost: nothing ended it).
+func (r *rig) check(ctx context.Context, n int, sess *clientSession) bool {
+	start := time.Now()
+	resp, err := get(ctx, newClient(), r.front(rand.IntN(2))+"/page", http.Header{"Cookie": {sess.cookie}, "Accept": {"text/html"}})
+	if err != nil {
+		return true // the soak is ending, or the front is gone (counted as exits)
+	}
+	atomic.AddInt64(&r.res.checks, 1)
+	end := time.Now()
+	calm := !r.faults.during(start, end)
+	if calm {
+		atomic.AddInt64(&r.res.liveTotal, 1)
+	}
+	switch {
+	case resp.StatusCode == http.StatusOK:
+		if calm {
+			atomic.AddInt64(&r.res.liveOK, 1)
+		}
+		return true
+	case resp.StatusCode == http.StatusFound || resp.StatusCode == http.StatusUnauthorized:
+		atomic.AddInt64(&r.res.lost, 1)
+		r.detail(fmt.Sprintf("client %d: a live session got %d (location %.80s) at %s", n, resp.StatusCode, resp.Header.Get("Location"), start.Format("15:04:05.000")))
+		return false
+	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+		if calm {
+			r.detail(fmt.Sprintf("client %d: 503 outside a fault at %s", n, start.Format("15:04:05.000")))
+		}
+		return true
+	default:
+		r.detail(fmt.Sprintf("client %d: unexpected %d at %s", n, resp.StatusCode, start.Format("15:04:05.000")))
+		return true
+	}
+}
+
+// signOut signs the session out; when acknowledged it checks that copies
+// of the cookie are refused once redis_l1_ttl + 1 s have passed.
+func (r *rig) signOut(ctx context.Context, n int, sess *clientSession) bool {
+	resp, err := get(ctx, newClient(), r.front(rand.IntN(2))+"/oauth2/sign_out", http.Header{"Cookie": {sess.cookie}})
+	if err != nil || resp.StatusCode != http.StatusFound {
+		return false // not acknowledged: try again later
+	}
+	r.expectEnded(ctx, n, sess, time.Now(), "sign-out")
+	return true
+}
+
+// backchannelLogout ends the client's sessions as ZITADEL would.
+func (r *rig) backchannelLogout(ctx context.Context, n int, u devidp.User, sess *clientSession) bool {
+	now := time.Now()
+	tok, err := r.idp.SignJWT(ctx, map[string]any{
+		"iss": r.idp.Issuer, "aud": []string{devidp.DefaultClient().ID}, "sub": u.ID, "iat": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(),
+		"jti": fmt.Sprintf("soak-%d-%d", n, now.UnixNano()), "events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
+	})
+	if err != nil {
+		return false
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+r.servers[rand.IntN(2)].HTTPAddr+"/oauth2/backchannel_logout",
+		strings.NewReader(url.Values{"logout_token": {tok}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	r.expectEnded(ctx, n, sess, now, "back-channel logout")
+	return true
+}
+
+// expectEnded probes an ended session's cookie on both replicas until
+// redis_l1_ttl + 2 s after acknowledgement: allowed later than l1 + 1 s is
+// a security violation.
+func (r *rig) expectEnded(ctx context.Context, n int, sess *clientSession, acked time.Time, how string) {
+	limit := acked.Add(r.o.l1TTL + time.Second)
+	for time.Now().Before(limit.Add(time.Second)) && ctx.Err() == nil {
+		sent := time.Now()
+		resp, err := get(ctx, newClient(), r.front(rand.IntN(2))+"/page", http.Header{"Cookie": {sess.cookie}, "Accept": {"text/html"}})
+		if err == nil && resp.StatusCode == http.StatusOK && sent.After(limit) {
+			atomic.AddInt64(&r.res.violations, 1)
+			r.detail(fmt.Sprintf("client %d: a session allowed %s after its %s was acknowledged", n, sent.Sub(acked).Round(time.Millisecond), how))
+		}
+		sleep(ctx, 250*time.Millisecond)
+	}
+}
+
+func (r *rig) bearerCall(ctx context.Context, n int, token string) {
+	resp, err := get(ctx, newClient(), r.front(rand.IntN(2))+"/api/items", http.Header{"Authorization": {"Bearer " + token}, "Accept": {"application/json"}})
+	if err != nil {
+		return
+	}
+	if resp.StatusCode != http.StatusOK && !(resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "") {
+		r.detail(fmt.Sprintf("client %d: bearer call got %d", n, resp.StatusCode))
+	}
+}
+
+// get sends one GET and reads the body.
+func get(ctx context.Context, c *http.Client, target string, h http.Header) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp, nil
+}
