@@ -167,7 +167,9 @@ func TestRepeatedHeadersCostLinearTime(t *testing.T) {
 	if err != nil || resp.GetDeniedResponse().GetStatus().GetCode() != 401 {
 		t.Fatalf("Check: %v %v, want the 401 an API caller without a token gets", resp, err)
 	}
-	if used := cpuSeconds(t, st.Server) - before; used > 1 {
+	used := cpuSeconds(t, st.Server) - before
+	t.Logf("one Check with 18,000 repeated headers: %.2f s of the server's CPU", used)
+	if used > 1 {
 		t.Errorf("one Check with 18,000 repeated headers used %.2f s of the server's CPU", used)
 	}
 }
