@@ -74,11 +74,12 @@ bench: build tools
 	$(BIN)/bench --server $(BIN)/zitadel-ext-authz --floor $(BIN)/floor --duration $(BENCH_DURATION)
 	$(MAKE) --no-print-directory bench-micro
 
-## soak: two replicas, Redis killed and the IdP stopped on a schedule, through the real Envoy (SOAK_DURATION=60s); one line of results, exit 1 on a missed target
+## soak: two replicas, Redis killed (SOAK_REDIS=sentinel: Sentinel failovers) and the IdP stopped on a schedule, through the real Envoy (SOAK_DURATION=60s); one line of results, exit 1 on a missed target
 SOAK_DURATION ?= 60s
+SOAK_REDIS ?= kill
 soak: build tools
 	$(GO) build -o $(BIN)/soak ./integration/soak
-	$(BIN)/soak --server $(BIN)/zitadel-ext-authz --duration $(SOAK_DURATION)
+	$(BIN)/soak --server $(BIN)/zitadel-ext-authz --duration $(SOAK_DURATION) --redis $(SOAK_REDIS)
 
 ## bench-micro: go test -bench for Check per scenario (ns/op, allocs/op)
 bench-micro:

@@ -76,7 +76,8 @@ func TestRedisClusterWalk(t *testing.T) {
 // The same walk on a master, its replica and a Sentinel, with TLS, the
 // master's password and the Sentinel's own: a SENTINEL FAILOVER with both
 // servers running keeps every session and lets new logins in; so does the
-// master killed, once the Sentinel has promoted the replica.
+// master killed, once the Sentinel has promoted the replica (reads) and
+// the killed node is back as its replica (writes, which wait for one).
 func TestRedisSentinelWalk(t *testing.T) {
 	cert, key, ca := writeTLSFiles(t, t.TempDir())
 	sn := startRedisSentinel(t, "master-pw", "sentinel-pw", []string{cert, key, ca})
@@ -97,12 +98,26 @@ func TestRedisSentinelWalk(t *testing.T) {
 		}
 
 		// The master killed: 503 (never a login) until the Sentinel has
-		// promoted the replica, then everything is back.
-		sn.Master.stop()
+		// promoted the replica; sessions are read again at once, and writes
+		// (which wait for a replica, redis_min_replicas) once the killed
+		// node is back, as the new master's replica.
+		killed := sn.Master
+		killed.stop()
 		w.checkLive(c, "/master-killed")
 		testkit.Eventually(t, 20*time.Second, "the Sentinel to promote the replica", func() bool {
 			return sn.MasterAddr() == sn.Replica.addr
 		})
+		sn.Master = sn.Replica
+		if unavailable := w.checkLive(c, "/replica-promoted"); unavailable != 0 {
+			t.Errorf("%d sessions unreadable on the promoted master", unavailable)
+		}
+		w.loginRefused(c) // no replica: a login can't be made durable
+		killed.start()
+		testkit.Eventually(t, 30*time.Second, "the killed node to follow the new master", func() bool {
+			out, _ := killed.cli("info", "replication")
+			return strings.Contains(out, "role:slave") && strings.Contains(out, "master_link_status:up")
+		})
+		sn.Replica = killed
 		w.recovered(c)
 	})
 

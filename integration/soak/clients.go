@@ -18,6 +18,10 @@ import (
 // hand (a sign-out's Set-Cookie must not take it from the prober).
 type clientSession struct {
 	cookie string
+	// ending: a sign-out or logout was answered 503 (not acknowledged):
+	// the store may or may not have ended it, so it is no longer counted
+	// as live (a login redirect then is not a lost session).
+	ending bool
 }
 
 // Per-iteration odds: a sign-out, a back-channel logout, a bearer call;
@@ -54,7 +58,6 @@ func (r *rig) client(ctx context.Context, n int, u devidp.User) {
 				if tok, err := r.idp.Tokens(ctx, devidp.DefaultClient(), u.Username, u.Password); err == nil {
 					bearer = tok.AccessToken
 				}
-				r.bearerTokens.Add(1)
 			}
 			if bearer != "" {
 				r.bearerCall(ctx, n, bearer)
@@ -122,6 +125,8 @@ func (r *rig) check(ctx context.Context, n int, sess *clientSession) bool {
 			atomic.AddInt64(&r.res.liveOK, 1)
 		}
 		return true
+	case (resp.StatusCode == http.StatusFound || resp.StatusCode == http.StatusUnauthorized) && sess.ending:
+		return false
 	case resp.StatusCode == http.StatusFound || resp.StatusCode == http.StatusUnauthorized:
 		atomic.AddInt64(&r.res.lost, 1)
 		r.detail(fmt.Sprintf("client %d: a live session got %d (location %.80s) at %s", n, resp.StatusCode, resp.Header.Get("Location"), start.Format("15:04:05.000")))
@@ -142,7 +147,9 @@ func (r *rig) check(ctx context.Context, n int, sess *clientSession) bool {
 func (r *rig) signOut(ctx context.Context, n int, sess *clientSession) bool {
 	resp, err := get(ctx, newClient(), r.front(rand.IntN(2))+"/oauth2/sign_out", http.Header{"Cookie": {sess.cookie}})
 	if err != nil || resp.StatusCode != http.StatusFound {
-		return false // not acknowledged: try again later
+		// Not acknowledged: try again later; meanwhile it may be ended.
+		sess.ending = sess.ending || (err == nil && resp.StatusCode == http.StatusServiceUnavailable)
+		return false
 	}
 	r.expectEnded(ctx, n, sess, time.Now(), "sign-out")
 	return true
@@ -168,6 +175,7 @@ func (r *rig) backchannelLogout(ctx context.Context, n int, u devidp.User, sess 
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
+		sess.ending = sess.ending || resp.StatusCode == http.StatusServiceUnavailable
 		return false
 	}
 	r.expectEnded(ctx, n, sess, now, "back-channel logout")

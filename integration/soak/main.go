@@ -17,6 +17,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
@@ -25,7 +26,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
@@ -38,9 +38,11 @@ type options struct {
 	duration              time.Duration
 	clients               int
 	redisEvery, redisDown time.Duration
+	redisMode             string // kill (one redis-server) or sentinel (failovers)
 	idpEvery, idpDown     time.Duration
 	l1TTL                 time.Duration
 	verbose               bool
+	keep                  bool
 }
 
 func main() {
@@ -50,9 +52,11 @@ func main() {
 	flag.IntVar(&o.clients, "clients", 8, "concurrent clients")
 	flag.DurationVar(&o.redisEvery, "redis-every", 15*time.Second, "kill Redis this often")
 	flag.DurationVar(&o.redisDown, "redis-down", 3*time.Second, "for this long")
+	flag.StringVar(&o.redisMode, "redis", "kill", "kill: one redis-server, killed and restarted; sentinel: a master, a replica and a Sentinel, with a SENTINEL FAILOVER instead")
 	flag.DurationVar(&o.idpEvery, "idp-every", 20*time.Second, "stop the IdP this often")
 	flag.DurationVar(&o.idpDown, "idp-down", 3*time.Second, "for this long")
 	flag.BoolVar(&o.verbose, "v", false, "print every violation as it happens")
+	flag.BoolVar(&o.keep, "keep", false, "keep the servers' logs (their directory is printed)")
 	flag.Parse()
 	o.l1TTL = 2 * time.Second
 	slog.SetDefault(slog.New(slog.DiscardHandler)) // the example IdP logs every request
@@ -79,6 +83,7 @@ type result struct {
 	liveOK, liveTotal                     int64 // live-session Checks outside fault windows
 	rssStart, rssHalf, rssEnd             int64 // kB, summed over the replicas
 	details                               []string
+	mode                                  string // "sentinel failovers, " or ""
 }
 
 func (r *result) availability() float64 {
@@ -89,8 +94,8 @@ func (r *result) availability() float64 {
 }
 
 func (r *result) line() string {
-	return fmt.Sprintf("soak: %.0fs, %d logins, %d refreshes, %.0f checks/s, faults %d (redis %d, idp %d), security violations %d, lost sessions %d, checks past deadline %d, exits %d, availability %.3f%% outside faults, rss growth %+.1f MB (second half %+.1f MB)",
-		r.seconds, r.logins, r.refreshes, float64(r.checks)/r.seconds, r.redisFaults+r.idpFaults, r.redisFaults, r.idpFaults,
+	return fmt.Sprintf("soak: %s%.0fs, %d logins, %d refreshes, %.0f checks/s, faults %d (redis %d, idp %d), security violations %d, lost sessions %d, checks past deadline %d, exits %d, availability %.3f%% outside faults, rss growth %+.1f MB (second half %+.1f MB)",
+		r.mode, r.seconds, r.logins, r.refreshes, float64(r.checks)/r.seconds, r.redisFaults+r.idpFaults, r.redisFaults, r.idpFaults,
 		r.violations, r.lost, r.pastDeadline, r.exits, r.availability(), float64(r.rssEnd-r.rssStart)/1024, float64(r.rssEnd-r.rssHalf)/1024)
 }
 
@@ -100,15 +105,15 @@ func (r *result) ok() bool {
 
 // rig is everything the soak runs.
 type rig struct {
-	o            options
-	idp          *devidp.Server
-	redis        *redisProc
-	servers      []*serverproc.Proc
-	envoys       []*envoyproc.Proc
-	faults       faultLog
-	bearerTokens atomic.Int64
-	res          result
-	mu           sync.Mutex // res.details
+	o        options
+	idp      *devidp.Server
+	redis    *redisProc   // --redis kill
+	sentinel *sentinelSet // --redis sentinel
+	servers  []*serverproc.Proc
+	envoys   []*envoyproc.Proc
+	faults   faultLog
+	res      result
+	mu       sync.Mutex // res.details
 }
 
 func run(o options) (*result, error) {
@@ -116,12 +121,26 @@ func run(o options) (*result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	r := &rig{o: o}
-	if r.redis, err = startRedis(filepath.Join(dir, "redis")); err != nil {
-		return nil, err
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "soak: logs in", dir)
+	} else {
+		defer os.RemoveAll(dir)
 	}
-	defer r.redis.stop()
+	r := &rig{o: o}
+	switch o.redisMode {
+	case "kill":
+		if r.redis, err = startRedis(filepath.Join(dir, "redis")); err != nil {
+			return nil, err
+		}
+		defer r.redis.stop()
+	case "sentinel":
+		if r.sentinel, err = startSentinelSet(filepath.Join(dir, "redis")); err != nil {
+			return nil, err
+		}
+		defer r.sentinel.stop()
+	default:
+		return nil, fmt.Errorf("--redis %q: want kill or sentinel", o.redisMode)
+	}
 	var users []devidp.User
 	for i := range o.clients {
 		users = append(users, devidp.User{ID: fmt.Sprint("user-", i), Username: fmt.Sprint("user", i), Password: fmt.Sprint("pw-", i),
@@ -174,8 +193,10 @@ func run(o options) (*result, error) {
 	wg.Wait()
 	r.res.rssEnd = r.rss()
 	r.res.seconds = time.Since(start).Seconds()
-	// Token endpoint calls that were neither a login nor a bearer token.
-	r.res.refreshes = r.idp.Calls("/oauth/token") - r.res.logins - r.bearerTokens.Load()
+	if r.sentinel != nil {
+		r.res.mode = "sentinel failovers, "
+	}
+	r.res.refreshes = r.refreshCount()
 	for i, env := range r.envoys {
 		n, err := env.Stat("http.ingress.ext_authz.error")
 		if err == nil && n > 0 {
@@ -226,14 +247,14 @@ cookie_secure = false
 email_domains = ["*"]
 skip_provider_button = true
 session_store_type = "redis"
-redis_url = "redis://%s"
+%s
 redis_l1_ttl = %q
 cookie_refresh = "15s"
 skip_jwt_bearer_tokens = true
 grpc_address = "127.0.0.1:0"
 http_address = "127.0.0.1:0"
 log_format = "json"
-`, r.idp.Issuer, c.ID, c.Secret, r.redis.addr, r.o.l1TTL.String())
+`, r.idp.Issuer, c.ID, c.Secret, r.redisKeys(), r.o.l1TTL.String())
 	path := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -296,7 +317,19 @@ func (f *faultLog) during(from, to time.Time) bool {
 }
 
 func (r *rig) injectRedisFaults(ctx context.Context) {
+	if r.sentinel != nil {
+		r.injectFaults(ctx, r.o.redisEvery, 0, &r.res.redisFaults, func() {}, r.sentinel.failover, "sentinel failover")
+		return
+	}
 	r.injectFaults(ctx, r.o.redisEvery, r.o.redisDown, &r.res.redisFaults, r.redis.kill, r.redis.start, "redis restart")
+}
+
+// redisKeys is how the servers reach Redis.
+func (r *rig) redisKeys() string {
+	if r.sentinel != nil {
+		return fmt.Sprintf("redis_sentinel_addresses = [%q]\nredis_sentinel_master_name = %q", r.sentinel.addr, masterName)
+	}
+	return fmt.Sprintf("redis_url = \"redis://%s\"", r.redis.addr)
 }
 
 func (r *rig) injectIdPFaults(ctx context.Context) {
@@ -351,3 +384,24 @@ func newClient() *http.Client {
 }
 
 func (r *rig) front(i int) string { return r.envoys[i%len(r.envoys)].URL }
+
+// refreshCount sums the replicas' zitadel_ext_authz_refreshes_total{outcome="ok"}.
+func (r *rig) refreshCount() int64 {
+	var total int64
+	for _, srv := range r.servers {
+		resp, err := http.Get("http://" + srv.HTTPAddr + "/metrics")
+		if err != nil {
+			continue
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for line := range strings.SplitSeq(string(body), "\n") {
+			if strings.HasPrefix(line, "zitadel_ext_authz_refreshes_total{") && strings.Contains(line, `outcome="ok"`) {
+				f := strings.Fields(line)
+				n, _ := strconv.ParseFloat(f[len(f)-1], 64)
+				total += int64(n)
+			}
+		}
+	}
+	return total
+}

@@ -53,7 +53,42 @@ type Store struct {
 	rdb     redis.UniversalClient
 	replica string // this process, so it skips its own invalidations
 	logger  *slog.Logger
+	// minReplicas > 0: a write counts only once that many replicas have
+	// it (WAIT in the same pipeline), so a Sentinel failover can't lose
+	// an acknowledged login or sign-out, and a write that reached a master
+	// already demoted fails instead of vanishing (SetMinReplicas).
+	minReplicas int
+	waitFor     time.Duration
 }
+
+// SetMinReplicas makes every write wait until n replicas have it, at most
+// for d (then the write fails: the caller answers 503, nothing is
+// acknowledged). 0 turns it off (asynchronous replication).
+func (s *Store) SetMinReplicas(n int, d time.Duration) { s.minReplicas, s.waitFor = n, d }
+
+// replicated queues a WAIT after a pipeline's writes; check it with
+// waited.
+func (s *Store) replicated(ctx context.Context, p redis.Pipeliner) *redis.IntCmd {
+	if s.minReplicas <= 0 {
+		return nil
+	}
+	cmd := redis.NewIntCmd(ctx, "wait", s.minReplicas, s.waitFor.Milliseconds())
+	_ = p.Process(ctx, cmd)
+	return cmd
+}
+
+// waited reports a WAIT that fell short as an error.
+func (s *Store) waited(w *redis.IntCmd, err error) error {
+	if err != nil || w == nil {
+		return err
+	}
+	if n, werr := w.Result(); werr != nil || n < int64(s.minReplicas) {
+		return fmt.Errorf("write reached %d of %d replicas in %s (a failover, or no replica): %w", n, s.minReplicas, s.waitFor, errNotReplicated)
+	}
+	return nil
+}
+
+var errNotReplicated = errors.New("not replicated")
 
 // New wraps a go-redis client.
 func New(rdb redis.UniversalClient, logger *slog.Logger) *Store {
@@ -70,7 +105,35 @@ func (s *Store) Close() error { return s.rdb.Close() }
 
 // Load implements session.Store.
 func (s *Store) Load(ctx context.Context, id string) ([]byte, error) {
+	if s.minReplicas > 0 {
+		return s.loadFromMaster(ctx, id)
+	}
 	b, err := s.rdb.Get(ctx, keySession+id).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, session.ErrNoSession
+	}
+	return b, err
+}
+
+// loadFromMaster is Load with Sentinel: the GET goes with a ROLE in one
+// round trip, and an answer from a node that is no longer the master (a
+// failover under way: a demoted master has neither the sessions created
+// since nor the deletions) is a store error, never "no session".
+func (s *Store) loadFromMaster(ctx context.Context, id string) ([]byte, error) {
+	var role *redis.Cmd
+	var get *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		role = p.Do(ctx, "role")
+		get = p.Get(ctx, keySession+id)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, err
+	}
+	if r, _ := role.Slice(); len(r) == 0 || r[0] != "master" {
+		return nil, fmt.Errorf("read from a node that is not the master (a failover under way): %w", errNotReplicated)
+	}
+	b, err := get.Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, session.ErrNoSession
 	}
@@ -90,6 +153,7 @@ func (s *Store) Load(ctx context.Context, id string) ([]byte, error) {
 // come before the Save (the code exchange precedes it), with or without a
 // transaction.
 func (s *Store) Save(ctx context.Context, id string, blob []byte, ttl time.Duration, sid, sub string) error {
+	var w *redis.IntCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, idx := range indexKeys(sid, sub) {
 			p.SAdd(ctx, idx, id)
@@ -98,10 +162,11 @@ func (s *Store) Save(ctx context.Context, id string, blob []byte, ttl time.Durat
 			p.ExpireNX(ctx, idx, ttl)
 		}
 		p.Set(ctx, keySession+id, blob, ttl)
+		w = s.replicated(ctx, p)
 		p.Publish(ctx, channel, "inv "+s.replica+" "+id)
 		return nil
 	})
-	return err
+	return s.waited(w, err)
 }
 
 func indexKeys(sid, sub string) []string {
@@ -118,12 +183,14 @@ func indexKeys(sid, sub string) []string {
 // Delete implements session.Store: the session and the invalidation in
 // one pipeline.
 func (s *Store) Delete(ctx context.Context, id string) error {
+	var w *redis.IntCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, keySession+id)
+		w = s.replicated(ctx, p)
 		p.Publish(ctx, channel, "inv "+s.replica+" "+id)
 		return nil
 	})
-	return err
+	return s.waited(w, err)
 }
 
 // EndSessions deletes every stored session of the IdP session sid, or of
@@ -143,14 +210,17 @@ func (s *Store) EndSessions(ctx context.Context, sid, sub string) (int, error) {
 		return 0, err
 	}
 	dels := make([]*redis.IntCmd, len(ids))
+	var w *redis.IntCmd
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			dels[i] = p.Del(ctx, keySession+id)
 			// Published for ourselves too: our own L1 must drop it as well.
 			p.Publish(ctx, channel, "inv - "+id)
 		}
+		w = s.replicated(ctx, p)
 		return nil
 	})
+	err = s.waited(w, err)
 	n := 0
 	for _, d := range dels {
 		n += int(d.Val())
@@ -173,8 +243,23 @@ func (s *Store) Lock(ctx context.Context, name string) (func(), error) {
 	tick := time.NewTicker(lockPollStep)
 	defer tick.Stop()
 	for attempt := 0; ; attempt++ {
-		ok, err := s.rdb.SetNX(ctx, key, token, lockTTL).Result()
+		var set *redis.BoolCmd
+		var w *redis.IntCmd
+		_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			set = p.SetNX(ctx, key, token, lockTTL)
+			w = s.replicated(ctx, p)
+			return nil
+		})
+		ok := set.Val()
+		if err == nil && ok {
+			// A lock only the master has dies with a failover, and another
+			// replica could then take it and spend the refresh token twice.
+			err = s.waited(w, nil)
+		}
 		if err != nil {
+			if ok {
+				s.unlock(ctx, key, token)
+			}
 			return nil, err
 		}
 		if ok {
@@ -234,12 +319,14 @@ func (s *Store) RevokeLogin(ctx context.Context, loginID string, until time.Time
 
 func (s *Store) revoke(ctx context.Context, field string, at, until time.Time) error {
 	ttl := max(time.Until(until), time.Second)
+	var w *redis.IntCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, keyRevoked+field, at.UnixMilli(), ttl)
+		w = s.replicated(ctx, p)
 		p.Publish(ctx, channel, "rev "+url.QueryEscape(field)+" "+strconv.FormatInt(at.UnixMilli(), 10)+" "+strconv.FormatInt(until.Unix(), 10))
 		return nil
 	})
-	return err
+	return s.waited(w, err)
 }
 
 // Revocation is one recorded back-channel logout (SID or Sub) or sign-out

@@ -316,6 +316,10 @@ func (r *resolver) buildServer(c *Config) {
 	c.SessionStore = r.str("session_store_type")
 	c.Redis = r.redisOptions()
 	c.RedisL1TTL = r.duration("redis_l1_ttl")
+	c.RedisMinReplicas = int(r.integer("redis_min_replicas"))
+	if c.RedisMinReplicas < 0 {
+		r.fail("redis_min_replicas", "must be 0 or more")
+	}
 	switch {
 	case c.SessionStore != "cookie" && c.SessionStore != "redis":
 		r.fail("session_store_type", "want cookie or redis, got %q", c.SessionStore)

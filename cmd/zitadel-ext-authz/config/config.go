@@ -51,6 +51,8 @@ type Config struct {
 	SessionStore string
 	Redis        *redis.UniversalOptions
 	RedisL1TTL   time.Duration
+	// RedisMinReplicas: with Sentinel, writes wait for this many replicas.
+	RedisMinReplicas int
 
 	OTLPEndpoint     string
 	OTLPInsecure     bool

@@ -158,6 +158,7 @@ var keys = []key{
 	{"redis_insecure_skip_tls_verify", kBool, false, plain, restart, "DANGER: don't verify Redis' TLS certificate"},
 	{"redis_use_tls", kBool, false, plain, restart, "TLS to redis_sentinel_* or redis_cluster_addresses (redis_url: use rediss://)"},
 	{"redis_ca_file", kString, "", plain, restart, "PEM CA certificates to trust for TLS to Redis (default: the system's)"},
+	{"redis_min_replicas", kInt, int64(1), plain, restart, "with redis_sentinel_*: each write waits (WAIT, at most 500 ms) until this many replicas have it, so a failover loses no acknowledged login or sign-out; 0: asynchronous replication"},
 	{"redis_l1_ttl", kDuration, "10s", plain, restart, "how long a replica keeps a stored session in memory (changes on other replicas reach it within a second through pub/sub)"},
 	{"otlp_endpoint", kString, "", plain, restart, "OpenTelemetry: OTLP/gRPC collector host:port for traces; empty disables tracing"},
 	{"otlp_insecure", kBool, false, plain, restart, "OpenTelemetry: plain-text gRPC to the collector"},

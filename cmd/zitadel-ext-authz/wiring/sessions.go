@@ -45,6 +45,10 @@ func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) 
 		opts := *cfg.Redis
 		opts.ContextTimeoutEnabled = true
 		s.redis = redisstore.New(redis.NewUniversalClient(&opts), logger)
+		if opts.MasterName != "" && cfg.RedisMinReplicas > 0 {
+			// Sentinel: an acknowledged write survives a failover.
+			s.redis.SetMinReplicas(cfg.RedisMinReplicas, 500*time.Millisecond)
+		}
 		s.closers = append(s.closers, func() { s.redis.Close() })
 		s.replay = s.redis
 	} else {
