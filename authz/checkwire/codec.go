@@ -3,6 +3,7 @@ package checkwire
 import (
 	"errors"
 	"strings"
+	"unsafe"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/encoding"
@@ -73,24 +74,22 @@ const (
 // (the wire format is broken).
 func Undecodable(req *authv3.CheckRequest) (reason string, ok bool) {
 	unknown := req.ProtoReflect().GetUnknown()
-	for len(unknown) > 0 {
-		num, typ, n := protowire.ConsumeTag(unknown)
-		if n < 0 {
-			return "", false
-		}
-		unknown = unknown[n:]
-		if num == markField && typ == protowire.VarintType {
-			cause, _ := protowire.ConsumeVarint(unknown)
-			if cause == causeInvalidUTF8 {
-				return "invalid_utf8", true
-			}
-			return "malformed_request", true
-		}
-		m := protowire.ConsumeFieldValue(num, typ, unknown)
-		if m < 0 {
-			return "", false
-		}
-		unknown = unknown[m:]
+	if len(unknown) == 0 {
+		return "", false // every request Envoy sends
 	}
-	return "", false
+	var cause uint64
+	_ = fields(unsafe.String(unsafe.SliceData(unknown), len(unknown)), func(n protowire.Number, typ protowire.Type, v string) error {
+		if n == markField && typ == protowire.VarintType {
+			cause, _ = protowire.ConsumeVarint([]byte(v))
+		}
+		return nil
+	})
+	switch cause {
+	case 0:
+		return "", false
+	case causeInvalidUTF8:
+		return "invalid_utf8", true
+	default:
+		return "malformed_request", true
+	}
 }

@@ -1,6 +1,7 @@
 package checkwire
 
 import (
+	"strings"
 	"unsafe"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -43,49 +44,29 @@ func SourceAddress(attrs *authv3.AttributeContext) string {
 	if src := attrs.GetSource(); src != nil {
 		return src.GetAddress().GetSocketAddress().GetAddress()
 	}
-	peer, ok := field(attrs.ProtoReflect().GetUnknown(), 1)
-	if !ok {
-		return ""
+	unknown := attrs.ProtoReflect().GetUnknown()
+	v := unsafe.String(unsafe.SliceData(unknown), len(unknown))
+	// source (1) → Peer.address (1) → Address.socket_address (1) →
+	// SocketAddress.address (2).
+	for _, num := range []protowire.Number{1, 1, 1, 2} {
+		var ok bool
+		if v, ok = lastBytesField(v, num); !ok {
+			return ""
+		}
 	}
-	// Peer.address (1) → Address.socket_address (1) → SocketAddress.address (2).
-	addr, ok := field(peer, 1)
-	if !ok {
-		return ""
-	}
-	sock, ok := field(addr, 1)
-	if !ok {
-		return ""
-	}
-	ip, _ := field(sock, 2)
-	return string(ip)
+	return strings.Clone(v)
 }
 
-// field is the last length-delimited field num of message b.
-func field(b []byte, num protowire.Number) ([]byte, bool) {
-	var out []byte
+// lastBytesField is the last length-delimited field num of message s (the
+// last occurrence wins, as in proto).
+func lastBytesField(s string, num protowire.Number) (string, bool) {
+	var out string
 	found := false
-	for len(b) > 0 {
-		n, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return nil, false
+	err := fields(s, func(n protowire.Number, typ protowire.Type, v string) error {
+		if n == num && typ == protowire.BytesType {
+			out, found = v, true
 		}
-		b = b[l:]
-		if typ == protowire.BytesType {
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 {
-				return nil, false
-			}
-			if n == num {
-				out, found = v, true
-			}
-			b = b[m:]
-			continue
-		}
-		m := protowire.ConsumeFieldValue(n, typ, b)
-		if m < 0 {
-			return nil, false
-		}
-		b = b[m:]
-	}
-	return out, found
+		return nil
+	})
+	return out, found && err == nil
 }

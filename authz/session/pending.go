@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -37,9 +38,21 @@ type pendingWrite struct {
 }
 
 type pendingWrites struct {
+	n        atomic.Int64 // entries: with none (the usual case) a Load takes no lock
 	mu       sync.Mutex
 	byID     map[string]*pendingWrite
 	flushing bool
+}
+
+// set and remove keep n in step with byID; p.mu held.
+func (p *pendingWrites) set(id string, w *pendingWrite) {
+	p.byID[id] = w
+	p.n.Store(int64(len(p.byID)))
+}
+
+func (p *pendingWrites) remove(id string) {
+	delete(p.byID, id)
+	p.n.Store(int64(len(p.byID)))
 }
 
 // Pend keeps a refreshed session the store refused, serves it to this
@@ -71,7 +84,7 @@ func (j *Jar) Pend(ctx context.Context, s *sessionpb.Session, cookies Cookies, u
 	if replaced && old.unlock != nil {
 		defer old.unlock()
 	}
-	p.byID[s.GetTicketId()] = &pendingWrite{ticket: t, sess: proto.CloneOf(s), unlock: unlock, until: j.now().Add(pendingTTL)}
+	p.set(s.GetTicketId(), &pendingWrite{ticket: t, sess: proto.CloneOf(s), unlock: unlock, until: j.now().Add(pendingTTL)})
 	if !p.flushing {
 		p.flushing = true
 		// The writes outlive the Check that asked for them: its values
@@ -84,6 +97,9 @@ func (j *Jar) Pend(ctx context.Context, s *sessionpb.Session, cookies Cookies, u
 // pendingSession is the refreshed session kept for ticket id, if any.
 func (j *Jar) pendingSession(id string) *sessionpb.Session {
 	p := &j.pending
+	if p.n.Load() == 0 {
+		return nil // every Check in redis mode asks: no lock then
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if w, ok := p.byID[id]; ok {
@@ -98,7 +114,9 @@ func (j *Jar) dropPending(id string) {
 	p := &j.pending
 	p.mu.Lock()
 	w, ok := p.byID[id]
-	delete(p.byID, id)
+	if ok {
+		p.remove(id)
+	}
 	p.mu.Unlock()
 	if ok && w.unlock != nil {
 		w.unlock()
@@ -106,11 +124,7 @@ func (j *Jar) dropPending(id string) {
 }
 
 // PendingLen is how many refreshed sessions wait for the store.
-func (j *Jar) PendingLen() int {
-	j.pending.mu.Lock()
-	defer j.pending.mu.Unlock()
-	return len(j.pending.byID)
-}
+func (j *Jar) PendingLen() int { return int(j.pending.n.Load()) }
 
 // flushPending writes the kept sessions until none is left.
 func (j *Jar) flushPending(base context.Context) {
@@ -167,7 +181,7 @@ func (j *Jar) finishPending(id string, w *pendingWrite) bool {
 	p.mu.Lock()
 	current, ok := p.byID[id]
 	if ok && current == w {
-		delete(p.byID, id)
+		p.remove(id)
 	}
 	p.mu.Unlock()
 	if ok && current == w {
