@@ -46,10 +46,10 @@ image:
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info failed)"; exit 1; }
 	docker build --build-arg VERSION=$(RELEASE) -t $(IMAGE):$(RELEASE) -t $(IMAGE):$(VERSION) .
 
-## test: vet, staticcheck, every test (unit, end-to-end through the real Envoy, Chromium, Redis), each fuzz target for 10 s
+## test: vet, staticcheck, every test (unit, end-to-end through the real Envoy, Chromium, Redis), each fuzz target for 50,000 inputs
 test: vet tools
 	$(GO) test -race -count=1 -timeout 20m ./...
-	$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+	$(MAKE) --no-print-directory fuzz FUZZTIME=50000x
 
 ## test-short: unit tests only
 test-short:
@@ -85,7 +85,9 @@ soak: build tools
 bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./authz/...
 
-## fuzz: run each fuzz target for FUZZTIME (default 30s); seeds in */testdata/fuzz
+## fuzz: run each fuzz target for FUZZTIME (default 30s; make test gives 50000x, a count:
+## go1.26's fuzz coordinator can fail a duration-bound run with a bare "context deadline
+## exceeded" at its end, golang/go#75804, fixed in go1.27); seeds in */testdata/fuzz
 FUZZTIME ?= 30s
 FUZZ_TARGETS := FuzzCheck:./authz FuzzDecode:./authz/checkwire FuzzReturnURL:./authz FuzzCodecOpen:./authz/session FuzzJarRead:./authz/session \
 	FuzzReadState:./authz/session FuzzCacheLookup:./authz/session FuzzIdentityHeaders:./oidcflow FuzzLogoutToken:./oidcflow
