@@ -313,6 +313,13 @@ func TestPolicy(t *testing.T) {
 		{"a@example.com", false, []string{"admin"}, reasonUnverifiedEm},
 		{"a@example.com", true, []string{"reader"}, reasonNotInGroup},
 		{"no-at-sign", true, []string{"admin"}, reasonEmailDomain},
+		// More than one '@' is no address of any domain (oauth2-proxy
+		// GHSA-c5c4-8r6x-56w3): the part after the last '@' must not count.
+		{"mallory@evil.example@corp.example", true, []string{"admin"}, reasonEmailDomain},
+		{"mallory@@corp.example", true, []string{"admin"}, reasonEmailDomain},
+		{"@corp.example", true, []string{"admin"}, reasonEmailDomain},
+		{"a@corp.example.", true, []string{"admin"}, reasonEmailDomain},
+		{"a@.corp.example", true, []string{"admin"}, reasonEmailDomain},
 	} {
 		if got := s.authorize(user{email: tc.email, emailVerified: tc.verified, groups: tc.groups}); got != tc.want {
 			t.Errorf("authorize(%s, verified=%v, %v): got %q, want %q", tc.email, tc.verified, tc.groups, got, tc.want)

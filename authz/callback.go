@@ -64,7 +64,12 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	}
 	id := tokens.Identity
 	if reason := s.authorize(identityUser(id)); reason != "" {
-		return s.clearingState(withSubject(s.forbidden(reason), id.Subject), state, r)
+		d := s.forbidden(reason)
+		if reason == reasonUnverifiedEm {
+			d = s.errorPage(http.StatusForbidden, reason, page{Title: "E-mail address not verified",
+				Message: "Your identity provider says your e-mail address is not verified. Verify it there (look for its confirmation e-mail), then sign in again.", Restart: true})
+		}
+		return s.clearingState(withSubject(d, id.Subject), state, r)
 	}
 	now := s.now()
 	// A step-up asked for a sign-in within max_age: an ID token without

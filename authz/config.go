@@ -61,11 +61,14 @@ type Config struct {
 	// SkipAuthPreflight lets OPTIONS requests through without login.
 	SkipAuthPreflight bool
 	// TrustedIPs pass without login, by the client's address: the
-	// CheckRequest's source, or with ReverseProxy the RealClientIPHeader
-	// (lower case; x-forwarded-for: its first entry).
+	// CheckRequest's source, or with ReverseProxy the RealClientIPHeader's
+	// (lower case) entry TrustedProxyHops from the right: proxies append
+	// the address they saw, so the entries to its left are the client's own
+	// words (oauth2-proxy took the first and was bypassed).
 	TrustedIPs         []netip.Prefix
 	ReverseProxy       bool
 	RealClientIPHeader string
+	TrustedProxyHops   int
 	// AuthenticatedEmails are allowed besides EmailDomains
 	// (authenticated_emails_file, lower case); nil when unset.
 	AuthenticatedEmails map[string]bool

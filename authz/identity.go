@@ -28,6 +28,19 @@ var identityHeaders = []string{
 	authRequestHeaders.user, authRequestHeaders.email, authRequestHeaders.groups, authRequestHeaders.username, authRequestHeaders.token,
 }
 
+// underscoredIdentityHeaders are identityHeaders spelled with '_' for '-'
+// (x_forwarded_user): CGI, WSGI, PHP and Rails read both spellings as the
+// same variable (HTTP_X_FORWARDED_USER), so a client's x_forwarded_user
+// would pass for ours unless it is removed (the shipped Envoy files also
+// refuse such requests: headers_with_underscores_action).
+var underscoredIdentityHeaders = func() []string {
+	out := make([]string, len(identityHeaders))
+	for i, h := range identityHeaders {
+		out[i] = strings.ReplaceAll(h, "-", "_")
+	}
+	return out
+}()
+
 // headerSet is a family enabled by the configuration, resolved once in New.
 type headerSet struct {
 	names               headerNames
@@ -166,6 +179,11 @@ func (s *Server) stripClientHeaders(r *Request, d *Decision, set []string, extra
 			continue
 		}
 		d.RemoveUpstream = append(d.RemoveUpstream, name)
+	}
+	for _, name := range underscoredIdentityHeaders {
+		if _, sent := r.Headers[name]; sent {
+			d.RemoveUpstream = append(d.RemoveUpstream, name)
+		}
 	}
 }
 

@@ -71,10 +71,18 @@ func (s *Server) authorize(u user) string {
 		(cfg.OrganizationDomain != "" && !strings.EqualFold(u.orgDomain, cfg.OrganizationDomain)) {
 		return reasonWrongOrg
 	}
+	// An e-mail claim that isn't one address (mallory@evil.example@corp.example)
+	// belongs to no domain, whatever email_domains says (oauth2-proxy's
+	// GHSA-c5c4-8r6x-56w3 let such addresses through).
+	if u.email != "" && !validAddress(u.email) {
+		return reasonEmailDomain
+	}
 	if !emailAllowed(cfg.EmailDomains, u.email) && !cfg.AuthenticatedEmails[strings.ToLower(u.email)] {
 		return reasonEmailDomain
 	}
-	if !u.emailVerified && !cfg.AllowUnverifiedEmail && !slices.Contains(cfg.EmailDomains, "*") {
+	// An address the IdP hasn't verified is no one's, whatever the domains
+	// ("*" too): it would reach the upstream as x-forwarded-email.
+	if u.email != "" && !u.emailVerified && !cfg.AllowUnverifiedEmail {
 		return reasonUnverifiedEm
 	}
 	if len(cfg.AllowedGroups) > 0 && !u.inAnyGroup(cfg.AllowedGroups) {
@@ -90,17 +98,28 @@ func emailAllowed(domains []string, email string) bool {
 	if slices.Contains(domains, "*") {
 		return true
 	}
-	at := strings.LastIndexByte(email, '@')
-	if at < 0 {
+	if !validAddress(email) {
 		return false
 	}
-	domain := strings.ToLower(email[at+1:])
+	domain := strings.ToLower(email[strings.IndexByte(email, '@')+1:])
 	for _, d := range domains {
 		if domainMatch(domain, strings.ToLower(d)) {
 			return true
 		}
 	}
 	return false
+}
+
+// validAddress: exactly one '@', with a local part before it and a domain
+// after it that is no empty label ("a@", "a@.x", "a@x." and "a@x..y" are
+// not addresses of x).
+func validAddress(email string) bool {
+	at := strings.IndexByte(email, '@')
+	if at <= 0 || at == len(email)-1 || strings.IndexByte(email[at+1:], '@') >= 0 {
+		return false
+	}
+	domain := email[at+1:]
+	return domain[0] != '.' && domain[len(domain)-1] != '.' && !strings.Contains(domain, "..")
 }
 
 // domainMatch: "example.com" matches only itself; ".example.com" matches
@@ -208,6 +227,22 @@ func (s *Server) whitelisted(hostport string) bool {
 	return false
 }
 
+// fromRight is the nth comma-separated entry of list counted from the
+// right (1: the last), or "" when it has fewer.
+func fromRight(list string, n int) string {
+	for ; n > 1; n-- {
+		i := strings.LastIndexByte(list, ',')
+		if i < 0 {
+			return ""
+		}
+		list = list[:i]
+	}
+	if i := strings.LastIndexByte(list, ','); i >= 0 {
+		list = list[i+1:]
+	}
+	return list
+}
+
 func splitHostPort(hp string) (string, string) {
 	if h, p, err := net.SplitHostPort(hp); err == nil {
 		return h, p
@@ -217,15 +252,14 @@ func splitHostPort(hp string) (string, string) {
 
 // trusted reports whether the client's address is in trusted_ips: the
 // CheckRequest's source address (the peer Envoy saw), or with
-// reverse_proxy the address in real_client_ip_header (x-forwarded-for:
-// its first entry), which only a proxy in front of Envoy should set.
+// reverse_proxy the entry of real_client_ip_header trusted_proxy_hops from
+// the right. Every proxy appends the address it saw (Envoy with
+// use_remote_address), and repeated header lines reach us joined with ','
+// in order, so the entries further left are whatever the client wrote.
 func (s *Server) trusted(set *settings, r *Request) bool {
 	addr := r.sourceAddress()
 	if set.ReverseProxy {
-		addr = r.Headers[set.RealClientIPHeader]
-		if set.RealClientIPHeader == "x-forwarded-for" {
-			addr, _, _ = strings.Cut(addr, ",")
-		}
+		addr = fromRight(r.Headers[set.RealClientIPHeader], max(set.TrustedProxyHops, 1))
 	}
 	ip, err := netip.ParseAddr(strings.TrimSpace(addr))
 	if err != nil {

@@ -18,10 +18,10 @@ func TestOrganizationsRolesAndStepUp(t *testing.T) {
 		want string
 	}{
 		{"role granted by the org", alice, ""},
-		{"the role, granted by another org", user{email: "a@x", groups: []string{"admin"}, roleGrants: []string{"admin@org-b"}, orgID: "org-a"}, reasonNotInGroup},
-		{"a plain group entry", user{email: "a@x", groups: []string{"auditor"}, orgID: "org-a"}, ""},
-		{"another organization", user{email: "a@x", groups: []string{"auditor"}, orgID: "org-b"}, reasonWrongOrg},
-		{"no organization claim", user{email: "a@x", groups: []string{"auditor"}}, reasonWrongOrg},
+		{"the role, granted by another org", user{email: "a@x", emailVerified: true, groups: []string{"admin"}, roleGrants: []string{"admin@org-b"}, orgID: "org-a"}, reasonNotInGroup},
+		{"a plain group entry", user{email: "a@x", emailVerified: true, groups: []string{"auditor"}, orgID: "org-a"}, ""},
+		{"another organization", user{email: "a@x", emailVerified: true, groups: []string{"auditor"}, orgID: "org-b"}, reasonWrongOrg},
+		{"no organization claim", user{email: "a@x", emailVerified: true, groups: []string{"auditor"}}, reasonWrongOrg},
 	} {
 		if got := s.authorize(tc.u); got != tc.want {
 			t.Errorf("%s: authorize = %q, want %q", tc.name, got, tc.want)

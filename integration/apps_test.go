@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 )
 
@@ -36,12 +37,42 @@ func appEntry(name string, hosts ...string) map[string]any {
 	return e
 }
 
-func appsStack(t *testing.T, config map[string]any) *stack {
+func appsStack(t *testing.T, config map[string]any, envoyConfig ...[]byte) *stack {
 	t.Helper()
-	return startStack(t, stackOptions{
+	o := stackOptions{
 		config:  config,
 		clients: []devidp.Client{devidp.DefaultClient(), appClient("app1"), appClient("app2"), appClient("app3")},
-	})
+	}
+	if len(envoyConfig) > 0 {
+		o.envoy = envoyConfig[0]
+	}
+	return startStack(t, o)
+}
+
+// withAppVirtualHost is the shipped envoy.yaml with one more virtual host,
+// for NAME.localhost, naming app NAME as the shipped ones do: Envoy sends
+// a host without a virtual host of its own to the catch-all, the default
+// app's.
+func withAppVirtualHost(t *testing.T, name string) []byte {
+	t.Helper()
+	shipped := string(envoy.Config)
+	const anchor = "            - name: app1\n"
+	if !strings.Contains(shipped, anchor) {
+		t.Fatal("envoy.yaml: no app1 virtual host to insert before")
+	}
+	vhost := strings.NewReplacer("NAME", name).Replace(`            - name: NAME
+              domains: ["NAME.localhost", "NAME.localhost:*"]
+              typed_per_filter_config:
+                envoy.filters.http.ext_authz:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute
+                  check_settings:
+                    context_extensions:
+                      app: NAME
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: echo }
+`)
+	return []byte(strings.Replace(shipped, anchor, vhost+anchor, 1))
 }
 
 // appURL is the front proxy reached under host name NAME.localhost.
@@ -197,7 +228,7 @@ func TestAppsBearerTokensKeepToTheirAudience(t *testing.T) {
 // route is left naming an app that is gone.
 func TestAppsReloadAddsAndRemovesAppsWhileChecksRun(t *testing.T) {
 	cfg := map[string]any{"apps": []map[string]any{appEntry("app1", "app1.localhost"), appEntry("app2")}}
-	st := appsStack(t, cfg)
+	st := appsStack(t, cfg, withAppVirtualHost(t, "app3"))
 	app1 := st.appURL("app1")
 	b := newBrowser(t, "alice", "alice-password")
 	resp, _ := b.follow(app1 + "/")

@@ -37,6 +37,7 @@ type frontOptions struct {
 	opsAddr  string        // our operations listener (back-channel logout route)
 	upstream string        // the echo app, http://host:port
 	timeout  time.Duration // overrides the ext_authz filter's timeout when > 0
+	config   []byte        // the real Envoy's bootstrap; nil: envoy/envoy.yaml as shipped
 }
 
 // front is a running front proxy: what a browser talks to.
@@ -89,7 +90,7 @@ func startFront(t *testing.T, o frontOptions) *front {
 		f.URL = srv.URL
 	default:
 		p, err := envoyproc.Start(envoyproc.Options{
-			ExtAuthz: o.grpcAddr, OpsHTTP: o.opsAddr, Echo: up.Host, Timeout: o.timeout,
+			ExtAuthz: o.grpcAddr, OpsHTTP: o.opsAddr, Echo: up.Host, Timeout: o.timeout, Config: o.config,
 			LogLevel: os.Getenv("E2E_ENVOY_LOG_LEVEL"), // e.g. debug; default warning
 		})
 		if err != nil {

@@ -145,6 +145,7 @@ type stackOptions struct {
 	users   []devidp.User
 	clients []devidp.Client
 	timeout time.Duration // overrides the ext_authz filter's timeout in envoy.yaml
+	envoy   []byte        // the real Envoy's bootstrap; nil: envoy/envoy.yaml as shipped
 	front   frontKind     // "" = defaultFront()
 	// idpSetup runs before the server starts (e.g. a tampered discovery).
 	idpSetup func(*devidp.Server)
@@ -190,7 +191,7 @@ func (st *stack) attach(t *testing.T, srv *server, o stackOptions) {
 	st.Upstream = httptest.NewServer(echo.Handler())
 	t.Cleanup(st.Upstream.Close)
 	st.Front = startFront(t, frontOptions{
-		kind: o.front, grpcAddr: srv.GRPCAddr, opsAddr: srv.HTTPAddr, upstream: st.Upstream.URL, timeout: o.timeout,
+		kind: o.front, grpcAddr: srv.GRPCAddr, opsAddr: srv.HTTPAddr, upstream: st.Upstream.URL, timeout: o.timeout, config: o.envoy,
 	})
 }
 

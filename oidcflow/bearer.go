@@ -216,6 +216,14 @@ func (p *Provider) verifyBearer(ctx context.Context, token string) *TokenEntry {
 	}
 	var b *Bearer
 	start := time.Now()
+	if why := idTokenShaped(token); why != "" {
+		// An ID token says who signed in to a client, not what its bearer
+		// may call: never an access token, whatever its signature and aud
+		// (the client id in an ID token's aud is ours, so the audience
+		// check alone would let it in). Read unverified: it only refuses.
+		p.logger.Debug("bearer token refused", "reason", "id_token", "error", "an ID token is not an access token: "+why)
+		return &TokenEntry{Invalid: true, Until: p.now().Add(p.bearerCfg.NegativeTTL)}
+	}
 	if looksLikeJWT(token) && !p.bearerCfg.ForceIntrospection {
 		b, err = p.verifyJWT(ctx, d, token)
 		p.observe("jwt", outcome(err), time.Since(start))
@@ -253,6 +261,45 @@ func outcome(err error) string {
 	default:
 		return "inactive"
 	}
+}
+
+// idTokenShaped says why a JWT is an ID token rather than an access token
+// ("" when it isn't one): a typ header naming an ID token, or a claim
+// only ID tokens carry (nonce, at_hash, c_hash, s_hash; OpenID Connect
+// Core §2, §3.3.2.11, FAPI's s_hash) or AWS Cognito's token_use "id".
+func idTokenShaped(token string) string {
+	if strings.Count(token, ".") != 2 {
+		return ""
+	}
+	parts := strings.SplitN(token, ".", 3)
+	if raw, err := base64.RawURLEncoding.DecodeString(parts[0]); err == nil {
+		var h struct {
+			Typ string `json:"typ"`
+		}
+		if json.Unmarshal(raw, &h) == nil {
+			switch t := strings.ToLower(h.Typ); t {
+			case "id_token", "id_token+jwt", "id+jwt", "application/id_token+jwt", "logout+jwt", "application/logout+jwt":
+				return "typ " + t
+			}
+		}
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c map[string]json.RawMessage
+	if json.Unmarshal(raw, &c) != nil {
+		return ""
+	}
+	for _, claim := range []string{"nonce", "at_hash", "c_hash", "s_hash"} {
+		if _, ok := c[claim]; ok {
+			return "it carries " + claim
+		}
+	}
+	if string(c["token_use"]) == `"id"` {
+		return "token_use id"
+	}
+	return ""
 }
 
 // looksLikeJWT: three base64url segments whose first decodes to a JSON
@@ -329,6 +376,13 @@ func (p *Provider) introspect(ctx context.Context, d *discovered, token string) 
 	}
 	if !resp.Active {
 		return nil, fmt.Errorf("introspect: %w: inactive", ErrInvalidToken)
+	}
+	// The IdP says the token is good, not that it is for us: ZITADEL
+	// answers for every token of the project to an API app. The token must
+	// name our client, the project or an extra_jwt_audiences entry, in aud
+	// or as the client it was issued to, as a JWT's aud must.
+	if !slices.ContainsFunc(resp.Audience, p.acceptedAudience) && !p.acceptedAudience(resp.ClientID) {
+		return nil, fmt.Errorf("introspect: %w: audience %v and client_id %q name neither the client id, the project id nor an extra_jwt_audiences entry", ErrInvalidToken, []string(resp.Audience), resp.ClientID)
 	}
 	exp := resp.Expiration.AsTime()
 	if !exp.IsZero() && !exp.After(p.now()) {

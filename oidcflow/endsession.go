@@ -45,17 +45,25 @@ func (p *Provider) EndSessionURL(idTokenHint, postLogoutRedirectURI, state strin
 // backend_logout_url; the caller fills in the ID token): the application's
 // own session ends with ours. Any answer but 2xx is an error.
 func (p *Provider) BackendLogout(ctx context.Context, target string) error {
+	// The URL carries the ID token ({id_token}): no error may quote it.
+	// *url.Error and url.Parse's errors do, so only the origin and path
+	// are named, and the cause without its URL.
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
-		return fmt.Errorf("backend logout: %w", err)
+		return errors.New("backend logout: backend_logout_url is not a valid URL")
 	}
+	where := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
 	resp, err := p.client.Do(req)
 	if err != nil {
-		return fmt.Errorf("backend logout: %w", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fmt.Errorf("backend logout %s: %w", where, err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return fmt.Errorf("backend logout: status %d", resp.StatusCode)
+		return fmt.Errorf("backend logout %s: status %d", where, resp.StatusCode)
 	}
 	return nil
 }

@@ -3,7 +3,6 @@ package oidcflow
 import (
 	"context"
 	crand "crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -77,8 +76,10 @@ type Provider struct {
 	authHints hintLimiter // the invalid_client hint, once a minute
 
 	issuers *Issuers // discovery and JWKS, shared with the other apps' Providers
-	// tokenSalt is XORed into token cache keys, so one cache serves many
-	// apps' Providers and a verdict of one is never another's (WithApp).
+	// tokenSalt is XORed into token cache keys: random per Provider, so one
+	// cache serves many apps' Providers and a verdict of one is never
+	// another's, and a Provider rebuilt by a reload (another client id,
+	// other audiences) never serves a verdict made under the old rules.
 	tokenSalt [32]byte
 }
 
@@ -120,18 +121,6 @@ func WithBearer(cfg BearerConfig, cache TokenCache) Option {
 	return func(p *Provider) { p.bearerCfg, p.tokens, p.bearerOn = cfg, cache, true }
 }
 
-// WithApp makes the Provider one app's among several sharing a token
-// cache (WithBearer): the app's name salts the cache keys, so a token
-// verified for one app (its audience) is never taken from the cache by
-// another. "" is the default app (no salt).
-func WithApp(name string) Option {
-	return func(p *Provider) {
-		if name != "" {
-			p.tokenSalt = sha256.Sum256([]byte("zitadel-ext-authz app " + name))
-		}
-	}
-}
-
 // WithObserver receives every IdP call (and token cache lookup) with its
 // outcome and duration, for metrics. call is one of discovery, token,
 // userinfo, jwt, introspection, token_cache.
@@ -167,6 +156,7 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 		return nil, fmt.Errorf("new provider: %w", err)
 	}
 	p := &Provider{cfg: cfg, auth: auth, logger: slog.Default(), random: crand.Reader, now: time.Now}
+	_, _ = crand.Read(p.tokenSalt[:]) // never fails (crypto/rand)
 	for _, o := range opts {
 		o(p)
 	}

@@ -23,6 +23,11 @@ import (
 // route; it wins over the host.
 const ContextKey = "app"
 
+// DefaultName is the default app's name (the top-level keys' app), as a
+// route's app value: the shipped Envoy files name it on the catch-all
+// virtual host.
+const DefaultName = "default"
+
 // Checker answers Checks for one app; *authz.Server is one.
 type Checker interface {
 	Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error)
@@ -76,15 +81,28 @@ func (t *Table) Names() []string {
 	return out
 }
 
-// Lookup finds the app for a route's app name (when set) or else the host
-// (":authority" with or without a port, any case): an exact name first,
-// then the most specific wildcard ("*.example.com" covers a.example.com
-// and a.b.example.com, not example.com), then the default app. reason
-// says why there is none: "unknown_app" or "unknown_host".
+// Lookup finds the app for a route's app name (when set) or else the host,
+// matched as Envoy matches a virtual host's domains, so that the app we
+// judge with is the one whose upstream Envoy routes to: ASCII letters in
+// any case, a numeric port ignored (Envoy's "host:*" domains,
+// strip_any_host_port), an exact name first, then the most specific
+// wildcard ("*.example.com" covers a.example.com and a.b.example.com, not
+// example.com or ".example.com"), then the default app. A trailing dot, an
+// empty or non-numeric port and non-ASCII case folding (a Kelvin sign for
+// a k) are not stripped or folded: Envoy sends such hosts to its catch-all
+// virtual host, so they are not another app's. reason says why there is
+// none: "unknown_app" or "unknown_host".
+//
+// The name DefaultName is the default app (Envoy's catch-all virtual host
+// names it): without a default app it is an unknown host, as that virtual
+// host's requests would be without the name.
 func (t *Table) Lookup(name, host string) (a *App, reason string) {
 	if name != "" {
 		if a := t.byName[name]; a != nil {
 			return a, ""
+		}
+		if name == DefaultName {
+			return nil, "unknown_host"
 		}
 		return nil, "unknown_app"
 	}
@@ -99,13 +117,14 @@ func (t *Table) Lookup(name, host string) (a *App, reason string) {
 		return a, ""
 	}
 	if len(t.wild) > 0 {
-		for rest := host; ; {
-			i := strings.IndexByte(rest, '.')
-			if i < 0 {
-				break
+		// Envoy: "*.example.com" matches a host longer than
+		// ".example.com" that ends with it, the longest suffix first. So
+		// every dot but one at the start, from the left.
+		for i := 1; i < len(host); i++ {
+			if host[i] != '.' {
+				continue
 			}
-			rest = rest[i+1:]
-			if a := t.wild[rest]; a != nil {
+			if a := t.wild[host[i+1:]]; a != nil {
 				return a, ""
 			}
 		}
@@ -116,23 +135,38 @@ func (t *Table) Lookup(name, host string) (a *App, reason string) {
 	return t.def, ""
 }
 
-// normalizeHost drops the port and a trailing dot and lower-cases the
-// host; it allocates only for a host with upper-case letters.
+// normalizeHost drops a numeric port and lower-cases ASCII letters, as
+// Envoy does before it matches domains (absl::AsciiStrToLower); nothing
+// else: "app1.localhost." and "app1.localhost:" stay as they are, and so
+// do non-ASCII letters (strings.ToLower would fold U+212A KELVIN SIGN to
+// "k" and hand a foreign host to an app). It allocates only for a host
+// with upper-case letters.
 func normalizeHost(h string) string {
-	if strings.HasPrefix(h, "[") { // IPv6 literal
-		if i := strings.IndexByte(h, ']'); i > 0 {
-			h = h[:i+1]
-		}
-	} else if i := strings.LastIndexByte(h, ':'); i >= 0 {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && i < len(h)-1 && allDigits(h[i+1:]) &&
+		(!strings.HasPrefix(h, "[") || h[i-1] == ']') { // "[::1]:443", not "[::1]"
 		h = h[:i]
 	}
-	h = strings.TrimSuffix(h, ".")
 	for i := 0; i < len(h); i++ {
 		if c := h[i]; 'A' <= c && c <= 'Z' {
-			return strings.ToLower(h)
+			b := []byte(h)
+			for j, c := range b {
+				if 'A' <= c && c <= 'Z' {
+					b[j] = c + 'a' - 'A'
+				}
+			}
+			return string(b)
 		}
 	}
 	return h
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return len(s) <= 5
 }
 
 // Router implements envoy.service.auth.v3.Authorization over a Table.

@@ -37,6 +37,7 @@ func testTable(withDefault bool) *Table {
 		app("wild", "*.example.com"),
 		app("deep", "*.a.b.example.com"),
 		app("exact-over-wild", "x.a.b.example.com"),
+		app("kiosk", "kiosk.test"),
 	)
 }
 
@@ -44,9 +45,22 @@ func TestLookupPrefersExactThenMostSpecificWildcard(t *testing.T) {
 	tab := testTable(true)
 	for _, c := range []struct{ name, host, want string }{
 		{"", "shop.example.com", "shop"},
-		{"", "SHOP.Example.COM:8443", "shop"}, // any case, any port
-		{"", "shop.example.com.", "shop"},     // a fully qualified name
-		{"", "eu.shop.example.com", "shop"},   // *.shop beats *.example.com
+		{"", "SHOP.Example.COM:8443", "shop"}, // any case, any numeric port
+		// What Envoy's domain matching doesn't strip or fold goes to its
+		// catch-all virtual host, so here to the default app: judging it
+		// with shop's cookie and policy would let shop's session reach the
+		// default app's upstream.
+		{"", "shop.example.com.", "default"},       // a trailing dot (strip_trailing_host_dot strips it in Envoy)
+		{"", "shop.example.com:", "default"},       // an empty port
+		{"", "shop.example.com:x", "default"},      // a port that is no number
+		{"", "shop.example.com:123456", "default"}, // no port either
+		{"", "\u212aiosk.test", "default"},         // KELVIN SIGN, which strings.ToLower folds to k
+		{"", "KIOSK.test", "kiosk"},                // ASCII letters fold, as in Envoy
+		{"", "xn--kisk-gra.test", "default"},       // punycode is another name
+		{"", ".example.com", "default"},            // *.example.com needs a label before it
+		{"", "a..example.com", "wild"},             // Envoy: suffix ".example.com" matches
+		{"", "[::1]", "default"},
+		{"", "eu.shop.example.com", "shop"}, // *.shop beats *.example.com
 		{"", "blog.example.com", "wild"},
 		{"", "a.blog.example.com", "wild"}, // wildcards cover deeper names, as Envoy's do
 		{"", "y.a.b.example.com", "deep"},
@@ -72,6 +86,9 @@ func TestLookupWithoutDefaultApp(t *testing.T) {
 	}
 	if a, reason := tab.Lookup("nope", "shop.example.com"); a != nil || reason != "unknown_app" {
 		t.Errorf("unknown app name: %v, %q; want none, unknown_app", a, reason)
+	}
+	if a, reason := tab.Lookup("default", "other.org"); a != nil || reason != "unknown_host" {
+		t.Errorf("the catch-all's app name without a default app: %v, %q; want none, unknown_host", a, reason)
 	}
 	if a, reason := NewTable(nil).Lookup("", "any"); a != nil || reason != "unknown_host" {
 		t.Errorf("empty table: %v, %q", a, reason)

@@ -3,6 +3,7 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"net/netip"
 	"strings"
 )
@@ -24,6 +25,10 @@ func (r *resolver) buildAccess(c *Config) {
 	}
 	a.ReverseProxy = r.boolean("reverse_proxy")
 	a.RealClientIPHeader = strings.ToLower(r.str("real_client_ip_header"))
+	a.TrustedProxyHops = int(r.integer("trusted_proxy_hops"))
+	if a.TrustedProxyHops < 1 || a.TrustedProxyHops > 16 {
+		r.fail("trusted_proxy_hops", "want 1 to 16 (the number of trusted proxies that append the client's address to real_client_ip_header), got %d", a.TrustedProxyHops)
+	}
 	if len(a.TrustedIPs) > 0 && a.ReverseProxy {
 		r.warnings = append(r.warnings, r.where+"trusted_ips: with reverse_proxy the client's address is taken from "+a.RealClientIPHeader+"; make sure the proxy before Envoy sets it and Envoy doesn't pass a client's own")
 	}
@@ -32,9 +37,15 @@ func (r *resolver) buildAccess(c *Config) {
 			a.AuthenticatedEmails = map[string]bool{}
 			sc := bufio.NewScanner(bytes.NewReader(data))
 			for sc.Scan() {
-				if e := strings.ToLower(strings.TrimSpace(sc.Text())); e != "" && !strings.HasPrefix(e, "#") {
-					a.AuthenticatedEmails[e] = true
+				e := strings.ToLower(strings.TrimSpace(sc.Text()))
+				if e == "" || strings.HasPrefix(e, "#") {
+					continue
 				}
+				if at := strings.IndexByte(e, '@'); at <= 0 || at == len(e)-1 || strings.Count(e, "@") != 1 {
+					r.warnings = append(r.warnings, fmt.Sprintf("%sauthenticated_emails_file: %q is not one e-mail address (exactly one '@'); ignored", r.where, e))
+					continue
+				}
+				a.AuthenticatedEmails[e] = true
 			}
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/apps"
 )
 
 // App is one entry of the apps list: a ZITADEL application (its own
@@ -22,8 +24,10 @@ type App struct {
 }
 
 // DefaultAppName names the app the top-level keys describe, in metrics and
-// logs. No entry of apps may take it.
-const DefaultAppName = "default"
+// logs, and as a route's context_extensions app value (the shipped Envoy
+// files name it on the catch-all virtual host). No entry of apps may take
+// it.
+const DefaultAppName = apps.DefaultName
 
 // appKeys are the keys an apps entry may set besides name and hosts:
 // everything that belongs to one ZITADEL application and its cookies and
@@ -44,7 +48,7 @@ var appKeys = []string{
 	"introspection_client_id", "introspection_client_secret", "introspection_key_file", "introspection_url",
 	"zitadel_organization_id", "zitadel_organization_domain", "step_up_acr_values",
 	"prompt", "approval_prompt", "acr_values", "proxy_prefix", "backend_logout_url", "session_cookie_minimal", "cookie_csrf_expire",
-	"skip_auth_preflight", "trusted_ips", "reverse_proxy", "real_client_ip_header", "authenticated_emails_file",
+	"skip_auth_preflight", "trusted_ips", "reverse_proxy", "real_client_ip_header", "trusted_proxy_hops", "authenticated_emails_file",
 	"prefer_email_to_user", "pass_basic_auth", "basic_auth_password", "extra_jwt_issuers",
 	"skip_oidc_discovery", "login_url", "redeem_url", "oidc_jwks_url", "profile_url",
 	"banner", "footer", "custom_sign_in_logo", "custom_templates_dir",

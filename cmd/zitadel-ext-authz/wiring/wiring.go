@@ -171,7 +171,7 @@ func (b *Built) buildApp(a *config.App) (*App, error) {
 	logger := d.Logger.With("app", a.Name)
 	providerOpts := []oidcflow.Option{
 		oidcflow.WithHTTPClient(b.idpClient), oidcflow.WithLogger(logger), oidcflow.WithIssuers(b.Issuers),
-		oidcflow.WithApp(ns), oidcflow.WithRefreshCache(b.refreshCache, b.global.RefreshGrace),
+		oidcflow.WithRefreshCache(b.refreshCache, b.global.RefreshGrace),
 	}
 	authzOpts := []authz.Option{authz.WithLogger(logger), authz.WithApp(a.Name)}
 	if d.Metrics != nil {

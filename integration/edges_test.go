@@ -1,0 +1,168 @@
+package integration_test
+
+import (
+	"bufio"
+	"crypto/rand"
+	"crypto/rsa"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+)
+
+// The edges an attacker probes, through the real Envoy and the shipped
+// envoy.yaml (SECURITY.md "Peers' advisories, replayed"). Each failed
+// before its fix.
+
+// rawHTTP sends one HTTP/1.1 request exactly as written (a Host header
+// no net/http client would send) and returns the status and body.
+func rawHTTP(t *testing.T, front, request string) (int, string) {
+	t.Helper()
+	u, _ := url.Parse(front)
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(strings.ReplaceAll(request, "\n", "\r\n"))); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("%q: %v", request, err)
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
+	return resp.StatusCode, b.String()
+}
+
+// A session of app1 reaches only app1's upstream: a Host that Envoy routes
+// to another virtual host (the catch-all) is judged by that virtual host's
+// app, whatever the Host spells. bob is a reader the default app refuses.
+func TestOneAppsSessionNeverReachesAnotherAppsUpstream(t *testing.T) {
+	app1 := appEntry("app1", "app1.localhost")
+	app1["allowed_groups"] = []string{"reader"}
+	st := appsStack(t, map[string]any{
+		"allowed_groups": []string{"admin"}, // the default app: admins only
+		"apps":           []map[string]any{app1},
+	})
+	b := newBrowser(t, "bob", "bob-password")
+	resp, _ := b.follow(st.appURL("app1") + "/")
+	if saw := upstreamSaw(t, resp); saw.Headers["x-forwarded-user"] != "user-bob" {
+		t.Fatalf("bob on app1: %+v", saw)
+	}
+	cookie := cookieHeader(b, st.appURL("app1"))
+	port := strings.TrimPrefix(st.Front.URL[strings.LastIndex(st.Front.URL, ":"):], ":")
+	for _, tc := range []struct {
+		host string
+		want int // 200: app1 judged it (its upstream); 401: the default app did
+	}{
+		{"app1.localhost:" + port, 200},
+		{"app1.localhost", 200},
+		{"APP1.LocalHost:" + port, 200},  // Envoy lower-cases, so do we
+		{"app1.localhost.:" + port, 200}, // strip_trailing_host_dot: app1's virtual host
+		{"app1.localhost.", 200},
+		{"app1.localhost:", 401},              // no virtual host of app1 matches: the catch-all
+		{"app1.localhost:x", 200},             // app1.localhost:* matches any port text in Envoy, so app1's
+		{"xn--app1-9ta.localhost", 401},       // punycode is another name
+		{"app1.localhost.evil.example", 401},  // a suffix is no match
+		{"evil.app1.localhost:" + port, 401},  // nor a subdomain
+		{"app1.localhost:" + port + "0", 200}, // any port: app1.localhost:*
+	} {
+		req := fmt.Sprintf("GET /secret HTTP/1.1\nHost: %s\nCookie: %s\nAccept: application/json\nConnection: close\n\n", tc.host, cookie)
+		status, body := rawHTTP(t, st.Front.URL, req)
+		if status != tc.want {
+			t.Errorf("Host %q with app1's cookie: %d, want %d (%.200s)", tc.host, status, tc.want, body)
+		}
+	}
+}
+
+// trusted_ips with reverse_proxy: Envoy (use_remote_address) appends the
+// peer it saw to X-Forwarded-For, and we read that entry, so a client that
+// writes a trusted address itself gets the login like anyone else.
+func TestTrustedIPsCantBeClaimedInXForwardedFor(t *testing.T) {
+	st := startStack(t, stackOptions{config: map[string]any{
+		"trusted_ips": []string{"10.0.0.0/8"}, "reverse_proxy": true, "real_client_ip_header": "X-Forwarded-For",
+	}})
+	b := newBrowser(t, "", "")
+	for _, xff := range [][]string{{"10.9.9.9"}, {"10.9.9.9, 10.1.1.1"}, {"10.9.9.9", "10.1.1.1"}} {
+		r := b.do(http.MethodGet, st.Front.URL+"/secret", http.Header{"X-Forwarded-For": xff, "Accept": {"application/json"}})
+		if r.StatusCode != http.StatusUnauthorized {
+			t.Errorf("X-Forwarded-For: %q from 127.0.0.1: %s, want 401", xff, describe(r))
+		}
+	}
+	// Control: Envoy appended exactly one entry (for a loopback peer its
+	// own address, not 127.0.0.1), so with trusted_proxy_hops 2, as behind
+	// a load balancer that appends, the entry left of it is what counts.
+	st2 := startStack(t, stackOptions{config: map[string]any{
+		"trusted_ips": []string{"10.0.0.0/8"}, "reverse_proxy": true, "real_client_ip_header": "X-Forwarded-For", "trusted_proxy_hops": 2,
+	}})
+	r := b.do(http.MethodGet, st2.Front.URL+"/secret", http.Header{"X-Forwarded-For": {"10.9.9.9"}, "Accept": {"application/json"}})
+	if saw := upstreamSaw(t, r); !strings.HasPrefix(saw.Headers["x-forwarded-for"], "10.9.9.9,") {
+		t.Errorf("upstream's X-Forwarded-For: %q, want the client's entry and Envoy's", saw.Headers["x-forwarded-for"])
+	}
+}
+
+// x_forwarded_user is X-Forwarded-User to CGI, WSGI, PHP and Rails
+// (oauth2-proxy GHSA-vjrc-mh2v-45x6): the shipped envoy.yaml refuses such
+// headers, on routes without ext_authz too.
+func TestUnderscoreIdentityHeadersAreRefused(t *testing.T) {
+	st := startStack(t, stackOptions{config: map[string]any{"skip_auth_routes": []string{"^/open$"}}})
+	for _, path := range []string{"/open", "/public/x", "/secret"} {
+		status, body := rawHTTP(t, st.Front.URL, "GET "+path+" HTTP/1.1\nHost: 127.0.0.1\nx_forwarded_user: admin\nConnection: close\n\n")
+		if status != http.StatusBadRequest {
+			t.Errorf("%s with x_forwarded_user: %d, want 400 (%.200s)", path, status, body)
+		}
+	}
+}
+
+// A token the IdP vouches for is still not for us unless it names us: an
+// ID token is no access token (item 6), and an introspected token of
+// another client of the project is another app's (item 7), also with
+// introspect_jwt_bearer_tokens.
+func TestBearerTokensMustBeAccessTokensForUs(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := devidp.Client{ID: "api-introspect@zitadel-ext-authz", APIKey: key, KeyID: "302917284616765475"}
+	web := devidp.AppClient("shop") // another app of the project, opaque tokens
+	web.RedirectURIGlobs = append(web.RedirectURIGlobs, "http://127.0.0.1:1/oauth2/callback")
+	other := jwtClient             // JWT access tokens, not in extra_jwt_audiences here
+	for _, force := range []bool{false, true} {
+		t.Run(fmt.Sprintf("introspect_jwt_bearer_tokens=%v", force), func(t *testing.T) {
+			st := startStack(t, stackOptions{
+				config:  map[string]any{"skip_jwt_bearer_tokens": true, "introspection_key_file": writeKeyFile(t, api), "introspect_jwt_bearer_tokens": force},
+				clients: []devidp.Client{devidp.DefaultClient(), api, web, other},
+			})
+			ours, err := st.IdP.Tokens(t.Context(), devidp.DefaultClient(), "alice", "alice-password")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := apiCall(t, st, "/api/items", ours.AccessToken); r.StatusCode != http.StatusOK {
+				t.Fatalf("our client's access token: %s", describe(r))
+			}
+			idToken, _ := ours.Extra("id_token").(string)
+			if idToken == "" {
+				t.Fatal("no ID token from the IdP")
+			}
+			for name, tok := range map[string]string{
+				"our client's ID token":      idToken,
+				"another app's opaque token": st.accessToken(t, web, "alice"),
+				"another client's JWT":       st.accessToken(t, other, "alice"),
+			} {
+				r := apiCall(t, st, "/api/items", tok)
+				if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.Header.Get("Www-Authenticate"), "invalid_token") {
+					t.Errorf("%s: %s, want 401 invalid_token", name, describe(r))
+				}
+			}
+		})
+	}
+}
