@@ -135,7 +135,7 @@ func TestBearerTokensMustBeAccessTokensForUs(t *testing.T) {
 	api := devidp.Client{ID: "api-introspect@zitadel-ext-authz", APIKey: key, KeyID: "302917284616765475"}
 	web := devidp.AppClient("shop") // another app of the project, opaque tokens
 	web.RedirectURIGlobs = append(web.RedirectURIGlobs, "http://127.0.0.1:1/oauth2/callback")
-	other := jwtClient             // JWT access tokens, not in extra_jwt_audiences here
+	other := jwtClient // JWT access tokens, not in extra_jwt_audiences here
 	for _, force := range []bool{false, true} {
 		t.Run(fmt.Sprintf("introspect_jwt_bearer_tokens=%v", force), func(t *testing.T) {
 			st := startStack(t, stackOptions{
