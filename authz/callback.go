@@ -33,8 +33,14 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	}
 	// The IdP reported an error (the user cancelled, or the client is
 	// misconfigured).
+	// Anyone can send a browser here with any error text: the page says
+	// what we know the error code means, never the unauthenticated
+	// error_description (it would put an attacker's words on our page);
+	// the log keeps both, clipped.
 	if e := q.Get("error"); e != "" {
-		d := s.errorPage(http.StatusForbidden, "idp_error", page{Title: "Sign-in failed", Message: "The identity provider refused the sign-in.", Detail: e + ": " + q.Get("error_description"), Restart: true})
+		s.logger.Info("the identity provider returned an error", "request_id", r.ID, "reason", "idp_error",
+			"error", truncate(e, 64), "error_description", truncate(q.Get("error_description"), 256))
+		d := s.errorPage(http.StatusForbidden, "idp_error", idpErrorPage(e))
 		return s.clearingState(d, state, r)
 	}
 	// No matching state cookie: forged, replayed, expired or from another
@@ -141,6 +147,24 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	return withSubject(redirect(ls.GetReturnUrl(), "login_completed", cookies), id.Subject)
 }
 
+// idpErrorPage is our page for an OAuth error code (RFC 6749 §4.1.2.1,
+// OpenID Connect Core §3.1.2.6); the code is shown only when it is one.
+func idpErrorPage(code string) page {
+	p := page{Title: "Sign-in failed", Message: "The identity provider refused the sign-in.", Restart: true}
+	switch code {
+	case "access_denied":
+		p.Message = "The sign-in was cancelled or refused at the identity provider."
+	case "login_required", "interaction_required", "consent_required", "account_selection_required":
+		p.Message = "The identity provider needs you to sign in again."
+	case "temporarily_unavailable", "server_error":
+		p.Message = "The identity provider had a problem. Try again in a moment."
+	}
+	if len(code) <= 64 && !strings.ContainsFunc(code, func(c rune) bool { return (c < 'a' || c > 'z') && c != '_' }) {
+		p.Detail = "Error code: " + code
+	}
+	return p
+}
+
 // compactGrants keeps role grants small in a session: when one
 // organization granted every role (the usual case) the session keeps only
 // its id; the roles are the groups already.
@@ -186,4 +210,12 @@ func newLoginID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// truncate clips what a client sent before it is logged.
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return strings.ToValidUTF8(s[:n], "") + "…"
+	}
+	return s
 }

@@ -8,10 +8,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -173,5 +175,75 @@ func TestUnderscoreSpellingsOfIdentityHeadersAreRemoved(t *testing.T) {
 		if !slices.Contains(removed, name) {
 			t.Errorf("skip-auth route: %s not removed (removed: %v)", name, removed)
 		}
+	}
+}
+
+// revokedLogins is a Revocations that knows signed-out logins.
+type revokedLogins map[string]bool
+
+func (r revokedLogins) Revoked(string, string, int64) bool { return false }
+func (r revokedLogins) SignedOut(id string) bool           { return r[id] }
+func (r revokedLogins) SignOut(context.Context, string, time.Time) error {
+	return nil
+}
+
+// /oauth2/userinfo answers only for a session Check would accept: not for
+// one signed out, idle past session_idle_timeout or expired.
+func TestUserinfoNeedsALiveSession(t *testing.T) {
+	s, jar := newTestServer(t, Config{IdleTimeout: time.Hour}, &stubIdP{}, nil)
+	s.revocations = revokedLogins{"signed-out-login": true}
+	live := alice()
+	live.LoginId, live.LastSeenAt = "live-login", t0.Unix()
+	signedOut := alice()
+	signedOut.LoginId, signedOut.LastSeenAt = "signed-out-login", t0.Unix()
+	idle := alice()
+	idle.LoginId, idle.LastSeenAt = "idle-login", t0.Add(-2*time.Hour).Unix()
+	expired := alice()
+	expired.LoginId, expired.LastSeenAt, expired.AccessTokenExpiresAt = "expired-login", t0.Unix(), t0.Add(-time.Minute).Unix()
+	for _, tc := range []struct {
+		name string
+		sess *sessionpb.Session
+		want int
+	}{
+		{"live", live, http.StatusOK},
+		{"signed out", signedOut, http.StatusUnauthorized},
+		{"idle", idle, http.StatusUnauthorized},
+		{"expired without refresh", expired, http.StatusUnauthorized},
+	} {
+		resp, err := s.Check(t.Context(), envoyRequest("GET", "/oauth2/userinfo", map[string]string{"cookie": sessionCookie(t, jar, tc.sess), "accept": "application/json"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := int(resp.GetDeniedResponse().GetStatus().GetCode()); got != tc.want {
+			t.Errorf("userinfo for a %s session: %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A group name with a comma can't pass for two groups upstream: ',' is
+// sent as %2C (and '%' as %25).
+func TestGroupsWithCommasAreEscaped(t *testing.T) {
+	s, jar := newTestServer(t, Config{}, &stubIdP{}, nil)
+	sess := alice()
+	sess.Groups = []string{"reader", "admin,x", "50%"}
+	resp, _ := s.Check(t.Context(), envoyRequest("GET", "/", map[string]string{"cookie": sessionCookie(t, jar, sess)}))
+	if got := upstreamHeader(resp, "x-forwarded-groups"); got != "reader,admin%2Cx,50%25" {
+		t.Fatalf("x-forwarded-groups = %q, want reader,admin%%2Cx,50%%25", got)
+	}
+}
+
+// The callback's error page says what we know, never the IdP's (or an
+// attacker's) error_description.
+func TestCallbackErrorPageShowsOurText(t *testing.T) {
+	s, _ := newTestServer(t, Config{}, &stubIdP{}, nil)
+	lure := "Your+account+is+locked.+Call+%2B1-555-0100+to+unlock+it"
+	resp, _ := s.Check(t.Context(), envoyRequest("GET", "/oauth2/callback?error=access_denied&error_description="+lure+"&state=x", nil))
+	body := resp.GetDeniedResponse().GetBody()
+	if strings.Contains(body, "locked") || strings.Contains(body, "555") || !strings.Contains(body, "cancelled or refused") || !strings.Contains(body, "access_denied") {
+		t.Fatalf("callback error page: %s", body)
+	}
+	resp, _ = s.Check(t.Context(), envoyRequest("GET", "/oauth2/callback?error=Call%20us%20at%20evil.example&state=x", nil))
+	if body := resp.GetDeniedResponse().GetBody(); strings.Contains(body, "evil.example") {
+		t.Fatalf("a made-up error code is shown: %s", body)
 	}
 }

@@ -265,6 +265,8 @@ func (s *Server) upstreamCookies(header string) (kept string, changed bool) {
 	return b.String(), true
 }
 
+var groupEscaper = strings.NewReplacer("%", "%25", ",", "%2C")
+
 // maxGroupsHeaderBytes bounds x-forwarded-groups (and x-auth-request-groups):
 // with many long ZITADEL roles the joined list could pass the header limits
 // of Envoy (60 KiB for all headers by default) and of upstreams.
@@ -272,7 +274,17 @@ const maxGroupsHeaderBytes = 8 << 10
 
 // joinGroups joins groups with ",", cut at a group boundary within
 // maxGroupsHeaderBytes: an upstream sees fewer groups, never a mangled one.
+// A group name with a ',' would read as two groups ("admin,x" is admin and
+// x), so ',' is sent as %2C, and '%' as %25 so that the escape is
+// unambiguous (README "Headers"); other names pass unchanged.
 func joinGroups(groups []string) string {
+	if slices.ContainsFunc(groups, func(g string) bool { return strings.ContainsAny(g, ",%") }) {
+		escaped := make([]string, len(groups))
+		for i, g := range groups {
+			escaped[i] = groupEscaper.Replace(g)
+		}
+		groups = escaped
+	}
 	joined := strings.Join(groups, ",")
 	if len(joined) <= maxGroupsHeaderBytes {
 		return joined

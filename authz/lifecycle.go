@@ -39,40 +39,11 @@ func lastSeen(sess *sessionpb.Session) time.Time {
 // timeout, token refresh, policy, then allow, with a renewed cookie when
 // the session changed (refresh, secret rotation, last-seen).
 func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, stale bool, rp routePolicy) *Decision {
+	sess, renewed, over := s.current(ctx, r, e, stale)
+	if over != nil {
+		return over
+	}
 	now := s.now()
-	sess := e.Session
-	// Ended by a back-channel logout or a sign-out while this copy of the
-	// cookie lived on (cookie mode; redis mode deletes the session).
-	if s.revocations != nil {
-		if s.revocations.SignedOut(sess.GetLoginId()) {
-			return s.sessionOver(ctx, r, "signed_out")
-		}
-		if s.revocations.Revoked(sess.GetSessionId(), sess.GetSubject(), createdAtMillis(sess)) {
-			return s.sessionOver(ctx, r, "logged_out")
-		}
-	}
-	// Unused for longer than session_idle_timeout: the session is over.
-	idle := s.conf().IdleTimeout
-	seen := lastSeen(sess)
-	if idle > 0 && !seen.IsZero() && now.Sub(seen) > idle {
-		return s.sessionOver(ctx, r, "idle_timeout")
-	}
-	renewed := stale
-	if s.refreshDue(sess, now) {
-		res := s.refresh(ctx, r, sess)
-		if res.answer != nil {
-			return res.answer
-		}
-		if res.fresh != nil {
-			// A stored session the refresh already saved keeps its cookie:
-			// write again only for a stale cookie secret.
-			sess, renewed = res.fresh, renewed || !res.saved
-		}
-	}
-	// Access token expired and no way to refresh it: log in again.
-	if at := sess.GetAccessTokenExpiresAt(); at > 0 && at <= now.Unix() {
-		return s.unauthenticated(r)
-	}
 	u := sessionUser(sess)
 	if reason := s.authorize(u); reason != "" {
 		return withSubject(s.forbidden(reason), sess.GetSubject())
@@ -88,6 +59,7 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 		}
 		return withSubject(s.startStepUp(r, rp, need), sess.GetSubject())
 	}
+	idle := s.conf().IdleTimeout
 	if idle > 0 && now.Sub(lastSeen(sess)) >= lastSeenEvery(idle) {
 		if !renewed {
 			sess = proto.CloneOf(sess)
@@ -97,17 +69,72 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 	}
 	d := withSubject(s.allowSession(r, e, sess), sess.GetSubject())
 	if renewed {
-		cookies, err := s.jar.Save(ctx, sess, r.Host, r.Cookies)
-		if err != nil {
-			s.logger.Error("renewed session not written", "request_id", r.ID, "reason", "session_cookie", "error", err.Error())
-			return d
-		}
-		for _, c := range cookies {
-			d.ResponseHeaders = append(d.ResponseHeaders, Header{"set-cookie", c})
-		}
+		return s.saveRenewed(ctx, r, sess, d)
+	}
+	return d
+}
+
+// saveRenewed writes a session that changed (refresh, secret rotation,
+// last-seen) and adds its cookies to d; a session ended meanwhile on
+// another replica stays ended.
+func (s *Server) saveRenewed(ctx context.Context, r *Request, sess *sessionpb.Session, d *Decision) *Decision {
+	cookies, err := s.jar.Save(ctx, sess, r.Host, r.Cookies)
+	if errors.Is(err, session.ErrNoSession) {
+		return s.sessionOver(ctx, r, "logged_out")
+	}
+	if err != nil {
+		s.logger.Error("renewed session not written", "request_id", r.ID, "reason", "session_cookie", "error", err.Error())
+		return d
+	}
+	for _, c := range cookies {
+		d.ResponseHeaders = append(d.ResponseHeaders, Header{"set-cookie", c})
+	}
+	if d.Allow {
 		d.Reason = "session_renewed"
 	}
 	return d
+}
+
+// current is the session as of now, for every route that reads one
+// (Check, /oauth2/userinfo): not signed out, logged out or idle, refreshed
+// when due, its access token unexpired. over is the answer when it is
+// none of these; renewed says sess changed and must be written.
+func (s *Server) current(ctx context.Context, r *Request, e *session.Entry, stale bool) (sess *sessionpb.Session, renewed bool, over *Decision) {
+	now := s.now()
+	sess = e.Session
+	// Ended by a back-channel logout or a sign-out while this copy of the
+	// cookie lived on (cookie mode; redis mode deletes the session).
+	if s.revocations != nil {
+		if s.revocations.SignedOut(sess.GetLoginId()) {
+			return nil, false, s.sessionOver(ctx, r, "signed_out")
+		}
+		if s.revocations.Revoked(sess.GetSessionId(), sess.GetSubject(), createdAtMillis(sess)) {
+			return nil, false, s.sessionOver(ctx, r, "logged_out")
+		}
+	}
+	// Unused for longer than session_idle_timeout: the session is over.
+	idle := s.conf().IdleTimeout
+	seen := lastSeen(sess)
+	if idle > 0 && !seen.IsZero() && now.Sub(seen) > idle {
+		return nil, false, s.sessionOver(ctx, r, "idle_timeout")
+	}
+	renewed = stale
+	if s.refreshDue(sess, now) {
+		res := s.refresh(ctx, r, sess)
+		if res.answer != nil {
+			return nil, false, res.answer
+		}
+		if res.fresh != nil {
+			// A stored session the refresh already saved keeps its cookie:
+			// write again only for a stale cookie secret.
+			sess, renewed = res.fresh, renewed || !res.saved
+		}
+	}
+	// Access token expired and no way to refresh it: log in again.
+	if at := sess.GetAccessTokenExpiresAt(); at > 0 && at <= now.Unix() {
+		return nil, false, s.unauthenticated(r)
+	}
+	return sess, renewed, nil
 }
 
 // refreshDue: the session has a refresh token and its access token is
@@ -256,7 +283,13 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 	// Under the lock, the refreshed session must be stored before the lock
 	// goes: the next holder re-reads it and must not find the spent token.
 	if locked {
-		if _, err := s.jar.Save(ctx, fresh, r.Host, r.Cookies); err != nil {
+		_, err := s.jar.Save(ctx, fresh, r.Host, r.Cookies)
+		if errors.Is(err, session.ErrNoSession) {
+			// Signed out or logged out while the IdP answered: the new
+			// tokens die with the session, which stays ended.
+			return refreshed{answer: s.sessionOver(ctx, r, "logged_out")}
+		}
+		if err != nil {
 			// The IdP spent the old refresh token: keep the new tokens, and
 			// the lock, until the store takes them (session.Pend).
 			if s.jar.Pend(ctx, fresh, r.Cookies, unlock) {

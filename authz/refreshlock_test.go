@@ -22,6 +22,9 @@ type memStore struct {
 	blobs  map[string][]byte
 	events *[]string
 	down   bool // Save and Delete fail (Redis away)
+	// writesFail: Save and Replace fail, Delete works (the store is back
+	// and a sign-out went through, but a kept write hasn't landed yet).
+	writesFail bool
 }
 
 func (m *memStore) Load(_ context.Context, id string) ([]byte, error) {
@@ -37,9 +40,25 @@ func (m *memStore) Load(_ context.Context, id string) ([]byte, error) {
 func (m *memStore) Save(_ context.Context, id string, blob []byte, _ time.Duration, _, _ string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.down {
+	if m.down || m.writesFail {
 		*m.events = append(*m.events, "save failed")
 		return errStoreDown
+	}
+	m.blobs[id] = blob
+	*m.events = append(*m.events, "save")
+	return nil
+}
+
+func (m *memStore) Replace(_ context.Context, id string, blob []byte, _ time.Duration, _, _ string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down || m.writesFail {
+		*m.events = append(*m.events, "save failed")
+		return errStoreDown
+	}
+	if _, ok := m.blobs[id]; !ok {
+		*m.events = append(*m.events, "replace refused")
+		return session.ErrNoSession
 	}
 	m.blobs[id] = blob
 	*m.events = append(*m.events, "save")
@@ -255,4 +274,74 @@ func hasHeader(headers []*corev3.HeaderValueOption, name string) bool {
 		}
 	}
 	return false
+}
+
+// A logout acknowledged once the store is back outlives a refresh kept
+// through the outage (the soak's resurrection): replica B refreshes while
+// the store is down and keeps the new tokens (Pend); the store comes back
+// and replica A's sign-out deletes the session before B's kept write
+// lands; that write must not bring the session back, on either replica.
+func TestKeptRefreshNeverUndoesASignOut(t *testing.T) {
+	var mu sync.Mutex
+	var events []string
+	store := &memStore{blobs: map[string][]byte{}, events: &events}
+	codec, err := session.NewCodec([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replica := func(idp IdP) (*Server, *session.Jar) {
+		jar := session.NewJar(codec, session.Options{}, session.WithStore(store, nil, 0), session.WithClock(time.Now))
+		s, err := New(Config{EmailDomains: []string{"*"}, CookieRefresh: time.Minute, PassUserHeaders: true}, idp, jar,
+			WithLogger(slog.New(slog.DiscardHandler)), WithRefreshLock(recordingLock{&mu, &events}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, jar
+	}
+	a, _ := replica(&stubIdP{})
+	b, jarB := replica(&stubIdP{refresh: func(context.Context, string) (*oidcflow.Tokens, error) {
+		return &oidcflow.Tokens{AccessToken: "at2", RefreshToken: "rt2", Expiry: time.Now().Add(time.Hour)}, nil
+	}})
+	sess := alice()
+	sess.RefreshToken, sess.AccessToken = "rt1", "at1"
+	sess.CreatedAt, sess.ExpiresAt, sess.AccessTokenExpiresAt = time.Now().Add(-2*time.Minute).Unix(), time.Now().Add(time.Hour).Unix(), time.Now().Add(time.Hour).Unix()
+	set, err := jarB.Save(t.Context(), sess, "app.example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := http.ParseSetCookie(set[0])
+	cookie := map[string]string{"cookie": p.Name + "=" + p.Value}
+
+	store.setDown(true)
+	if resp, _ := b.Check(t.Context(), envoyRequest("GET", "/", cookie)); resp.GetStatus().GetCode() != 0 || jarB.PendingLen() != 1 {
+		t.Fatalf("refresh with the store down: %v, %d kept; want allowed and kept", resp.GetDeniedResponse().GetStatus(), jarB.PendingLen())
+	}
+	// The store is back; A's sign-out goes through before B's kept write.
+	store.mu.Lock()
+	store.down, store.writesFail = false, true
+	store.mu.Unlock()
+	if resp, _ := a.Check(t.Context(), envoyRequest("GET", "/oauth2/sign_out", cookie)); resp.GetDeniedResponse().GetStatus().GetCode() != http.StatusFound {
+		t.Fatalf("sign-out on A: %v, want it acknowledged (302)", resp.GetDeniedResponse().GetStatus())
+	}
+	store.mu.Lock()
+	store.writesFail = false
+	store.mu.Unlock()
+	deadline := time.Now().Add(5 * time.Second)
+	for jarB.PendingLen() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond) // polling to a deadline: the flusher runs on its own ticker
+	}
+	if jarB.PendingLen() != 0 {
+		t.Fatal("B still keeps the refreshed session")
+	}
+	store.mu.Lock()
+	n := len(store.blobs)
+	store.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("the kept write brought the signed-out session back into the store (events %v)", events)
+	}
+	for name, s := range map[string]*Server{"A": a, "B": b} {
+		if resp, _ := s.Check(t.Context(), envoyRequest("GET", "/", cookie)); resp.GetStatus().GetCode() == 0 {
+			t.Errorf("replica %s allows the signed-out session", name)
+		}
+	}
 }

@@ -3,17 +3,42 @@ package authz
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 )
 
 // userinfo is /oauth2/userinfo: the session's identity as JSON in a local
-// reply with status 200, or 401 without a valid session.
+// reply with status 200. The session passes the same checks as for any
+// other route (signed out, logged out, idle, expired, refreshed when due,
+// the app's policy); without one it is 401.
 func (s *Server) userinfo(ctx context.Context, r *Request) *Decision {
-	e, _, err := s.jar.Load(ctx, r.Cookies)
+	e, stale, err := s.jar.Load(ctx, r.Cookies)
+	if errors.Is(err, session.ErrStoreUnavailable) {
+		return s.storeUnavailable()
+	}
 	if err != nil {
 		return unauthorized("no_session", challengeBearer)
 	}
-	sess := e.Session
+	sess, renewed, over := s.current(ctx, r, e, stale)
+	if over != nil {
+		if over.Status == http.StatusFound || over.Status == http.StatusOK {
+			// The browser's way back in is the sign-in, not here: an ended
+			// session is a 401 (its cookies cleared all the same).
+			d := unauthorized(over.Reason, challengeBearer)
+			for _, h := range over.Headers {
+				if h.Name == "set-cookie" {
+					d.Headers = append(d.Headers, h)
+				}
+			}
+			return d
+		}
+		return over
+	}
+	if reason := s.authorize(sessionUser(sess)); reason != "" {
+		return withSubject(insufficientScope(reason), sess.GetSubject())
+	}
 	groups := sess.GetGroups()
 	if groups == nil {
 		groups = []string{}
@@ -24,8 +49,18 @@ func (s *Server) userinfo(ctx context.Context, r *Request) *Decision {
 		Groups            []string `json:"groups"`
 		PreferredUsername string   `json:"preferred_username"`
 	}{sess.GetUser(), sess.GetEmail(), groups, sess.GetPreferredUsername()})
-	return &Decision{Status: http.StatusOK, Reason: "userinfo", Body: string(body), Headers: []Header{
+	d := &Decision{Status: http.StatusOK, Reason: "userinfo", Body: string(body), Headers: []Header{
 		{"content-type", "application/json"},
 		{"cache-control", "no-store"},
 	}}
+	if renewed {
+		cookies, err := s.jar.Save(ctx, sess, r.Host, r.Cookies)
+		if errors.Is(err, session.ErrNoSession) {
+			return unauthorized("logged_out", challengeBearer)
+		}
+		for _, c := range cookies {
+			d.Headers = append(d.Headers, Header{"set-cookie", c})
+		}
+	}
+	return d
 }

@@ -166,3 +166,93 @@ func TestBearerTokensMustBeAccessTokensForUs(t *testing.T) {
 		})
 	}
 }
+
+// No token, code, cookie or secret reaches the log at any level: a whole
+// walk (login, refreshes, bearer calls, a sign-out whose backend_logout_url
+// call fails, a back-channel logout) at debug level, then every secret the
+// walk saw is looked for in the server's log.
+func TestNoSecretInAnyLogLine(t *testing.T) {
+	st := startStack(t, stackOptions{config: map[string]any{
+		"skip_jwt_bearer_tokens": true, "pass_access_token": true, "pass_authorization_header": true,
+		"cookie_refresh": "1ms", "backend_logout_url": "http://127.0.0.1:1/logout?id_token={id_token}",
+		"log_level": "debug",
+	}})
+	var secrets []string
+	saw := func(s string) {
+		if len(s) >= 8 {
+			secrets = append(secrets, s)
+		}
+	}
+	saw(testCookieSecret)
+	saw(devidp.DefaultClient().Secret)
+
+	walk := func(user string) *browser {
+		b := newBrowser(t, user, user+"-password")
+		resp, hops := b.follow(st.Front.URL + "/page")
+		for _, h := range hops {
+			if u, err := url.Parse(h); err == nil {
+				saw(u.Query().Get("code"))
+				saw(u.Query().Get("state"))
+				saw(u.Query().Get("code_challenge"))
+			}
+		}
+		for range 3 { // cookie_refresh 1ms: each Check refreshes
+			resp = b.get(st.Front.URL + "/page")
+		}
+		got := upstreamSaw(t, resp)
+		saw(got.Headers["x-forwarded-access-token"])
+		saw(strings.TrimPrefix(got.Headers["authorization"], "Bearer "))
+		for _, c := range b.jar.Cookies(mustParse(t, st.Front.URL)) {
+			saw(c.Value)
+		}
+		return b
+	}
+	alice := walk("alice")
+	bob := walk("bob")
+
+	tok := st.accessToken(t, devidp.DefaultClient(), "alice")
+	saw(tok)
+	if r := apiCall(t, st, "/api/items", tok); r.StatusCode != http.StatusOK {
+		t.Fatalf("bearer: %s", describe(r))
+	}
+	if r := apiCall(t, st, "/api/items", tok+"x"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("bad bearer: %s", describe(r))
+	}
+	saw(tok + "x")
+
+	if r := alice.get(st.Front.URL + "/oauth2/sign_out"); r.StatusCode != http.StatusFound {
+		t.Fatalf("sign-out: %s", describe(r))
+	}
+	waitFor(t, "the failed backend logout's log line", func() bool { return strings.Contains(st.Server.Logs(), "backend") })
+	lt := logoutToken(t, st.IdP, func(c map[string]any) { c["sub"] = "user-bob" })
+	saw(lt)
+	if code, body := postLogout(t, st.Server, lt); code != http.StatusOK {
+		t.Fatalf("back-channel logout: %d %s", code, body)
+	}
+	_ = bob
+
+	logs := st.Server.Logs()
+	for _, s := range secrets {
+		if strings.Contains(logs, s) {
+			t.Errorf("the log holds a secret the walk saw: %.12s… (%d bytes)", s, len(s))
+		}
+		// A token's signature or payload alone is as bad as the token.
+		for _, part := range strings.Split(s, ".") {
+			if len(part) >= 24 && strings.Contains(logs, part) {
+				t.Errorf("the log holds part of a secret the walk saw: %.12s…", part)
+			}
+		}
+	}
+	if len(secrets) < 12 {
+		t.Fatalf("the walk saw only %d secrets; it didn't run as meant", len(secrets))
+	}
+}
+
+func mustParse(t *testing.T, raw string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}

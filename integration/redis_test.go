@@ -323,8 +323,22 @@ func TestRedisStorePrimitives(t *testing.T) {
 	if blob, err := b.Load(ctx, "s1"); err != nil || string(blob) != "blob-s1" {
 		t.Fatalf("B loads A's session: %q, %v", blob, err)
 	}
+	if err := b.Replace(ctx, "s2", []byte("blob-s2-refreshed"), time.Hour, "sid-1", "alice"); err != nil {
+		t.Fatalf("replace a live session: %v", err)
+	}
+	if blob, err := a.Load(ctx, "s2"); err != nil || string(blob) != "blob-s2-refreshed" {
+		t.Fatalf("A loads B's replaced session: %q, %v", blob, err)
+	}
 	if n, err := a.EndSessions(ctx, "sid-1", ""); err != nil || n != 2 {
 		t.Fatalf("end by sid: %d, %v; want s1 and s2", n, err)
+	}
+	// A refresh that outlived the logout (kept through an outage, or
+	// racing it) is refused by Redis and brings nothing back.
+	if err := b.Replace(ctx, "s2", []byte("late"), time.Hour, "sid-1", "alice"); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("replace after the logout: %v, want session.ErrNoSession", err)
+	}
+	if _, err := a.Load(ctx, "s2"); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("the logged-out session after a late replace: %v, want it gone", err)
 	}
 	if _, err := b.Load(ctx, "s3"); err != nil {
 		t.Error("ending sid-1 ended another IdP session of the same user")

@@ -87,6 +87,11 @@ type BearerConfig struct {
 	// its exp); NegativeTTL is how long a rejected one is remembered.
 	PositiveTTL time.Duration
 	NegativeTTL time.Duration
+	// IntrospectionBudget bounds introspections of tokens the cache
+	// doesn't know, per second (bursts of as many); past it a new opaque
+	// token is refused without an IdP call. 0: unbounded
+	// (introspection_budget).
+	IntrospectionBudget int
 }
 
 // KeyFile is a ZITADEL application key (the downloaded JSON).
@@ -216,6 +221,10 @@ func (p *Provider) verifyBearer(ctx context.Context, token string) *TokenEntry {
 	}
 	var b *Bearer
 	start := time.Now()
+	if !plausibleToken(token) {
+		p.logger.Debug("bearer token refused", "reason", "invalid_token", "error", "not an RFC 6750 token (characters or length)")
+		return &TokenEntry{Invalid: true, Until: p.now().Add(p.bearerCfg.NegativeTTL)}
+	}
 	if why := idTokenShaped(token); why != "" {
 		// An ID token says who signed in to a client, not what its bearer
 		// may call: never an access token, whatever its signature and aud
@@ -228,6 +237,13 @@ func (p *Provider) verifyBearer(ctx context.Context, token string) *TokenEntry {
 		b, err = p.verifyJWT(ctx, d, token)
 		p.observe("jwt", outcome(err), time.Since(start))
 	} else {
+		if !p.introspections.take(p.now()) {
+			// Not a verdict on the token: nothing is cached, and the
+			// caller may try again once the flood has passed.
+			p.observe("introspection", "over_budget", 0)
+			p.logger.Debug("bearer token refused", "reason", "introspection_budget", "error", "more unknown tokens per second than introspection_budget allows")
+			return &TokenEntry{Invalid: true, Until: p.now()}
+		}
 		b, err = p.introspect(ctx, d, token)
 		p.observe("introspection", outcome(err), time.Since(start))
 	}

@@ -288,3 +288,40 @@ func TestIntrospectionURLWhenDiscoveryHasNone(t *testing.T) {
 		}
 	}
 }
+
+// Made-up opaque tokens can't make us call the IdP once each: past
+// introspection_budget per second an unknown token is refused without a
+// call (and isn't remembered as invalid: it may be good once the flood
+// passes); a token that can't be an RFC 6750 token costs no call at all.
+func TestIntrospectionBudgetBoundsUnknownTokens(t *testing.T) {
+	r := newBearerRig(t, oidcflow.BearerConfig{IntrospectionBudget: 20, NegativeTTL: time.Minute, PositiveTTL: time.Minute}, 1<<20)
+	calls := func() int64 { return r.idp.Calls("/oauth/introspect") }
+	good := r.token(t, devidp.DefaultClient(), "alice")
+	for i := range 1000 {
+		raw := make([]byte, 48)
+		_, _ = rand.Read(raw)
+		tok := base64.RawURLEncoding.EncodeToString(raw)
+		if _, err := r.p.Authenticate(t.Context(), tok); !errors.Is(err, oidcflow.ErrInvalidToken) {
+			t.Fatalf("random token %d: %v, want ErrInvalidToken", i, err)
+		}
+	}
+	if n := calls(); n != 20 {
+		t.Fatalf("1,000 random tokens within one second made %d introspections, want the budget's 20", n)
+	}
+	if _, err := r.p.Authenticate(t.Context(), good); !errors.Is(err, oidcflow.ErrInvalidToken) || calls() != 20 {
+		t.Fatalf("a real token during the flood: %v after %d calls, want refused without a call", err, calls())
+	}
+	r.clk.Add(time.Second)
+	if b, err := r.p.Authenticate(t.Context(), good); err != nil || b.Identity.Subject == "" {
+		t.Fatalf("the real token once the budget refilled: %v", err)
+	}
+	before := calls()
+	for _, bad := range []string{"short", "has space in it........", "quote\"token..........", "ünïcode-token-0123456789", strings.Repeat("a", 17<<10), "abc=def=========="} {
+		if _, err := r.p.Authenticate(t.Context(), bad); !errors.Is(err, oidcflow.ErrInvalidToken) {
+			t.Errorf("%.20q: %v, want ErrInvalidToken", bad, err)
+		}
+	}
+	if n := calls() - before; n != 0 {
+		t.Fatalf("tokens of no RFC 6750 shape made %d introspections, want none", n)
+	}
+}

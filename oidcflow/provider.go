@@ -63,6 +63,9 @@ type Provider struct {
 
 	bearerCfg BearerConfig
 	bearerOn  bool // WithBearer: API tokens are accepted
+	// introspections bounds the IdP calls for tokens the cache doesn't
+	// know (BearerConfig.IntrospectionBudget); nil: unbounded.
+	introspections *budget
 	tokens    TokenCache
 	flights   singleflight.Group
 	observer  func(call, outcome string, d time.Duration)
@@ -118,7 +121,10 @@ func WithClock(now func() time.Time) Option { return func(p *Provider) { p.now =
 // WithBearer enables access-token verification for API callers, with an
 // optional cache of outcomes (nil: no cache).
 func WithBearer(cfg BearerConfig, cache TokenCache) Option {
-	return func(p *Provider) { p.bearerCfg, p.tokens, p.bearerOn = cfg, cache, true }
+	return func(p *Provider) {
+		p.bearerCfg, p.tokens, p.bearerOn = cfg, cache, true
+		p.introspections = newBudget(cfg.IntrospectionBudget)
+	}
 }
 
 // WithObserver receives every IdP call (and token cache lookup) with its

@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -163,7 +164,14 @@ func (j *Jar) flushOne(base context.Context, w *pendingWrite) {
 	}
 	ctx, cancel := context.WithTimeout(base, pendingTimeout)
 	defer cancel()
-	stored, err := j.storeSession(ctx, w.ticket, w.sess, ttl)
+	stored, err := j.storeSession(ctx, w.ticket, w.sess, ttl, true)
+	if errors.Is(err, ErrNoSession) {
+		// Ended while it waited (a sign-out or back-channel logout on
+		// another replica, acknowledged once the store was back): the
+		// kept copy dies with it, it never brings the session back.
+		j.finishPending(id, w)
+		return
+	}
 	if err != nil {
 		return // the store is still away: next round
 	}

@@ -23,6 +23,12 @@ type Store interface {
 	// id (sid) and subject for back-channel logout, and tells the other
 	// replicas to drop their cached copy.
 	Save(ctx context.Context, id string, blob []byte, ttl time.Duration, sid, sub string) error
+	// Replace is Save for a session that exists: it writes nothing and
+	// returns ErrNoSession when session id is gone (signed out, logged out
+	// by back-channel, expired). A refresh or renewal that outlived the
+	// session's end (a write kept through a store outage, a refresh racing
+	// a sign-out on another replica) must never bring it back.
+	Replace(ctx context.Context, id string, blob []byte, ttl time.Duration, sid, sub string) error
 	// Delete ends session id everywhere.
 	Delete(ctx context.Context, id string) error
 }
@@ -157,7 +163,10 @@ func (j *Jar) saveTicket(ctx context.Context, s *sessionpb.Session, host string,
 	}
 	ctx, cancel := deadline.Within(ctx, storeTimeout)
 	defer cancel()
-	stored, err := j.storeSession(ctx, t, s, ttl)
+	// A session that kept its ticket exists already (a refresh, a
+	// renewal): it is only ever replaced, never made anew.
+	replace := s.GetTicketId() != "" && t.GetId() == s.GetTicketId()
+	stored, err := j.storeSession(ctx, t, s, ttl, replace)
 	if err != nil {
 		return nil, err
 	}
@@ -169,9 +178,10 @@ func (j *Jar) saveTicket(ctx context.Context, s *sessionpb.Session, host string,
 	return j.setCookies(value, t.GetExpiresAt(), host, cookies)
 }
 
-// storeSession seals s with the ticket's key and writes it for ttl; it
+// storeSession seals s with the ticket's key and writes it for ttl (with
+// replace, only while it exists: ErrNoSession when it ended meanwhile); it
 // returns the stored copy (with its TicketId).
-func (j *Jar) storeSession(ctx context.Context, t *sessionpb.Ticket, s *sessionpb.Session, ttl time.Duration) (*sessionpb.Session, error) {
+func (j *Jar) storeSession(ctx context.Context, t *sessionpb.Ticket, s *sessionpb.Session, ttl time.Duration, replace bool) (*sessionpb.Session, error) {
 	stored := proto.CloneOf(s)
 	stored.TicketId = ""
 	codec, err := NewCodec(t.GetKey())
@@ -182,7 +192,15 @@ func (j *Jar) storeSession(ctx context.Context, t *sessionpb.Ticket, s *sessionp
 	if err != nil {
 		return nil, err
 	}
-	if err := j.store.Save(ctx, t.GetId(), []byte(blob), ttl, s.GetSessionId(), s.GetSubject()); err != nil {
+	write := j.store.Save
+	if replace {
+		write = j.store.Replace
+	}
+	if err := write(ctx, t.GetId(), []byte(blob), ttl, s.GetSessionId(), s.GetSubject()); err != nil {
+		if errors.Is(err, ErrNoSession) {
+			j.Invalidate(t.GetId())
+			return nil, ErrNoSession
+		}
 		return nil, fmt.Errorf("%w: %w", ErrStoreUnavailable, err)
 	}
 	stored.TicketId = t.GetId()

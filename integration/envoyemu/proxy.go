@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,7 +50,8 @@ func New(settings Settings, grpcAddr string, upstream *url.URL) (*Proxy, error) 
 }
 
 // rewriteTo sends a request to u the way Envoy's router does: the Host is
-// kept, x-forwarded-proto is set (Rewrite drops the client's X-Forwarded-*)
+// kept, x-forwarded-proto is set (Rewrite drops the client's X-Forwarded-*;
+// X-Forwarded-For goes on as Envoy left it)
 // and x-envoy-expected-rq-timeout-ms carries the route timeout (15 s, the
 // default of a route without one).
 func rewriteTo(u *url.URL) func(*httputil.ProxyRequest) {
@@ -57,6 +59,11 @@ func rewriteTo(u *url.URL) func(*httputil.ProxyRequest) {
 		pr.SetURL(u)
 		pr.Out.Host = pr.In.Host
 		pr.Out.Header.Set("X-Forwarded-Proto", "http")
+		// Envoy passes X-Forwarded-For on (with use_remote_address, with
+		// the peer appended by ServeHTTP); Rewrite dropped it.
+		if xff := pr.In.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			pr.Out.Header["X-Forwarded-For"] = xff
+		}
 		pr.Out.Header.Set("X-Envoy-Expected-Rq-Timeout-Ms", "15000")
 	}
 }
@@ -98,10 +105,40 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if r.Header.Get("X-Request-Id") == "" {
-		r.Header.Set("X-Request-Id", uuid.NewString()) // Envoy generates a UUID v4
+	if p.settings.RejectUnderscoreHeaders {
+		for k := range r.Header {
+			if strings.Contains(k, "_") {
+				localReply(w, http.StatusBadRequest, nil, "Bad Request")
+				return
+			}
+		}
+	}
+	if p.settings.StripTrailingHostDot {
+		if host, port, err := net.SplitHostPort(r.Host); err == nil {
+			r.Host = net.JoinHostPort(strings.TrimSuffix(host, "."), port)
+		} else {
+			r.Host = strings.TrimSuffix(r.Host, ".")
+		}
+	}
+	// Envoy generates a UUID v4; with use_remote_address every request is
+	// an edge request, and a client's own id is replaced unless
+	// preserve_external_request_id says otherwise.
+	if r.Header.Get("X-Request-Id") == "" || p.settings.UseRemoteAddress && !p.settings.PreserveExternalRequestID {
+		r.Header.Set("X-Request-Id", uuid.NewString())
 	}
 	r.Header.Set("X-Forwarded-Proto", "http")
+	if p.settings.UseRemoteAddress {
+		peer, _, _ := net.SplitHostPort(r.RemoteAddr)
+		r.Header.Set("X-Envoy-External-Address", peer)
+		appended := peer
+		if ip := net.ParseIP(peer); ip != nil && ip.IsLoopback() {
+			appended = nodeAddress() // Envoy's local_info address for a loopback peer
+		}
+		if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+			appended = strings.Join(prior, ",") + "," + appended
+		}
+		r.Header.Set("X-Forwarded-For", appended)
+	}
 	if headerBytes(r) > p.settings.MaxRequestHeadersBytes {
 		// The codec refuses requests over max_request_headers_kb: HTTP/1.1
 		// gets a 431 local reply, HTTP/2 a reset stream (seen on 1.40).
@@ -135,6 +172,18 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.deny(w, resp.GetDeniedResponse())
 }
+
+// nodeAddress is this machine's first non-loopback IPv4 address, which
+// Envoy's local_info takes as the node's address (127.0.0.1 without one).
+var nodeAddress = sync.OnceValue(func() string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && !n.IP.IsLoopback() && n.IP.To4() != nil {
+			return n.IP.String()
+		}
+	}
+	return "127.0.0.1"
+})
 
 // checkRequest builds the CheckRequest as §1 says.
 func (p *Proxy) checkRequest(r *http.Request, rt Route) *authv3.CheckRequest {

@@ -3,10 +3,12 @@ package envoyemu
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
@@ -21,7 +23,17 @@ type Settings struct {
 	// MaxRequestHeadersBytes is the connection manager's
 	// max_request_headers_kb (default 60 KiB) in bytes.
 	MaxRequestHeadersBytes int
-	Routes                 []Route
+	// UseRemoteAddress: the connection manager appends the peer to
+	// X-Forwarded-For (its own address for a loopback peer, as Envoy's
+	// local_info) and sets X-Envoy-External-Address.
+	UseRemoteAddress          bool
+	PreserveExternalRequestID bool
+	// StripTrailingHostDot drops a trailing dot of the host.
+	StripTrailingHostDot bool
+	// RejectUnderscoreHeaders: headers_with_underscores_action
+	// REJECT_REQUEST, a 400 for a header name with '_'.
+	RejectUnderscoreHeaders bool
+	Routes                  []Route
 }
 
 // Route is one route of the virtual host: an exact path or a prefix.
@@ -59,6 +71,10 @@ func SettingsFromBootstrap(b *bootstrapv3.Bootstrap) (Settings, error) {
 				if kb := hcm.GetMaxRequestHeadersKb(); kb != nil {
 					s.MaxRequestHeadersBytes = int(kb.GetValue()) << 10
 				}
+				s.UseRemoteAddress = hcm.GetUseRemoteAddress().GetValue()
+				s.PreserveExternalRequestID = hcm.GetPreserveExternalRequestId()
+				s.StripTrailingHostDot = hcm.GetStripTrailingHostDot()
+				s.RejectUnderscoreHeaders = hcm.GetCommonHttpProtocolOptions().GetHeadersWithUnderscoresAction() == corev3.HttpProtocolOptions_REJECT_REQUEST
 				for _, hf := range hcm.GetHttpFilters() {
 					if hf.GetName() != extAuthzName {
 						continue
@@ -84,6 +100,16 @@ func SettingsFromBootstrap(b *bootstrapv3.Bootstrap) (Settings, error) {
 					if !slices.Contains(vh.GetDomains(), "*") {
 						continue
 					}
+					// The virtual host's context_extensions, which a
+					// route's own keys override (Envoy merges them).
+					var vhExt map[string]string
+					if cfg, ok := vh.GetTypedPerFilterConfig()[extAuthzName]; ok {
+						per := &extauthzv3.ExtAuthzPerRoute{}
+						if err := cfg.UnmarshalTo(per); err != nil {
+							return s, fmt.Errorf("virtual host %s: %w", vh.GetName(), err)
+						}
+						vhExt = per.GetCheckSettings().GetContextExtensions()
+					}
 					for _, rt := range vh.GetRoutes() {
 						r := Route{Path: rt.GetMatch().GetPath(), Prefix: rt.GetMatch().GetPrefix(), Cluster: rt.GetRoute().GetCluster(),
 							RemoveHeaders: rt.GetRequestHeadersToRemove()}
@@ -94,6 +120,11 @@ func SettingsFromBootstrap(b *bootstrapv3.Bootstrap) (Settings, error) {
 							}
 							r.Disabled = per.GetDisabled()
 							r.ContextExtensions = per.GetCheckSettings().GetContextExtensions()
+						}
+						if len(vhExt) > 0 {
+							merged := maps.Clone(vhExt)
+							maps.Copy(merged, r.ContextExtensions)
+							r.ContextExtensions = merged
 						}
 						s.Routes = append(s.Routes, r)
 					}

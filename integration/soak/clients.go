@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -182,19 +184,49 @@ func (r *rig) backchannelLogout(ctx context.Context, n int, u devidp.User, sess 
 	return true
 }
 
-// expectEnded probes an ended session's cookie on both replicas until
-// redis_l1_ttl + 2 s after acknowledgement: allowed later than l1 + 1 s is
-// a security violation.
-func (r *rig) expectEnded(ctx context.Context, n int, sess *clientSession, acked time.Time, how string) {
-	limit := acked.Add(r.o.l1TTL + time.Second)
-	for time.Now().Before(limit.Add(time.Second)) && ctx.Err() == nil {
-		sent := time.Now()
-		resp, err := get(ctx, newClient(), r.front(rand.IntN(2))+"/page", http.Header{"Cookie": {sess.cookie}, "Accept": {"text/html"}})
-		if err == nil && resp.StatusCode == http.StatusOK && sent.After(limit) {
-			atomic.AddInt64(&r.res.violations, 1)
-			r.detail(fmt.Sprintf("client %d: a session allowed %s after its %s was acknowledged", n, sent.Sub(acked).Round(time.Millisecond), how))
+// endedSessions are the sessions whose end (a sign-out, a back-channel
+// logout) was acknowledged: probed on every replica until the soak ends.
+type endedSessions struct {
+	mu   sync.Mutex
+	list []endedSession
+}
+
+type endedSession struct {
+	client int
+	cookie string
+	acked  time.Time
+	how    string
+}
+
+// expectEnded records an acknowledged end: from 3 s after it (or
+// redis_l1_ttl + 1 s, if longer) every Check allowed with the cookie, on any replica,
+// is a security violation, until the soak ends. (Probing only the first
+// seconds was blind to a kept write that brought a session back later.)
+func (r *rig) expectEnded(_ context.Context, n int, sess *clientSession, acked time.Time, how string) {
+	r.ended.mu.Lock()
+	defer r.ended.mu.Unlock()
+	r.ended.list = append(r.ended.list, endedSession{client: n, cookie: sess.cookie, acked: acked, how: how})
+}
+
+// probeEnded sends every ended session's cookie through each replica's
+// Envoy twice a second.
+func (r *rig) probeEnded(ctx context.Context) {
+	for ctx.Err() == nil {
+		sleep(ctx, 500*time.Millisecond)
+		r.ended.mu.Lock()
+		list := slices.Clone(r.ended.list)
+		r.ended.mu.Unlock()
+		for _, e := range list {
+			limit := e.acked.Add(max(3*time.Second, r.o.l1TTL+time.Second))
+			for replica := range r.envoys {
+				sent := time.Now()
+				resp, err := get(ctx, newClient(), r.front(replica)+"/page", http.Header{"Cookie": {e.cookie}, "Accept": {"text/html"}})
+				if err == nil && resp.StatusCode == http.StatusOK && sent.After(limit) {
+					atomic.AddInt64(&r.res.violations, 1)
+					r.detail(fmt.Sprintf("client %d: a session allowed on replica %d %s after its %s was acknowledged", e.client, replica, sent.Sub(e.acked).Round(time.Millisecond), e.how))
+				}
+			}
 		}
-		sleep(ctx, 250*time.Millisecond)
 	}
 }
 

@@ -114,6 +114,7 @@ type rig struct {
 	faults   faultLog
 	res      result
 	mu       sync.Mutex // res.details
+	ended    endedSessions
 }
 
 func run(o options) (*result, error) {
@@ -175,6 +176,7 @@ func run(o options) (*result, error) {
 	var wg sync.WaitGroup
 	wg.Go(func() { r.injectRedisFaults(ctx) })
 	wg.Go(func() { r.injectIdPFaults(ctx) })
+	wg.Go(func() { r.probeEnded(ctx) })
 	for i := range o.clients {
 		wg.Go(func() { r.client(ctx, i, users[i]) })
 	}

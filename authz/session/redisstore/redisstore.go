@@ -153,7 +153,20 @@ func (s *Store) loadFromMaster(ctx context.Context, id string) ([]byte, error) {
 // come before the Save (the code exchange precedes it), with or without a
 // transaction.
 func (s *Store) Save(ctx context.Context, id string, blob []byte, ttl time.Duration, sid, sub string) error {
+	return s.write(ctx, id, blob, ttl, sid, sub, false)
+}
+
+// Replace implements session.Store: Save with SET … XX, so a write that
+// outlived the session's end (DEL by a sign-out or a back-channel logout,
+// or its expiry) is refused by Redis itself, in the same round trip, and
+// can't race the deletion: session.ErrNoSession then.
+func (s *Store) Replace(ctx context.Context, id string, blob []byte, ttl time.Duration, sid, sub string) error {
+	return s.write(ctx, id, blob, ttl, sid, sub, true)
+}
+
+func (s *Store) write(ctx context.Context, id string, blob []byte, ttl time.Duration, sid, sub string, existing bool) error {
 	var w *redis.IntCmd
+	var replaced *redis.BoolCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for _, idx := range indexKeys(sid, sub) {
 			p.SAdd(ctx, idx, id)
@@ -161,12 +174,25 @@ func (s *Store) Save(ctx context.Context, id string, blob []byte, ttl time.Durat
 			p.ExpireGT(ctx, idx, ttl)
 			p.ExpireNX(ctx, idx, ttl)
 		}
-		p.Set(ctx, keySession+id, blob, ttl)
+		if existing {
+			replaced = p.SetXX(ctx, keySession+id, blob, ttl)
+		} else {
+			p.Set(ctx, keySession+id, blob, ttl)
+		}
 		w = s.replicated(ctx, p)
 		p.Publish(ctx, channel, "inv "+s.replica+" "+id)
 		return nil
 	})
-	return s.waited(w, err)
+	if errors.Is(err, redis.Nil) {
+		err = nil // SET … XX that set nothing: read below
+	}
+	if err := s.waited(w, err); err != nil {
+		return err
+	}
+	if replaced != nil && !replaced.Val() {
+		return session.ErrNoSession
+	}
+	return nil
 }
 
 func indexKeys(sid, sub string) []string {

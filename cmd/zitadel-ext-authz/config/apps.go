@@ -45,7 +45,7 @@ var appKeys = []string{
 	"pass_access_token", "pass_authorization_header", "set_xauthrequest", "pass_user_headers",
 	"skip_provider_button", "provider_display_name",
 	"skip_jwt_bearer_tokens", "extra_jwt_audiences", "zitadel_project_id", "introspect_jwt_bearer_tokens",
-	"introspection_client_id", "introspection_client_secret", "introspection_key_file", "introspection_url",
+	"introspection_client_id", "introspection_client_secret", "introspection_key_file", "introspection_url", "introspection_budget",
 	"zitadel_organization_id", "zitadel_organization_domain", "step_up_acr_values",
 	"prompt", "approval_prompt", "acr_values", "proxy_prefix", "backend_logout_url", "session_cookie_minimal", "cookie_csrf_expire",
 	"skip_auth_preflight", "trusted_ips", "reverse_proxy", "real_client_ip_header", "trusted_proxy_hops", "authenticated_emails_file",

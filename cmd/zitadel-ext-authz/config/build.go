@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"net"
 	"net/http"
 	"net/url"
@@ -259,6 +260,7 @@ func (r *resolver) buildBearer(c *Config) {
 		IntrospectionURL:          r.str("introspection_url"),
 		PositiveTTL:               r.duration("introspection_cache_ttl"),
 		NegativeTTL:               r.duration("introspection_negative_ttl"),
+		IntrospectionBudget:       int(r.integer("introspection_budget")),
 	}
 	c.OIDC.CallTimeout = c.Authz.IDPTimeout
 	if c.Bearer.IntrospectionClientID != "" && c.Bearer.IntrospectionClientSecret == "" {
@@ -340,6 +342,21 @@ func (r *resolver) buildTelemetry(c *Config) {
 	c.TraceSampleRatio = r.float("trace_sample_ratio", 0, 1)
 }
 
+// redactUserinfo masks what stands between "//" and "@" in a URL (its
+// user and password), for error messages; it needs no valid URL.
+func redactUserinfo(u string) string {
+	i := strings.Index(u, "//")
+	if i < 0 {
+		return u
+	}
+	rest := u[i+2:]
+	at := strings.LastIndexByte(rest, '@')
+	if at < 0 {
+		return u
+	}
+	return u[:i+2] + "***" + rest[at:]
+}
+
 func (r *resolver) redisOptions() *redis.UniversalOptions {
 	u, sentinels, cluster := r.str("redis_url"), r.list("redis_sentinel_addresses"), r.list("redis_cluster_addresses")
 	// oauth2-proxy's *_connection_urls are URLs (redis://[user[:password]@]host:port):
@@ -352,7 +369,7 @@ func (r *resolver) redisOptions() *redis.UniversalOptions {
 			}
 			pu, err := url.Parse(e)
 			if err != nil || pu.Host == "" {
-				r.fail("redis_url", "%q is not a redis:// URL or host:port", e)
+				r.fail("redis_url", "%q is not a redis:// URL or host:port", redactUserinfo(e))
 				continue
 			}
 			(*list)[i] = pu.Host
@@ -410,7 +427,12 @@ func (r *resolver) redisOptions() *redis.UniversalOptions {
 	case u != "":
 		o, err := redis.ParseURL(u)
 		if err != nil {
-			r.fail("redis_url", "not a redis:// or rediss:// URL: %v", err)
+			// url.Parse's errors quote the whole URL, password included.
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err
+			}
+			r.fail("redis_url", "%q is not a redis:// or rediss:// URL: %v", redactUserinfo(u), err)
 			return nil
 		}
 		if o.TLSConfig != nil {

@@ -274,6 +274,30 @@ func TestRedisKeys(t *testing.T) {
 	}
 }
 
+// A malformed Redis URL is named in the error, its password never.
+func TestRedisURLErrorsHideThePassword(t *testing.T) {
+	for _, body := range []string{
+		"session_store_type = \"redis\"\nredis_url = \"redis://:s3cr3t-pw@cache:port/0\"\n",
+		"session_store_type = \"redis\"\nredis_url = \"redis://admin:s3cr3t-pw@cache:6379/x\"\n",
+		"session_store_type = \"redis\"\nredis_sentinel_addresses = [\"redis://:s3cr3t-pw@sentinel:bad port\"]\nredis_sentinel_master_name = \"m\"\n",
+	} {
+		_, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+body)}, env(nil))
+		if err == nil || !strings.Contains(err.Error(), "redis_url") || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: %v; want an error naming redis_url without the password", strings.TrimSpace(body), err)
+		}
+	}
+}
+
+// session_cookie_minimal keeps no ID token: backend_logout_url's
+// {id_token} can't be filled, so the combination is refused at load
+// (oauth2-proxy skips the backend logout silently).
+func TestSessionCookieMinimalWithBackendLogoutIsRefused(t *testing.T) {
+	body := "session_cookie_minimal = true\nbackend_logout_url = \"https://backend.example/logout?id_token={id_token}\"\n"
+	if _, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+body)}, env(nil)); err == nil || !strings.Contains(err.Error(), "session_cookie_minimal") {
+		t.Errorf("session_cookie_minimal with backend_logout_url: %v, want an error naming session_cookie_minimal", err)
+	}
+}
+
 func TestHostPrefixWarns(t *testing.T) {
 	_, warnings, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+"cookie_name = \"__Host-s\"\ncookie_secure = false\n")}, env(nil))
 	if err != nil || !slices.ContainsFunc(warnings, func(w string) bool { return strings.Contains(w, "__Host-") }) {

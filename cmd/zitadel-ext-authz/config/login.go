@@ -53,6 +53,10 @@ func (r *resolver) buildLogin(c *Config) {
 			r.fail("session_cookie_minimal", "keeps no tokens: it can't be combined with pass_access_token or pass_authorization_header")
 		case r.duration("cookie_refresh") > 0:
 			r.fail("session_cookie_minimal", "keeps no refresh token: it can't be combined with cookie_refresh")
+		case strings.Contains(a.BackendLogoutURL, "{id_token}"):
+			// oauth2-proxy skips the call silently then; a sign-out that
+			// quietly leaves the backend's session alive is worse.
+			r.fail("session_cookie_minimal", "keeps no ID token, so backend_logout_url's {id_token} would be empty and the backend session would stay: drop one of them")
 		default:
 			a.SessionCookieMinimal = true
 		}

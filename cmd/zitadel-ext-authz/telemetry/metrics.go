@@ -74,7 +74,7 @@ func NewMetrics(version string) *Metrics {
 			"app", "decision", "reason"),
 		duration: histogram("check_duration_seconds", "Time to answer a Check, by app and decision.",
 			[]float64{0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5}, "app", "decision"),
-		idpCalls: counter("idp_calls_total", "Token verifications and IdP calls, by app, call (jwt, introspection, refresh) and outcome (active, inactive, ok, rejected, error; for refresh also grace and shared: collapsed, no call).",
+		idpCalls: counter("idp_calls_total", "Token verifications and IdP calls, by app, call (jwt, introspection, refresh) and outcome (active, inactive, ok, rejected, error; for refresh also grace and shared: collapsed, no call; over_budget: an unknown token refused without a call, past introspection_budget).",
 			"app", "call", "outcome"),
 		idpDuration: histogram("idp_call_duration_seconds", "Duration of token verifications and IdP calls, by call.",
 			[]float64{0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}, "call"),

@@ -137,6 +137,10 @@ func (s scopedStore) Save(ctx context.Context, id string, blob []byte, ttl time.
 	return s.Store.Save(ctx, id, blob, ttl, s.scope(sid), s.scope(sub))
 }
 
+func (s scopedStore) Replace(ctx context.Context, id string, blob []byte, ttl time.Duration, sid, sub string) error {
+	return s.Store.Replace(ctx, id, blob, ttl, s.scope(sid), s.scope(sub))
+}
+
 // revocations records sign-outs of cookie sessions in this process and,
 // with Redis, for every replica.
 type revocations struct {
