@@ -66,9 +66,9 @@ type Provider struct {
 	// introspections bounds the IdP calls for tokens the cache doesn't
 	// know (BearerConfig.IntrospectionBudget); nil: unbounded.
 	introspections *budget
-	tokens    TokenCache
-	flights   singleflight.Group
-	observer  func(call, outcome string, d time.Duration)
+	tokens         TokenCache
+	flights        singleflight.Group
+	observer       func(call, outcome string, d time.Duration)
 
 	refreshes    RefreshCache
 	refreshGrace time.Duration
