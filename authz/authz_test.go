@@ -383,6 +383,7 @@ func TestCanonicalPath(t *testing.T) {
 		"/assets/../admin": false, "/assets/./x": false, "/assets//x": false,
 		"/assets/%2e%2e/admin": false, "/assets/%2F/x": false, "/a\\b": false,
 		"/a/..b": true, "/a/.well-known": true, "/a/%2E%2E/b": false, "/..": false, "/a/.": false,
+		"/public/..;/admin": false, "/public/..;x=1/admin": false, "/public/.;x/admin": false, "/a/b;x=1": true, "/foo/secret#/x/bar": false,
 	} {
 		if got := canonicalPath(p); got != want {
 			t.Errorf("canonicalPath(%q): got %v, want %v", p, got, want)

@@ -69,6 +69,10 @@ type Config struct {
 	ReverseProxy       bool
 	RealClientIPHeader string
 	TrustedProxyHops   int
+	// CSRFAllowedOrigins may send state-changing requests with the session
+	// cookie besides the app's own origin (csrf_allowed_origins): origins
+	// such as https://admin.example.com, or https://*.example.com.
+	CSRFAllowedOrigins []string
 	// AuthenticatedEmails are allowed besides EmailDomains
 	// (authenticated_emails_file, lower case); nil when unset.
 	AuthenticatedEmails map[string]bool

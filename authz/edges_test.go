@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -245,5 +246,96 @@ func TestCallbackErrorPageShowsOurText(t *testing.T) {
 	resp, _ = s.Check(t.Context(), envoyRequest("GET", "/oauth2/callback?error=Call%20us%20at%20evil.example&state=x", nil))
 	if body := resp.GetDeniedResponse().GetBody(); strings.Contains(body, "evil.example") {
 		t.Fatalf("a made-up error code is shown: %s", body)
+	}
+}
+
+// A state-changing request carried by the session cookie comes from the
+// app's own origin or csrf_allowed_origins, else 403 csrf_origin; bearer
+// requests, GET and routes with csrf: off are not checked.
+func TestCSRFOriginCheckForCookieSessions(t *testing.T) {
+	s, jar := newTestServer(t, Config{CSRFAllowedOrigins: []string{"https://admin.example.org", "https://*.apps.example.net"}}, &stubIdP{}, nil)
+	s.bearerAuth = stubBearer{b: &oidcflow.Bearer{Identity: oidcflow.Identity{Subject: "u", User: "u", Email: "u@example.com", EmailVerified: true}, Via: "jwt"}}
+	cookie := sessionCookie(t, jar, alice())
+	for _, tc := range []struct {
+		name    string
+		method  string
+		headers map[string]string
+		ext     map[string]string
+		want    int // 0: allowed
+		reason  string
+	}{
+		{"same origin", "POST", map[string]string{"origin": "https://app.example.com"}, nil, 0, ""},
+		{"same origin, default port spelled", "PUT", map[string]string{"origin": "https://app.example.com:443"}, nil, 0, ""},
+		{"same origin, upper case", "DELETE", map[string]string{"origin": "https://APP.example.com"}, nil, 0, ""},
+		{"another site", "POST", map[string]string{"origin": "https://evil.example"}, nil, 403, reasonCSRF},
+		{"a look-alike suffix", "POST", map[string]string{"origin": "https://app.example.com.evil.example"}, nil, 403, reasonCSRF},
+		{"same host, other scheme (TLS ended before Envoy)", "POST", map[string]string{"origin": "http://app.example.com"}, nil, 0, ""},
+		{"same host, other port", "PATCH", map[string]string{"origin": "https://app.example.com:8443"}, nil, 403, reasonCSRF},
+		{"opaque origin", "POST", map[string]string{"origin": "null"}, nil, 403, reasonCSRF},
+		{"no origin, own referer", "POST", map[string]string{"referer": "https://app.example.com/form"}, nil, 0, ""},
+		{"no origin, foreign referer", "POST", map[string]string{"referer": "https://evil.example/app.example.com"}, nil, 403, reasonCSRF},
+		{"neither header", "POST", nil, nil, 403, reasonCSRF},
+		{"an allowed origin", "POST", map[string]string{"origin": "https://admin.example.org"}, nil, 0, ""},
+		{"an allowed wildcard", "POST", map[string]string{"origin": "https://a.apps.example.net"}, nil, 0, ""},
+		{"the wildcard's own domain", "POST", map[string]string{"origin": "https://apps.example.net"}, nil, 403, reasonCSRF},
+		{"csrf: off on the route", "POST", map[string]string{"origin": "https://evil.example"}, map[string]string{"csrf": "off"}, 0, ""},
+		{"csrf: a typo fails closed", "POST", map[string]string{"origin": "https://app.example.com"}, map[string]string{"csrf": "of"}, 500, "bad_route_config"},
+		{"GET from anywhere", "GET", map[string]string{"origin": "https://evil.example"}, nil, 0, ""},
+		{"a bearer token from anywhere", "POST", map[string]string{"origin": "https://evil.example", "authorization": "Bearer t"}, nil, 0, ""},
+	} {
+		h := map[string]string{"cookie": cookie}
+		for k, v := range tc.headers {
+			h[k] = v
+		}
+		req := envoyRequest(tc.method, "/things", h)
+		req.Attributes.ContextExtensions = tc.ext
+		resp, err := s.Check(t.Context(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tc.want == 0 {
+			if resp.GetOkResponse() == nil {
+				t.Errorf("Check(%s): %v, want allowed", tc.name, resp.GetDeniedResponse().GetStatus())
+			}
+			continue
+		}
+		deniedWith(t, tc.name, resp, tc.want, tc.reason)
+	}
+}
+
+// Every open-redirect payload class of our peers' advisories ends at a
+// local path or is refused: oauth2-proxy GHSA-jm34-xm8m-w958 (//evil),
+// GHSA-qqxw-m5fj-f7gv (/\evil), GHSA-j7px-6hwj-hpjg (whitespace between the
+// slashes), GHSA-5m6c-jp6f-2vcv (dot segments and encoded slashes),
+// GHSA-4mf2-f3wh-gvf2 (a whitelist domain's partial suffix), userinfo and
+// scheme-relative tricks.
+func TestOpenRedirectPayloadsStayLocal(t *testing.T) {
+	s, _ := newTestServer(t, Config{WhitelistDomains: []string{".bar.foo"}}, &stubIdP{}, nil)
+	r := &Request{Scheme: "https", Host: "app.example.com"}
+	for _, rd := range []string{
+		"//evil.com", "///evil.com", "////evil.com", "/\\evil.com", "\\\\evil.com", "/%5Cevil.com", "/%5cevil.com",
+		"/\t/evil.com", "/%09/evil.com", "/ /evil.com", "/\v/evil.com", "/\n/evil.com", "/\r\n/evil.com",
+		"/\t\t/\t/evil.com", "/./\\evil.com", "/./../../\\evil.com", "/%2f%2fevil.com", "/%2F%2Fevil.com", "/..//evil.com",
+		"https:evil.com", "https:/evil.com", "http:\\\\evil.com", "https://evil.com", "javascript:alert(1)", "data:text/html,x",
+		"https://app.example.com@evil.com/", "https://app.example.com:443@evil.com/", "https://evil.com\\@app.example.com/",
+		"https://evilbar.foo/", "https://bar.foo.evil.com/", "//app.example.com@evil.com", "/\u3002evil.com", "\x00/evil.com",
+	} {
+		out, ok := s.returnURL(r, rd)
+		if !ok {
+			continue
+		}
+		u, err := url.Parse(out)
+		if err != nil || u.Host != "app.example.com" || strings.ContainsAny(out, "\\\t\r\n\x00") {
+			t.Errorf("returnURL(%q) = %q: leaves the site", rd, out)
+			continue
+		}
+		// What a browser would do with the Location: resolve it against
+		// our URL; the path must not start a scheme-relative URL.
+		if strings.HasPrefix(u.Path, "//") || strings.HasPrefix(u.EscapedPath(), "//") {
+			t.Errorf("returnURL(%q) = %q: a path a browser may read as another host", rd, out)
+		}
+	}
+	if out, ok := s.returnURL(r, "https://app.bar.foo/x"); !ok || out != "https://app.bar.foo/x" {
+		t.Errorf("a whitelisted subdomain: %q %v", out, ok)
 	}
 }

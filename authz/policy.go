@@ -157,8 +157,13 @@ func (s *Server) skipAuth(r *Request) bool {
 	return false
 }
 
+// canonicalPath: no doubled slash, backslash or '#' (Envoy refuses a
+// fragment in :path; a fragment-looking tail must not satisfy a pattern,
+// oauth2-proxy GHSA-pxq7-h93f-9jrg), no encoded dot or slash, and no dot
+// segment, also with parameters ("..;x", which Tomcat and Jetty resolve
+// as "..": Envoy CVE-2026-73551).
 func canonicalPath(p string) bool {
-	if strings.Contains(p, "//") || strings.Contains(p, "\\") {
+	if strings.Contains(p, "//") || strings.ContainsAny(p, "\\#") {
 		return false
 	}
 	// Encoded dot or slash (%2e, %2f, %5c) in any case, and dot segments,
@@ -173,7 +178,7 @@ func canonicalPath(p string) bool {
 			}
 		case '.':
 			start := i == 0 || p[i-1] == '/'
-			end := i+1 == len(p) || p[i+1] == '/' || (p[i+1] == '.' && (i+2 == len(p) || p[i+2] == '/'))
+			end := i+1 == len(p) || p[i+1] == '/' || p[i+1] == ';' || (p[i+1] == '.' && (i+2 == len(p) || p[i+2] == '/' || p[i+2] == ';'))
 			if start && end {
 				return false
 			}
@@ -196,7 +201,10 @@ func (s *Server) returnURL(r *Request, rd string) (string, bool) {
 			return "", false
 		}
 		u, err := url.Parse(rd)
-		if err != nil || u.Host != "" || u.Scheme != "" {
+		// Decoded, "/%2f%2fevil" is "//evil": an app that redirects to
+		// its own path would send the browser off-site (oauth2-proxy
+		// GHSA-5m6c-jp6f-2vcv).
+		if err != nil || u.Host != "" || u.Scheme != "" || strings.HasPrefix(u.Path, "//") || strings.HasPrefix(u.Path, "/\\") {
 			return "", false
 		}
 		return r.Scheme + "://" + r.Host + rd, true

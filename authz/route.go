@@ -16,6 +16,7 @@ const (
 	extOrgs          = "allowed_organizations" // comma-separated ZITADEL organization ids
 	extMaxAge        = "max_age"               // seconds since the user last authenticated
 	extAMR           = "required_amr"          // comma-separated: one must be in the ID token's amr
+	extCSRF          = "csrf"                  // on (default) | off: the Origin check of csrf.go
 )
 
 // routePolicy is the parsed context_extensions of one request.
@@ -26,6 +27,9 @@ type routePolicy struct {
 	orgs   []string
 	maxAge int64 // seconds; -1: none
 	amr    []string
+	// csrfOff: state-changing requests with a session cookie may come
+	// from other origins (an API that takes cross-site calls on purpose).
+	csrfOff bool
 }
 
 // parseRoutePolicy reads the context extensions. An unknown auth value is
@@ -41,6 +45,13 @@ func parseRoutePolicy(ext map[string]string) (routePolicy, bool) {
 		rp.auth = a
 	default:
 		return rp, false
+	}
+	switch v := strings.TrimSpace(ext[extCSRF]); v {
+	case "", "on":
+	case "off":
+		rp.csrfOff = true
+	default:
+		return rp, false // "of", "false": a typo must not drop the check
 	}
 	rp.groups = splitList(ext[extAllowedGroups])
 	rp.scopes = splitList(ext[extScopes])

@@ -264,6 +264,11 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	if err != nil {
 		return s.unauthenticated(r)
 	}
+	// The session cookie came with a state-changing request: only from the
+	// app's own origin (csrf.go).
+	if unsafeMethod(r.Method) && !rp.csrfOff && !s.sameOrigin(r) {
+		return withSubject(s.csrfRefused(r), e.Session.GetSubject())
+	}
 	return s.withSession(ctx, r, e, stale, rp)
 }
 

@@ -256,3 +256,75 @@ func mustParse(t *testing.T, raw string) *url.URL {
 	}
 	return u
 }
+
+// skip_auth_routes and api_routes see Envoy's normalised path and nothing
+// else: not the query (oauth2-proxy GHSA-7rh7-c77v-6434), not a fragment
+// (GHSA-pxq7-h93f-9jrg), not X-Forwarded-Uri and its kin
+// (GHSA-7x63-xv5r-3p2x), not a dot segment with parameters (Envoy
+// CVE-2026-73551); doubled slashes and encoded ones as the shipped
+// envoy.yaml leaves them.
+func TestRoutesSeeOnlyEnvoysPath(t *testing.T) {
+	st := startStack(t, stackOptions{config: map[string]any{
+		"skip_auth_routes": []string{"^/api/.*/status$", "^/foo/.*/bar$", "GET=^/health$", "^/assets/"},
+		"api_routes":       []string{"^/api/"},
+	}})
+	for _, tc := range []struct {
+		request string
+		want    int // 200: skipped (the upstream answered); else the status we expect instead
+	}{
+		{"GET /api/x/status", 200},
+		{"GET /api/private/sensitive?path=/status", 401},
+		{"GET /health", 200},
+		{"GET /health?x=/health", 200},
+		{"GET /healthz?/health", 302},
+		{"GET /health;x=1", 302},
+		{"GET /secret\nX-Forwarded-Uri: /health", 302},
+		{"GET /secret\nX-Original-URL: /health", 302},
+		{"GET /secret\nX-Rewrite-URL: /health", 302},
+		{"GET /secret\nX-Forwarded-Prefix: /assets/", 302},
+		{"GET /foo/secret#/x/bar", 400}, // Envoy refuses a fragment in the path
+		{"GET /assets//app.css", 200},   // merge_slashes
+		{"GET /assets/../admin", 302},   // normalize_path: /admin
+		{"GET /assets/..;/admin", 302},  // a dot segment with parameters is no skip
+		{"GET /assets/%2e%2e/admin", 302},
+		{"GET /assets/%2Fadmin", 307}, // UNESCAPE_AND_REDIRECT: Envoy redirects to the unescaped path
+		{"GET /x?y=/api/", 302},       // api_routes read the path, not the query
+	} {
+		line, extra, _ := strings.Cut(tc.request, "\n")
+		if extra != "" {
+			extra += "\n"
+		}
+		req := line + " HTTP/1.1\nHost: 127.0.0.1\nAccept: text/html\n" + extra + "Connection: close\n\n"
+		status, body := rawHTTP(t, st.Front.URL, req)
+		if status != tc.want {
+			t.Errorf("%q: %d, want %d (%.120s)", tc.request, status, tc.want, body)
+		}
+	}
+}
+
+// CSRF: a state-changing request with the session cookie from another
+// site is refused by us, with Envoy's shipped configuration unchanged.
+func TestCSRFOriginThroughEnvoy(t *testing.T) {
+	st := startStack(t, stackOptions{})
+	b := newBrowser(t, "alice", "alice-password")
+	st.login(t, b, "/")
+	post := func(origin string) *response {
+		h := http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, "Accept": {"text/html"}}
+		if origin != "" {
+			h.Set("Origin", origin)
+		}
+		return b.do(http.MethodPost, st.Front.URL+"/things", h)
+	}
+	if r := post("https://evil.example"); r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "another site") {
+		t.Fatalf("POST from another site: %s, want 403 with our page", describe(r))
+	}
+	if r := post(""); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("POST with neither Origin nor Referer: %s, want 403", describe(r))
+	}
+	if saw := upstreamSaw(t, post(st.Front.URL)); saw.Method != http.MethodPost || saw.Headers["x-forwarded-user"] != "user-alice" {
+		t.Fatalf("POST from our own origin: %+v", saw)
+	}
+	if m := scrape(t, st.Server); !strings.Contains(m, `reason="csrf_origin"} 2`) {
+		t.Errorf("metrics lack two csrf_origin refusals")
+	}
+}

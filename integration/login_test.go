@@ -222,6 +222,16 @@ func TestReturnTargetsAreChecked(t *testing.T) {
 		{"https://user@" + front.Host + "/", st.Front.URL + "/"},
 		{"javascript:alert(1)", st.Front.URL + "/"},
 		{"http://app.trusted.test:9443/home", "http://app.trusted.test:9443/home"},
+		// The payload classes of oauth2-proxy's open-redirect advisories
+		// (SECURITY.md): each ends on our own site.
+		{"/%5Cevil.example", st.Front.URL + "/"},
+		{"/%2f%2fevil.example", st.Front.URL + "/"},
+		{"https:evil.example", st.Front.URL + "/"},
+		{"/\t/evil.example", st.Front.URL + "/"},
+		{"/ /evil.example", st.Front.URL + "/%20/evil.example"}, // a local path
+		{"/./\\evil.example", st.Front.URL + "/"},
+		{"http://" + front.Host + "@evil.example/", st.Front.URL + "/"},
+		{"http://eviltrusted.test/", st.Front.URL + "/"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.rd, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/netip"
+	"net/url"
 	"strings"
 )
 
@@ -31,6 +32,14 @@ func (r *resolver) buildAccess(c *Config) {
 	}
 	if len(a.TrustedIPs) > 0 && a.ReverseProxy {
 		r.warnings = append(r.warnings, r.where+"trusted_ips: with reverse_proxy the client's address is taken from "+a.RealClientIPHeader+"; make sure the proxy before Envoy sets it and Envoy doesn't pass a client's own")
+	}
+	for _, o := range r.list("csrf_allowed_origins") {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+			r.fail("csrf_allowed_origins", "entry %q: want an origin such as https://admin.example.com or https://*.example.com (scheme and host, no path)", o)
+			continue
+		}
+		a.CSRFAllowedOrigins = append(a.CSRFAllowedOrigins, strings.TrimSuffix(o, "/"))
 	}
 	if path := r.str("authenticated_emails_file"); path != "" {
 		if data, ok := r.readFile(c, "authenticated_emails_file", path); ok {

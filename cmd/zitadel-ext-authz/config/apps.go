@@ -48,7 +48,7 @@ var appKeys = []string{
 	"introspection_client_id", "introspection_client_secret", "introspection_key_file", "introspection_url", "introspection_budget",
 	"zitadel_organization_id", "zitadel_organization_domain", "step_up_acr_values",
 	"prompt", "approval_prompt", "acr_values", "proxy_prefix", "backend_logout_url", "session_cookie_minimal", "cookie_csrf_expire",
-	"skip_auth_preflight", "trusted_ips", "reverse_proxy", "real_client_ip_header", "trusted_proxy_hops", "authenticated_emails_file",
+	"skip_auth_preflight", "trusted_ips", "reverse_proxy", "real_client_ip_header", "trusted_proxy_hops", "csrf_allowed_origins", "authenticated_emails_file",
 	"prefer_email_to_user", "pass_basic_auth", "basic_auth_password", "extra_jwt_issuers",
 	"skip_oidc_discovery", "login_url", "redeem_url", "oidc_jwks_url", "profile_url",
 	"banner", "footer", "custom_sign_in_logo", "custom_templates_dir",

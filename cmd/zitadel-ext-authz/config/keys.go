@@ -118,6 +118,7 @@ var keys = []key{
 	{"reverse_proxy", kBool, false, plain, restart, "trust real_client_ip_header for the client's address (a proxy before Envoy sets it)"},
 	{"real_client_ip_header", kString, "X-Real-IP", plain, restart, "with reverse_proxy: the header holding the client's address (a list such as X-Forwarded-For: the entry trusted_proxy_hops from the right)"},
 	{"trusted_proxy_hops", kInt, int64(1), plain, restart, "with reverse_proxy: how many trusted proxies append to real_client_ip_header; the client's address is that many entries from the right (1: the last, the one the nearest proxy appended)"},
+	{"csrf_allowed_origins", kList, []string{}, plain, policy(func(run, next *authz.Config) { run.CSRFAllowedOrigins = next.CSRFAllowedOrigins }), "origins besides the app's own that may send state-changing requests (POST, PUT, PATCH, DELETE) with the session cookie: https://admin.example.com or https://*.example.com; others get 403 (route key csrf: off turns the check off)"},
 	{"authenticated_emails_file", kString, "", plain, policy(func(run, next *authz.Config) { run.AuthenticatedEmails = next.AuthenticatedEmails }), "file of allowed e-mail addresses, one per line, besides email_domains; re-read when it changes"},
 	{"api_routes", kList, []string{}, plain, policy(func(run, next *authz.Config) { run.APIRoutes = next.APIRoutes }), "regex: unauthenticated requests get 401"},
 	{"skip_jwt_bearer_tokens", kBool, false, plain, restart, "accept Authorization: Bearer tokens from API callers (JWTs locally, opaque tokens by introspection)"},
