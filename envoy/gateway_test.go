@@ -24,6 +24,7 @@ type gatewayManifests struct {
 	gateways []*gwapiv1.Gateway
 	routes   []*gwapiv1.HTTPRoute
 	policies []*egv1a1.SecurityPolicy
+	clients  []*egv1a1.ClientTrafficPolicy
 	grants   []*gwapiv1b1.ReferenceGrant
 	services []*corev1.Service
 }
@@ -52,6 +53,8 @@ func (m *gatewayManifests) add(js []byte) error {
 		return decodeInto(js, &m.grants)
 	case "gateway.envoyproxy.io/v1alpha1 SecurityPolicy":
 		return decodeInto(js, &m.policies)
+	case "gateway.envoyproxy.io/v1alpha1 ClientTrafficPolicy":
+		return decodeInto(js, &m.clients)
 	case "v1 Service":
 		return decodeInto(js, &m.services)
 	case "v1 Namespace", "v1 ConfigMap", "v1 Secret", "apps/v1 Deployment":
@@ -133,6 +136,18 @@ func (m *gatewayManifests) check() error {
 	}
 	if ea.FailOpen == nil || *ea.FailOpen {
 		return fmt.Errorf("failOpen must be set to false")
+	}
+	// The route names its app, so the Host can't pick another one.
+	if !slices.ContainsFunc(ea.ContextExtensions, func(c *egv1a1.ContextExtension) bool {
+		return c.Name == "app" && c.Value != nil && *c.Value != ""
+	}) {
+		return fmt.Errorf("extAuth.contextExtensions must name the app (app: default)")
+	}
+	// The gateway refuses underscore spellings of identity headers.
+	if len(m.clients) != 1 || m.clients[0].Spec.Headers == nil || m.clients[0].Spec.Headers.WithUnderscoresAction == nil ||
+		*m.clients[0].Spec.Headers.WithUnderscoresAction != egv1a1.WithUnderscoresActionRejectRequest ||
+		len(m.clients[0].Spec.TargetRefs) != 1 || string(m.clients[0].Spec.TargetRefs[0].Name) != gw.Name {
+		return fmt.Errorf("want one ClientTrafficPolicy on the gateway with headers.withUnderscoresAction: RejectRequest")
 	}
 	if ea.Timeout == nil {
 		return fmt.Errorf("extAuth.timeout must be set (a code exchange takes seconds)")

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -182,7 +183,7 @@ func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.mesh == nil || len(m.mesh.ExtensionProviders) != 1 || len(m.policies) != 2 || len(m.deployments) != 1 || len(m.services) != 1 || len(m.secrets) != 1 || len(m.configMaps) != 1 {
+	if m.mesh == nil || len(m.mesh.ExtensionProviders) != 1 || len(m.policies) != 4 || len(m.deployments) != 1 || len(m.services) != 1 || len(m.secrets) != 1 || len(m.configMaps) != 1 {
 		t.Fatalf("decoded %+v", m)
 	}
 	provider := m.mesh.ExtensionProviders[0]
@@ -197,12 +198,35 @@ func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
 		t.Errorf("failOpen %v, statusOnError %q: want fail closed with 503", grpc.FailOpen, grpc.StatusOnError)
 	}
 
-	// Both AuthorizationPolicies (two apps, two namespaces) name the one
-	// provider.
+	// Both CUSTOM AuthorizationPolicies (two apps, two namespaces) name the
+	// one provider, and each workload has a DENY guard beside it: only its
+	// own hosts (the app is chosen by host, so another host would be judged
+	// by another app), and no identity header spelled with underscores.
+	customs := 0
 	for i, pol := range m.policies {
-		if pol.GetAction().String() != "CUSTOM" || pol.GetProvider().GetName() != provider.Name {
-			t.Errorf("policy %s action %v provider %q, want CUSTOM %q", m.policyMeta[i].Namespace, pol.GetAction(), pol.GetProvider().GetName(), provider.Name)
+		switch pol.GetAction().String() {
+		case "CUSTOM":
+			customs++
+			if pol.GetProvider().GetName() != provider.Name {
+				t.Errorf("policy %s provider %q, want %q", m.policyMeta[i].Namespace, pol.GetProvider().GetName(), provider.Name)
+			}
+			guarded := false
+			for j, g := range m.policies {
+				if g.GetAction().String() == "DENY" && m.policyMeta[j].Namespace == m.policyMeta[i].Namespace &&
+					maps.Equal(g.GetSelector().GetMatchLabels(), pol.GetSelector().GetMatchLabels()) {
+					guarded = guardsHostsAndUnderscores(t, g)
+				}
+			}
+			if !guarded {
+				t.Errorf("policy %s: no DENY guard for foreign hosts and underscore identity headers", m.policyMeta[i].Namespace)
+			}
+		case "DENY":
+		default:
+			t.Errorf("policy %s: action %v", m.policyMeta[i].Namespace, pol.GetAction())
 		}
+	}
+	if customs != 2 {
+		t.Errorf("%d CUSTOM policies, want 2", customs)
 	}
 
 	// The provider's service:port is our Service's port named grpc.
@@ -333,6 +357,34 @@ func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
 	}
 }
 
+// guardsHostsAndUnderscores: g refuses hosts but the workload's own
+// (notHosts) and every identity header of CONTRACT.md §3 spelled with '_'.
+func guardsHostsAndUnderscores(t *testing.T, g *securityv1.AuthorizationPolicy) bool {
+	t.Helper()
+	hosts := false
+	refused := map[string]bool{}
+	for _, r := range g.GetRules() {
+		for _, to := range r.GetTo() {
+			if len(to.GetOperation().GetNotHosts()) > 0 {
+				hosts = true
+			}
+		}
+		for _, c := range r.GetWhen() {
+			if name, ok := strings.CutPrefix(c.GetKey(), "request.headers["); ok && slices.Equal(c.GetValues(), []string{"*"}) {
+				refused[strings.TrimSuffix(name, "]")] = true
+			}
+		}
+	}
+	for _, h := range []string{"x-forwarded-user", "x-forwarded-email", "x-forwarded-groups", "x-forwarded-preferred-username", "x-forwarded-access-token",
+		"x-auth-request-user", "x-auth-request-email", "x-auth-request-groups", "x-auth-request-preferred-username", "x-auth-request-access-token"} {
+		if u := strings.ReplaceAll(h, "-", "_"); !refused[u] {
+			t.Errorf("the DENY guard lets %s through", u)
+			return false
+		}
+	}
+	return hosts
+}
+
 func TestIstioManifestsRejectMistakes(t *testing.T) {
 	cases := []struct{ file, old, new string }{
 		{"mesh-config.yaml", "envoyExtAuthzGrpc:", "envoyExtAuthzGRPC:"},
@@ -341,7 +393,9 @@ func TestIstioManifestsRejectMistakes(t *testing.T) {
 		{"mesh-config.yaml", "failOpen: false", "includeRequestHeadersInCheck: [cookie]"},
 		{"authorization-policy.yaml", "notPaths:", "notPath:"},
 		{"authorization-policy.yaml", "action: CUSTOM", "action: CUSTOMIZED"},
-		{"authorization-policy.yaml", "hosts: [", "host: ["},
+		{"authorization-policy.yaml", "hosts: [\"blog", "host: [\"blog"},
+		{"authorization-policy.yaml", "notHosts: [", "notHost: ["},
+		{"authorization-policy.yaml", "action: DENY", "action: REFUSE"},
 		{"zitadel-ext-authz.yaml", "readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true"},
 		{"zitadel-ext-authz.yaml", "containerPort: 9001", "containerPort: grpc9001"},
 		{"zitadel-ext-authz.yaml", "  ports:\n  # Named", "  portz:\n  # Named"},

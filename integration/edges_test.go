@@ -2,16 +2,22 @@ package integration_test
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/rand"
 	"crypto/rsa"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 )
 
@@ -326,5 +332,193 @@ func TestCSRFOriginThroughEnvoy(t *testing.T) {
 	}
 	if m := scrape(t, st.Server); !strings.Contains(m, `reason="csrf_origin"} 2`) {
 		t.Errorf("metrics lack two csrf_origin refusals")
+	}
+}
+
+// withVirtualHostMarkers is the shipped envoy.yaml with two more wildcard
+// virtual hosts (*.localhost.test names app2, *.eu.localhost.test app1)
+// and every virtual host marking its responses with x-vhost, so a test
+// sees which virtual host Envoy routed a request to.
+func withVirtualHostMarkers(t *testing.T) []byte {
+	t.Helper()
+	shipped := string(envoy.Config)
+	const anchor = "            - name: app1\n"
+	wild := func(name, domain, app string) string {
+		return strings.NewReplacer("NAME", name, "DOMAIN", domain, "APP", app).Replace(`            - name: NAME
+              domains: ["DOMAIN"]
+              typed_per_filter_config:
+                envoy.filters.http.ext_authz:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute
+                  check_settings:
+                    context_extensions:
+                      app: APP
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: echo }
+`)
+	}
+	if !strings.Contains(shipped, anchor) {
+		t.Fatal("envoy.yaml: no app1 virtual host")
+	}
+	out := strings.Replace(shipped, anchor, wild("wild", "*.localhost.test", "app2")+wild("eu-wild", "*.eu.localhost.test", "app1")+anchor, 1)
+	// Mark each virtual host: a response_headers_to_add after its domains.
+	var b strings.Builder
+	name := ""
+	for _, line := range strings.SplitAfter(out, "\n") {
+		b.WriteString(line)
+		trimmed := strings.TrimSpace(line)
+		if n, ok := strings.CutPrefix(trimmed, "- name: "); ok && strings.HasPrefix(line, "            - name: ") {
+			name = n
+		}
+		if strings.HasPrefix(trimmed, "domains:") && name != "" {
+			b.WriteString("              response_headers_to_add: [{ header: { key: x-vhost, value: " + name + " } }]\n")
+			name = ""
+		}
+	}
+	return []byte(b.String())
+}
+
+// h2Get sends one HTTP/2 (cleartext, prior knowledge) GET with the given
+// pseudo-headers and headers exactly, and returns the status and x-vhost.
+func h2Get(t *testing.T, front string, headers [][2]string) (int, string) {
+	t.Helper()
+	u, _ := url.Parse(front)
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
+		t.Fatal(err)
+	}
+	fr := http2.NewFramer(conn, conn)
+	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
+	if err := fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	var block bytes.Buffer
+	enc := hpack.NewEncoder(&block)
+	for _, h := range headers {
+		_ = enc.WriteField(hpack.HeaderField{Name: h[0], Value: h[1]})
+	}
+	if err := fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: block.Bytes(), EndStream: true, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("HTTP/2 %v: %v", headers, err)
+		}
+		switch f := f.(type) {
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = fr.WriteSettingsAck()
+			}
+		case *http2.RSTStreamFrame:
+			return -1, "" // refused as a malformed stream
+		case *http2.GoAwayFrame:
+			return -1, ""
+		case *http2.MetaHeadersFrame:
+			status, vhost := 0, ""
+			for _, hf := range f.Fields {
+				switch hf.Name {
+				case ":status":
+					status, _ = strconv.Atoi(hf.Value)
+				case "x-vhost":
+					vhost = hf.Value
+				}
+			}
+			return status, vhost
+		}
+	}
+}
+
+// The app that judges a request is the one whose virtual host Envoy routed
+// it to, however the request names its host: a Host header and a URL or
+// :authority that disagree (HTTP/1.1 absolute form, HTTP/2), and a host
+// that two wildcard virtual hosts match (the longer wins, in Envoy and so
+// for us). bob may use app1 (readers), not the default app (admins only).
+func TestTheAppJudgingIsTheAppEnvoyRoutesTo(t *testing.T) {
+	app1 := appEntry("app1", "app1.localhost")
+	app1["allowed_groups"] = []string{"reader"}
+	st := appsStack(t, map[string]any{"allowed_groups": []string{"admin"}, "apps": []map[string]any{app1, appEntry("app2")}}, withVirtualHostMarkers(t))
+	b := newBrowser(t, "bob", "bob-password")
+	resp, _ := b.follow(st.appURL("app1") + "/")
+	upstreamSaw(t, resp)
+	cookie := cookieHeader(b, st.appURL("app1"))
+	port := mustParse(t, st.Front.URL).Port()
+	// judged says whether a 200 came through the virtual host of app1 (or
+	// one naming app1): any other virtual host judged bob with its own app.
+	check := func(what string, status int, vhost string) {
+		t.Helper()
+		if status == http.StatusOK && vhost != "app1" && vhost != "eu-wild" {
+			t.Errorf("%s: app1's session reached the upstream through virtual host %q", what, vhost)
+		}
+		t.Logf("%s: %d via %q", what, status, vhost)
+	}
+	for _, tc := range []struct{ what, request string }{
+		{"HTTP/1.1 absolute URL of app1, Host of the catch-all", "GET http://app1.localhost:" + port + "/secret HTTP/1.1\nHost: 127.0.0.1:" + port},
+		{"HTTP/1.1 absolute URL of the catch-all, Host of app1", "GET http://127.0.0.1:" + port + "/secret HTTP/1.1\nHost: app1.localhost:" + port},
+		{"two Host headers", "GET /secret HTTP/1.1\nHost: 127.0.0.1:" + port + "\nHost: app1.localhost:" + port},
+	} {
+		u, _ := url.Parse(st.Front.URL)
+		conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = conn.Write([]byte(strings.ReplaceAll(tc.request+"\nCookie: "+cookie+"\nAccept: application/json\nConnection: close\n\n", "\n", "\r\n")))
+		r, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.what, err)
+		}
+		r.Body.Close()
+		conn.Close()
+		check(tc.what, r.StatusCode, r.Header.Get("X-Vhost"))
+	}
+	for _, tc := range []struct {
+		what      string
+		authority string
+		host      string
+	}{
+		{"HTTP/2 :authority of app1, host header of the catch-all", "app1.localhost:" + port, "127.0.0.1:" + port},
+		{"HTTP/2 :authority of the catch-all, host header of app1", "127.0.0.1:" + port, "app1.localhost:" + port},
+	} {
+		status, vhost := h2Get(t, st.Front.URL, [][2]string{{":method", "GET"}, {":scheme", "http"}, {":authority", tc.authority}, {":path", "/secret"},
+			{"host", tc.host}, {"cookie", cookie}, {"accept", "application/json"}})
+		check(tc.what, status, vhost)
+	}
+	// Two wildcards: x.eu.localhost.test is *.eu.localhost.test's (app1),
+	// x.localhost.test is *.localhost.test's (app2): the login redirect's
+	// client says which app judged the request.
+	for _, tc := range []struct{ host, wantClient string }{
+		// No port: Envoy can't write a domain with a wildcard and a port.
+		{"x.eu.localhost.test", appClient("app1").ID},
+		{"X.EU.localhost.test", appClient("app1").ID},
+		{"a.b.eu.localhost.test", appClient("app1").ID},
+		{"x.eu.localhost.test.", appClient("app1").ID}, // strip_trailing_host_dot
+		{"x.localhost.test", appClient("app2").ID},
+		{"eu.localhost.test", appClient("app2").ID},
+		{"localhost.test", devidp.DefaultClient().ID},
+		{"x.eu.localhost.test:" + port, devidp.DefaultClient().ID}, // with a port neither wildcard matches: the catch-all
+	} {
+		u, _ := url.Parse(st.Front.URL)
+		conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		_, _ = conn.Write([]byte(strings.ReplaceAll("GET /secret HTTP/1.1\nHost: "+tc.host+"\nAccept: text/html\nConnection: close\n\n", "\n", "\r\n")))
+		r, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		conn.Close()
+		if err != nil {
+			t.Fatalf("Host %s: %v", tc.host, err)
+		}
+		r.Body.Close()
+		loc, _ := url.Parse(r.Header.Get("Location"))
+		if r.StatusCode != http.StatusFound || loc.Query().Get("client_id") != tc.wantClient {
+			t.Errorf("Host %s: %d to client %q, want the login of %s", tc.host, r.StatusCode, loc.Query().Get("client_id"), tc.wantClient)
+		}
 	}
 }
