@@ -195,6 +195,7 @@ func TestUserinfoNeedsALiveSession(t *testing.T) {
 	s.revocations = revokedLogins{"signed-out-login": true}
 	live := alice()
 	live.LoginId, live.LastSeenAt = "live-login", t0.Unix()
+	live.AccessToken, live.IdToken, live.RefreshToken = "the-access-token", "the-id-token", "the-refresh-token"
 	signedOut := alice()
 	signedOut.LoginId, signedOut.LastSeenAt = "signed-out-login", t0.Unix()
 	idle := alice()
@@ -217,6 +218,11 @@ func TestUserinfoNeedsALiveSession(t *testing.T) {
 		}
 		if got := int(resp.GetDeniedResponse().GetStatus().GetCode()); got != tc.want {
 			t.Errorf("userinfo for a %s session: %d, want %d", tc.name, got, tc.want)
+		}
+		// Identity only, never the session's tokens (Pomerium
+		// GHSA-rrqr-7w59-637v: a page script could fetch them).
+		if body := resp.GetDeniedResponse().GetBody(); strings.Contains(body, "the-") {
+			t.Errorf("userinfo shows a token: %s", body)
 		}
 	}
 }
@@ -338,4 +344,35 @@ func TestOpenRedirectPayloadsStayLocal(t *testing.T) {
 	if out, ok := s.returnURL(r, "https://app.bar.foo/x"); !ok || out != "https://app.bar.foo/x" {
 		t.Errorf("a whitelisted subdomain: %q %v", out, ok)
 	}
+}
+
+// What only a client says never decides: a health checker's User-Agent
+// (oauth2-proxy GHSA-5hvv-m4w4-gf6v), X-Forwarded-Host or -Proto (#964),
+// an empty allowed group; a scheme in capitals is still https.
+func TestClientClaimsThatDecideNothing(t *testing.T) {
+	s, jar := newTestServer(t, Config{SkipProviderButton: true}, &stubIdP{}, nil)
+	for _, ua := range []string{"GoogleHC/1.0", "kube-probe/1.29", "ELB-HealthChecker/2.0", "Envoy/HC"} {
+		resp, _ := s.Check(t.Context(), envoyRequest("GET", "/secret", map[string]string{"user-agent": ua, "accept": "application/json"}))
+		deniedWith(t, "User-Agent "+ua, resp, http.StatusUnauthorized, "no_session")
+	}
+	resp, _ := s.Check(t.Context(), envoyRequest("GET", "/secret", map[string]string{"x-forwarded-host": "evil.example", "x-forwarded-proto": "http", "accept": "text/html"}))
+	loc := ""
+	for _, h := range resp.GetDeniedResponse().GetHeaders() {
+		if h.GetHeader().GetKey() == "location" {
+			loc = h.GetHeader().GetValue()
+		}
+	}
+	if u, _ := url.Parse(loc); !strings.Contains(u.Query().Get("redirect_uri"), "https://app.example.com/") {
+		t.Errorf("X-Forwarded-Host/Proto changed the callback: %s", loc)
+	}
+	req := envoyRequest("GET", "/secret", map[string]string{"accept": "text/html"})
+	req.Attributes.Request.Http.Scheme = "HTTPS"
+	if r, err := ParseRequest(req); err != nil || r.Scheme != "https" {
+		t.Errorf("scheme HTTPS read as %q (%v)", r.Scheme, err)
+	}
+	s, jar = newTestServer(t, Config{AllowedGroups: []string{"", "admin"}}, &stubIdP{}, nil)
+	sess := alice()
+	sess.Groups = []string{""}
+	resp, _ = s.Check(t.Context(), envoyRequest("GET", "/", map[string]string{"cookie": sessionCookie(t, jar, sess), "accept": "application/json"}))
+	deniedWith(t, "an empty group against an empty allowed_groups entry", resp, http.StatusForbidden, reasonNotInGroup)
 }

@@ -54,6 +54,11 @@ func identityUser(id oidcflow.Identity) user {
 // like e-mail addresses (Google groups) still match as names.
 func (u user) inAnyGroup(allowed []string) bool {
 	return slices.ContainsFunc(allowed, func(a string) bool {
+		// An empty entry is no group (oauth2-proxy #3365): it must not
+		// match a user whose IdP sent an empty group name.
+		if a == "" {
+			return false
+		}
 		if slices.Contains(u.groups, a) || slices.Contains(u.roleGrants, a) {
 			return true
 		}

@@ -85,7 +85,13 @@ func ParseRequest(req *authv3.CheckRequest) (*Request, error) {
 		return nil, errMalformed
 	}
 	if r.Scheme != "http" && r.Scheme != "https" {
-		r.Scheme = "http"
+		// Schemes are case-insensitive (RFC 3986 §3.1; Envoy
+		// CVE-2023-35944): "HTTPS" is https, anything else http.
+		if strings.EqualFold(r.Scheme, "https") {
+			r.Scheme = "https"
+		} else {
+			r.Scheme = "http"
+		}
 	}
 	r.cookies = newCookieHeader(headers["cookie"])
 	r.Cookies = &r.cookies

@@ -77,7 +77,8 @@ func FuzzSkipAuthRoutes(f *testing.F) {
 			return // Envoy forwards no such request; OPTIONS is skip_auth_preflight's
 		}
 		req := envoyRequest(method, envoyPath, map[string]string{
-			"x-forwarded-uri": rewritten, "x-original-url": rewritten, "x-rewrite-url": rewritten, "accept": "application/json",
+			"x-forwarded-uri": rewritten, "x-original-url": rewritten, "x-rewrite-url": rewritten, "x-envoy-original-path": rewritten,
+			"x-forwarded-prefix": rewritten, "accept": "application/json",
 		})
 		resp, err := s.Check(t.Context(), req)
 		if err != nil {

@@ -316,7 +316,7 @@ func TestIntrospectionBudgetBoundsUnknownTokens(t *testing.T) {
 		t.Fatalf("the real token once the budget refilled: %v", err)
 	}
 	before := calls()
-	for _, bad := range []string{"short", "has space in it........", "quote\"token..........", "ünïcode-token-0123456789", strings.Repeat("a", 17<<10), "abc=def=========="} {
+	for _, bad := range []string{"short", "has space in it........", "repeated-authorization,Bearer second-token", "quote\"token..........", "ünïcode-token-0123456789", strings.Repeat("a", 17<<10), "abc=def=========="} {
 		if _, err := r.p.Authenticate(t.Context(), bad); !errors.Is(err, oidcflow.ErrInvalidToken) {
 			t.Errorf("%.20q: %v, want ErrInvalidToken", bad, err)
 		}

@@ -249,7 +249,19 @@ func TestHostPrefixForcesSecureHostOnlyRootPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range append(set, ws...) {
+	// The sign-out's deletions too: a browser ignores a __Host- cookie
+	// without Secure, deletion included, and the session would survive
+	// (Envoy CVE-2025-55162).
+	var sent []string
+	for _, c := range set {
+		p, _ := http.ParseSetCookie(c)
+		sent = append(sent, p.Name+"="+p.Value)
+	}
+	cleared := j.ClearCookies("app.example.com", CookieMap(cookieMap(sent)))
+	if len(cleared) < len(set) {
+		t.Fatalf("sign-out cleared %d of %d cookies", len(cleared), len(set))
+	}
+	for _, c := range append(append(set, ws...), cleared...) {
 		p, err := http.ParseSetCookie(c)
 		if err != nil {
 			t.Fatal(err)
@@ -261,6 +273,15 @@ func TestHostPrefixForcesSecureHostOnlyRootPath(t *testing.T) {
 	if len(set) < 2 {
 		t.Errorf("want a chunked session for this test, got %d cookies", len(set))
 	}
+}
+
+func cookieMap(pairs []string) map[string]string {
+	m := map[string]string{}
+	for _, p := range pairs {
+		k, v, _ := strings.Cut(p, "=")
+		m[k] = v
+	}
+	return m
 }
 
 // A hash collision in the decoded-session cache can't serve one user's
