@@ -350,7 +350,7 @@ func TestOpenRedirectPayloadsStayLocal(t *testing.T) {
 // (oauth2-proxy GHSA-5hvv-m4w4-gf6v), X-Forwarded-Host or -Proto (#964),
 // an empty allowed group; a scheme in capitals is still https.
 func TestClientClaimsThatDecideNothing(t *testing.T) {
-	s, jar := newTestServer(t, Config{SkipProviderButton: true}, &stubIdP{}, nil)
+	s, _ := newTestServer(t, Config{SkipProviderButton: true}, &stubIdP{}, nil)
 	for _, ua := range []string{"GoogleHC/1.0", "kube-probe/1.29", "ELB-HealthChecker/2.0", "Envoy/HC"} {
 		resp, _ := s.Check(t.Context(), envoyRequest("GET", "/secret", map[string]string{"user-agent": ua, "accept": "application/json"}))
 		deniedWith(t, "User-Agent "+ua, resp, http.StatusUnauthorized, "no_session")
@@ -370,7 +370,7 @@ func TestClientClaimsThatDecideNothing(t *testing.T) {
 	if r, err := ParseRequest(req); err != nil || r.Scheme != "https" {
 		t.Errorf("scheme HTTPS read as %q (%v)", r.Scheme, err)
 	}
-	s, jar = newTestServer(t, Config{AllowedGroups: []string{"", "admin"}}, &stubIdP{}, nil)
+	s, jar := newTestServer(t, Config{AllowedGroups: []string{"", "admin"}}, &stubIdP{}, nil)
 	sess := alice()
 	sess.Groups = []string{""}
 	resp, _ = s.Check(t.Context(), envoyRequest("GET", "/", map[string]string{"cookie": sessionCookie(t, jar, sess), "accept": "application/json"}))
