@@ -29,13 +29,15 @@ import (
 // no net/http client would send) and returns the status and body.
 func rawHTTP(t *testing.T, front, request string) (int, string) {
 	t.Helper()
-	u, _ := url.Parse(front)
-	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp, body := rawRequest(t, front, request)
+	return resp.StatusCode, body
+}
+
+// rawRequest is rawHTTP with the whole response ("\n" in request is CRLF).
+func rawRequest(t *testing.T, front, request string) (*http.Response, string) {
+	t.Helper()
+	conn := dialFront(t, front)
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := conn.Write([]byte(strings.ReplaceAll(request, "\n", "\r\n"))); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +48,19 @@ func rawHTTP(t *testing.T, front, request string) (int, string) {
 	defer resp.Body.Close()
 	var b strings.Builder
 	_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
-	return resp.StatusCode, b.String()
+	return resp, b.String()
+}
+
+// dialFront opens a connection to the front proxy, closed within 10 s.
+func dialFront(t *testing.T, front string) net.Conn {
+	t.Helper()
+	u, _ := url.Parse(front)
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn
 }
 
 // A session of app1 reaches only app1's upstream: a Host that Envoy routes
@@ -343,20 +357,7 @@ func withVirtualHostMarkers(t *testing.T) []byte {
 	t.Helper()
 	shipped := string(envoy.Config)
 	const anchor = "            - name: app1\n"
-	wild := func(name, domain, app string) string {
-		return strings.NewReplacer("NAME", name, "DOMAIN", domain, "APP", app).Replace(`            - name: NAME
-              domains: ["DOMAIN"]
-              typed_per_filter_config:
-                envoy.filters.http.ext_authz:
-                  "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute
-                  check_settings:
-                    context_extensions:
-                      app: APP
-              routes:
-              - match: { prefix: "/" }
-                route: { cluster: echo }
-`)
-	}
+	wild := func(name, domain, app string) string { return appVirtualHost(name, `"`+domain+`"`, app) }
 	if !strings.Contains(shipped, anchor) {
 		t.Fatal("envoy.yaml: no app1 virtual host")
 	}
@@ -382,13 +383,8 @@ func withVirtualHostMarkers(t *testing.T) []byte {
 // pseudo-headers and headers exactly, and returns the status and x-vhost.
 func h2Get(t *testing.T, front string, headers [][2]string) (int, string) {
 	t.Helper()
-	u, _ := url.Parse(front)
-	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialFront(t, front)
 	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := conn.Write([]byte(http2.ClientPreface)); err != nil {
 		t.Fatal(err)
 	}
@@ -462,19 +458,7 @@ func TestTheAppJudgingIsTheAppEnvoyRoutesTo(t *testing.T) {
 		{"HTTP/1.1 absolute URL of the catch-all, Host of app1", "GET http://127.0.0.1:" + port + "/secret HTTP/1.1\nHost: app1.localhost:" + port},
 		{"two Host headers", "GET /secret HTTP/1.1\nHost: 127.0.0.1:" + port + "\nHost: app1.localhost:" + port},
 	} {
-		u, _ := url.Parse(st.Front.URL)
-		conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		_, _ = conn.Write([]byte(strings.ReplaceAll(tc.request+"\nCookie: "+cookie+"\nAccept: application/json\nConnection: close\n\n", "\n", "\r\n")))
-		r, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.what, err)
-		}
-		r.Body.Close()
-		conn.Close()
+		r, _ := rawRequest(t, st.Front.URL, tc.request+"\nCookie: "+cookie+"\nAccept: application/json\nConnection: close\n\n")
 		check(tc.what, r.StatusCode, r.Header.Get("X-Vhost"))
 	}
 	for _, tc := range []struct {
@@ -503,19 +487,7 @@ func TestTheAppJudgingIsTheAppEnvoyRoutesTo(t *testing.T) {
 		{"localhost.test", devidp.DefaultClient().ID},
 		{"x.eu.localhost.test:" + port, devidp.DefaultClient().ID}, // with a port neither wildcard matches: the catch-all
 	} {
-		u, _ := url.Parse(st.Front.URL)
-		conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-		_, _ = conn.Write([]byte(strings.ReplaceAll("GET /secret HTTP/1.1\nHost: "+tc.host+"\nAccept: text/html\nConnection: close\n\n", "\n", "\r\n")))
-		r, err := http.ReadResponse(bufio.NewReader(conn), nil)
-		conn.Close()
-		if err != nil {
-			t.Fatalf("Host %s: %v", tc.host, err)
-		}
-		r.Body.Close()
+		r, _ := rawRequest(t, st.Front.URL, "GET /secret HTTP/1.1\nHost: "+tc.host+"\nAccept: text/html\nConnection: close\n\n")
 		loc, _ := url.Parse(r.Header.Get("Location"))
 		if r.StatusCode != http.StatusFound || loc.Query().Get("client_id") != tc.wantClient {
 			t.Errorf("Host %s: %d to client %q, want the login of %s", tc.host, r.StatusCode, loc.Query().Get("client_id"), tc.wantClient)
