@@ -325,3 +325,28 @@ func TestIntrospectionBudgetBoundsUnknownTokens(t *testing.T) {
 		t.Fatalf("tokens of no RFC 6750 shape made %d introspections, want none", n)
 	}
 }
+
+// A reload that narrows the accepted audiences rebuilds the Provider on
+// the same token cache: the new one never serves a verdict the old one
+// made under the old rules.
+func TestRebuiltProviderServesNoOldVerdict(t *testing.T) {
+	r := newBearerRig(t, oidcflow.BearerConfig{ExtraAudiences: []string{jwtClient.ID}, PositiveTTL: time.Hour}, 1<<20)
+	tok := r.token(t, jwtClient, "alice")
+	if _, err := r.p.Authenticate(t.Context(), tok); err != nil {
+		t.Fatalf("accepted audience: %v", err)
+	}
+	c := devidp.DefaultClient()
+	narrowed, err := oidcflow.New(oidcflow.Config{Issuer: r.idp.Issuer, ClientID: c.ID, ClientSecret: c.Secret},
+		oidcflow.WithBearer(oidcflow.BearerConfig{ExtraAudiences: []string{"another-api"}, PositiveTTL: time.Hour}, r.cache), oidcflow.WithClock(r.clk.Now))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); narrowed.Serve(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitReady(t, narrowed)
+	if _, err := narrowed.Authenticate(t.Context(), tok); !errors.Is(err, oidcflow.ErrInvalidToken) {
+		t.Fatalf("after the audience was dropped: %v, want ErrInvalidToken (an old verdict was served)", err)
+	}
+}

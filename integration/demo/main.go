@@ -149,7 +149,7 @@ func run() error {
 zitadel-ext-authz demo is running.
 
   Open:      http://%s/
-  Apps:      http://app1.localhost:%s/   (app1: its own ZITADEL client and session, chosen by host)
+  Apps:      http://app1.localhost:%s/   (app1: its own ZITADEL client and session; its virtual host names it, app=app1)
              http://app2.localhost:%s/   (app2: chosen by the route's context_extensions app=app2)
   Users:     alice / alice-password   (roles admin, reader; signs in with a second factor)
              bob   / bob-password     (role reader)

@@ -12,8 +12,11 @@
 // content-type rules; RPC errors: status_on_error or fail-open).
 //
 // Its settings (timeout, failure_mode_allow, status_on_error, the header
-// limit, routes with ext_authz disabled, context_extensions or
-// request_headers_to_remove) come from the shipped envoy/envoy.yaml.
+// limit, routes with ext_authz disabled, context_extensions of the
+// catch-all virtual host and its routes, merged, or
+// request_headers_to_remove; use_remote_address, strip_trailing_host_dot
+// and headers_with_underscores_action) come from the shipped
+// envoy/envoy.yaml.
 //
 // The real Envoy (1.40, the pinned release) is the reference: what this
 // package does was corrected where Envoy differed, and
@@ -23,5 +26,8 @@
 // request past max_request_headers_kb answers 500 before any removal; a
 // request over the limit gets 431; the router adds x-forwarded-proto and
 // x-envoy-expected-rq-timeout-ms upstream and applies a route's
-// request_headers_to_remove.
+// request_headers_to_remove; with use_remote_address it appends the peer to
+// x-forwarded-for (the node's own address for a loopback peer, as Envoy's
+// local_info), sets x-envoy-external-address and replaces a client's
+// x-request-id.
 package envoyemu

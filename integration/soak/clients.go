@@ -206,6 +206,7 @@ func (r *rig) expectEnded(_ context.Context, n int, sess *clientSession, acked t
 	r.ended.mu.Lock()
 	defer r.ended.mu.Unlock()
 	r.ended.list = append(r.ended.list, endedSession{client: n, cookie: sess.cookie, acked: acked, how: how})
+	atomic.AddInt64(&r.res.ended, 1)
 }
 
 // probeEnded sends every ended session's cookie through each replica's
@@ -221,6 +222,9 @@ func (r *rig) probeEnded(ctx context.Context) {
 			for replica := range r.envoys {
 				sent := time.Now()
 				resp, err := get(ctx, newClient(), r.front(replica)+"/page", http.Header{"Cookie": {e.cookie}, "Accept": {"text/html"}})
+				if err == nil && sent.After(limit) {
+					atomic.AddInt64(&r.res.endedProbes, 1)
+				}
 				if err == nil && resp.StatusCode == http.StatusOK && sent.After(limit) {
 					atomic.AddInt64(&r.res.violations, 1)
 					r.detail(fmt.Sprintf("client %d: a session allowed on replica %d %s after its %s was acknowledged", e.client, replica, sent.Sub(e.acked).Round(time.Millisecond), e.how))

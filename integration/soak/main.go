@@ -80,6 +80,7 @@ type result struct {
 	logins, checks, refreshes             int64
 	redisFaults, idpFaults                int
 	violations, lost, pastDeadline, exits int64
+	ended, endedProbes                    int64 // acknowledged ends, and Checks of them after the limit
 	liveOK, liveTotal                     int64 // live-session Checks outside fault windows
 	rssStart, rssHalf, rssEnd             int64 // kB, summed over the replicas
 	details                               []string
@@ -94,13 +95,14 @@ func (r *result) availability() float64 {
 }
 
 func (r *result) line() string {
-	return fmt.Sprintf("soak: %s%.0fs, %d logins, %d refreshes, %.0f checks/s, faults %d (redis %d, idp %d), security violations %d, lost sessions %d, checks past deadline %d, exits %d, availability %.3f%% outside faults, rss growth %+.1f MB (second half %+.1f MB)",
+	return fmt.Sprintf("soak: %s%.0fs, %d logins, %d refreshes, %.0f checks/s, faults %d (redis %d, idp %d), security violations %d (%d ended sessions, %d probes past 3 s), lost sessions %d, checks past deadline %d, exits %d, availability %.3f%% outside faults, rss growth %+.1f MB (second half %+.1f MB)",
 		r.mode, r.seconds, r.logins, r.refreshes, float64(r.checks)/r.seconds, r.redisFaults+r.idpFaults, r.redisFaults, r.idpFaults,
-		r.violations, r.lost, r.pastDeadline, r.exits, r.availability(), float64(r.rssEnd-r.rssStart)/1024, float64(r.rssEnd-r.rssHalf)/1024)
+		r.violations, r.ended, r.endedProbes, r.lost, r.pastDeadline, r.exits, r.availability(), float64(r.rssEnd-r.rssStart)/1024, float64(r.rssEnd-r.rssHalf)/1024)
 }
 
 func (r *result) ok() bool {
-	return r.violations == 0 && r.lost == 0 && r.pastDeadline == 0 && r.exits == 0 && r.availability() >= 99.9 && r.rssEnd-r.rssHalf < 20*1024
+	// No ended session to probe would make "no violations" say nothing.
+	return r.violations == 0 && r.ended > 0 && r.lost == 0 && r.pastDeadline == 0 && r.exits == 0 && r.availability() >= 99.9 && r.rssEnd-r.rssHalf < 20*1024
 }
 
 // rig is everything the soak runs.
