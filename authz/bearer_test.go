@@ -33,6 +33,7 @@ func TestBearerAndRoutePolicy(t *testing.T) {
 		{"invalid bearer", stubBearer{err: oidcflow.ErrInvalidToken}, nil, map[string]string{"authorization": "Bearer t"}, false, 401, `Bearer error="invalid_token"`},
 		{"IdP unavailable", stubBearer{err: oidcflow.ErrIdPUnavailable}, nil, map[string]string{"authorization": "Bearer t"}, false, 503, ""},
 		{"IdP too slow", stubBearer{err: errors.Join(oidcflow.ErrIdPUnavailable, context.DeadlineExceeded)}, nil, map[string]string{"authorization": "Bearer t"}, false, 504, ""},
+		{"introspection budget spent: retry, don't drop the token", stubBearer{err: oidcflow.ErrOverBudget}, nil, map[string]string{"authorization": "Bearer t"}, false, 503, ""},
 		{"route groups: in", stubBearer{b: reader}, map[string]string{"allowed_groups": "reader,admin"}, map[string]string{"authorization": "Bearer t"}, true, 0, ""},
 		{"route groups: out", stubBearer{b: reader}, map[string]string{"allowed_groups": "admin"}, map[string]string{"authorization": "Bearer t"}, false, 403, `Bearer error="insufficient_scope"`},
 		{"required scopes: granted", stubBearer{b: reader}, map[string]string{"required_scopes": "openid read"}, map[string]string{"authorization": "Bearer t"}, true, 0, ""},

@@ -10,12 +10,18 @@ import (
 // lets top-level POST navigations through within two minutes in some
 // browsers, and =None everywhere). So a state-changing request carried by
 // the cookie must come from the app's own origin or one of
-// csrf_allowed_origins: its Origin header, or without one its Referer's
-// origin (RFC 6454 §7, OWASP's "verifying origin with standard headers",
-// as Envoy's CSRF filter and Envoy Gateway do). Browsers send Origin on
-// every POST, PUT, PATCH and DELETE; a request with neither header is
-// refused, as Envoy's filter refuses it. Bearer-token requests carry no
-// ambient credential and are not checked; GET and HEAD cost nothing.
+// csrf_allowed_origins. The browser says so itself in Sec-Fetch-Site
+// (Fetch Metadata; a forbidden header name, so no page can forge it):
+// same-origin passes, and so does none (the user's own navigation). Where
+// a browser sends none, its Origin header decides, or without one its
+// Referer's origin (RFC 6454 §7, OWASP's "verifying origin with standard
+// headers", as Envoy's CSRF filter and Envoy Gateway do). "Origin: null"
+// (a sandboxed or privacy-stripped origin) is refused, not read from the
+// Referer; a request with neither header is refused, as Envoy's filter
+// refuses it. Sec-Fetch-Site first matters: a page with Referrer-Policy
+// no-referrer makes browsers send "Origin: null" and no Referer even on
+// same-origin POSTs. Bearer-token requests carry no ambient credential and
+// are not checked; GET and HEAD cost nothing.
 
 // reasonCSRF is the reason of the refusal.
 const reasonCSRF = "csrf_origin"
@@ -33,7 +39,18 @@ func unsafeMethod(m string) bool {
 // own host (the request's :authority) or an allowed origin.
 func (s *Server) sameOrigin(r *Request) bool {
 	origin := r.Headers["origin"]
-	if origin == "" || origin == "null" {
+	switch r.Headers["sec-fetch-site"] {
+	case "same-origin", "none":
+		return true
+	case "same-site", "cross-site":
+		if origin == "" || origin == "null" {
+			return false // another site: only an allowed Origin passes
+		}
+	}
+	if origin == "null" {
+		return false
+	}
+	if origin == "" {
 		ref := r.Headers["referer"]
 		if ref == "" {
 			return false

@@ -112,6 +112,13 @@ func (s *Server) bearerFailure(err error) *Decision {
 	if errors.Is(err, oidcflow.ErrInvalidToken) {
 		return unauthorized("invalid_token", challengeInvalidToken)
 	}
+	// A flood of unknown tokens spent introspection_budget: the token may
+	// be good, so the client retries rather than drops it.
+	if errors.Is(err, oidcflow.ErrOverBudget) {
+		return &Decision{Status: http.StatusServiceUnavailable, Reason: "introspection_budget", Headers: []Header{
+			{"retry-after", "1"}, {"cache-control", "no-store"},
+		}}
+	}
 	return s.unavailable(err, nil)
 }
 

@@ -92,24 +92,29 @@ func TestEmailWithSeveralAtSignsIsNoAddress(t *testing.T) {
 // marks unverified: it would reach the upstream as x-forwarded-email.
 // insecure_oidc_allow_unverified_email lets it in, as in oauth2-proxy.
 func TestUnverifiedEmailRefusedWhateverTheDomains(t *testing.T) {
-	id := oidcflow.Identity{Subject: "u", User: "u", Email: "ceo@example.com", EmailVerified: false}
+	id := oidcflow.Identity{Subject: "u", User: "u", Email: "ceo@example.com", EmailVerified: false, EmailUnverified: true}
 	idp := &stubIdP{}
-	s, jar := newTestServer(t, Config{EmailDomains: []string{"*"}, SkipProviderButton: true}, idp, nil)
+	s, _ := newTestServer(t, Config{EmailDomains: []string{"*"}, SkipProviderButton: true}, idp, nil)
 	resp := loginWith(t, s, idp, id)
 	deniedWith(t, "login with an unverified address", resp, http.StatusForbidden, reasonUnverifiedEm)
 	if body := resp.GetDeniedResponse().GetBody(); !strings.Contains(body, "not verified") {
 		t.Fatalf("the page doesn't say why: %s", body)
 	}
-	sess := alice()
-	sess.Email, sess.EmailVerified = "ceo@example.com", false
-	r, _ := s.Check(t.Context(), envoyRequest("GET", "/page", map[string]string{"cookie": sessionCookie(t, jar, sess), "accept": "text/html"}))
-	deniedWith(t, "session with an unverified address", r, http.StatusForbidden, reasonUnverifiedEm)
+	s.bearerAuth = stubBearer{b: &oidcflow.Bearer{Identity: id, Via: "jwt"}}
+	r, _ := s.Check(t.Context(), envoyRequest("GET", "/api/x", map[string]string{"authorization": "Bearer t"}))
+	deniedWith(t, "a bearer token with an unverified address", r, http.StatusForbidden, reasonUnverifiedEm)
 
-	// No address at all is no false claim: allowed under "*".
-	r = loginWith(t, s, idp, oidcflow.Identity{Subject: "svc", User: "svc"})
-	if r.GetDeniedResponse().GetStatus().GetCode() != http.StatusFound {
-		t.Fatalf("login without an e-mail under email_domains *: %v, want the redirect back", r.GetDeniedResponse().GetStatus())
+	// No address at all is no false claim, and an IdP that leaves
+	// email_verified out (Entra ID) says nothing false: allowed under "*",
+	// as in oauth2-proxy; where a domain list decides, the address must be
+	// verified.
+	for _, other := range []oidcflow.Identity{{Subject: "svc", User: "svc"}, {Subject: "e", User: "e", Email: "e@example.com"}} {
+		if r := loginWith(t, s, idp, other); r.GetDeniedResponse().GetStatus().GetCode() != http.StatusFound {
+			t.Fatalf("login of %+v under email_domains *: %v, want the redirect back", other, r.GetDeniedResponse().GetStatus())
+		}
 	}
+	strict, _ := newTestServer(t, Config{EmailDomains: []string{"example.com"}, SkipProviderButton: true}, idp, nil)
+	deniedWith(t, "no email_verified under a domain list", loginWith(t, strict, idp, oidcflow.Identity{Subject: "e", User: "e", Email: "e@example.com"}), http.StatusForbidden, reasonUnverifiedEm)
 
 	s, _ = newTestServer(t, Config{EmailDomains: []string{"*"}, SkipProviderButton: true, AllowUnverifiedEmail: true}, idp, nil)
 	if r := loginWith(t, s, idp, id); r.GetDeniedResponse().GetStatus().GetCode() != http.StatusFound {
@@ -278,6 +283,14 @@ func TestCSRFOriginCheckForCookieSessions(t *testing.T) {
 		{"same host, other scheme (TLS ended before Envoy)", "POST", map[string]string{"origin": "http://app.example.com"}, nil, 0, ""},
 		{"same host, other port", "PATCH", map[string]string{"origin": "https://app.example.com:8443"}, nil, 403, reasonCSRF},
 		{"opaque origin", "POST", map[string]string{"origin": "null"}, nil, 403, reasonCSRF},
+		{"opaque origin with our own Referer", "POST", map[string]string{"origin": "null", "referer": "https://app.example.com/form"}, nil, 403, reasonCSRF},
+		// Fetch Metadata: what the browser itself says of the request.
+		{"Referrer-Policy no-referrer page: Origin null, same-origin", "POST", map[string]string{"origin": "null", "sec-fetch-site": "same-origin"}, nil, 0, ""},
+		{"the user's own navigation", "POST", map[string]string{"sec-fetch-site": "none"}, nil, 0, ""},
+		{"cross-site from an allowed origin", "POST", map[string]string{"origin": "https://admin.example.org", "sec-fetch-site": "cross-site"}, nil, 0, ""},
+		{"cross-site", "POST", map[string]string{"origin": "https://evil.example", "sec-fetch-site": "cross-site"}, nil, 403, reasonCSRF},
+		{"a sibling subdomain (same-site)", "POST", map[string]string{"origin": "https://blog.example.com", "sec-fetch-site": "same-site"}, nil, 403, reasonCSRF},
+		{"cross-site without an Origin", "POST", map[string]string{"referer": "https://app.example.com/x", "sec-fetch-site": "cross-site"}, nil, 403, reasonCSRF},
 		{"no origin, own referer", "POST", map[string]string{"referer": "https://app.example.com/form"}, nil, 0, ""},
 		{"no origin, foreign referer", "POST", map[string]string{"referer": "https://evil.example/app.example.com"}, nil, 403, reasonCSRF},
 		{"neither header", "POST", nil, nil, 403, reasonCSRF},

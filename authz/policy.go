@@ -24,8 +24,9 @@ const (
 
 // user is what the policy reads of a session or a bearer token.
 type user struct {
-	email         string
-	emailVerified bool
+	email           string
+	emailVerified   bool
+	emailUnverified bool // the IdP said email_verified false (logins and bearer tokens)
 	groups        []string // group names and role keys
 	roleGrants    []string // ZITADEL "role@orgId"
 	roleOrg       string   // ZITADEL: the organization that granted every role (roleGrants empty)
@@ -45,7 +46,7 @@ func sessionUser(s *sessionpb.Session) user {
 }
 
 func identityUser(id oidcflow.Identity) user {
-	return user{email: id.Email, emailVerified: id.EmailVerified, groups: id.Groups, roleGrants: id.RoleGrants,
+	return user{email: id.Email, emailVerified: id.EmailVerified, emailUnverified: id.EmailUnverified, groups: id.Groups, roleGrants: id.RoleGrants,
 		orgID: id.OrgID, orgDomain: id.OrgDomain, authTime: id.AuthTime, amr: id.AMR}
 }
 
@@ -85,9 +86,11 @@ func (s *Server) authorize(u user) string {
 	if !emailAllowed(cfg.EmailDomains, u.email) && !cfg.AuthenticatedEmails[strings.ToLower(u.email)] {
 		return reasonEmailDomain
 	}
-	// An address the IdP hasn't verified is no one's, whatever the domains
-	// ("*" too): it would reach the upstream as x-forwarded-email.
-	if u.email != "" && !u.emailVerified && !cfg.AllowUnverifiedEmail {
+	// An address the IdP says it hasn't verified is no one's, whatever the
+	// domains ("*" too: it would reach the upstream as x-forwarded-email),
+	// as in oauth2-proxy. Where a domain list decides who gets in, an
+	// address without email_verified doesn't count either.
+	if u.email != "" && !u.emailVerified && !cfg.AllowUnverifiedEmail && (u.emailUnverified || !slices.Contains(cfg.EmailDomains, "*")) {
 		return reasonUnverifiedEm
 	}
 	if len(cfg.AllowedGroups) > 0 && !u.inAnyGroup(cfg.AllowedGroups) {

@@ -215,6 +215,13 @@ func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
 				if g.GetAction().String() == "DENY" && m.policyMeta[j].Namespace == m.policyMeta[i].Namespace &&
 					maps.Equal(g.GetSelector().GetMatchLabels(), pol.GetSelector().GetMatchLabels()) {
 					guarded = guardsHostsAndUnderscores(t, g)
+					// A host the CUSTOM rule leaves out (blog.example.com:443
+					// where it lists blog.example.com) would get neither the
+					// Check nor the guard: the guard lets through exactly the
+					// hosts the Check covers.
+					if hosts := customHosts(pol); hosts != nil && !slices.Equal(guardHosts(g), hosts) {
+						t.Errorf("policy %s: the guard lets %v through, the Check covers %v: a host between them reaches the pods unchecked", m.policyMeta[i].Namespace, guardHosts(g), hosts)
+					}
 				}
 			}
 			if !guarded {
@@ -355,6 +362,28 @@ func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
 	if c.ReadinessProbe.HTTPGet.Port.String() != "http" {
 		t.Errorf("probes use port %v, want the ops port named http", c.ReadinessProbe.HTTPGet.Port.String())
 	}
+}
+
+// customHosts are the hosts a CUSTOM policy's rules name (nil: every host).
+func customHosts(p *securityv1.AuthorizationPolicy) []string {
+	var hosts []string
+	for _, r := range p.GetRules() {
+		for _, to := range r.GetTo() {
+			hosts = append(hosts, to.GetOperation().GetHosts()...)
+		}
+	}
+	return hosts
+}
+
+// guardHosts are the hosts a DENY guard lets through (its notHosts).
+func guardHosts(g *securityv1.AuthorizationPolicy) []string {
+	var hosts []string
+	for _, r := range g.GetRules() {
+		for _, to := range r.GetTo() {
+			hosts = append(hosts, to.GetOperation().GetNotHosts()...)
+		}
+	}
+	return hosts
 }
 
 // guardsHostsAndUnderscores: g refuses hosts but the workload's own

@@ -149,6 +149,9 @@ func (p *Provider) Authenticate(ctx context.Context, token string) (*Bearer, err
 			}
 		}
 		e := p.verifyBearer(callCtx, token)
+		if e == overBudget {
+			return nil, ErrOverBudget
+		}
 		if e != nil {
 			p.remember(key, token, e)
 		}
@@ -198,6 +201,10 @@ func (p *Provider) remember(key, token string, e *TokenEntry) {
 	p.tokens.Wait()
 }
 
+// overBudget is verifyBearer's answer when introspection_budget is spent:
+// no entry to cache, ErrOverBudget to the caller.
+var overBudget = &TokenEntry{Invalid: true}
+
 // entryOverhead is the memory of a cached entry beyond its key and Bearer.
 const entryOverhead = 224
 
@@ -241,8 +248,8 @@ func (p *Provider) verifyBearer(ctx context.Context, token string) *TokenEntry {
 			// Not a verdict on the token: nothing is cached, and the
 			// caller may try again once the flood has passed.
 			p.observe("introspection", "over_budget", 0)
-			p.logger.Debug("bearer token refused", "reason", "introspection_budget", "error", "more unknown tokens per second than introspection_budget allows")
-			return &TokenEntry{Invalid: true, Until: p.now()}
+			p.logger.Debug("bearer token not checked", "reason", "introspection_budget", "error", "more unknown tokens per second than introspection_budget allows")
+			return overBudget
 		}
 		b, err = p.introspect(ctx, d, token)
 		p.observe("introspection", outcome(err), time.Since(start))
@@ -280,9 +287,10 @@ func outcome(err error) string {
 }
 
 // idTokenShaped says why a JWT is an ID token rather than an access token
-// ("" when it isn't one): a typ header naming an ID token, or a claim
-// only ID tokens carry (nonce, at_hash, c_hash, s_hash; OpenID Connect
-// Core §2, §3.3.2.11, FAPI's s_hash) or AWS Cognito's token_use "id".
+// ("" when it isn't one): a typ header naming an ID token, a claim only ID
+// tokens carry (at_hash, c_hash, s_hash; OpenID Connect Core §3.3.2.11,
+// FAPI's s_hash), Keycloak's typ claim "ID" or AWS Cognito's token_use
+// "id". Not nonce: Keycloak puts the login's nonce in access tokens too.
 func idTokenShaped(token string) string {
 	if strings.Count(token, ".") != 2 {
 		return ""
@@ -307,13 +315,16 @@ func idTokenShaped(token string) string {
 	if json.Unmarshal(raw, &c) != nil {
 		return ""
 	}
-	for _, claim := range []string{"nonce", "at_hash", "c_hash", "s_hash"} {
+	for _, claim := range []string{"at_hash", "c_hash", "s_hash"} {
 		if _, ok := c[claim]; ok {
 			return "it carries " + claim
 		}
 	}
 	if string(c["token_use"]) == `"id"` {
 		return "token_use id"
+	}
+	if string(c["typ"]) == `"ID"` || string(c["typ"]) == `"Logout"` {
+		return "typ claim " + string(c["typ"])
 	}
 	return ""
 }

@@ -290,26 +290,34 @@ func TestIntrospectionURLWhenDiscoveryHasNone(t *testing.T) {
 }
 
 // Made-up opaque tokens can't make us call the IdP once each: past
-// introspection_budget per second an unknown token is refused without a
-// call (and isn't remembered as invalid: it may be good once the flood
-// passes); a token that can't be an RFC 6750 token costs no call at all.
+// introspection_budget per second an unknown token is answered
+// ErrOverBudget without a call (not "invalid", and not remembered: it may
+// be good, and is checked once the flood passes); a token that can't be an
+// RFC 6750 token costs no call at all.
 func TestIntrospectionBudgetBoundsUnknownTokens(t *testing.T) {
 	r := newBearerRig(t, oidcflow.BearerConfig{IntrospectionBudget: 20, NegativeTTL: time.Minute, PositiveTTL: time.Minute}, 1<<20)
 	calls := func() int64 { return r.idp.Calls("/oauth/introspect") }
 	good := r.token(t, devidp.DefaultClient(), "alice")
+	invalid, over := 0, 0
 	for i := range 1000 {
 		raw := make([]byte, 48)
 		_, _ = rand.Read(raw)
 		tok := base64.RawURLEncoding.EncodeToString(raw)
-		if _, err := r.p.Authenticate(t.Context(), tok); !errors.Is(err, oidcflow.ErrInvalidToken) {
-			t.Fatalf("random token %d: %v, want ErrInvalidToken", i, err)
+		_, err := r.p.Authenticate(t.Context(), tok)
+		switch {
+		case errors.Is(err, oidcflow.ErrInvalidToken):
+			invalid++
+		case errors.Is(err, oidcflow.ErrOverBudget):
+			over++
+		default:
+			t.Fatalf("random token %d: %v, want ErrInvalidToken or ErrOverBudget", i, err)
 		}
 	}
-	if n := calls(); n != 20 {
-		t.Fatalf("1,000 random tokens within one second made %d introspections, want the budget's 20", n)
+	if n := calls(); n != 20 || invalid != 20 || over != 980 {
+		t.Fatalf("1,000 random tokens within one second: %d introspections, %d invalid, %d over budget; want the budget's 20, 20, 980", n, invalid, over)
 	}
-	if _, err := r.p.Authenticate(t.Context(), good); !errors.Is(err, oidcflow.ErrInvalidToken) || calls() != 20 {
-		t.Fatalf("a real token during the flood: %v after %d calls, want refused without a call", err, calls())
+	if _, err := r.p.Authenticate(t.Context(), good); !errors.Is(err, oidcflow.ErrOverBudget) || calls() != 20 {
+		t.Fatalf("a real token during the flood: %v after %d calls, want ErrOverBudget without a call", err, calls())
 	}
 	r.clk.Add(time.Second)
 	if b, err := r.p.Authenticate(t.Context(), good); err != nil || b.Identity.Subject == "" {

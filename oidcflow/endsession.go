@@ -52,7 +52,7 @@ func (p *Provider) BackendLogout(ctx context.Context, target string) error {
 	if err != nil {
 		return errors.New("backend logout: backend_logout_url is not a valid URL")
 	}
-	where := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
+	where := req.URL.Scheme + "://" + req.URL.Host // the path may hold {id_token} too
 	resp, err := p.client.Do(req)
 	if err != nil {
 		var ue *url.Error

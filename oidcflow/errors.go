@@ -17,4 +17,8 @@ var (
 	// (invalid_client, unauthorized_client): a configuration mistake
 	// (client_auth_method, client_id, the secret or key), not the user's.
 	ErrClientAuth = errors.New("the identity provider refused the client")
+	// ErrOverBudget: a token the cache doesn't know would need an
+	// introspection, and introspection_budget is spent for now. Nothing is
+	// known about the token: the caller should retry shortly, not drop it.
+	ErrOverBudget = errors.New("introspection budget spent")
 )

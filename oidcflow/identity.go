@@ -14,6 +14,9 @@ type Identity struct {
 	User              string // user_id_claim, falling back to sub
 	Email             string
 	EmailVerified     bool
+	// EmailUnverified: the IdP said email_verified false (not merely
+	// left it out, as Entra ID does).
+	EmailUnverified bool
 	PreferredUsername string
 	Groups            []string // oidc_groups_claim values plus ZITADEL role keys, sorted, unique
 	// ZITADEL: the user's organization (urn:zitadel:iam:user:resourceowner:id,
@@ -73,7 +76,7 @@ func (p *Provider) identityFromClaims(claims map[string]any) Identity {
 		id.Groups[i] = headerSafe(g)
 	}
 	if v, ok := claims["email_verified"].(bool); ok {
-		id.EmailVerified = v
+		id.EmailVerified, id.EmailUnverified = v, !v
 	}
 	if id.User == "" {
 		id.User = id.Subject

@@ -112,11 +112,28 @@ func (t *Table) Lookup(name, host string) (a *App, reason string) {
 		}
 		return t.def, ""
 	}
-	host = normalizeHost(host)
+	host, port, ok := splitHost(host)
+	if !ok {
+		// A trailing dot, an empty or a non-numeric port: Envoy may have
+		// matched it to an app's "host:*" domains or to its catch-all,
+		// depending on its settings. Judging it with either app's rules
+		// could be the wrong one: no app.
+		return nil, "unknown_host"
+	}
 	if a := t.exact[host]; a != nil {
 		return a, ""
 	}
-	if len(t.wild) > 0 {
+	if len(t.wild) > 0 && port {
+		// Envoy can't write a domain with both a wildcard and a port:
+		// "*.example.com" doesn't take "a.example.com:8443" (unless
+		// ignore_port_in_host_matching), so whether that app's virtual
+		// host got it is unknown here: no app.
+		for i := 1; i < len(host); i++ {
+			if host[i] == '.' && t.wild[host[i+1:]] != nil {
+				return nil, "unknown_host"
+			}
+		}
+	} else if len(t.wild) > 0 {
 		// Envoy: "*.example.com" matches a host longer than
 		// ".example.com" that ends with it, the longest suffix first. So
 		// every dot but one at the start, from the left.
@@ -135,17 +152,28 @@ func (t *Table) Lookup(name, host string) (a *App, reason string) {
 	return t.def, ""
 }
 
-// normalizeHost drops a numeric port and lower-cases ASCII letters, as
-// Envoy does before it matches domains (absl::AsciiStrToLower); nothing
-// else: "app1.localhost." and "app1.localhost:" stay as they are, and so
-// do non-ASCII letters (strings.ToLower would fold U+212A KELVIN SIGN to
-// "k" and hand a foreign host to an app). It allocates only for a host
-// with upper-case letters.
-func normalizeHost(h string) string {
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && i < len(h)-1 && allDigits(h[i+1:]) &&
-		(!strings.HasPrefix(h, "[") || h[i-1] == ']') { // "[::1]:443", not "[::1]"
-		h = h[:i]
+// splitHost drops a numeric port (port: there was one) and lower-cases
+// ASCII letters, as Envoy does before it matches domains
+// (absl::AsciiStrToLower); nothing else is folded: non-ASCII letters stay
+// as they are (strings.ToLower would fold U+212A KELVIN SIGN to "k" and
+// hand a foreign host to an app). ok is false for a host whose app depends
+// on Envoy's settings: a trailing dot, an empty or non-numeric port. It
+// allocates only for a host with upper-case letters.
+func splitHost(h string) (host string, port, ok bool) {
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && (!strings.HasPrefix(h, "[") || h[i-1] == ']') { // "[::1]:443", not "[::1]"
+		if !allDigits(h[i+1:]) {
+			return "", false, false
+		}
+		h, port = h[:i], true
 	}
+	if strings.HasSuffix(h, ".") {
+		return "", port, false
+	}
+	return lowerASCII(h), port, true
+}
+
+// lowerASCII lower-cases A-Z only.
+func lowerASCII(h string) string {
 	for i := 0; i < len(h); i++ {
 		if c := h[i]; 'A' <= c && c <= 'Z' {
 			b := []byte(h)
@@ -160,13 +188,14 @@ func normalizeHost(h string) string {
 	return h
 }
 
+// allDigits: a port Envoy's "host:*" and we agree on (1 to 5 digits).
 func allDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
 	}
-	return len(s) <= 5
+	return len(s) >= 1 && len(s) <= 5
 }
 
 // Router implements envoy.service.auth.v3.Authorization over a Table.

@@ -150,6 +150,11 @@ func (j *Jar) saveTicket(ctx context.Context, s *sessionpb.Session, host string,
 			}
 		}
 	}
+	if t == nil && s.GetTicketId() != "" {
+		// A stored session whose ticket the cookies no longer carry: made
+		// anew it could bring back a session signed out meanwhile.
+		return nil, ErrNoSession
+	}
 	if t == nil {
 		id, key := make([]byte, 16), make([]byte, 32)
 		rand.Read(id)

@@ -427,12 +427,15 @@ func (r *resolver) redisOptions() *redis.UniversalOptions {
 	case u != "":
 		o, err := redis.ParseURL(u)
 		if err != nil {
-			// url.Parse's errors quote the whole URL, password included.
+			// url.Parse's errors quote the URL or a part of it, and the part
+			// can be the password (redis://:pa/ss@h parses "pa" as a host
+			// and complains of its port): say what to check instead.
 			var ue *url.Error
+			cause := err.Error()
 			if errors.As(err, &ue) {
-				err = ue.Err
+				cause = "it doesn't parse as a URL (percent-encode /, #, ? and @ in the user and password, and check the port)"
 			}
-			r.fail("redis_url", "%q is not a redis:// or rediss:// URL: %v", redactUserinfo(u), err)
+			r.fail("redis_url", "%q is not a redis:// or rediss:// URL: %s", redactUserinfo(u), cause)
 			return nil
 		}
 		if o.TLSConfig != nil {

@@ -279,6 +279,7 @@ func TestRedisURLErrorsHideThePassword(t *testing.T) {
 	for _, body := range []string{
 		"session_store_type = \"redis\"\nredis_url = \"redis://:s3cr3t-pw@cache:port/0\"\n",
 		"session_store_type = \"redis\"\nredis_url = \"redis://admin:s3cr3t-pw@cache:6379/x\"\n",
+		"session_store_type = \"redis\"\nredis_url = \"redis://:s3cr3t/pw@cache:6379\"\n", // the password's / ends the host
 		"session_store_type = \"redis\"\nredis_sentinel_addresses = [\"redis://:s3cr3t-pw@sentinel:bad port\"]\nredis_sentinel_master_name = \"m\"\n",
 	} {
 		_, _, err := Load([]string{"--config", write(t, "c.toml", minimalTOML+body)}, env(nil))
