@@ -26,14 +26,14 @@ const (
 type user struct {
 	email           string
 	emailVerified   bool
-	emailUnverified bool // the IdP said email_verified false (logins and bearer tokens)
-	groups        []string // group names and role keys
-	roleGrants    []string // ZITADEL "role@orgId"
-	roleOrg       string   // ZITADEL: the organization that granted every role (roleGrants empty)
-	orgID         string
-	orgDomain     string
-	authTime      time.Time
-	amr           []string
+	emailUnverified bool     // the IdP said email_verified false (logins and bearer tokens)
+	groups          []string // group names and role keys
+	roleGrants      []string // ZITADEL "role@orgId"
+	roleOrg         string   // ZITADEL: the organization that granted every role (roleGrants empty)
+	orgID           string
+	orgDomain       string
+	authTime        time.Time
+	amr             []string
 }
 
 func sessionUser(s *sessionpb.Session) user {

@@ -10,13 +10,13 @@ import (
 
 // Identity is who a token speaks for, mapped with the configured claims.
 type Identity struct {
-	Subject           string
-	User              string // user_id_claim, falling back to sub
-	Email             string
-	EmailVerified     bool
+	Subject       string
+	User          string // user_id_claim, falling back to sub
+	Email         string
+	EmailVerified bool
 	// EmailUnverified: the IdP said email_verified false (not merely
 	// left it out, as Entra ID does).
-	EmailUnverified bool
+	EmailUnverified   bool
 	PreferredUsername string
 	Groups            []string // oidc_groups_claim values plus ZITADEL role keys, sorted, unique
 	// ZITADEL: the user's organization (urn:zitadel:iam:user:resourceowner:id,
