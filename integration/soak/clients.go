@@ -33,20 +33,33 @@ const (
 	pBackchannel = 1.0 / 1500
 	pBearer      = 1.0 / 10
 	pause        = 20 * time.Millisecond
+	// endEvery: a client whose session lived this long ends it (sign-out
+	// for even clients, back-channel logout for odd ones), so every run
+	// has ended sessions to probe whatever the dice say.
+	endEvery = 20 * time.Second
 )
 
 func (r *rig) client(ctx context.Context, n int, u devidp.User) {
 	var sess *clientSession
 	var bearer string
+	var since time.Time
 	for ctx.Err() == nil {
 		if sess == nil {
 			if sess = r.login(ctx, n); sess == nil {
 				sleep(ctx, 200*time.Millisecond)
 				continue
 			}
+			since = time.Now()
 			atomic.AddInt64(&r.res.logins, 1)
 		}
-		switch roll := rand.Float64(); {
+		roll := rand.Float64()
+		if time.Since(since) > endEvery {
+			roll = 0 // the sign-out case
+			if n%2 == 1 {
+				roll = pSignOut // the back-channel logout case
+			}
+		}
+		switch {
 		case roll < pSignOut:
 			if r.signOut(ctx, n, sess) {
 				sess = nil
