@@ -123,33 +123,41 @@ func (t *Table) Lookup(name, host string) (a *App, reason string) {
 	if a := t.exact[host]; a != nil {
 		return a, ""
 	}
-	if len(t.wild) > 0 && port {
-		// Envoy can't write a domain with both a wildcard and a port:
-		// "*.example.com" doesn't take "a.example.com:8443" (unless
-		// ignore_port_in_host_matching), so whether that app's virtual
-		// host got it is unknown here: no app.
-		for i := 1; i < len(host); i++ {
-			if host[i] == '.' && t.wild[host[i+1:]] != nil {
-				return nil, "unknown_host"
-			}
+	if a := t.wildcard(host); a != nil {
+		if port {
+			// Envoy can't write a domain with both a wildcard and a port:
+			// "*.example.com" doesn't take "a.example.com:8443" (unless
+			// ignore_port_in_host_matching), so whether that app's
+			// virtual host got it is unknown here: no app.
+			return nil, "unknown_host"
 		}
-	} else if len(t.wild) > 0 {
-		// Envoy: "*.example.com" matches a host longer than
-		// ".example.com" that ends with it, the longest suffix first. So
-		// every dot but one at the start, from the left.
-		for i := 1; i < len(host); i++ {
-			if host[i] != '.' {
-				continue
-			}
-			if a := t.wild[host[i+1:]]; a != nil {
-				return a, ""
-			}
-		}
+		return a, ""
 	}
 	if t.def == nil {
 		return nil, "unknown_host"
 	}
 	return t.def, ""
+}
+
+// wildcard is the app of the longest wildcard that matches host, as Envoy
+// matches "*.example.com": a host longer than ".example.com" that ends
+// with it. So every dot but one at the start, from the left.
+func (t *Table) wildcard(host string) *App {
+	if len(t.wild) == 0 || host == "" {
+		return nil
+	}
+	for i := 1; i < len(host); {
+		j := strings.IndexByte(host[i:], '.')
+		if j < 0 {
+			return nil
+		}
+		i += j
+		if a := t.wild[host[i+1:]]; a != nil {
+			return a
+		}
+		i++
+	}
+	return nil
 }
 
 // splitHost drops a numeric port (port: there was one) and lower-cases
