@@ -3,6 +3,7 @@ package integration_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,13 +15,14 @@ import (
 	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 // zitadelGuideConfig is the oauth2-proxy file from ZITADEL's guide
-// (CONTRACT.md §2), with only its {placeholders} filled in.
+// (testdata/oauth2-proxy/zitadel-guide.cfg), with only its {placeholders} filled in.
 const zitadelGuideConfig = `provider = "oidc"
 user_id_claim = "sub"
 provider_display_name = "ZITADEL"
@@ -96,8 +98,11 @@ func TestInvalidConfigStopsStartup(t *testing.T) {
 	}
 }
 
-// Contract §2: the ZITADEL guide's oauth2-proxy TOML loads unchanged and
-// works; upstreams is ignored with a warning.
+// Contract §2: the ZITADEL guide's oauth2-proxy TOML loads unchanged;
+// upstreams is ignored with a warning. Its redirect_url is oauth2-proxy's
+// own address, which is our operations listener: no sign-in could finish
+// there, so serve warns and check-config fails naming redirect_url and the
+// fix, until redirect_url points at Envoy.
 func TestZitadelGuideConfigLoadsUnchanged(t *testing.T) {
 	idp := devidp.StartT(t, devidp.Options{})
 	c := devidp.DefaultClient()
@@ -114,8 +119,26 @@ func TestZitadelGuideConfigLoadsUnchanged(t *testing.T) {
 	if !strings.Contains(srv.Logs(), "upstreams: Envoy's job: ignored") {
 		t.Errorf("no warning about upstreams:\n%s", srv.Logs())
 	}
-	if code, out, stderr := runCLI(t, nil, "check-config", "--config", path); code != 0 {
-		t.Errorf("check-config oauth2-proxy.cfg: exit %d\n%s%s", code, out, stderr)
+	code, out, stderr := runCLI(t, nil, "check-config", "--config", path)
+	if code != 1 || !strings.Contains(stderr, "redirect_url http://127.0.0.1:4180/oauth2/callback is our own operations listener") ||
+		!strings.Contains(stderr, "must come through Envoy") || !strings.Contains(stderr, "http://127.0.0.1:8000/oauth2/callback") {
+		t.Errorf("check-config on the guide's file: exit %d, want 1 naming redirect_url and the fix\n%s%s", code, out, stderr)
+	}
+	// The two lines README's switching section changes: redirect_url
+	// through Envoy (here its shipped listener), and nothing else.
+	if code, out, stderr := runCLI(t, nil, "check-config", "--config", path, "--redirect-url", "http://127.0.0.1:8000/oauth2/callback"); code != 0 {
+		t.Errorf("check-config with redirect_url through Envoy: exit %d\n%s%s", code, out, stderr)
+	}
+	port, err := testkit.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := fmt.Sprintf("127.0.0.1:%d", port) // the guide's shape, on a free port
+	srv2 := startCmd(t, exec.Command(serverBin, "serve", "--config", path, "--grpc-address", "127.0.0.1:0", "--log-format", "json",
+		"--http-address", ops, "--redirect-url", "http://"+ops+"/oauth2/callback"))
+	srv2.waitReady(t)
+	if !strings.Contains(srv2.Logs(), "is our own operations listener") {
+		t.Errorf("serve with the guide's redirect_url and http_address didn't warn:\n%s", srv2.Logs())
 	}
 }
 

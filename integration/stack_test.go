@@ -31,7 +31,7 @@ var serverBin string
 func TestMain(m *testing.M) {
 	// The dev IdP's example router logs every request through slog.Default.
 	slog.SetDefault(slog.New(slog.DiscardHandler))
-	dir, err := os.MkdirTemp("", "zitadel-ext-authz-it")
+	dir, err := testkit.TempDir("zitadel-ext-authz-it")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

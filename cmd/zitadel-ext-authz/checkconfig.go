@@ -16,7 +16,8 @@ import (
 // oauth2-proxy's --config-test: validate every key, run discovery and load
 // the JWKS, print the effective configuration with secrets masked. Exit 0
 // when the server would start and reach its IdP, 1 when the IdP can't be
-// used, 2 when the configuration is invalid.
+// used or no sign-in could finish (a redirect_url on one of our own
+// listeners), 2 when the configuration is invalid.
 func checkConfig(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, warnings, err := config.Load(args, getenv)
 	if errors.Is(err, config.ErrHelp) {
@@ -36,7 +37,21 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 		return 2
 	}
 	for _, w := range warnings {
-		fmt.Fprintln(stderr, "warning:", w)
+		fmt.Fprintln(stderr, "zitadel-ext-authz: warning:", w)
+	}
+	// Which file this was about: without --config only flags and
+	// ZITADEL_EXT_AUTHZ_*/OAUTH2_PROXY_* variables were read.
+	if cfg.Path != "" {
+		fmt.Fprintf(stdout, "# read %s\n", cfg.Path)
+	} else {
+		fmt.Fprintln(stdout, "# no --config file: flags and ZITADEL_EXT_AUTHZ_* / OAUTH2_PROXY_* variables only")
+	}
+	// A callback that can't be reached makes every sign-in fail: not a
+	// warning here, where people ask whether the file works.
+	code := 0
+	for _, p := range cfg.CallbackProblems() {
+		fmt.Fprintln(stderr, "zitadel-ext-authz:", p)
+		code = 1
 	}
 	fmt.Fprintln(stdout, "# effective configuration (secrets masked)")
 	for _, line := range cfg.Masked() {
@@ -69,7 +84,6 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 	defer cancel()
 	failed := map[string]bool{}
 	checked := map[string]bool{}
-	code := 0
 	for _, a := range cfg.AllApps() {
 		iss := a.OIDC.Issuer
 		if failed[iss] {
@@ -91,7 +105,7 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 			continue
 		}
 		if w := provider.ClientAuthWarning(); w != "" {
-			fmt.Fprintf(stderr, "warning: app %s: %s\n", a.Name, w)
+			fmt.Fprintf(stderr, "zitadel-ext-authz: warning: app %s: %s\n", a.Name, w)
 		}
 		if !checked[iss] {
 			checked[iss] = true

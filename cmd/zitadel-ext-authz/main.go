@@ -28,7 +28,7 @@ const usage = `zitadel-ext-authz: a ZITADEL login for Envoy and Istio (ext_authz
 
 Usage:
   zitadel-ext-authz serve --config FILE        run the server (FILE: oauth2-proxy.cfg, .toml, .yaml, .json)
-  zitadel-ext-authz check-config --config FILE validate FILE and reach the IdP; exit 0 ok, 1 IdP unusable, 2 invalid
+  zitadel-ext-authz check-config --config FILE validate FILE and reach the IdP; exit 0 ok, 1 IdP unusable or redirect_url unreachable, 2 invalid
   zitadel-ext-authz zitadel-bootstrap ...      create the project, apps and a user in a fresh ZITADEL
   zitadel-ext-authz healthcheck [URL]          probe /readyz (for containers without a shell)
   zitadel-ext-authz version                    print the version

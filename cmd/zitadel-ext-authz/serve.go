@@ -51,6 +51,9 @@ func serve(ctx context.Context, args []string, getenv func(string) string, stdou
 	for _, w := range warnings {
 		logger.Warn(w)
 	}
+	for _, p := range cfg.CallbackProblems() {
+		logger.Warn(p, "key", "redirect_url")
+	}
 	setMemoryLimit(cfg, getenv, logger)
 
 	// Collaborators, built once.

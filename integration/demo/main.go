@@ -41,15 +41,19 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyproc"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/serverproc"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
 func main() {
 	// End with the parent (make): a SIGKILLed make must not leave us, and so
 	// our children, holding the demo's ports.
-	_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0, 0, 0)
 	if os.Getppid() == 1 {
-		os.Exit(1) // the parent is gone already
+		// Started detached (setsid -f, nohup … &): there is no parent to
+		// follow, so run until told to stop, and say how.
+		fmt.Fprintf(os.Stderr, "demo: running detached (pid %d); stop it with: kill %d\n", os.Getpid(), os.Getpid())
+	} else {
+		_ = unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(syscall.SIGTERM), 0, 0, 0)
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "demo:", err)
@@ -102,7 +106,7 @@ func run() error {
 	go func() { _ = upstream.Serve(upLn) }()
 	defer upstream.Close()
 
-	dir, err := os.MkdirTemp("", "zitadel-ext-authz-demo")
+	dir, err := testkit.TempDir("zitadel-ext-authz-demo")
 	if err != nil {
 		return err
 	}

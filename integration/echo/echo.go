@@ -40,10 +40,24 @@ func Handler() http.Handler {
 		}
 		sort.Strings(names)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err := page.Execute(w, map[string]any{"R": got, "Names": names, "JSON": string(js)}); err != nil {
+		identity := map[string]bool{}
+		for _, n := range names {
+			identity[n] = isIdentityHeader(n)
+		}
+		if err := page.Execute(w, map[string]any{"R": got, "Names": names, "Identity": identity, "JSON": string(js)}); err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 		}
 	})
+}
+
+// isIdentityHeader: one of the headers zitadel-ext-authz sets (the
+// x-forwarded-* and x-auth-request-* identity families), not the proxies' own x-forwarded-for, -proto, -host, -port or -prefix.
+func isIdentityHeader(name string) bool {
+	switch name {
+	case "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "x-forwarded-client-cert":
+		return false
+	}
+	return strings.HasPrefix(name, "x-forwarded-") || strings.HasPrefix(name, "x-auth-request-")
 }
 
 // Marker opens the (HTML-escaped) JSON copy inside the HTML page.
@@ -55,7 +69,7 @@ var page = template.Must(template.New("echo").Parse(`<!DOCTYPE html>
 tr.identity td{background:#e8f5e9;font-weight:bold}</style></head><body>
 <h1>Hello{{with index .R.Headers "x-forwarded-preferred-username"}}, {{.}}{{end}}!</h1>
 <p>{{.R.Method}} {{.R.Path}} reached the upstream with these headers (identity headers from zitadel-ext-authz highlighted):</p>
-<table id="headers">{{range .Names}}<tr{{if or (eq (printf "%.12s" .) "x-forwarded-") (eq (printf "%.15s" .) "x-auth-request-")}} class="identity"{{end}}><td>{{.}}</td><td>{{index $.R.Headers .}}</td></tr>{{end}}</table>
+<table id="headers">{{range .Names}}<tr{{if index $.Identity .}} class="identity"{{end}}><td>{{.}}</td><td>{{index $.R.Headers .}}</td></tr>{{end}}</table>
 <p><a href="/oauth2/sign_out">Sign out</a> · <a href="/oauth2/userinfo">/oauth2/userinfo</a></p>
 ` + Marker + `{{.JSON}}</pre>
 </body></html>`))

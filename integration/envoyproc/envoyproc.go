@@ -37,6 +37,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 )
 
 // Version is the Envoy release the project pins (.ci/run, make tools,
@@ -254,7 +255,7 @@ func Start(o Options) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "envoyproc")
+	dir, err := testkit.TempDir("envoyproc")
 	if err != nil {
 		return nil, err
 	}

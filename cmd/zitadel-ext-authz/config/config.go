@@ -473,6 +473,10 @@ func Usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: zitadel-ext-authz serve --config FILE [--key value ...]")
 	fmt.Fprintln(w, "\nEvery key can be set in the file, as ZITADEL_EXT_AUTHZ_<KEY> or as --<key-with-dashes>:")
 	for _, k := range keys {
-		fmt.Fprintf(w, "  %-38s %s (default %v)\n", k.name, k.help, k.def)
+		def := fmt.Sprintf(" (default %v)", k.def)
+		if s := fmt.Sprint(k.def); s == "" || s == "[]" {
+			def = "" // no default: don't print "(default )"
+		}
+		fmt.Fprintf(w, "  %-38s %s%s\n", k.name, k.help, def)
 	}
 }
