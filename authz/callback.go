@@ -70,7 +70,7 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	}
 	id := tokens.Identity
 	if reason := s.authorize(identityUser(id)); reason != "" {
-		d := s.forbidden(reason)
+		d := s.forbidden(reason, displayName(id.PreferredUsername, id.Email, id.User), nil)
 		if reason == reasonUnverifiedEm {
 			d = s.errorPage(http.StatusForbidden, reason, page{Title: "E-mail address not verified",
 				Message: "Your identity provider says your e-mail address is not verified. Verify it there (look for its confirmation e-mail), then sign in again.", Restart: true})

@@ -61,9 +61,62 @@ func (s *Server) insufficientAuthentication(need string, rp routePolicy) *Decisi
 	return unauthorized("insufficient_user_authentication", challenge)
 }
 
-// forbidden is the 403 page for a signed-in browser that isn't allowed.
-func (s *Server) forbidden(reason string) *Decision {
-	return s.errorPage(http.StatusForbidden, reason, page{Title: "Access denied", Message: "You are signed in, but not allowed to access this page."})
+// forbidden is the 403 page for a signed-in browser that isn't allowed: it
+// says who is signed in, what the page asks for (the rule, never a secret)
+// and offers to sign out, so the user can switch accounts or ask for the
+// right role. rp is the route's policy (nil: the app's only).
+func (s *Server) forbidden(reason, who string, rp *routePolicy) *Decision {
+	msg := "You are signed in"
+	if who != "" {
+		msg += " as " + who
+	}
+	msg += ", but this page needs " + s.needs(reason, rp) + "."
+	return s.errorPage(http.StatusForbidden, reason, page{Title: "Access denied", Message: msg,
+		Detail: "Ask the administrator for access, or sign out and sign in with another account.", SignOut: true})
+}
+
+// needs says, for a refusal's reason, what the page asks of the user.
+func (s *Server) needs(reason string, rp *routePolicy) string {
+	cfg := s.conf()
+	list := func(items []string) string {
+		if len(items) > 5 {
+			items = append(items[:5:5], "…")
+		}
+		return strings.Join(items, ", ")
+	}
+	switch reason {
+	case reasonNotInGroup:
+		return "one of these roles: " + list(cfg.AllowedGroups)
+	case "route_not_in_group":
+		if rp != nil {
+			return "one of these roles: " + list(rp.groups)
+		}
+	case reasonEmailDomain:
+		var domains []string
+		for _, d := range cfg.EmailDomains {
+			if d != "*" {
+				domains = append(domains, strings.TrimPrefix(d, "."))
+			}
+		}
+		if len(domains) > 0 {
+			return "an e-mail address at " + list(domains)
+		}
+		return "a valid e-mail address"
+	case reasonUnverifiedEm:
+		return "an e-mail address your identity provider has verified"
+	case reasonWrongOrg:
+		if cfg.OrganizationDomain != "" {
+			return "an account of the organization " + cfg.OrganizationDomain
+		}
+		return "an account of the organization this application belongs to"
+	case "route_wrong_organization":
+		return "an account of one of the organizations this page is for"
+	case "missing_scope":
+		if rp != nil {
+			return "the permissions (scopes) " + list(rp.scopes)
+		}
+	}
+	return "a permission your account doesn't have"
 }
 
 // unavailable answers a failure of the IdP or the session store: 504 when
@@ -127,25 +180,30 @@ type page struct {
 	Title, Message, Detail string
 	// Restart links to /oauth2/start ("Sign in again").
 	Restart bool
+	// SignOut links to /oauth2/sign_out ("Sign out or switch account").
+	SignOut bool
 }
 
 // errorPage is a readable denied answer for browsers. Its headers are its
 // own: callers may append (set-cookie, retry-after).
 func (s *Server) errorPage(status int, reason string, p page) *Decision {
 	set := s.conf()
-	return renderError(set.Pages, set.paths.start, status, reason, p)
+	return renderError(set.Pages, set.paths, status, reason, p)
 }
 
 func errorPage(status int, reason string, p page) *Decision {
-	return renderError(nil, "", status, reason, p)
+	return renderError(nil, paths{}, status, reason, p)
 }
 
-// renderError is an error page with pages' customisation; start is the
-// sign-in path the Restart link goes to.
-func renderError(pages *Pages, start string, status int, reason string, p page) *Decision {
+// renderError is an error page with pages' customisation; ps are the
+// sign-in and sign-out paths its links go to.
+func renderError(pages *Pages, ps paths, status int, reason string, p page) *Decision {
 	data := pageData{Title: p.Title, Message: p.Message, Detail: p.Detail}
 	if p.Restart {
-		data.StartURL = cmp.Or(start, defaultPrefix+"/start")
+		data.StartURL = cmp.Or(ps.start, defaultPrefix+"/start")
+	}
+	if p.SignOut {
+		data.SignOutURL = cmp.Or(ps.signOut, defaultPrefix+"/sign_out")
 	}
 	base := pageHeadersFor(pages)
 	headers := make([]Header, len(base), len(base)+2)

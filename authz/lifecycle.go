@@ -46,10 +46,10 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 	now := s.now()
 	u := sessionUser(sess)
 	if reason := s.authorize(u); reason != "" {
-		return withSubject(s.forbidden(reason), sess.GetSubject())
+		return withSubject(s.forbidden(reason, sessionName(sess), &rp), sess.GetSubject())
 	}
 	if reason := rp.check(u, sess.GetScopes()); reason != "" {
-		return withSubject(s.forbidden(reason), sess.GetSubject())
+		return withSubject(s.forbidden(reason, sessionName(sess), &rp), sess.GetSubject())
 	}
 	// The route wants a fresher or stronger sign-in than this session's:
 	// back to the IdP for it (the session stays for the other routes).
@@ -72,6 +72,21 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 		return s.saveRenewed(ctx, r, sess, d)
 	}
 	return d
+}
+
+// sessionName is how a page names the signed-in user.
+func sessionName(sess *sessionpb.Session) string {
+	return displayName(sess.GetPreferredUsername(), sess.GetEmail(), sess.GetUser())
+}
+
+// displayName is the first of the user's names that is set.
+func displayName(names ...string) string {
+	for _, n := range names {
+		if n != "" {
+			return n
+		}
+	}
+	return ""
 }
 
 // saveRenewed writes a session that changed (refresh, secret rotation,

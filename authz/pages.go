@@ -30,6 +30,7 @@ p.detail{color:#666;font-size:.9rem} img.logo{max-width:12rem;max-height:6rem} f
 {{define "signin"}}{{template "head" .}}
 {{if .Logo}}<img class="logo" alt="" src="{{.Logo}}">{{end}}
 <h1>Sign in</h1>
+{{if .Message}}<p class="notice" id="notice">{{.Message}}</p>{{end}}
 {{if .Banner}}<div class="banner">{{.Banner}}</div>{{else}}<p>You need to sign in to continue.</p>{{end}}
 <a class="button" id="sign-in" href="{{.StartURL}}">Sign in with {{.Provider}}</a>
 {{if .Footer}}<footer>{{.Footer}}</footer>{{end}}
@@ -39,13 +40,14 @@ p.detail{color:#666;font-size:.9rem} img.logo{max-width:12rem;max-height:6rem} f
 <p>{{.Message}}</p>
 {{if .Detail}}<p class="detail">{{.Detail}}</p>{{end}}
 {{if .StartURL}}<a class="button" href="{{.StartURL}}">Sign in again</a>{{end}}
+{{if .SignOutURL}}<a class="button" id="sign-out" href="{{.SignOutURL}}">Sign out or switch account</a>{{end}}
 </main></body></html>{{end}}
 `))
 
 // pageData is what the pages (ours, or custom_templates_dir's
 // sign_in.html and error.html) are rendered with.
 type pageData struct {
-	Title, Message, Detail, Provider, StartURL string
+	Title, Message, Detail, Provider, StartURL, SignOutURL string
 	// Banner and Footer (sign-in page) are the operator's HTML; Logo is a
 	// data: or https URL.
 	Banner, Footer template.HTML

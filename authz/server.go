@@ -278,6 +278,9 @@ func (s *Server) unauthenticated(r *Request) *Decision {
 	if s.isAPI(r) {
 		return unauthorized("no_session", challengeBearer)
 	}
+	if s.signedOut(r) {
+		return s.signedOutPage(r)
+	}
 	if !s.conf().SkipProviderButton {
 		return s.signInPage(r, r.RequestURI())
 	}

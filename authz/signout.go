@@ -18,8 +18,12 @@ import (
 // session is a cookie on the IdP's host (zitadel.md §1.7).
 func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 	after, ok := s.returnURL(r, r.Query().Get("rd"))
+	state := ""
 	if !ok {
-		after = r.Scheme + "://" + r.Host + "/"
+		// Our own landing: the IdP sends the browser back with this state
+		// (RP-Initiated Logout §3), and the page says it is signed out. The
+		// URI stays the origin's root, as registered at the IdP.
+		after, state = r.Scheme+"://"+r.Host+"/", signedOutState
 	}
 	var idToken string
 	if e, _, err := s.jar.Load(ctx, r.Cookies); err == nil {
@@ -62,16 +66,38 @@ func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 		cancel()
 	}
 	cookies := s.jar.End(ctx, r.Host, r.Cookies)
-	target, err := s.idp.EndSessionURL(idToken, after, "")
-	switch {
-	case errors.Is(err, oidcflow.ErrNoEndSession):
+	target, err := s.idp.EndSessionURL(idToken, after, state)
+	if err != nil {
+		if !errors.Is(err, oidcflow.ErrNoEndSession) {
+			// The IdP is unavailable: the local session ends anyway.
+			s.logger.Warn("sign-out without IdP logout", "request_id", r.ID, "reason", "idp_unavailable")
+		}
 		target = after
-	case err != nil:
-		// The IdP is unavailable: the local session ends anyway.
-		s.logger.Warn("sign-out without IdP logout", "request_id", r.ID, "reason", "idp_unavailable")
-		target = after
+		if state != "" {
+			target += "?state=" + state
+		}
 	}
 	return redirect(target, "sign_out", cookies)
+}
+
+// signedOutState marks the IdP's redirect back after our sign-out.
+const signedOutState = "signed_out"
+
+// signedOut reports whether r is the browser coming back from our
+// sign-out (the origin's root with our state).
+func (s *Server) signedOut(r *Request) bool {
+	return r.Path == "/" && r.RawQuery == "state="+signedOutState && !s.isAPI(r)
+}
+
+// signedOutPage says the sign-out is done and offers to sign in again
+// (status 200), rather than sending the browser straight back to the IdP.
+func (s *Server) signedOutPage(r *Request) *Decision {
+	d := s.signInPage(r, "/")
+	d.Reason = "signed_out_page"
+	set := s.conf()
+	d.Body = render(set.Pages, "signin", pageData{Title: "Signed out", Message: "You are signed out.", Provider: set.ProviderDisplayName,
+		StartURL: set.paths.start + "?rd=%2F"})
+	return d
 }
 
 // signOutUnavailable answers a sign-out the session store couldn't carry

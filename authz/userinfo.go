@@ -19,7 +19,19 @@ func (s *Server) userinfo(ctx context.Context, r *Request) *Decision {
 		return s.storeUnavailable()
 	}
 	if err != nil {
-		return unauthorized("no_session", challengeBearer)
+		// 401 for everyone (CONTRACT.md §3), but a browser gets the
+		// sign-in page as its body instead of its own blank 401 page, and
+		// a program JSON saying why.
+		if !s.isAPI(r) {
+			d := s.signInPage(r, "/")
+			d.Status, d.Reason = http.StatusUnauthorized, "no_session"
+			d.Headers = append(append(make([]Header, 0, len(d.Headers)+1), d.Headers...), Header{"www-authenticate", challengeBearer})
+			return d
+		}
+		d := unauthorized("no_session", challengeBearer)
+		d.Body = `{"error":"no_session","error_description":"not signed in: no valid session cookie"}`
+		d.Headers = append(d.Headers, Header{"content-type", "application/json"})
+		return d
 	}
 	sess, renewed, over := s.current(ctx, r, e, stale)
 	if over != nil {
