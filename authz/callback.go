@@ -141,7 +141,9 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	if want := ls.GetRequiredAmr(); len(want) > 0 && !slices.ContainsFunc(id.AMR, func(m string) bool { return slices.Contains(want, m) }) {
 		s.logger.Info("step-up not met: the sign-in lacks the required method", "request_id", r.ID, "reason", "step_up_failed", "sub", id.Subject, "amr", id.AMR, "required_amr", want)
 		d := s.errorPage(http.StatusForbidden, "step_up_failed", page{Title: "Stronger sign-in needed",
-			Message: "This page needs a sign-in with " + strings.Join(want, " or ") + " (for example a second factor). Your sign-in did not use it; set it up at your identity provider and try again."})
+			Message: "This page needs a sign-in with " + strings.Join(want, " or ") + " (for example a second factor). Your sign-in did not use it.",
+			Detail:  "Set up a second factor at your identity provider, then try again. You stay signed in for the other pages.",
+			Next:    ls.GetReturnUrl(), NextLabel: "Try again", SignOut: true})
 		return withSubject(withCookies(d, cookies...), id.Subject)
 	}
 	return withSubject(redirect(ls.GetReturnUrl(), "login_completed", cookies), id.Subject)

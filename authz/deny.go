@@ -182,6 +182,8 @@ type page struct {
 	Restart bool
 	// SignOut links to /oauth2/sign_out ("Sign out or switch account").
 	SignOut bool
+	// Next is a way forward (a URL) and its label.
+	Next, NextLabel string
 }
 
 // errorPage is a readable denied answer for browsers. Its headers are its
@@ -198,7 +200,7 @@ func errorPage(status int, reason string, p page) *Decision {
 // renderError is an error page with pages' customisation; ps are the
 // sign-in and sign-out paths its links go to.
 func renderError(pages *Pages, ps paths, status int, reason string, p page) *Decision {
-	data := pageData{Title: p.Title, Message: p.Message, Detail: p.Detail}
+	data := pageData{Title: p.Title, Message: p.Message, Detail: p.Detail, NextURL: p.Next, NextLabel: p.NextLabel}
 	if p.Restart {
 		data.StartURL = cmp.Or(ps.start, defaultPrefix+"/start")
 	}

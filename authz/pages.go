@@ -39,6 +39,7 @@ p.detail{color:#666;font-size:.9rem} img.logo{max-width:12rem;max-height:6rem} f
 <h1>{{.Title}}</h1>
 <p>{{.Message}}</p>
 {{if .Detail}}<p class="detail">{{.Detail}}</p>{{end}}
+{{if .NextURL}}<a class="button" id="next" href="{{.NextURL}}">{{.NextLabel}}</a>{{end}}
 {{if .StartURL}}<a class="button" href="{{.StartURL}}">Sign in again</a>{{end}}
 {{if .SignOutURL}}<a class="button" id="sign-out" href="{{.SignOutURL}}">Sign out or switch account</a>{{end}}
 </main></body></html>{{end}}
@@ -48,6 +49,8 @@ p.detail{color:#666;font-size:.9rem} img.logo{max-width:12rem;max-height:6rem} f
 // sign_in.html and error.html) are rendered with.
 type pageData struct {
 	Title, Message, Detail, Provider, StartURL, SignOutURL string
+	// NextURL is the way forward a page offers, labelled NextLabel.
+	NextURL, NextLabel string
 	// Banner and Footer (sign-in page) are the operator's HTML; Logo is a
 	// data: or https URL.
 	Banner, Footer template.HTML

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
@@ -72,10 +73,42 @@ func (s *Server) startStepUp(r *Request, rp routePolicy, need string) *Decision 
 		}
 	}
 	d := s.login(r, r.URL(), extra, ls)
-	if d.Reason == "login_redirect" {
-		d.Reason = "step_up_redirect"
+	if d.Reason != "login_redirect" {
+		return d // the login couldn't start: its own page
 	}
-	return d
+	// Say why before sending the user back to the IdP: a page with the
+	// login already prepared (its state cookie set) and a button to it.
+	var authURL string
+	var cookies []Header
+	for _, h := range d.Headers {
+		switch h.Name {
+		case "location":
+			authURL = h.Value
+		case "set-cookie":
+			cookies = append(cookies, h)
+		}
+	}
+	msg := "This page needs a sign-in with " + strings.Join(rp.amr, " or ") + " (a second factor, such as a one-time code)."
+	detail := "Your identity provider will ask you to sign in again. If you have no second factor yet, set one up there first."
+	if need == "max_age" {
+		msg = "This page needs a recent sign-in (within the last " + ageText(rp.maxAge) + ")."
+		detail = "Your identity provider will ask you to sign in again; then you come straight back here."
+	}
+	p := s.errorPage(http.StatusUnauthorized, "step_up_redirect", page{Title: "Sign in again to continue", Message: msg, Detail: detail,
+		Next: authURL, NextLabel: "Continue to sign in"})
+	p.Headers = append(p.Headers, cookies...)
+	return p
+}
+
+// ageText says a max_age in words.
+func ageText(seconds int64) string {
+	switch {
+	case seconds < 120:
+		return strconv.FormatInt(seconds, 10) + " seconds"
+	case seconds < 7200:
+		return strconv.FormatInt(seconds/60, 10) + " minutes"
+	}
+	return strconv.FormatInt(seconds/3600, 10) + " hours"
 }
 
 // login redirects to the IdP with extra authorization parameters; step

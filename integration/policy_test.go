@@ -1,8 +1,10 @@
 package integration_test
 
 import (
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -108,17 +110,19 @@ func TestStepUpMaxAge(t *testing.T) {
 
 	ip.Clock.Add(10 * time.Minute)
 	r := alice.get(ip.Front + "/billing/invoices")
-	if r.StatusCode != http.StatusFound {
-		t.Fatalf("10 minutes later: %s, want the step-up redirect", describe(r))
+	// A page says why first, with the sign-in at the IdP prepared behind
+	// its button.
+	if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.Body, "needs a recent sign-in (within the last 5 minutes)") {
+		t.Fatalf("10 minutes later: %s, want the step-up page", describe(r))
 	}
-	loc, _ := url.Parse(r.Header.Get("Location"))
+	loc, _ := url.Parse(nextLink(t, r))
 	if q := loc.Query(); q.Get("prompt") != "login" || q.Get("max_age") != "300" {
-		t.Fatalf("step-up redirect %s: want prompt=login and max_age=300", loc)
+		t.Fatalf("step-up link %s: want prompt=login and max_age=300", loc)
 	}
 	upstreamSaw(t, alice.get(ip.Front+"/elsewhere")) // other routes still take the session
 
 	// The IdP's clock is ours less 10 minutes: its auth_time is too old.
-	resp, _ = alice.follow(r.Header.Get("Location"))
+	resp, _ = alice.follow(loc.String())
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Body, "fresh sign-in") {
 		t.Fatalf("a stale auth_time after the step-up: %s, want the 403 page", describe(resp))
 	}
@@ -127,7 +131,7 @@ func TestStepUpMaxAge(t *testing.T) {
 		c["auth_time"] = ip.Clock.Now().Unix()
 	})))
 	defer ip.IdP.SetTamper(nil)
-	resp, _ = alice.follow(ip.Front + "/billing/invoices")
+	resp, _ = alice.follow(nextLink(t, alice.get(ip.Front+"/billing/invoices")))
 	if saw := upstreamSaw(t, resp); saw.Path != "/billing/invoices" {
 		t.Fatalf("after a fresh sign-in: %+v", saw)
 	}
@@ -152,20 +156,34 @@ func TestStepUpToMFA(t *testing.T) {
 	b := newBrowser(t, "pat", "pat-password")
 	upstreamSaw(t, st.login(t, b, "/"))
 	r := b.get(st.Front.URL + "/admin/panel")
-	loc, _ := url.Parse(r.Header.Get("Location"))
-	if r.StatusCode != http.StatusFound || loc.Query().Get("prompt") != "login" || loc.Query().Get("acr_values") != "urn:zitadel:iam:mfa" {
-		t.Fatalf("password-only admin on /admin/: %s, want the step-up redirect with acr_values", describe(r))
+	if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.Body, "needs a sign-in with mfa") {
+		t.Fatalf("password-only admin on /admin/: %s, want the step-up page", describe(r))
+	}
+	loc, _ := url.Parse(nextLink(t, r))
+	if loc.Query().Get("prompt") != "login" || loc.Query().Get("acr_values") != "urn:zitadel:iam:mfa" {
+		t.Fatalf("the step-up page's link %s: want the IdP with prompt=login and acr_values", loc)
 	}
 	if r := b.do(http.MethodGet, st.Front.URL+"/admin/panel", http.Header{"Accept": {"application/json"}}); r.StatusCode != http.StatusUnauthorized ||
 		!strings.Contains(r.Header.Get("Www-Authenticate"), `error="insufficient_user_authentication"`) || !strings.Contains(r.Header.Get("Www-Authenticate"), `acr_values="urn:zitadel:iam:mfa"`) {
 		t.Errorf("API caller without MFA: %s", describe(r))
 	}
-	resp, _ := b.follow(r.Header.Get("Location"))
-	if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Body, "Stronger sign-in needed") || !strings.Contains(resp.Body, "mfa") {
-		t.Fatalf("after a sign-in still without MFA: %s, want the explaining page", describe(resp))
+	resp, _ := b.follow(loc.String())
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Body, "Stronger sign-in needed") || !strings.Contains(resp.Body, "mfa") ||
+		!strings.Contains(nextLink(t, resp), "/admin/panel") || !strings.Contains(resp.Body, `href="/oauth2/sign_out"`) {
+		t.Fatalf("after a sign-in still without MFA: %s, want the explaining page with a way forward", describe(resp))
 	}
 	upstreamSaw(t, b.get(st.Front.URL+"/other")) // the new session serves the other routes
 	waitFor(t, "the step-up log line", func() bool { return strings.Contains(st.Server.Logs(), `"reason":"step_up_failed"`) })
+}
+
+// nextLink is the way forward a page of ours offers (its id="next" button).
+func nextLink(t *testing.T, r *response) string {
+	t.Helper()
+	m := regexp.MustCompile(`id="next" href="([^"]+)"`).FindStringSubmatch(r.Body)
+	if m == nil {
+		t.Fatalf("no way forward on the page: %s", describe(r))
+	}
+	return html.UnescapeString(m[1])
 }
 
 // Envoy reads our verdict: its access log shows the metadata of allowed
