@@ -247,8 +247,9 @@ func TestEnvoyFailureSemantics(t *testing.T) {
 		defer rec.behave.Store("allow")
 		start := time.Now()
 		r := b.get(f.URL + "/slow")
-		if r.StatusCode != http.StatusServiceUnavailable || r.Body != "" {
-			t.Errorf("hanging Check: %s, want status_on_error 503 with an empty body", describe(r))
+		// status_on_error, with the shipped local_reply_config's page.
+		if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(r.Body, "Service unavailable") {
+			t.Errorf("hanging Check: %s, want status_on_error 503 with the shipped page", describe(r))
 		}
 		if el := time.Since(start); el < 250*time.Millisecond || el > 5*time.Second {
 			t.Errorf("answered after %s, want the 300 ms filter timeout", el)

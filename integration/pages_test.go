@@ -46,3 +46,39 @@ func TestSignOutEndsOnASignedOutPage(t *testing.T) {
 		t.Fatalf("sign-out ended at %v: %v, want our signed-out page with a way to sign in again", hops[len(hops)-1], describe(resp))
 	}
 }
+
+// Envoy's own refusals carry a page like ours (local_reply_config in the
+// shipped envoy.yaml), while our own answers keep theirs.
+func TestEnvoysOwnRefusalsCarryOurPage(t *testing.T) {
+	if defaultFront() != realEnvoy {
+		t.Skip("local_reply_config is Envoy's: the emulator follows it in TestContractWalk")
+	}
+	st := startStack(t, stackOptions{config: map[string]any{"allowed_groups": []string{"admin", "reader"}}})
+	// pat (admin, not reader) passes ext_authz; Envoy's RBAC on /reports/
+	// lets only readers in.
+	pat := newBrowser(t, "pat", "pat-password")
+	st.login(t, pat, "/")
+	r := pat.get(st.Front.URL + "/reports/q3")
+	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "not open to your account") || !strings.Contains(r.Body, `href="/oauth2/sign_out"`) ||
+		!strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") || strings.Contains(r.Body, "RBAC: access denied") {
+		t.Errorf("Envoy's RBAC refusal: %s, want our page", describe(r))
+	}
+	// Our own 403 keeps its own page (who, what, sign-out).
+	bob := newBrowser(t, "bob", "bob-password")
+	st2 := startStack(t, stackOptions{config: map[string]any{"allowed_groups": []string{"admin"}}})
+	resp, _ := bob.follow(st2.Front.URL + "/x")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Body, "needs one of these roles: admin") {
+		t.Errorf("our own 403 page was replaced: %s", describe(resp))
+	}
+	// Headers over Envoy's limit (HTTP/1.1): 431 with the page.
+	status, body := rawHTTP(t, st.Front.URL, "GET / HTTP/1.1\nHost: 127.0.0.1\nCookie: big="+strings.Repeat("a", 62<<10)+"\nConnection: close\n\n")
+	if status != http.StatusRequestHeaderFieldsTooLarge || !strings.Contains(body, "Clear this site") {
+		t.Errorf("headers over the limit: %d %.200s, want 431 with our page", status, body)
+	}
+	// ext_authz unreachable: status_on_error 503 with the page.
+	st.Server.Stop(5e9)
+	r = newBrowser(t, "", "").get(st.Front.URL + "/x")
+	if r.StatusCode != http.StatusServiceUnavailable || !strings.Contains(r.Body, "can&#39;t check your sign-in") {
+		t.Errorf("the Check failing: %s, want 503 with our page", describe(r))
+	}
+}

@@ -204,7 +204,10 @@ func TestEnvoyUsesTheVerdictsMetadata(t *testing.T) {
 	upstreamSaw(t, alice.get(st.Front.URL+"/reports/q4")) // reader
 	eve := newBrowser(t, "eve", "eve-password")           // no roles
 	upstreamSaw(t, st.login(t, eve, "/"))
-	if r := eve.get(st.Front.URL + "/reports/q4"); r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "RBAC") {
-		t.Errorf("eve on /reports/ (RBAC: groups must hold reader): %s, want Envoy's RBAC 403", describe(r))
+	if r := eve.get(st.Front.URL + "/reports/q4"); r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "not open to your account") {
+		t.Errorf("eve on /reports/ (RBAC: groups must hold reader): %s, want Envoy's RBAC 403 with the shipped page", describe(r))
 	}
+	waitFor(t, "the access log line of the RBAC refusal", func() bool {
+		return strings.Contains(st.Front.Logs(), "[access] GET /reports/q4 403")
+	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
@@ -145,7 +146,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 {
 			panic(http.ErrAbortHandler)
 		}
-		localReply(w, http.StatusRequestHeaderFieldsTooLarge, nil, "Request Header Fields Too Large")
+		p.localReply(w, http.StatusRequestHeaderFieldsTooLarge, nil, "Request Header Fields Too Large", nil)
 		return
 	}
 	if rt.Disabled {
@@ -163,14 +164,14 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			p.forward(w, r, rt)
 			return
 		}
-		localReply(w, p.settings.StatusOnError, nil, "")
+		p.localReply(w, p.settings.StatusOnError, nil, "", nil)
 		return
 	}
 	if resp.GetStatus().GetCode() == 0 {
 		p.allow(w, r, rt, resp.GetOkResponse())
 		return
 	}
-	p.deny(w, resp.GetDeniedResponse())
+	p.deny(w, resp.GetDeniedResponse(), resp.GetDynamicMetadata())
 }
 
 // nodeAddress is this machine's first non-loopback IPv4 address, which
@@ -376,12 +377,12 @@ func (m *responseMutator) Write(b []byte) (int, error) {
 }
 
 // deny sends the local reply of denied_response (§2.3).
-func (p *Proxy) deny(w http.ResponseWriter, d *authv3.DeniedHttpResponse) {
+func (p *Proxy) deny(w http.ResponseWriter, d *authv3.DeniedHttpResponse, meta *structpb.Struct) {
 	status := int(d.GetStatus().GetCode())
 	if status <= 0 {
 		status = http.StatusForbidden
 	}
-	localReply(w, status, d.GetHeaders(), d.GetBody())
+	p.localReply(w, status, d.GetHeaders(), d.GetBody(), meta)
 }
 
 // localReply writes an Envoy local reply: headers with append unset/false

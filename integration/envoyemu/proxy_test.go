@@ -223,8 +223,9 @@ func TestErrorsAndRoutes(t *testing.T) {
 		r.fake.answer = func(*authv3.CheckRequest) (*authv3.CheckResponse, error) {
 			return nil, grpcstatus.Error(codes.Internal, "x")
 		}
-		if resp, body := send(t, "GET", r.front+"/x", nil); resp.StatusCode != 503 || body != "" {
-			t.Fatalf("got %d %q, want envoy.yaml's status_on_error 503 with an empty body", resp.StatusCode, body)
+		// envoy.yaml's local_reply_config gives Envoy's own 503 a page.
+		if resp, body := send(t, "GET", r.front+"/x", nil); resp.StatusCode != 503 || !strings.Contains(body, "Service unavailable") || resp.Header.Get("Content-Type") != "text/html; charset=utf-8" {
+			t.Fatalf("got %d %q, want envoy.yaml's status_on_error 503 with the shipped page", resp.StatusCode, body)
 		}
 	})
 	t.Run("timeout is status_on_error", func(t *testing.T) {

@@ -33,7 +33,9 @@ type Settings struct {
 	// RejectUnderscoreHeaders: headers_with_underscores_action
 	// REJECT_REQUEST, a 400 for a header name with '_'.
 	RejectUnderscoreHeaders bool
-	Routes                  []Route
+	// LocalReplies are local_reply_config's mappers.
+	LocalReplies []Mapper
+	Routes       []Route
 }
 
 // Route is one route of the virtual host: an exact path or a prefix.
@@ -71,6 +73,11 @@ func SettingsFromBootstrap(b *bootstrapv3.Bootstrap) (Settings, error) {
 				if kb := hcm.GetMaxRequestHeadersKb(); kb != nil {
 					s.MaxRequestHeadersBytes = int(kb.GetValue()) << 10
 				}
+				mappers, err := mappersOf(hcm)
+				if err != nil {
+					return s, err
+				}
+				s.LocalReplies = mappers
 				s.UseRemoteAddress = hcm.GetUseRemoteAddress().GetValue()
 				s.PreserveExternalRequestID = hcm.GetPreserveExternalRequestId()
 				s.StripTrailingHostDot = hcm.GetStripTrailingHostDot()
