@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 )
 
 // chromiumPath finds Debian's Chromium. CI installs it (.ci/run); outside CI
@@ -60,6 +62,11 @@ func TestChromiumLogin(t *testing.T) {
 		chromedp.WaitVisible(chromedp.ID("username")),
 		chromedp.SendKeys(chromedp.ID("username"), "alice"),
 		chromedp.SendKeys(chromedp.ID("password"), "alice-password"),
+		chromedp.Click(chromedp.CSS("button[type=submit]")),
+		// alice's second factor: the dev IdP asks for her one-time code
+		// (what her authenticator app would show).
+		chromedp.WaitVisible(chromedp.ID("code")),
+		chromedp.SendKeys(chromedp.ID("code"), devidp.OTPCode(devidp.OTPSecret("alice"), time.Now())),
 		chromedp.Click(chromedp.CSS("button[type=submit]")),
 		chromedp.WaitVisible(chromedp.ID("headers")),
 	)

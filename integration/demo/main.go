@@ -77,7 +77,12 @@ func run() error {
 	flag.StringVar(&o.ops, "ops", "127.0.0.1:4180", "address of zitadel-ext-authz's operations listener")
 	flag.StringVar(&o.proxy, "proxy", "auto", "front proxy: envoy (the real Envoy), emulator, or auto (Envoy when installed)")
 	flag.BoolVar(&o.verbose, "v", false, "show the server's logs")
+	otpUser := flag.String("otp", "", "print USER's current one-time code for the dev IdP's second step, and exit")
 	flag.Parse()
+	if *otpUser != "" {
+		fmt.Println(devidp.OTPCode(devidp.OTPSecret(*otpUser), time.Now()))
+		return nil
+	}
 	slog.SetDefault(slog.New(slog.DiscardHandler)) // the example IdP logs every request
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -155,12 +160,15 @@ zitadel-ext-authz demo is running.
   Open:      http://%s/
   Apps:      http://app1.localhost:%s/   (app1: its own ZITADEL client and session; its virtual host names it, app=app1)
              http://app2.localhost:%s/   (app2: chosen by the route's context_extensions app=app2)
-  Users:     alice / alice-password   (roles admin, reader; signs in with a second factor)
+  Users:     alice / alice-password   (roles admin, reader; second factor: a one-time code, see below)
              bob   / bob-password     (role reader)
-             pat   / pat-password     (role admin; password only)
+             pat   / pat-password     (role admin; password only, offered to add a second factor on /admin/)
              eve   / eve-password     (no roles; another organization)
              olga  / olga-password    (role reader granted by another organization; second factor)
-  Admin:     http://%s/admin/   (role admin and a second factor: alice gets in, pat is sent to sign in with one)
+  Codes:     the dev IdP asks alice and olga for a one-time code (TOTP) after the password:
+             add alice's key `+devidp.OTPSecret("alice")+` to an authenticator app, or run
+             bin/demo --otp alice   (prints the current code)
+  Admin:     http://%s/admin/   (role admin and a second factor: alice gets in, pat is asked to add one)
   Billing:   http://%s/billing/   (a sign-in within 5 minutes, else sign in again)
   Reports:   http://%s/reports/   (Envoy's RBAC filter on our verdict: role reader only)
   Sign out:  http://%s/oauth2/sign_out

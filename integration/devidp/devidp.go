@@ -276,6 +276,9 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, _ := s.calls.LoadOrStore(r.URL.Path, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
+		if s.secondStep(next, w, r) {
+			return
+		}
 		if r.URL.Path == "/oauth/token" {
 			if ch := s.hang.Load(); ch != nil {
 				select {
@@ -315,6 +318,7 @@ type store struct {
 	users    map[string]User
 	clients  map[string]Client
 	rotation rotation
+	otp      otpFlows // second steps of sign-ins, and the factors added
 }
 
 func newStore(users []User, clients []Client) *store {
@@ -580,7 +584,7 @@ func (s *store) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequ
 	if err != nil {
 		return nil, err
 	}
-	if u, ok := s.users[req.GetSubject()]; ok && u.MFA {
+	if s.hasMFA(req.GetSubject()) {
 		return mfaRequest{req}, nil
 	}
 	return req, nil
