@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 )
 
 // make demo's processes never outlive it: killed with SIGKILL, the demo
@@ -33,6 +36,31 @@ func TestDemoLeavesNoOrphans(t *testing.T) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 		waitGone(t, kids)
+		// SIGKILLed, it couldn't remove its directories (a configuration
+		// with secrets, a private key, Envoy's bootstrap): the next run
+		// does, before it makes its own.
+		left := func() []string {
+			var dirs []string
+			for _, prefix := range []string{"zitadel-ext-authz-demo", "envoyproc"} {
+				m, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("%s-%d-*", prefix, demoPID)))
+				dirs = append(dirs, m...)
+			}
+			return dirs
+		}
+		if len(left()) != 2 {
+			t.Fatalf("the killed demo's directories: %v, want its own and Envoy's left behind", left())
+		}
+		next, err := testkit.TempDir("zitadel-ext-authz-demo") // what the next demo does first
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.RemoveAll(next)
+		if err := testkit.RemoveStale(os.TempDir(), "envoyproc"); err != nil { // and its Envoy
+			t.Fatal(err)
+		}
+		if dirs := left(); len(dirs) != 0 {
+			t.Fatalf("after the next run the killed demo's directories are still there: %v", dirs)
+		}
 	})
 	t.Run("its parent (make) killed", func(t *testing.T) {
 		cmd := exec.Command("sh", append([]string{"-c", `"$0" "$@"; echo demo ended`, demo}, args...)...)
