@@ -11,7 +11,8 @@ type Config struct {
 	// RedirectURL is redirect_url: absolute, or a path resolved against the
 	// request's scheme and host. Its path is the callback path.
 	RedirectURL string
-	// ProviderDisplayName names the IdP on the sign-in page.
+	// ProviderDisplayName names the IdP on the sign-in page (default
+	// DefaultProviderDisplayName).
 	ProviderDisplayName string
 	// SkipProviderButton sends unauthenticated browsers straight to the IdP
 	// instead of the sign-in page.
@@ -93,6 +94,10 @@ type Config struct {
 	// identity: no refresh, no token headers, sign-out without a hint.
 	SessionCookieMinimal bool
 }
+
+// DefaultProviderDisplayName is provider_display_name's default, the one
+// default the key table and Config share.
+const DefaultProviderDisplayName = "ZITADEL"
 
 // Route is one skip_auth_routes entry: an optional method and a path
 // regexp, which with Negate ("METHOD!=regex", "!=regex") matches the paths

@@ -141,7 +141,7 @@ func compile(cfg Config) (*settings, error) {
 		cfg.IDPTimeout = 5 * time.Second
 	}
 	if cfg.ProviderDisplayName == "" {
-		cfg.ProviderDisplayName = "OpenID Connect"
+		cfg.ProviderDisplayName = DefaultProviderDisplayName
 	}
 	p := cfg.ProxyPrefix
 	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg),

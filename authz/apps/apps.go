@@ -227,9 +227,6 @@ func NewRouter(t *Table, logger *slog.Logger, observer authz.Observer) *Router {
 // with the app they were given.
 func (r *Router) SetTable(t *Table) { r.table.Store(t) }
 
-// Table is the routing in force.
-func (r *Router) Table() *Table { return r.table.Load() }
-
 // Check hands the request to its app, or denies it when there is none.
 func (r *Router) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	if _, bad := checkwire.Undecodable(req); bad {

@@ -175,13 +175,6 @@ func (j *Jar) sessionValue(cookies Cookies) (string, bool) {
 
 func (j *Jar) chunkName(i int) string { return j.chunkNames[i] }
 
-// HasSession reports whether the request carries a session cookie at all,
-// valid or not.
-func (j *Jar) HasSession(cookies Cookies) bool {
-	_, ok := j.sessionValue(cookies)
-	return ok
-}
-
 // Load returns the session carried by cookies, or ErrNoSession: decoded
 // from the cookie, or in redis mode read from the store within ctx (a
 // store failure is ErrStoreUnavailable). stale is true when an older cookie

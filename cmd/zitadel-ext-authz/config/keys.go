@@ -53,7 +53,7 @@ func reloadCookieSecrets(run, next *Config) { run.CookieSecrets = next.CookieSec
 // keys is every key we understand. Defaults follow CONTRACT.md §2.
 var keys = []key{
 	{"provider", kString, "oidc", plain, restart, "identity provider type; only oidc (ZITADEL or any OpenID Provider)"},
-	{"provider_display_name", kString, "ZITADEL", plain, policy(func(run, next *authz.Config) { run.ProviderDisplayName = next.ProviderDisplayName }), "name on the sign-in button"},
+	{"provider_display_name", kString, authz.DefaultProviderDisplayName, plain, policy(func(run, next *authz.Config) { run.ProviderDisplayName = next.ProviderDisplayName }), "name on the sign-in button"},
 	{"oidc_issuer_url", kString, "", plain, restart, "issuer URL, exactly as the IdP's discovery document prints it"},
 	{"client_id", kString, "", plain, restart, "OIDC client id"},
 	{"client_secret", kString, "", secret, restart, "OIDC client secret (client_auth_method basic or post)"},
