@@ -39,7 +39,7 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	// the log keeps both, clipped.
 	if e := q.Get("error"); e != "" {
 		s.logger.Info("the identity provider returned an error", "request_id", r.ID, "reason", "idp_error",
-			"error", truncate(e, 64), "error_description", truncate(q.Get("error_description"), 256))
+			"error", Clip(e, 64), "error_description", Clip(q.Get("error_description"), 256))
 		d := s.errorPage(http.StatusForbidden, "idp_error", idpErrorPage(e))
 		return s.clearingState(d, state, r)
 	}
@@ -70,10 +70,12 @@ func (s *Server) callback(ctx context.Context, r *Request) *Decision {
 	}
 	id := tokens.Identity
 	if reason := s.authorize(identityUser(id)); reason != "" {
-		d := s.forbidden(reason, displayName(id.PreferredUsername, id.Email, id.User), nil)
+		var d *Decision
 		if reason == reasonUnverifiedEm {
 			d = s.errorPage(http.StatusForbidden, reason, page{Title: "E-mail address not verified",
 				Message: "Your identity provider says your e-mail address is not verified. Verify it there (look for its confirmation e-mail), then sign in again.", Restart: true})
+		} else {
+			d = s.forbidden(reason, displayName(id.PreferredUsername, id.Email, id.User), nil)
 		}
 		return s.clearingState(withSubject(d, id.Subject), state, r)
 	}
@@ -212,12 +214,4 @@ func newLoginID() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// truncate clips what a client sent before it is logged.
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return strings.ToValidUTF8(s[:n], "") + "…"
-	}
-	return s
 }

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
 )
@@ -38,30 +39,20 @@ func unsafeMethod(m string) bool {
 // sameOrigin reports whether a state-changing request came from the app's
 // own host (the request's :authority) or an allowed origin.
 func (s *Server) sameOrigin(r *Request) bool {
-	origin := r.Headers["origin"]
+	source := r.Headers["origin"]
 	switch r.Headers["sec-fetch-site"] {
 	case "same-origin", "none":
 		return true
 	case "same-site", "cross-site":
-		if origin == "" || origin == "null" {
+		if source == "" {
 			return false // another site: only an allowed Origin passes
 		}
 	}
-	if origin == "null" {
-		return false
+	if source == "" {
+		source = r.Headers["referer"] // its scheme and host are the origin
 	}
-	if origin == "" {
-		ref := r.Headers["referer"]
-		if ref == "" {
-			return false
-		}
-		u, err := url.Parse(ref)
-		if err != nil || u.Host == "" {
-			return false
-		}
-		origin = u.Scheme + "://" + u.Host
-	}
-	o, err := url.Parse(origin)
+	// "null" parses to no host: refused, and never read from the Referer.
+	o, err := url.Parse(source)
 	if err != nil || o.Host == "" || (o.Scheme != "http" && o.Scheme != "https") || o.User != nil {
 		return false
 	}
@@ -111,9 +102,8 @@ func originMatch(scheme, host, allowed string) bool {
 // csrfRefused is the 403 for a cross-site state-changing request.
 func (s *Server) csrfRefused(r *Request) *Decision {
 	if !strings.Contains(r.Headers["accept"], "text/html") {
-		d := &Decision{Status: 403, Reason: reasonCSRF, Body: `{"error":"csrf_origin","error_description":"a request that changes state must come from this site (Origin)"}`,
+		return &Decision{Status: http.StatusForbidden, Reason: reasonCSRF, Body: `{"error":"csrf_origin","error_description":"a request that changes state must come from this site (Origin)"}`,
 			Headers: []Header{{"content-type", "application/json"}, {"cache-control", "no-store"}}}
-		return d
 	}
-	return s.errorPage(403, reasonCSRF, page{Title: "Request refused", Message: "This request came from another site, so it was not carried out. Go back to the page and try again from there."})
+	return s.errorPage(http.StatusForbidden, reasonCSRF, page{Title: "Request refused", Message: "This request came from another site, so it was not carried out. Go back to the page and try again from there."})
 }

@@ -87,7 +87,7 @@ func (s *Server) needs(reason string, rp *routePolicy) string {
 	switch reason {
 	case reasonNotInGroup:
 		return "one of these roles: " + list(cfg.AllowedGroups)
-	case "route_not_in_group":
+	case reasonRouteNotInGrp:
 		if rp != nil {
 			return "one of these roles: " + list(rp.groups)
 		}
@@ -109,9 +109,9 @@ func (s *Server) needs(reason string, rp *routePolicy) string {
 			return "an account of the organization " + cfg.OrganizationDomain
 		}
 		return "an account of the organization this application belongs to"
-	case "route_wrong_organization":
+	case reasonRouteWrongOrg:
 		return "an account of one of the organizations this page is for"
-	case "missing_scope":
+	case reasonMissingScope:
 		if rp != nil {
 			return "the permissions (scopes) " + list(rp.scopes)
 		}
@@ -252,4 +252,13 @@ func NoApp(reason string) *Decision {
 		return errorPage(http.StatusInternalServerError, reason, page{Title: "Configuration error", Message: "This route is misconfigured."})
 	}
 	return errorPage(http.StatusForbidden, reason, page{Title: "Unknown site", Message: "No application is configured for this host name."})
+}
+
+// Clip bounds what a client sent (a host, an IdP's error text) before it
+// is logged: at most n bytes, valid UTF-8.
+func Clip(s string, n int) string {
+	if len(s) > n {
+		return strings.ToValidUTF8(s[:n], "") + "…"
+	}
+	return s
 }

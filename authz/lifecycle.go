@@ -90,8 +90,9 @@ func displayName(names ...string) string {
 }
 
 // saveRenewed writes a session that changed (refresh, secret rotation,
-// last-seen) and adds its cookies to d; a session ended meanwhile on
-// another replica stays ended.
+// last-seen) and adds its cookies to d (an allowed answer's response
+// headers, or a local reply's own); a session ended meanwhile on another
+// replica stays ended.
 func (s *Server) saveRenewed(ctx context.Context, r *Request, sess *sessionpb.Session, d *Decision) *Decision {
 	cookies, err := s.jar.Save(ctx, sess, r.Host, r.Cookies)
 	if errors.Is(err, session.ErrNoSession) {
@@ -101,12 +102,13 @@ func (s *Server) saveRenewed(ctx context.Context, r *Request, sess *sessionpb.Se
 		s.logger.Error("renewed session not written", "request_id", r.ID, "reason", "session_cookie", "error", err.Error())
 		return d
 	}
+	if !d.Allow {
+		return withCookies(d, cookies...)
+	}
 	for _, c := range cookies {
 		d.ResponseHeaders = append(d.ResponseHeaders, Header{"set-cookie", c})
 	}
-	if d.Allow {
-		d.Reason = "session_renewed"
-	}
+	d.Reason = "session_renewed"
 	return d
 }
 

@@ -80,7 +80,7 @@ func (s *Server) authorize(u user) string {
 	// An e-mail claim that isn't one address (mallory@evil.example@corp.example)
 	// belongs to no domain, whatever email_domains says (oauth2-proxy's
 	// GHSA-c5c4-8r6x-56w3 let such addresses through).
-	if u.email != "" && !validAddress(u.email) {
+	if u.email != "" && !ValidAddress(u.email) {
 		return reasonEmailDomain
 	}
 	if !emailAllowed(cfg.EmailDomains, u.email) && !cfg.AuthenticatedEmails[strings.ToLower(u.email)] {
@@ -99,17 +99,19 @@ func (s *Server) authorize(u user) string {
 	return ""
 }
 
-// emailAllowed applies email_domains: "*" is anyone; "example.com" matches
-// that domain exactly; ".example.com" matches it and its subdomains. An empty
-// list allows nobody.
+// emailAllowed applies email_domains to an address (ValidAddress: the
+// caller checked it): "*" is anyone; "example.com" matches that domain
+// exactly; ".example.com" matches it and its subdomains. An empty list
+// allows nobody, and so does an empty address.
 func emailAllowed(domains []string, email string) bool {
 	if slices.Contains(domains, "*") {
 		return true
 	}
-	if !validAddress(email) {
+	at := strings.IndexByte(email, '@')
+	if at < 0 {
 		return false
 	}
-	domain := strings.ToLower(email[strings.IndexByte(email, '@')+1:])
+	domain := strings.ToLower(email[at+1:])
 	for _, d := range domains {
 		if domainMatch(domain, strings.ToLower(d)) {
 			return true
@@ -118,10 +120,11 @@ func emailAllowed(domains []string, email string) bool {
 	return false
 }
 
-// validAddress: exactly one '@', with a local part before it and a domain
-// after it that is no empty label ("a@", "a@.x", "a@x." and "a@x..y" are
-// not addresses of x).
-func validAddress(email string) bool {
+// ValidAddress reports whether email is one address: exactly one '@', with
+// a local part before it and a domain after it that is no empty label
+// ("a@", "a@.x", "a@x." and "a@x..y" are not addresses of x). The
+// configuration checks authenticated_emails_file with it too.
+func ValidAddress(email string) bool {
 	at := strings.IndexByte(email, '@')
 	if at <= 0 || at == len(email)-1 || strings.IndexByte(email[at+1:], '@') >= 0 {
 		return false

@@ -170,15 +170,7 @@ func TestRefreshKeptWhenTheStoreFails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess := alice()
-	sess.RefreshToken, sess.AccessToken = "rt1", "at1"
-	sess.CreatedAt, sess.ExpiresAt, sess.AccessTokenExpiresAt = time.Now().Add(-2*time.Minute).Unix(), time.Now().Add(time.Hour).Unix(), time.Now().Add(time.Hour).Unix()
-	set, err := jar.Save(t.Context(), sess, "app.example.com", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := http.ParseSetCookie(set[0])
-	cookie := map[string]string{"cookie": p.Name + "=" + p.Value}
+	cookie := storedRefreshable(t, jar)
 	store.setDown(true)
 	for i := range 2 {
 		resp, err := s.Check(t.Context(), envoyRequest("GET", "/", cookie))
@@ -209,7 +201,8 @@ func TestRefreshKeptWhenTheStoreFails(t *testing.T) {
 	if jar.PendingLen() != 0 || !strings.HasSuffix(got, "save, unlock") {
 		t.Fatalf("after the store came back: %d kept, events %s; want stored, then unlocked", jar.PendingLen(), got)
 	}
-	stored, err := jar.LoadFresh(t.Context(), session.CookieMap(map[string]string{p.Name: p.Value}))
+	name, value, _ := strings.Cut(cookie["cookie"], "=")
+	stored, err := jar.LoadFresh(t.Context(), session.CookieMap(map[string]string{name: value}))
 	if err != nil || stored.GetRefreshToken() != "rt2" {
 		t.Errorf("stored refresh token %q, %v; want rt2", stored.GetRefreshToken(), err)
 	}
@@ -254,6 +247,22 @@ func TestSignOutNotAcknowledgedWhenTheStoreFails(t *testing.T) {
 	if resp, _ := s.Check(t.Context(), envoyRequest("GET", "/", cookie)); resp.GetStatus().GetCode() == 0 {
 		t.Fatal("the session survived an acknowledged sign-out")
 	}
+}
+
+// storedRefreshable stores alice's session, due for a refresh
+// (cookie_refresh 1m, signed in 2 minutes ago, refresh token rt1), and
+// returns the Cookie header that carries it.
+func storedRefreshable(t *testing.T, jar *session.Jar) map[string]string {
+	t.Helper()
+	sess := alice()
+	sess.RefreshToken, sess.AccessToken = "rt1", "at1"
+	sess.CreatedAt, sess.ExpiresAt, sess.AccessTokenExpiresAt = time.Now().Add(-2*time.Minute).Unix(), time.Now().Add(time.Hour).Unix(), time.Now().Add(time.Hour).Unix()
+	set, err := jar.Save(t.Context(), sess, "app.example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := http.ParseSetCookie(set[0])
+	return map[string]string{"cookie": p.Name + "=" + p.Value}
 }
 
 // upstreamHeader is a header an OK answer sends upstream.
@@ -302,15 +311,7 @@ func TestKeptRefreshNeverUndoesASignOut(t *testing.T) {
 	b, jarB := replica(&stubIdP{refresh: func(context.Context, string) (*oidcflow.Tokens, error) {
 		return &oidcflow.Tokens{AccessToken: "at2", RefreshToken: "rt2", Expiry: time.Now().Add(time.Hour)}, nil
 	}})
-	sess := alice()
-	sess.RefreshToken, sess.AccessToken = "rt1", "at1"
-	sess.CreatedAt, sess.ExpiresAt, sess.AccessTokenExpiresAt = time.Now().Add(-2*time.Minute).Unix(), time.Now().Add(time.Hour).Unix(), time.Now().Add(time.Hour).Unix()
-	set, err := jarB.Save(t.Context(), sess, "app.example.com", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p, _ := http.ParseSetCookie(set[0])
-	cookie := map[string]string{"cookie": p.Name + "=" + p.Value}
+	cookie := storedRefreshable(t, jarB)
 
 	store.setDown(true)
 	if resp, _ := b.Check(t.Context(), envoyRequest("GET", "/", cookie)); resp.GetStatus().GetCode() != 0 || jarB.PendingLen() != 1 {

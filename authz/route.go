@@ -19,6 +19,13 @@ const (
 	extCSRF          = "csrf"                  // on (default) | off: the Origin check of csrf.go
 )
 
+// Reasons a route's policy refuses a user for.
+const (
+	reasonRouteWrongOrg = "route_wrong_organization"
+	reasonRouteNotInGrp = "route_not_in_group"
+	reasonMissingScope  = "missing_scope"
+)
+
 // routePolicy is the parsed context_extensions of one request.
 type routePolicy struct {
 	auth   string // "any", "bearer-only" or "session-only"
@@ -75,14 +82,14 @@ func splitList(s string) []string {
 // required_scopes; it returns a reason label, or "" when allowed.
 func (rp routePolicy) check(u user, scopes []string) string {
 	if len(rp.orgs) > 0 && (u.orgID == "" || !slices.Contains(rp.orgs, u.orgID)) {
-		return "route_wrong_organization"
+		return reasonRouteWrongOrg
 	}
 	if len(rp.groups) > 0 && !u.inAnyGroup(rp.groups) {
-		return "route_not_in_group"
+		return reasonRouteNotInGrp
 	}
 	for _, want := range rp.scopes {
 		if !slices.Contains(scopes, want) {
-			return "missing_scope"
+			return reasonMissingScope
 		}
 	}
 	return ""

@@ -279,7 +279,7 @@ func (s *Server) unauthenticated(r *Request) *Decision {
 		return unauthorized("no_session", challengeBearer)
 	}
 	if s.signedOut(r) {
-		return s.signedOutPage(r)
+		return s.signedOutPage()
 	}
 	if !s.conf().SkipProviderButton {
 		return s.signInPage(r, r.RequestURI())

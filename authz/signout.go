@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"errors"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -91,13 +92,11 @@ func (s *Server) signedOut(r *Request) bool {
 
 // signedOutPage says the sign-out is done and offers to sign in again
 // (status 200), rather than sending the browser straight back to the IdP.
-func (s *Server) signedOutPage(r *Request) *Decision {
-	d := s.signInPage(r, "/")
-	d.Reason = "signed_out_page"
+func (s *Server) signedOutPage() *Decision {
 	set := s.conf()
-	d.Body = render(set.Pages, "signin", pageData{Title: "Signed out", Message: "You are signed out.", Provider: set.ProviderDisplayName,
-		StartURL: set.paths.start + "?rd=%2F"})
-	return d
+	return &Decision{Status: http.StatusOK, Reason: "signed_out_page", Headers: set.pageHeaders, // never appended to
+		Body: render(set.Pages, "signin", pageData{Title: "Signed out", Message: "You are signed out.", Provider: set.ProviderDisplayName,
+			StartURL: set.paths.start + "?rd=%2F"})}
 }
 
 // signOutUnavailable answers a sign-out the session store couldn't carry

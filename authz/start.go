@@ -72,21 +72,11 @@ func (s *Server) startStepUp(r *Request, rp routePolicy, need string) *Decision 
 			extra.Set("acr_values", acr)
 		}
 	}
-	d := s.login(r, r.URL(), extra, ls)
-	if d.Reason != "login_redirect" {
-		return d // the login couldn't start: its own page
-	}
 	// Say why before sending the user back to the IdP: a page with the
 	// login already prepared (its state cookie set) and a button to it.
-	var authURL string
-	var cookies []Header
-	for _, h := range d.Headers {
-		switch h.Name {
-		case "location":
-			authURL = h.Value
-		case "set-cookie":
-			cookies = append(cookies, h)
-		}
+	authURL, cookies, failed := s.prepareLogin(r, r.URL(), extra, ls)
+	if failed != nil {
+		return failed
 	}
 	msg := "This page needs a sign-in with " + strings.Join(rp.amr, " or ") + " (a second factor, such as a one-time code)."
 	detail := "Your identity provider will ask you to sign in again. If you have no second factor yet, set one up there first."
@@ -94,10 +84,9 @@ func (s *Server) startStepUp(r *Request, rp routePolicy, need string) *Decision 
 		msg = "This page needs a recent sign-in (within the last " + ageText(rp.maxAge) + ")."
 		detail = "Your identity provider will ask you to sign in again; then you come straight back here."
 	}
-	p := s.errorPage(http.StatusUnauthorized, "step_up_redirect", page{Title: "Sign in again to continue", Message: msg, Detail: detail,
+	d := s.errorPage(http.StatusUnauthorized, "step_up_redirect", page{Title: "Sign in again to continue", Message: msg, Detail: detail,
 		Next: authURL, NextLabel: "Continue to sign in"})
-	p.Headers = append(p.Headers, cookies...)
-	return p
+	return withCookies(d, cookies...)
 }
 
 // ageText says a max_age in words.
@@ -114,14 +103,25 @@ func ageText(seconds int64) string {
 // login redirects to the IdP with extra authorization parameters; step
 // (may be nil) carries a step-up's requirements into the state cookie.
 func (s *Server) login(r *Request, returnURL string, extra url.Values, step *sessionpb.LoginState) *Decision {
+	authURL, cookies, failed := s.prepareLogin(r, returnURL, extra, step)
+	if failed != nil {
+		return failed
+	}
+	return redirect(authURL, "login_redirect", cookies)
+}
+
+// prepareLogin makes a sign-in at the IdP ready to follow: its URL and the
+// state cookie that the callback will check; failed is the answer when it
+// can't start.
+func (s *Server) prepareLogin(r *Request, returnURL string, extra url.Values, step *sessionpb.LoginState) (authURL string, cookies []string, failed *Decision) {
 	login, err := s.idp.NewLogin()
 	if err != nil {
-		return s.errorPage(http.StatusInternalServerError, "random_failed", page{Title: "Sign-in unavailable", Message: "Could not start the sign-in. Try again."})
+		return "", nil, s.errorPage(http.StatusInternalServerError, "random_failed", page{Title: "Sign-in unavailable", Message: "Could not start the sign-in. Try again."})
 	}
 	redirectURI := s.redirectURI(r)
-	authURL, err := s.idp.AuthURL(login, redirectURI, extra)
+	authURL, err = s.idp.AuthURL(login, redirectURI, extra)
 	if err != nil {
-		return s.unavailable(err, signInUnavailable)
+		return "", nil, s.unavailable(err, signInUnavailable)
 	}
 	now := s.now()
 	ls := &sessionpb.LoginState{
@@ -135,9 +135,9 @@ func (s *Server) login(r *Request, returnURL string, extra url.Values, step *ses
 		MaxAge:       step.GetMaxAge(),
 		RequiredAmr:  step.GetRequiredAmr(),
 	}
-	cookies, err := s.jar.WriteState(ls, r.Host, r.Cookies)
+	cookies, err = s.jar.WriteState(ls, r.Host, r.Cookies)
 	if err != nil {
-		return s.errorPage(http.StatusInternalServerError, "state_cookie", page{Title: "Sign-in unavailable", Message: "Could not start the sign-in. Try again."})
+		return "", nil, s.errorPage(http.StatusInternalServerError, "state_cookie", page{Title: "Sign-in unavailable", Message: "Could not start the sign-in. Try again."})
 	}
-	return redirect(authURL, "login_redirect", cookies)
+	return authURL, cookies, nil
 }

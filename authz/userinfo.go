@@ -35,18 +35,7 @@ func (s *Server) userinfo(ctx context.Context, r *Request) *Decision {
 	}
 	sess, renewed, over := s.current(ctx, r, e, stale)
 	if over != nil {
-		if over.Status == http.StatusFound || over.Status == http.StatusOK {
-			// The browser's way back in is the sign-in, not here: an ended
-			// session is a 401 (its cookies cleared all the same).
-			d := unauthorized(over.Reason, challengeBearer)
-			for _, h := range over.Headers {
-				if h.Name == "set-cookie" {
-					d.Headers = append(d.Headers, h)
-				}
-			}
-			return d
-		}
-		return over
+		return sessionEnded(over)
 	}
 	if reason := s.authorize(sessionUser(sess)); reason != "" {
 		return withSubject(insufficientScope(reason), sess.GetSubject())
@@ -66,12 +55,23 @@ func (s *Server) userinfo(ctx context.Context, r *Request) *Decision {
 		{"cache-control", "no-store"},
 	}}
 	if renewed {
-		cookies, err := s.jar.Save(ctx, sess, r.Host, r.Cookies)
-		if errors.Is(err, session.ErrNoSession) {
-			return unauthorized("logged_out", challengeBearer)
+		if d = s.saveRenewed(ctx, r, sess, d); d.Status != http.StatusOK {
+			return sessionEnded(d) // ended on another replica meanwhile
 		}
-		for _, c := range cookies {
-			d.Headers = append(d.Headers, Header{"set-cookie", c})
+	}
+	return d
+}
+
+// sessionEnded is userinfo's answer for a session that is over: the 401
+// (with its cookies cleared) where Check would send a browser to sign in.
+func sessionEnded(over *Decision) *Decision {
+	if over.Status != http.StatusFound && over.Status != http.StatusOK {
+		return over
+	}
+	d := unauthorized(over.Reason, challengeBearer)
+	for _, h := range over.Headers {
+		if h.Name == "set-cookie" {
+			d.Headers = append(d.Headers, h)
 		}
 	}
 	return d

@@ -219,8 +219,9 @@ func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
 					// where it lists blog.example.com) would get neither the
 					// Check nor the guard: the guard lets through exactly the
 					// hosts the Check covers.
-					if hosts := customHosts(pol); hosts != nil && !slices.Equal(guardHosts(g), hosts) {
-						t.Errorf("policy %s: the guard lets %v through, the Check covers %v: a host between them reaches the pods unchecked", m.policyMeta[i].Namespace, guardHosts(g), hosts)
+					hosts, through := operationHosts(pol, (*securityv1.Operation).GetHosts), operationHosts(g, (*securityv1.Operation).GetNotHosts)
+					if hosts != nil && !slices.Equal(through, hosts) {
+						t.Errorf("policy %s: the guard lets %v through, the Check covers %v: a host between them reaches the pods unchecked", m.policyMeta[i].Namespace, through, hosts)
 					}
 				}
 			}
@@ -364,23 +365,14 @@ func TestIstioManifestsDecodeStrictlyAndFitTogether(t *testing.T) {
 	}
 }
 
-// customHosts are the hosts a CUSTOM policy's rules name (nil: every host).
-func customHosts(p *securityv1.AuthorizationPolicy) []string {
+// operationHosts collects one host list of every operation of p's rules:
+// (*Operation).GetHosts for a CUSTOM rule (nil: every host), GetNotHosts
+// for a DENY guard (the hosts it lets through).
+func operationHosts(p *securityv1.AuthorizationPolicy, list func(*securityv1.Operation) []string) []string {
 	var hosts []string
 	for _, r := range p.GetRules() {
 		for _, to := range r.GetTo() {
-			hosts = append(hosts, to.GetOperation().GetHosts()...)
-		}
-	}
-	return hosts
-}
-
-// guardHosts are the hosts a DENY guard lets through (its notHosts).
-func guardHosts(g *securityv1.AuthorizationPolicy) []string {
-	var hosts []string
-	for _, r := range g.GetRules() {
-		for _, to := range r.GetTo() {
-			hosts = append(hosts, to.GetOperation().GetNotHosts()...)
+			hosts = append(hosts, list(to.GetOperation())...)
 		}
 	}
 	return hosts

@@ -444,8 +444,8 @@ func TestTheAppJudgingIsTheAppEnvoyRoutesTo(t *testing.T) {
 	upstreamSaw(t, resp)
 	cookie := cookieHeader(b, st.appURL("app1"))
 	port := mustParse(t, st.Front.URL).Port()
-	// judged says whether a 200 came through the virtual host of app1 (or
-	// one naming app1): any other virtual host judged bob with its own app.
+	// check: a 200 must have come through a virtual host that names
+	// app1 (app1's or eu-wild): any other judged bob with its own app.
 	check := func(what string, status int, vhost string) {
 		t.Helper()
 		if status == http.StatusOK && vhost != "app1" && vhost != "eu-wild" {

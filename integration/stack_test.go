@@ -271,28 +271,21 @@ func (b *browser) follow(target string, allowHosts ...string) (*response, []stri
 		if len(allowHosts) > 0 && !contains(allowHosts, u.Host) {
 			return nil, hops
 		}
-		// The dev IdP's second step: the current one-time code (and "not
-		// now" where it offers to add a second factor).
-		if u.Path == "/login/otp" && u.Query().Get("id") != "" {
-			resp := b.postForm(u.Scheme+"://"+u.Host+"/login/otp", devidp.OTPForm(u.Query().Get("id"), b.user, time.Now()))
-			if resp.StatusCode != http.StatusFound {
-				return resp, hops
-			}
-			target = resp.Header.Get("Location")
-			if !strings.HasPrefix(target, "http") {
-				target = u.Scheme + "://" + u.Host + target
-			}
-			continue
+		// The dev IdP's forms: the password, then for a second factor the
+		// current one-time code (and "not now" where it offers to add one).
+		var posted *response
+		switch {
+		case u.Path == "/login/username" && u.Query().Get("authRequestID") != "":
+			posted = b.submitLogin(u)
+		case u.Path == "/login/otp" && u.Query().Get("id") != "":
+			posted = b.postForm(u.Scheme+"://"+u.Host+"/login/otp", devidp.OTPForm(u.Query().Get("id"), b.user, time.Now()))
 		}
-		if u.Path == "/login/username" && u.Query().Get("authRequestID") != "" {
-			resp := b.submitLogin(u)
-			if resp.StatusCode != http.StatusFound {
-				return resp, hops
+		if posted != nil {
+			next, err := posted.Location()
+			if posted.StatusCode != http.StatusFound || err != nil {
+				return posted, hops
 			}
-			target = resp.Header.Get("Location")
-			if !strings.HasPrefix(target, "http") {
-				target = u.Scheme + "://" + u.Host + target
-			}
+			target = next.String()
 			continue
 		}
 		resp := b.get(target)

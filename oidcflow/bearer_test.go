@@ -54,10 +54,7 @@ func newBearerRig(t *testing.T, cfg oidcflow.BearerConfig, maxCost int64) *beare
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); p.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	serve(t, p)
 	waitReady(t, p)
 	return &bearerRig{idp: idp, p: p, cache: cache, clk: clk}
 }
@@ -349,10 +346,7 @@ func TestRebuiltProviderServesNoOldVerdict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); narrowed.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	serve(t, narrowed)
 	waitReady(t, narrowed)
 	if _, err := narrowed.Authenticate(t.Context(), tok); !errors.Is(err, oidcflow.ErrInvalidToken) {
 		t.Fatalf("after the audience was dropped: %v, want ErrInvalidToken (an old verdict was served)", err)

@@ -11,18 +11,22 @@ import (
 // (1,000 random tokens in 5 s made 999 calls).
 type budget struct {
 	mu     sync.Mutex
-	rate   float64 // per second; 0: unbounded
+	rate   float64 // per second
 	tokens float64
 	last   time.Time
 }
 
+// newBudget is a budget of perSecond; nil (unbounded) for 0 or less.
 func newBudget(perSecond int) *budget {
+	if perSecond <= 0 {
+		return nil
+	}
 	return &budget{rate: float64(perSecond), tokens: float64(perSecond)}
 }
 
 // take spends one introspection at now; false when the budget is spent.
 func (b *budget) take(now time.Time) bool {
-	if b == nil || b.rate <= 0 {
+	if b == nil {
 		return true
 	}
 	b.mu.Lock()

@@ -34,11 +34,17 @@ func startProvider(t testing.TB, issuer string) *oidcflow.Provider {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serve(t, p)
+	return p
+}
+
+// serve runs p (discovery, key refresh) until the test ends.
+func serve(t testing.TB, p *oidcflow.Provider) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); p.Serve(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return p
 }
 
 func waitReady(t testing.TB, p *oidcflow.Provider) {

@@ -84,14 +84,14 @@ func (t *Table) Names() []string {
 // Lookup finds the app for a route's app name (when set) or else the host,
 // matched as Envoy matches a virtual host's domains, so that the app we
 // judge with is the one whose upstream Envoy routes to: ASCII letters in
-// any case, a numeric port ignored (Envoy's "host:*" domains,
-// strip_any_host_port), an exact name first, then the most specific
+// any case (not Unicode: a Kelvin sign is no k), a numeric port ignored
+// (Envoy's "host:*" domains), an exact name first, then the longest
 // wildcard ("*.example.com" covers a.example.com and a.b.example.com, not
-// example.com or ".example.com"), then the default app. A trailing dot, an
-// empty or non-numeric port and non-ASCII case folding (a Kelvin sign for
-// a k) are not stripped or folded: Envoy sends such hosts to its catch-all
-// virtual host, so they are not another app's. reason says why there is
-// none: "unknown_app" or "unknown_host".
+// example.com or ".example.com"), then the default app. A host whose
+// virtual host depends on Envoy's settings (a trailing dot, an empty or
+// non-numeric port, a wildcard app's host with a port) is no app's: either
+// choice could be the wrong one. reason says why there is none:
+// "unknown_app" or "unknown_host".
 //
 // The name DefaultName is the default app (Envoy's catch-all virtual host
 // names it): without a default app it is an unknown host, as that virtual
@@ -250,7 +250,7 @@ func (r *Router) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 			"request_id", h.GetHeaders()["x-request-id"], "reason", reason, "app", attrs.GetContextExtensions()[ContextKey])
 	} else {
 		r.logger.Info("not allowed: no app for this host; add it to an app's hosts or configure a default app (top-level client_id)",
-			"request_id", h.GetHeaders()["x-request-id"], "reason", reason, "host", truncate(host, 255))
+			"request_id", h.GetHeaders()["x-request-id"], "reason", reason, "host", authz.Clip(host, 255))
 	}
 	if r.observer != nil {
 		r.observer.Decided(ctx, d, time.Since(start))
@@ -278,12 +278,4 @@ var noAppMetadata = map[string]*structpb.Struct{
 	"unknown_app":       {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("unknown_app"), "app": structpb.NewStringValue("none")}},
 	"invalid_utf8":      {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("invalid_utf8"), "app": structpb.NewStringValue("none")}},
 	"malformed_request": {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("malformed_request"), "app": structpb.NewStringValue("none")}},
-}
-
-// truncate bounds what a client sent before it is logged.
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }

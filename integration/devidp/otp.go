@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -17,7 +18,6 @@ import (
 	"time"
 
 	"github.com/zitadel/oidc/v3/example/server/storage"
-	"github.com/zitadel/oidc/v3/pkg/op"
 )
 
 // A second factor that is one, as ZITADEL's: after the password, a user
@@ -140,13 +140,14 @@ func (s *Server) secondStep(next http.Handler, w http.ResponseWriter, r *http.Re
 	case r.URL.Path == "/login/username" && r.Method == http.MethodPost:
 		_ = r.ParseForm()
 		id, username := r.PostForm.Get("id"), r.PostForm.Get("username")
-		rec := &recorder{header: http.Header{}}
+		rec := httptest.NewRecorder()
 		next.ServeHTTP(rec, r)
-		loc := rec.header.Get("Location")
-		if (rec.code == http.StatusFound || rec.code == http.StatusSeeOther) && strings.Contains(loc, "/auth/callback") {
+		loc := rec.Header().Get("Location")
+		if (rec.Code == http.StatusFound || rec.Code == http.StatusSeeOther) && strings.Contains(loc, "/auth/callback") {
 			if u, ok := s.userByName(username); ok {
 				req, err := s.store.Storage.AuthRequestByID(context.Background(), id)
-				stepUp := err == nil && slices.Contains(promptOf(req), "login")
+				ar, _ := req.(*storage.AuthRequest) // the example storage's own type
+				stepUp := err == nil && ar != nil && slices.Contains(ar.Prompt, "login")
 				switch {
 				case s.store.hasMFA(u.ID):
 					s.store.otp.start(id, otpFlow{userID: u.ID, username: username})
@@ -159,7 +160,11 @@ func (s *Server) secondStep(next http.Handler, w http.ResponseWriter, r *http.Re
 				}
 			}
 		}
-		rec.copyTo(w)
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
 		return true
 	case r.URL.Path == "/login/otp" && r.Method == http.MethodGet:
 		id := r.URL.Query().Get("id")
@@ -218,33 +223,4 @@ func (s *Server) userByName(username string) (User, bool) {
 		}
 	}
 	return User{}, false
-}
-
-func promptOf(req op.AuthRequest) []string {
-	if a, ok := req.(*storage.AuthRequest); ok {
-		return a.Prompt
-	}
-	return nil
-}
-
-// recorder keeps a response to look at before it is sent.
-type recorder struct {
-	header http.Header
-	code   int
-	body   strings.Builder
-}
-
-func (r *recorder) Header() http.Header         { return r.header }
-func (r *recorder) Write(b []byte) (int, error) { return r.body.Write(b) }
-func (r *recorder) WriteHeader(code int)        { r.code = code }
-
-func (r *recorder) copyTo(w http.ResponseWriter) {
-	for k, v := range r.header {
-		w.Header()[k] = v
-	}
-	if r.code == 0 {
-		r.code = http.StatusOK
-	}
-	w.WriteHeader(r.code)
-	_, _ = w.Write([]byte(r.body.String()))
 }

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 )
 
 // buildAccess: who passes and what the upstream is told, as oauth2-proxy's
@@ -50,8 +52,8 @@ func (r *resolver) buildAccess(c *Config) {
 				if e == "" || strings.HasPrefix(e, "#") {
 					continue
 				}
-				if at := strings.IndexByte(e, '@'); at <= 0 || at == len(e)-1 || strings.Count(e, "@") != 1 {
-					r.warnings = append(r.warnings, fmt.Sprintf("%sauthenticated_emails_file: %q is not one e-mail address (exactly one '@'); ignored", r.where, e))
+				if !authz.ValidAddress(e) {
+					r.warnings = append(r.warnings, fmt.Sprintf("%sauthenticated_emails_file: %q is not one e-mail address (exactly one '@', a name and a domain); ignored", r.where, e))
 					continue
 				}
 				a.AuthenticatedEmails[e] = true

@@ -132,7 +132,7 @@ var keys = []key{
 	{"introspection_url", kString, "", plain, restart, "the IdP's introspection endpoint, when discovery lists none (Ory Hydra: the admin port's /admin/oauth2/introspect) or to override it"},
 	{"introspection_cache_ttl", kDuration, "5m", plain, restart, "longest time a valid token is cached (never past its exp)"},
 	{"introspection_negative_ttl", kDuration, "10s", plain, restart, "how long a rejected token is remembered"},
-	{"introspection_budget", kInt, int64(50), plain, restart, "introspections of tokens not in the cache, per second and app (bursts of as many): past it a new opaque token gets 401 without an IdP call, counted as zitadel_ext_authz_idp_calls_total{call=\"introspection\",outcome=\"over_budget\"}; 0: no bound"},
+	{"introspection_budget", kInt, int64(50), plain, restart, "introspections of tokens not in the cache, per second and app (bursts of as many): past it a new opaque token gets 503 with retry-after (it may be good) without an IdP call, counted as zitadel_ext_authz_idp_calls_total{call=\"introspection\",outcome=\"over_budget\"}; 0: no bound"},
 	{"token_cache_max_bytes", kInt, int64(32 << 20), plain, restart, "bound of the bearer token cache"},
 	{"zitadel_organization_id", kString, "", plain, restart, "ZITADEL organization id: logins ask for it (scope urn:zitadel:iam:org:id:{id}), sessions and tokens of users of other organizations are refused"},
 	{"zitadel_organization_domain", kString, "", plain, restart, "instead of zitadel_organization_id: the organization's primary domain (scope urn:zitadel:iam:org:domain:primary:{domain})"},
