@@ -113,10 +113,7 @@ func TestRedisSentinelWalk(t *testing.T) {
 		}
 		w.loginRefused(c) // no replica: a login can't be made durable
 		killed.start()
-		testkit.Eventually(t, 30*time.Second, "the killed node to follow the new master", func() bool {
-			out, _ := killed.cli("info", "replication")
-			return strings.Contains(out, "role:slave") && strings.Contains(out, "master_link_status:up")
-		})
+		sn.waitFollows(killed)
 		sn.Replica = killed
 		w.recovered(c)
 	})

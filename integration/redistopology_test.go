@@ -183,9 +183,22 @@ func (s *redisSentinel) Failover() {
 		return s.MasterAddr() == s.Replica.addr
 	})
 	s.Master, s.Replica = s.Replica, s.Master
-	testkit.Eventually(s.t, 20*time.Second, "the old master to follow the new one", func() bool {
-		out, _ := s.Replica.cli("info", "replication")
-		return strings.Contains(out, "role:slave") && strings.Contains(out, "master_link_status:up")
+	s.waitFollows(s.Replica)
+}
+
+// waitFollows waits until replica follows the master and the master
+// counts it: the replica's link is up and a WAIT on the master (what a
+// write with redis_min_replicas waits on) finds one replica. The link is
+// up a moment before the master puts a freshly synced replica online.
+func (s *redisSentinel) waitFollows(replica *redisServer) {
+	s.t.Helper()
+	testkit.Eventually(s.t, 30*time.Second, "the old master to follow the new one", func() bool {
+		out, _ := replica.cli("info", "replication")
+		if !strings.Contains(out, "role:slave") || !strings.Contains(out, "master_link_status:up") {
+			return false
+		}
+		acked, _ := s.Master.cli("wait", "1", "100")
+		return strings.TrimSpace(acked) == "1"
 	})
 }
 
