@@ -302,24 +302,24 @@ func TestPolicy(t *testing.T) {
 		email    string
 		verified bool
 		groups   []string
-		want     string
+		want     Reason
 	}{
 		{"a@example.com", true, []string{"admin"}, ""},
 		{"a@EXAMPLE.com", true, []string{"admin"}, ""},
-		{"a@sub.example.com", true, []string{"admin"}, reasonEmailDomain},
+		{"a@sub.example.com", true, []string{"admin"}, ReasonEmailDomain},
 		{"a@corp.example", true, []string{"admin"}, ""},
 		{"a@x.corp.example", true, []string{"admin"}, ""},
-		{"a@evilcorp.example", true, []string{"admin"}, reasonEmailDomain},
-		{"a@example.com", false, []string{"admin"}, reasonUnverifiedEm},
-		{"a@example.com", true, []string{"reader"}, reasonNotInGroup},
-		{"no-at-sign", true, []string{"admin"}, reasonEmailDomain},
+		{"a@evilcorp.example", true, []string{"admin"}, ReasonEmailDomain},
+		{"a@example.com", false, []string{"admin"}, ReasonEmailUnverified},
+		{"a@example.com", true, []string{"reader"}, ReasonNotInGroup},
+		{"no-at-sign", true, []string{"admin"}, ReasonEmailDomain},
 		// More than one '@' is no address of any domain (oauth2-proxy
 		// GHSA-c5c4-8r6x-56w3): the part after the last '@' must not count.
-		{"mallory@evil.example@corp.example", true, []string{"admin"}, reasonEmailDomain},
-		{"mallory@@corp.example", true, []string{"admin"}, reasonEmailDomain},
-		{"@corp.example", true, []string{"admin"}, reasonEmailDomain},
-		{"a@corp.example.", true, []string{"admin"}, reasonEmailDomain},
-		{"a@.corp.example", true, []string{"admin"}, reasonEmailDomain},
+		{"mallory@evil.example@corp.example", true, []string{"admin"}, ReasonEmailDomain},
+		{"mallory@@corp.example", true, []string{"admin"}, ReasonEmailDomain},
+		{"@corp.example", true, []string{"admin"}, ReasonEmailDomain},
+		{"a@corp.example.", true, []string{"admin"}, ReasonEmailDomain},
+		{"a@.corp.example", true, []string{"admin"}, ReasonEmailDomain},
 	} {
 		if got := s.authorize(user{email: tc.email, emailVerified: tc.verified, groups: tc.groups}); got != tc.want {
 			t.Errorf("authorize(%s, verified=%v, %v): got %q, want %q", tc.email, tc.verified, tc.groups, got, tc.want)

@@ -35,18 +35,17 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 	if err != nil {
 		return s.bearerFailure(err)
 	}
-	id := b.Identity
-	u := identityUser(id)
+	u := fromClaims(b.Identity)
 	if reason := s.authorize(u); reason != "" {
-		return withSubject(insufficientScope(reason), id.Subject)
+		return withSubject(insufficientScope(reason), u.sub)
 	}
 	if reason := rp.check(u, b.Scopes); reason != "" {
-		return withSubject(insufficientScope(reason), id.Subject)
+		return withSubject(insufficientScope(reason), u.sub)
 	}
 	// ZITADEL puts neither auth_time nor amr in access tokens: a route
 	// that wants a fresh or multi-factor sign-in gets RFC 9470's challenge.
 	if need := rp.stepUp(u, s.now()); need != "" {
-		return withSubject(s.insufficientAuthentication(need, rp), id.Subject)
+		return withSubject(s.insufficientAuthentication(need, rp), u.sub)
 	}
 	// The token came in a request header, so it is header-safe already;
 	// identity values were cleaned when the IdP's claims were read.
@@ -60,17 +59,10 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 			extra = append(extra, Header{hs.names.token, token})
 		}
 	}
-	reason := "bearer_jwt"
+	reason := ReasonBearerJWT
 	if b.Via == "introspection" {
-		reason = "bearer_introspection"
+		reason = ReasonBearerIntrospection
 	}
-	d := s.allowWith(r, reason, s.identityBlock(b, func() identity {
-		at := int64(0)
-		if !id.AuthTime.IsZero() {
-			at = id.AuthTime.Unix()
-		}
-		return identity{user: id.User, email: id.Email, username: id.PreferredUsername, groups: id.Groups,
-			sub: id.Subject, orgID: id.OrgID, amr: id.AMR, authTime: at}
-	}), extra...)
-	return withSubject(d, id.Subject)
+	d := s.allowWith(r, reason, s.identityBlock(b, func() identity { return identity{user: u} }), extra...)
+	return withSubject(d, u.sub)
 }

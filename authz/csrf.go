@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"net/http"
 	"net/url"
 	"strings"
 )
@@ -23,9 +22,6 @@ import (
 // no-referrer makes browsers send "Origin: null" and no Referer even on
 // same-origin POSTs. Bearer-token requests carry no ambient credential and
 // are not checked; GET and HEAD cost nothing.
-
-// reasonCSRF is the reason of the refusal.
-const reasonCSRF = "csrf_origin"
 
 // unsafeMethod: the methods that may change state (RFC 9110 §9.2.1).
 func unsafeMethod(m string) bool {
@@ -97,13 +93,4 @@ func originMatch(scheme, host, allowed string) bool {
 		return strings.HasSuffix(host, "."+sub)
 	}
 	return host == want
-}
-
-// csrfRefused is the 403 for a cross-site state-changing request.
-func (s *Server) csrfRefused(r *Request) *Decision {
-	if !strings.Contains(r.Headers["accept"], "text/html") {
-		return &Decision{Status: http.StatusForbidden, Reason: reasonCSRF, Body: `{"error":"csrf_origin","error_description":"a request that changes state must come from this site (Origin)"}`,
-			Headers: []Header{{"content-type", "application/json"}, {"cache-control", "no-store"}}}
-	}
-	return s.errorPage(http.StatusForbidden, reasonCSRF, page{Title: "Request refused", Message: "This request came from another site, so it was not carried out. Go back to the page and try again from there."})
 }

@@ -27,8 +27,8 @@ type Decision struct {
 	Headers []Header
 	Body    string
 
-	// Reason is a short, bounded label for logs and metrics (never user data).
-	Reason string
+	// Reason is why: a label of the reasons table, for logs and metrics.
+	Reason Reason
 	// Metadata is the answer's dynamic metadata for Envoy, when the caller
 	// sets it; else Check encodes it (metadata, see metadata.go).
 	Metadata *structpb.Struct

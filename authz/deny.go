@@ -3,41 +3,71 @@ package authz
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/checkwire"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
 
 // Every denied answer is built in this file: a 401 with its
 // www-authenticate challenge for API callers, a 403, a 503 or 504 when a
-// part we depend on fails, an HTML page for browsers, and the redirects.
-// Callers say what happened; these decide how Envoy answers it.
+// part we depend on fails, an HTML page for browsers, the redirects, and
+// every set-cookie of a local reply. Callers name the Reason; the reasons
+// table (reasons.go) and these decide how Envoy answers it
+// (TestAnswersAreBuiltInDeny holds that).
 
 // retryAfter is what a 503 tells clients to wait, in seconds.
 const retryAfter = "5"
 
-// unauthorized is a 401 for an API caller (RFC 6750 §3): challenge is the
-// www-authenticate value ("Bearer", or with an error).
-func unauthorized(reason, challenge string) *Decision {
+// unauthorized is a 401 for an API caller (RFC 6750 §3) with the reason's
+// www-authenticate challenge from the table ("Bearer" when it has none).
+func unauthorized(reason Reason) *Decision {
+	return challenged(reason, cmp.Or(reasons[reason].challenge, challengeBearer))
+}
+
+// challenged is a 401 with challenge as its www-authenticate value.
+func challenged(reason Reason, challenge string) *Decision {
 	return &Decision{Status: http.StatusUnauthorized, Reason: reason, Headers: []Header{
 		{"www-authenticate", challenge},
 		{"cache-control", "no-store"},
 	}}
 }
 
-// Challenges of unauthorized.
-const (
-	challengeBearer       = "Bearer"
-	challengeInvalidToken = `Bearer error="invalid_token"`
-)
+// deny is reason's answer as the table has it: its status and its page.
+func (s *Server) deny(reason Reason) *Decision {
+	spec := reasons[reason]
+	return s.errorPage(spec.status, reason, spec.page)
+}
+
+// denyPage is reason's answer with its status and a page the caller fills
+// in (who is signed in, what the page needs): the table's title and
+// message unless p has its own.
+func (s *Server) denyPage(reason Reason, p page) *Decision {
+	spec := reasons[reason]
+	p.Title, p.Message = cmp.Or(p.Title, spec.page.Title), cmp.Or(p.Message, spec.page.Message)
+	return s.errorPage(spec.status, reason, p)
+}
+
+// jsonError is reason's answer for a program: its status, and the
+// reason and a description as JSON (RFC 6749 §5.2's shape).
+func jsonError(reason Reason, description string, headers ...Header) *Decision {
+	body, _ := json.Marshal(struct {
+		Error       Reason `json:"error"`
+		Description string `json:"error_description"`
+	}{reason, description})
+	d := &Decision{Status: reasons[reason].status, Reason: reason, Body: string(body),
+		Headers: append(headers, Header{"content-type", "application/json"}, Header{"cache-control", "no-store"})}
+	return d
+}
 
 // insufficientScope is the 403 for an API caller whose token is valid but
 // not allowed here (RFC 6750 §3.1).
-func insufficientScope(reason string) *Decision {
+func insufficientScope(reason Reason) *Decision {
 	return &Decision{Status: http.StatusForbidden, Reason: reason, Headers: []Header{
 		{"www-authenticate", `Bearer error="insufficient_scope"`},
 		{"cache-control", "no-store"},
@@ -49,7 +79,7 @@ func insufficientScope(reason string) *Decision {
 // the route: the client can get a token from a fresh or stronger sign-in
 // and retry.
 func (s *Server) insufficientAuthentication(need string, rp routePolicy) *Decision {
-	challenge := `Bearer error="insufficient_user_authentication"`
+	challenge := reasons[ReasonInsufficientAuthn].challenge
 	if need == "max_age" {
 		challenge += `, error_description="A more recent sign-in is required", max_age="` + strconv.FormatInt(rp.maxAge, 10) + `"`
 	} else {
@@ -58,25 +88,25 @@ func (s *Server) insufficientAuthentication(need string, rp routePolicy) *Decisi
 			challenge += `, acr_values="` + acr + `"`
 		}
 	}
-	return unauthorized("insufficient_user_authentication", challenge)
+	return challenged(ReasonInsufficientAuthn, challenge)
 }
 
 // forbidden is the 403 page for a signed-in browser that isn't allowed: it
 // says who is signed in, what the page asks for (the rule, never a secret)
 // and offers to sign out, so the user can switch accounts or ask for the
 // right role. rp is the route's policy (nil: the app's only).
-func (s *Server) forbidden(reason, who string, rp *routePolicy) *Decision {
+func (s *Server) forbidden(reason Reason, who string, rp *routePolicy) *Decision {
 	msg := "You are signed in"
 	if who != "" {
 		msg += " as " + who
 	}
 	msg += ", but this page needs " + s.needs(reason, rp) + "."
-	return s.errorPage(http.StatusForbidden, reason, page{Title: "Access denied", Message: msg,
+	return s.denyPage(reason, page{Title: "Access denied", Message: msg,
 		Detail: "Ask the administrator for access, or sign out and sign in with another account.", SignOut: true})
 }
 
 // needs says, for a refusal's reason, what the page asks of the user.
-func (s *Server) needs(reason string, rp *routePolicy) string {
+func (s *Server) needs(reason Reason, rp *routePolicy) string {
 	cfg := s.conf()
 	list := func(items []string) string {
 		if len(items) > 5 {
@@ -85,13 +115,13 @@ func (s *Server) needs(reason string, rp *routePolicy) string {
 		return strings.Join(items, ", ")
 	}
 	switch reason {
-	case reasonNotInGroup:
+	case ReasonNotInGroup:
 		return "one of these roles: " + list(cfg.AllowedGroups)
-	case reasonRouteNotInGrp:
+	case ReasonRouteNotInGroup:
 		if rp != nil {
 			return "one of these roles: " + list(rp.groups)
 		}
-	case reasonEmailDomain:
+	case ReasonEmailDomain:
 		var domains []string
 		for _, d := range cfg.EmailDomains {
 			if d != "*" {
@@ -102,16 +132,16 @@ func (s *Server) needs(reason string, rp *routePolicy) string {
 			return "an e-mail address at " + list(domains)
 		}
 		return "a valid e-mail address"
-	case reasonUnverifiedEm:
+	case ReasonEmailUnverified:
 		return "an e-mail address your identity provider has verified"
-	case reasonWrongOrg:
+	case ReasonWrongOrg:
 		if cfg.OrganizationDomain != "" {
 			return "an account of the organization " + cfg.OrganizationDomain
 		}
 		return "an account of the organization this application belongs to"
-	case reasonRouteWrongOrg:
+	case ReasonRouteWrongOrg:
 		return "an account of one of the organizations this page is for"
-	case reasonMissingScope:
+	case ReasonMissingScope:
 		if rp != nil {
 			return "the permissions (scopes) " + list(rp.scopes)
 		}
@@ -123,13 +153,14 @@ func (s *Server) needs(reason string, rp *routePolicy) string {
 // it was slower than its bound (idp_timeout or the Check's deadline), else
 // 503; both with retry-after. Browsers get a page when p is set.
 func (s *Server) unavailable(err error, p *page) *Decision {
-	status, reason := http.StatusServiceUnavailable, "idp_unavailable"
+	reason := ReasonIdPUnavailable
 	switch {
 	case errors.Is(err, session.ErrStoreUnavailable):
-		reason = "session_store_unavailable"
+		reason = ReasonStoreUnavailable
 	case errors.Is(err, context.DeadlineExceeded):
-		status, reason = http.StatusGatewayTimeout, "idp_timeout"
+		reason = ReasonIdPTimeout
 	}
+	status := reasons[reason].status
 	var d *Decision
 	if p != nil {
 		d = s.errorPage(status, reason, *p)
@@ -145,10 +176,7 @@ func (s *Server) unavailable(err error, p *page) *Decision {
 // clientMisconfigured is the 500 page when the IdP refuses our client
 // (client_auth_method, client_id, secret or key): nothing the user can do,
 // so no link to start again.
-func (s *Server) clientMisconfigured() *Decision {
-	return s.errorPage(http.StatusInternalServerError, "client_auth_failed", page{Title: "Sign-in is misconfigured",
-		Message: "The identity provider refused this application's credentials. The administrator has been told in the log."})
-}
+func (s *Server) clientMisconfigured() *Decision { return s.deny(ReasonClientAuthFailed) }
 
 // signInUnavailable is the page while the IdP can't be reached.
 var signInUnavailable = &page{Title: "Sign-in unavailable", Message: "The identity provider can't be reached right now. Try again in a moment."}
@@ -163,12 +191,12 @@ func (s *Server) storeUnavailable() *Decision {
 // IdP failing 503/504.
 func (s *Server) bearerFailure(err error) *Decision {
 	if errors.Is(err, oidcflow.ErrInvalidToken) {
-		return unauthorized("invalid_token", challengeInvalidToken)
+		return unauthorized(ReasonInvalidToken)
 	}
 	// A flood of unknown tokens spent introspection_budget: the token may
 	// be good, so the client retries rather than drops it.
 	if errors.Is(err, oidcflow.ErrOverBudget) {
-		return &Decision{Status: http.StatusServiceUnavailable, Reason: "introspection_budget", Headers: []Header{
+		return &Decision{Status: reasons[ReasonIntrospectionQuota].status, Reason: ReasonIntrospectionQuota, Headers: []Header{
 			{"retry-after", "1"}, {"cache-control", "no-store"},
 		}}
 	}
@@ -188,18 +216,18 @@ type page struct {
 
 // errorPage is a readable denied answer for browsers. Its headers are its
 // own: callers may append (set-cookie, retry-after).
-func (s *Server) errorPage(status int, reason string, p page) *Decision {
+func (s *Server) errorPage(status int, reason Reason, p page) *Decision {
 	set := s.conf()
 	return renderError(set.Pages, set.paths, status, reason, p)
 }
 
-func errorPage(status int, reason string, p page) *Decision {
+func errorPage(status int, reason Reason, p page) *Decision {
 	return renderError(nil, paths{}, status, reason, p)
 }
 
 // renderError is an error page with pages' customisation; ps are the
 // sign-in and sign-out paths its links go to.
-func renderError(pages *Pages, ps paths, status int, reason string, p page) *Decision {
+func renderError(pages *Pages, ps paths, status int, reason Reason, p page) *Decision {
 	data := pageData{Title: p.Title, Message: p.Message, Detail: p.Detail, NextURL: p.Next, NextLabel: p.NextLabel}
 	if p.Restart {
 		data.StartURL = cmp.Or(ps.start, defaultPrefix+"/start")
@@ -214,7 +242,7 @@ func renderError(pages *Pages, ps paths, status int, reason string, p page) *Dec
 }
 
 // redirect is a 302 to location with cookies to set.
-func redirect(location, reason string, setCookies []string) *Decision {
+func redirect(location string, reason Reason, setCookies []string) *Decision {
 	d := &Decision{Status: http.StatusFound, Reason: reason, Headers: make([]Header, 0, 3+len(setCookies))}
 	d.Headers = append(d.Headers, Header{"location", location}, Header{"cache-control", "no-store"}, Header{"referrer-policy", "no-referrer"})
 	for _, c := range setCookies {
@@ -225,8 +253,32 @@ func redirect(location, reason string, setCookies []string) *Decision {
 
 // withCookies adds set-cookie headers to a denied answer.
 func withCookies(d *Decision, setCookies ...string) *Decision {
+	d.Headers = appendCookies(d.Headers, setCookies)
+	return d
+}
+
+// withResponseCookies adds set-cookie headers to the response an allowed
+// request eventually gets.
+func withResponseCookies(d *Decision, setCookies ...string) *Decision {
+	d.ResponseHeaders = appendCookies(d.ResponseHeaders, setCookies)
+	return d
+}
+
+func appendCookies(headers []Header, setCookies []string) []Header {
 	for _, c := range setCookies {
-		d.Headers = append(d.Headers, Header{"set-cookie", c})
+		headers = append(headers, Header{"set-cookie", c})
+	}
+	return headers
+}
+
+// keepCookies is a 401 for reason with the set-cookie headers of over (an
+// ended session's answer, which clears the cookies).
+func keepCookies(reason Reason, over *Decision) *Decision {
+	d := unauthorized(reason)
+	for _, h := range over.Headers {
+		if h.Name == "set-cookie" {
+			d.Headers = append(d.Headers, h)
+		}
 	}
 	return d
 }
@@ -235,23 +287,20 @@ func withCookies(d *Decision, setCookies ...string) *Decision {
 // reason invalid_utf8 or malformed_request for one the codec couldn't
 // decode, malformed_request for one without the HTTP attributes.
 func BadRequest(err error) *Decision {
-	reason := "malformed_request"
-	if u, ok := err.(undecodable); ok {
-		reason = string(u)
+	reason := ReasonMalformedRequest
+	if u, ok := err.(undecodable); ok && checkwire.Cause(u) == checkwire.CauseInvalidUTF8 {
+		reason = ReasonInvalidUTF8
 	}
-	return errorPage(http.StatusBadRequest, reason, page{Title: "Bad request", Message: "The request could not be understood."})
+	return errorPage(reasons[reason].status, reason, reasons[reason].page)
 }
 
 // NoApp is the answer when a server of several apps (the apps list) has
-// none for a request: reason "unknown_host" (no app claims the host and
-// there is no default app), a 403 page; or "unknown_app" (the route's
+// none for a request: ReasonUnknownHost (no app claims the host and there
+// is no default app), a 403 page; or ReasonUnknownApp (the route's
 // context_extensions name an app that isn't configured), a 500 page, as
 // for any other route misconfiguration.
-func NoApp(reason string) *Decision {
-	if reason == "unknown_app" {
-		return errorPage(http.StatusInternalServerError, reason, page{Title: "Configuration error", Message: "This route is misconfigured."})
-	}
-	return errorPage(http.StatusForbidden, reason, page{Title: "Unknown site", Message: "No application is configured for this host name."})
+func NoApp(reason Reason) *Decision {
+	return errorPage(reasons[reason].status, reason, reasons[reason].page)
 }
 
 // Clip bounds what a client sent (a host, an IdP's error text) before it
@@ -261,4 +310,105 @@ func Clip(s string, n int) string {
 		return strings.ToValidUTF8(s[:n], "") + "…"
 	}
 	return s
+}
+
+// idpErrorPage is our page for an OAuth error code (RFC 6749 §4.1.2.1,
+// OpenID Connect Core §3.1.2.6); the code is shown only when it is one.
+func (s *Server) idpErrorPage(code string) *Decision {
+	p := reasons[ReasonIdPError].page
+	switch code {
+	case "access_denied":
+		p.Message = "The sign-in was cancelled or refused at the identity provider."
+	case "login_required", "interaction_required", "consent_required", "account_selection_required":
+		p.Message = "The identity provider needs you to sign in again."
+	case "temporarily_unavailable", "server_error":
+		p.Message = "The identity provider had a problem. Try again in a moment."
+	}
+	if len(code) <= 64 && !strings.ContainsFunc(code, func(c rune) bool { return (c < 'a' || c > 'z') && c != '_' }) {
+		p.Detail = "Error code: " + code
+	}
+	return s.denyPage(ReasonIdPError, p)
+}
+
+// stepUpFailed is the 403 page of a step-up whose new sign-in still lacks
+// a method in want: the session it made (with its cookies) serves the
+// other routes; this one offers to try again at next.
+func (s *Server) stepUpFailed(want []string, next string, cookies []string) *Decision {
+	d := s.denyPage(ReasonStepUpFailed, page{
+		Message: "This page needs a sign-in with " + strings.Join(want, " or ") + " (for example a second factor). Your sign-in did not use it.",
+		Detail:  "Set up a second factor at your identity provider, then try again. You stay signed in for the other pages.",
+		Next:    next, NextLabel: "Try again", SignOut: true})
+	return withCookies(d, cookies...)
+}
+
+// stepUpPage says why a signed-in user must sign in again (need: "max_age"
+// or "amr") before it sends them: a 401 page with the prepared sign-in at
+// authURL (its state cookies set) behind a button.
+func (s *Server) stepUpPage(need string, rp routePolicy, authURL string, cookies []string) *Decision {
+	p := page{Next: authURL, NextLabel: "Continue to sign in",
+		Message: "This page needs a sign-in with " + strings.Join(rp.amr, " or ") + " (a second factor, such as a one-time code).",
+		Detail:  "Your identity provider will ask you to sign in again. If you have no second factor yet, set one up there first."}
+	if need == "max_age" {
+		p.Message = "This page needs a recent sign-in (within the last " + ageText(rp.maxAge) + ")."
+		p.Detail = "Your identity provider will ask you to sign in again; then you come straight back here."
+	}
+	return withCookies(s.denyPage(ReasonStepUpRedirect, p), cookies...)
+}
+
+// ageText says a max_age in words.
+func ageText(seconds int64) string {
+	switch {
+	case seconds < 120:
+		return strconv.FormatInt(seconds, 10) + " seconds"
+	case seconds < 7200:
+		return strconv.FormatInt(seconds/60, 10) + " minutes"
+	}
+	return strconv.FormatInt(seconds/3600, 10) + " hours"
+}
+
+// csrfRefused is the 403 for a cross-site state-changing request: the
+// table's page for a browser, JSON for a program.
+func (s *Server) csrfRefused(r *Request) *Decision {
+	if !strings.Contains(r.Headers["accept"], "text/html") {
+		return jsonError(ReasonCSRFOrigin, "a request that changes state must come from this site (Origin)")
+	}
+	return s.deny(ReasonCSRFOrigin)
+}
+
+// notSignedIn is /oauth2/userinfo's 401 without a session: a browser gets
+// the sign-in page as its body instead of its own blank 401 page, and a
+// program JSON saying why (CONTRACT.md §3).
+func (s *Server) notSignedIn(r *Request) *Decision {
+	if !s.isAPI(r) {
+		d := s.signInPage(r, "/")
+		d.Status, d.Reason = reasons[ReasonNoSession].status, ReasonNoSession
+		d.Headers = append(append(make([]Header, 0, len(d.Headers)+1), d.Headers...), Header{"www-authenticate", challengeBearer})
+		return d
+	}
+	return jsonError(ReasonNoSession, "not signed in: no valid session cookie", Header{"www-authenticate", challengeBearer})
+}
+
+// ended is the answer for a session that is over (reason): API callers
+// get 401, browsers the login redirect (or sign-in page); both with the
+// session cookies cleared (clear).
+func (s *Server) ended(r *Request, reason Reason, clear []string) *Decision {
+	d := s.unauthenticated(r)
+	d.Reason = reason
+	headers := make([]Header, 0, len(d.Headers)+len(clear))
+	d.Headers = appendCookies(append(headers, d.Headers...), clear)
+	if d.Status == 0 {
+		d.Status = http.StatusUnauthorized
+	}
+	return d
+}
+
+// signOutUnavailable answers a sign-out the session store couldn't carry
+// out: 503 with retry-after, so it doesn't look done; the browser's
+// cookies are cleared all the same (clear: this browser is signed out; the
+// stored session or a copy of the cookie lives until the user tries again
+// or it expires).
+func (s *Server) signOutUnavailable(clear []string) *Decision {
+	d := s.unavailable(session.ErrStoreUnavailable, &page{Title: "Sign-out not completed",
+		Message: "Your session could not be ended everywhere right now. Try signing out again in a moment."})
+	return withCookies(d, clear...)
 }

@@ -5,16 +5,24 @@
 // into the CheckResponse fields Envoy applies (../shared/envoy-ext-authz.md
 // §2, §7; CONTRACT.md §3).
 //
-// request.go parses a CheckRequest once into a typed Request; server.go
-// routes it; each route has its own file (callback.go, start.go,
-// signout.go, userinfo.go; the sign-in page is in pages.go); lifecycle.go
-// decides for a request with a session (revocations, idle timeout,
-// refresh); bearer.go authenticates API callers by access token; route.go
-// reads per-route policy from Envoy's context_extensions; policy.go holds
-// groups, e-mail domains, skip_auth_routes, api_routes and the return-URL
-// whitelist; identity.go builds the allowed answer with its identity
-// headers; deny.go builds every denied answer; response.go alone builds
-// Envoy messages.
+// request.go parses a CheckRequest once into a typed Request (Check does,
+// or apps.Router for every app, which then calls Answer); server.go routes
+// it (Decide); each endpoint has its own file (callback.go, start.go,
+// signout.go, userinfo.go; the sign-in and signed-out pages are in
+// pages.go); lifecycle.go decides for a request with a session
+// (revocations, idle timeout, refresh); bearer.go authenticates API callers
+// by access token; csrf.go checks the origin of state-changing requests;
+// route.go reads per-route policy from Envoy's context_extensions;
+// policy.go holds groups, e-mail domains, skip_auth_routes, trusted_ips
+// and the return-URL whitelist.
+//
+// user.go is the one shape of a user (from verified claims or a stored
+// session) that the policy, the headers, the metadata, userinfo and the
+// pages read. identity.go builds the allowed answer and its identity
+// headers; metadata.go its dynamic metadata. reasons.go is the table of
+// every Reason a decision carries (status, page, challenge, log level);
+// deny.go builds every denied answer from it; decision.go is the Decision,
+// and response.go alone turns it into Envoy's messages.
 //
 // A decision is always a CheckResponse with a nil error; bad input is a
 // Denied answer, never a gRPC error or a panic. Every I/O (the IdP, the

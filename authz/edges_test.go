@@ -48,14 +48,14 @@ func loginWith(t *testing.T, s *Server, idp *stubIdP, id oidcflow.Identity) *aut
 
 // deniedWith asserts a Denied answer with status and reason (dynamic
 // metadata) and no session cookie.
-func deniedWith(t *testing.T, what string, resp *authv3.CheckResponse, status int, reason string) {
+func deniedWith(t *testing.T, what string, resp *authv3.CheckResponse, status int, reason Reason) {
 	t.Helper()
 	d := resp.GetDeniedResponse()
 	if d == nil {
 		t.Fatalf("%s: allowed, want %d %s", what, status, reason)
 	}
 	got := reasonOf(t, resp)
-	if int(d.GetStatus().GetCode()) != status || got != reason || hasSessionCookie(d.GetHeaders()) {
+	if int(d.GetStatus().GetCode()) != status || got != string(reason) || hasSessionCookie(d.GetHeaders()) {
 		t.Fatalf("%s: got %d reason=%q (session cookie: %v), want %d reason=%q without a session", what, d.GetStatus().GetCode(), got, hasSessionCookie(d.GetHeaders()), status, reason)
 	}
 }
@@ -74,16 +74,16 @@ func TestEmailWithSeveralAtSignsIsNoAddress(t *testing.T) {
 			idp := &stubIdP{}
 			s, jar := newTestServer(t, cfg, idp, nil)
 			id := oidcflow.Identity{Subject: "mallory", User: "mallory", Email: email, EmailVerified: true}
-			deniedWith(t, "login as "+email, loginWith(t, s, idp, id), http.StatusForbidden, reasonEmailDomain)
+			deniedWith(t, "login as "+email, loginWith(t, s, idp, id), http.StatusForbidden, ReasonEmailDomain)
 
 			sess := alice()
 			sess.Email = email
 			resp, _ := s.Check(t.Context(), envoyRequest("GET", "/page", map[string]string{"cookie": sessionCookie(t, jar, sess), "accept": "text/html"}))
-			deniedWith(t, "session of "+email, resp, http.StatusForbidden, reasonEmailDomain)
+			deniedWith(t, "session of "+email, resp, http.StatusForbidden, ReasonEmailDomain)
 
 			s.bearerAuth = stubBearer{b: &oidcflow.Bearer{Identity: id, Via: "jwt"}}
 			resp, _ = s.Check(t.Context(), envoyRequest("GET", "/api/x", map[string]string{"authorization": "Bearer t"}))
-			deniedWith(t, "bearer of "+email, resp, http.StatusForbidden, reasonEmailDomain)
+			deniedWith(t, "bearer of "+email, resp, http.StatusForbidden, ReasonEmailDomain)
 		}
 	}
 }
@@ -96,13 +96,13 @@ func TestUnverifiedEmailRefusedWhateverTheDomains(t *testing.T) {
 	idp := &stubIdP{}
 	s, _ := newTestServer(t, Config{EmailDomains: []string{"*"}, SkipProviderButton: true}, idp, nil)
 	resp := loginWith(t, s, idp, id)
-	deniedWith(t, "login with an unverified address", resp, http.StatusForbidden, reasonUnverifiedEm)
+	deniedWith(t, "login with an unverified address", resp, http.StatusForbidden, ReasonEmailUnverified)
 	if body := resp.GetDeniedResponse().GetBody(); !strings.Contains(body, "not verified") {
 		t.Fatalf("the page doesn't say why: %s", body)
 	}
 	s.bearerAuth = stubBearer{b: &oidcflow.Bearer{Identity: id, Via: "jwt"}}
 	r, _ := s.Check(t.Context(), envoyRequest("GET", "/api/x", map[string]string{"authorization": "Bearer t"}))
-	deniedWith(t, "a bearer token with an unverified address", r, http.StatusForbidden, reasonUnverifiedEm)
+	deniedWith(t, "a bearer token with an unverified address", r, http.StatusForbidden, ReasonEmailUnverified)
 
 	// No address at all is no false claim, and an IdP that leaves
 	// email_verified out (Entra ID) says nothing false: allowed under "*",
@@ -114,7 +114,7 @@ func TestUnverifiedEmailRefusedWhateverTheDomains(t *testing.T) {
 		}
 	}
 	strict, _ := newTestServer(t, Config{EmailDomains: []string{"example.com"}, SkipProviderButton: true}, idp, nil)
-	deniedWith(t, "no email_verified under a domain list", loginWith(t, strict, idp, oidcflow.Identity{Subject: "e", User: "e", Email: "e@example.com"}), http.StatusForbidden, reasonUnverifiedEm)
+	deniedWith(t, "no email_verified under a domain list", loginWith(t, strict, idp, oidcflow.Identity{Subject: "e", User: "e", Email: "e@example.com"}), http.StatusForbidden, ReasonEmailUnverified)
 
 	s, _ = newTestServer(t, Config{EmailDomains: []string{"*"}, SkipProviderButton: true, AllowUnverifiedEmail: true}, idp, nil)
 	if r := loginWith(t, s, idp, id); r.GetDeniedResponse().GetStatus().GetCode() != http.StatusFound {
@@ -273,30 +273,30 @@ func TestCSRFOriginCheckForCookieSessions(t *testing.T) {
 		headers map[string]string
 		ext     map[string]string
 		want    int // 0: allowed
-		reason  string
+		reason  Reason
 	}{
 		{"same origin", "POST", map[string]string{"origin": "https://app.example.com"}, nil, 0, ""},
 		{"same origin, default port spelled", "PUT", map[string]string{"origin": "https://app.example.com:443"}, nil, 0, ""},
 		{"same origin, upper case", "DELETE", map[string]string{"origin": "https://APP.example.com"}, nil, 0, ""},
-		{"another site", "POST", map[string]string{"origin": "https://evil.example"}, nil, 403, reasonCSRF},
-		{"a look-alike suffix", "POST", map[string]string{"origin": "https://app.example.com.evil.example"}, nil, 403, reasonCSRF},
+		{"another site", "POST", map[string]string{"origin": "https://evil.example"}, nil, 403, ReasonCSRFOrigin},
+		{"a look-alike suffix", "POST", map[string]string{"origin": "https://app.example.com.evil.example"}, nil, 403, ReasonCSRFOrigin},
 		{"same host, other scheme (TLS ended before Envoy)", "POST", map[string]string{"origin": "http://app.example.com"}, nil, 0, ""},
-		{"same host, other port", "PATCH", map[string]string{"origin": "https://app.example.com:8443"}, nil, 403, reasonCSRF},
-		{"opaque origin", "POST", map[string]string{"origin": "null"}, nil, 403, reasonCSRF},
-		{"opaque origin with our own Referer", "POST", map[string]string{"origin": "null", "referer": "https://app.example.com/form"}, nil, 403, reasonCSRF},
+		{"same host, other port", "PATCH", map[string]string{"origin": "https://app.example.com:8443"}, nil, 403, ReasonCSRFOrigin},
+		{"opaque origin", "POST", map[string]string{"origin": "null"}, nil, 403, ReasonCSRFOrigin},
+		{"opaque origin with our own Referer", "POST", map[string]string{"origin": "null", "referer": "https://app.example.com/form"}, nil, 403, ReasonCSRFOrigin},
 		// Fetch Metadata: what the browser itself says of the request.
 		{"Referrer-Policy no-referrer page: Origin null, same-origin", "POST", map[string]string{"origin": "null", "sec-fetch-site": "same-origin"}, nil, 0, ""},
 		{"the user's own navigation", "POST", map[string]string{"sec-fetch-site": "none"}, nil, 0, ""},
 		{"cross-site from an allowed origin", "POST", map[string]string{"origin": "https://admin.example.org", "sec-fetch-site": "cross-site"}, nil, 0, ""},
-		{"cross-site", "POST", map[string]string{"origin": "https://evil.example", "sec-fetch-site": "cross-site"}, nil, 403, reasonCSRF},
-		{"a sibling subdomain (same-site)", "POST", map[string]string{"origin": "https://blog.example.com", "sec-fetch-site": "same-site"}, nil, 403, reasonCSRF},
-		{"cross-site without an Origin", "POST", map[string]string{"referer": "https://app.example.com/x", "sec-fetch-site": "cross-site"}, nil, 403, reasonCSRF},
+		{"cross-site", "POST", map[string]string{"origin": "https://evil.example", "sec-fetch-site": "cross-site"}, nil, 403, ReasonCSRFOrigin},
+		{"a sibling subdomain (same-site)", "POST", map[string]string{"origin": "https://blog.example.com", "sec-fetch-site": "same-site"}, nil, 403, ReasonCSRFOrigin},
+		{"cross-site without an Origin", "POST", map[string]string{"referer": "https://app.example.com/x", "sec-fetch-site": "cross-site"}, nil, 403, ReasonCSRFOrigin},
 		{"no origin, own referer", "POST", map[string]string{"referer": "https://app.example.com/form"}, nil, 0, ""},
-		{"no origin, foreign referer", "POST", map[string]string{"referer": "https://evil.example/app.example.com"}, nil, 403, reasonCSRF},
-		{"neither header", "POST", nil, nil, 403, reasonCSRF},
+		{"no origin, foreign referer", "POST", map[string]string{"referer": "https://evil.example/app.example.com"}, nil, 403, ReasonCSRFOrigin},
+		{"neither header", "POST", nil, nil, 403, ReasonCSRFOrigin},
 		{"an allowed origin", "POST", map[string]string{"origin": "https://admin.example.org"}, nil, 0, ""},
 		{"an allowed wildcard", "POST", map[string]string{"origin": "https://a.apps.example.net"}, nil, 0, ""},
-		{"the wildcard's own domain", "POST", map[string]string{"origin": "https://apps.example.net"}, nil, 403, reasonCSRF},
+		{"the wildcard's own domain", "POST", map[string]string{"origin": "https://apps.example.net"}, nil, 403, ReasonCSRFOrigin},
 		{"csrf: off on the route", "POST", map[string]string{"origin": "https://evil.example"}, map[string]string{"csrf": "off"}, 0, ""},
 		{"csrf: a typo fails closed", "POST", map[string]string{"origin": "https://app.example.com"}, map[string]string{"csrf": "of"}, 500, "bad_route_config"},
 		{"GET from anywhere", "GET", map[string]string{"origin": "https://evil.example"}, nil, 0, ""},
@@ -387,5 +387,5 @@ func TestClientClaimsThatDecideNothing(t *testing.T) {
 	sess := alice()
 	sess.Groups = []string{""}
 	resp, _ = s.Check(t.Context(), envoyRequest("GET", "/", map[string]string{"cookie": sessionCookie(t, jar, sess), "accept": "application/json"}))
-	deniedWith(t, "an empty group against an empty allowed_groups entry", resp, http.StatusForbidden, reasonNotInGroup)
+	deniedWith(t, "an empty group against an empty allowed_groups entry", resp, http.StatusForbidden, ReasonNotInGroup)
 }

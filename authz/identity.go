@@ -59,15 +59,11 @@ func headerSets(c Config) []headerSet {
 	return sets
 }
 
-// identity is what the upstream headers say about a user.
+// identity is what the upstream is told about a request's user: the user
+// and, for a session, its tokens.
 type identity struct {
-	user, email, username string
-	groups                []string
-	accessToken, idToken  string
-	// For dynamic metadata only.
-	sub, orgID string
-	amr        []string
-	authTime   int64
+	user
+	accessToken, idToken string
 }
 
 // memo is where a rendered identity block is kept for reuse: a cached
@@ -86,12 +82,8 @@ func (s *Server) allowSession(r *Request, e *session.Entry, sess *sessionpb.Sess
 	if e != nil && e.Session == sess {
 		m = e
 	}
-	return s.allowWith(r, "session", s.identityBlock(m, func() identity {
-		return identity{
-			user: sess.GetUser(), email: sess.GetEmail(), username: sess.GetPreferredUsername(), groups: sess.GetGroups(),
-			accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken(),
-			sub: sess.GetSubject(), orgID: sess.GetOrgId(), amr: sess.GetAmr(), authTime: sess.GetAuthTime(),
-		}
+	return s.allowWith(r, ReasonSession, s.identityBlock(m, func() identity {
+		return identity{user: fromSession(sess), accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken()}
 	}))
 }
 
@@ -106,7 +98,7 @@ func (s *Server) identityBlock(m memo, of func() identity) *identityBlock {
 		}
 	}
 	id := of()
-	b := renderIdentity(set, s.identityHeaders(set, id), identityFields(id))
+	b := renderIdentity(set, s.identityHeaders(set, id), identityFields(id.user))
 	if m != nil {
 		m.SetMemo(b)
 	}
@@ -125,7 +117,7 @@ func (s *Server) identityHeaders(set *settings, id identity) []Header {
 		}
 	}
 	groups := joinGroups(id.groups)
-	user := id.user
+	user := id.name
 	if set.PreferEmailToUser && id.email != "" {
 		user = id.email
 	}
@@ -153,7 +145,7 @@ func (s *Server) identityHeaders(set *settings, id identity) []Header {
 // per-request headers (extra), our cookies dropped from the upstream's
 // Cookie header, and every client-sent identity header that neither
 // overwrites removed.
-func (s *Server) allowWith(r *Request, reason string, b *identityBlock, extra ...Header) *Decision {
+func (s *Server) allowWith(r *Request, reason Reason, b *identityBlock, extra ...Header) *Decision {
 	d := &Decision{Allow: true, Reason: reason, identity: b}
 	d.Upstream = d.upstreamBuf[:0]
 	s.stripOurCookies(r, d)
@@ -163,7 +155,7 @@ func (s *Server) allowWith(r *Request, reason string, b *identityBlock, extra ..
 }
 
 // allowAnonymous lets a request through without identity (skip_auth_routes).
-func (s *Server) allowAnonymous(r *Request, reason string) *Decision {
+func (s *Server) allowAnonymous(r *Request, reason Reason) *Decision {
 	d := &Decision{Allow: true, Reason: reason}
 	s.stripOurCookies(r, d)
 	s.stripClientHeaders(r, d, nil, nil)

@@ -3,7 +3,6 @@ package authz
 import (
 	"context"
 	"errors"
-	"net/http"
 	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
@@ -44,20 +43,20 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 		return over
 	}
 	now := s.now()
-	u := sessionUser(sess)
+	u := fromSession(sess)
 	if reason := s.authorize(u); reason != "" {
-		return withSubject(s.forbidden(reason, sessionName(sess), &rp), sess.GetSubject())
+		return withSubject(s.forbidden(reason, u.displayName(), &rp), u.sub)
 	}
 	if reason := rp.check(u, sess.GetScopes()); reason != "" {
-		return withSubject(s.forbidden(reason, sessionName(sess), &rp), sess.GetSubject())
+		return withSubject(s.forbidden(reason, u.displayName(), &rp), u.sub)
 	}
 	// The route wants a fresher or stronger sign-in than this session's:
 	// back to the IdP for it (the session stays for the other routes).
 	if need := rp.stepUp(u, now); need != "" {
 		if s.isAPI(r) {
-			return withSubject(s.insufficientAuthentication(need, rp), sess.GetSubject())
+			return withSubject(s.insufficientAuthentication(need, rp), u.sub)
 		}
-		return withSubject(s.startStepUp(r, rp, need), sess.GetSubject())
+		return withSubject(s.startStepUp(r, rp, need), u.sub)
 	}
 	idle := s.conf().IdleTimeout
 	if idle > 0 && now.Sub(lastSeen(sess)) >= lastSeenEvery(idle) {
@@ -67,26 +66,11 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 		markSeen(sess, now)
 		renewed = true
 	}
-	d := withSubject(s.allowSession(r, e, sess), sess.GetSubject())
+	d := withSubject(s.allowSession(r, e, sess), u.sub)
 	if renewed {
 		return s.saveRenewed(ctx, r, sess, d)
 	}
 	return d
-}
-
-// sessionName is how a page names the signed-in user.
-func sessionName(sess *sessionpb.Session) string {
-	return displayName(sess.GetPreferredUsername(), sess.GetEmail(), sess.GetUser())
-}
-
-// displayName is the first of the user's names that is set.
-func displayName(names ...string) string {
-	for _, n := range names {
-		if n != "" {
-			return n
-		}
-	}
-	return ""
 }
 
 // saveRenewed writes a session that changed (refresh, secret rotation,
@@ -96,20 +80,17 @@ func displayName(names ...string) string {
 func (s *Server) saveRenewed(ctx context.Context, r *Request, sess *sessionpb.Session, d *Decision) *Decision {
 	cookies, err := s.jar.Save(ctx, sess, r.Host, r.Cookies)
 	if errors.Is(err, session.ErrNoSession) {
-		return s.sessionOver(ctx, r, "logged_out")
+		return s.sessionOver(ctx, r, ReasonLoggedOut)
 	}
 	if err != nil {
-		s.logger.Error("renewed session not written", "request_id", r.ID, "reason", "session_cookie", "error", err.Error())
+		s.logger.Error("renewed session not written", "request_id", r.ID, "reason", ReasonSessionCookie, "error", err.Error())
 		return d
 	}
 	if !d.Allow {
 		return withCookies(d, cookies...)
 	}
-	for _, c := range cookies {
-		d.ResponseHeaders = append(d.ResponseHeaders, Header{"set-cookie", c})
-	}
-	d.Reason = "session_renewed"
-	return d
+	d.Reason = ReasonSessionRenewed
+	return withResponseCookies(d, cookies...)
 }
 
 // current is the session as of now, for every route that reads one
@@ -123,17 +104,17 @@ func (s *Server) current(ctx context.Context, r *Request, e *session.Entry, stal
 	// cookie lived on (cookie mode; redis mode deletes the session).
 	if s.revocations != nil {
 		if s.revocations.SignedOut(sess.GetLoginId()) {
-			return nil, false, s.sessionOver(ctx, r, "signed_out")
+			return nil, false, s.sessionOver(ctx, r, ReasonSignedOut)
 		}
 		if s.revocations.Revoked(sess.GetSessionId(), sess.GetSubject(), createdAtMillis(sess)) {
-			return nil, false, s.sessionOver(ctx, r, "logged_out")
+			return nil, false, s.sessionOver(ctx, r, ReasonLoggedOut)
 		}
 	}
 	// Unused for longer than session_idle_timeout: the session is over.
 	idle := s.conf().IdleTimeout
 	seen := lastSeen(sess)
 	if idle > 0 && !seen.IsZero() && now.Sub(seen) > idle {
-		return nil, false, s.sessionOver(ctx, r, "idle_timeout")
+		return nil, false, s.sessionOver(ctx, r, ReasonIdleTimeout)
 	}
 	renewed = stale
 	if s.refreshDue(sess, now) {
@@ -210,67 +191,99 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 	// A stored session shared by replicas: refresh under the session's lock,
 	// and use what another replica stored meanwhile instead of spending the
 	// same refresh token again.
-	locked := false
-	var unlock func() // released on return, unless handed to a pending write
-	if s.refreshLock != nil && sess.GetTicketId() != "" {
-		locked = true
-		lockUnlock, err := s.refreshLock.Lock(ctx, "refresh:"+sess.GetTicketId())
-		if err != nil {
-			s.logger.Warn("refresh lock not taken", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
-			if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > s.now().Unix() {
-				return keepOld
-			}
-			return refreshed{answer: s.storeUnavailable()}
-		}
-		unlock = lockUnlock
-		defer func() {
-			if unlock != nil {
-				unlock()
-			}
-		}()
-		stored, err := s.jar.LoadFresh(ctx, r.Cookies)
-		switch {
-		case errors.Is(err, session.ErrStoreUnavailable):
-			return refreshed{answer: s.storeUnavailable()}
-		case err != nil:
-			return refreshed{answer: s.sessionOver(ctx, r, "logged_out")}
-		case stored.GetRefreshToken() != sess.GetRefreshToken():
-			return refreshed{fresh: stored, saved: true}
-		}
+	if s.refreshLock == nil || sess.GetTicketId() == "" {
+		fresh, answer := s.renew(ctx, r, sess)
+		return refreshed{fresh: fresh, answer: answer}
 	}
+	unlock, err := s.refreshLock.Lock(ctx, "refresh:"+sess.GetTicketId())
+	if err != nil {
+		s.logger.Warn("refresh lock not taken", "request_id", r.ID, "reason", ReasonStoreUnavailable, "error", err.Error())
+		if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > s.now().Unix() {
+			return keepOld
+		}
+		return refreshed{answer: s.storeUnavailable()}
+	}
+	res, handedOver := s.refreshLocked(ctx, r, sess, unlock)
+	if !handedOver {
+		unlock()
+	}
+	return res
+}
+
+// refreshLocked refreshes a stored session under its lock (unlock), unless
+// another replica stored a refreshed one meanwhile. handedOver: a pending
+// write (session.Pend) took the lock and releases it.
+func (s *Server) refreshLocked(ctx context.Context, r *Request, sess *sessionpb.Session, unlock func()) (res refreshed, handedOver bool) {
+	stored, err := s.jar.LoadFresh(ctx, r.Cookies)
+	switch {
+	case errors.Is(err, session.ErrStoreUnavailable):
+		return refreshed{answer: s.storeUnavailable()}, false
+	case err != nil:
+		return refreshed{answer: s.sessionOver(ctx, r, ReasonLoggedOut)}, false
+	case stored.GetRefreshToken() != sess.GetRefreshToken():
+		return refreshed{fresh: stored, saved: true}, false
+	}
+	fresh, answer := s.renew(ctx, r, sess)
+	if answer != nil || fresh == nil {
+		return refreshed{fresh: fresh, answer: answer}, false
+	}
+	// The refreshed session must be stored before the lock goes: the next
+	// holder re-reads it and must not find the spent token.
+	_, err = s.jar.Save(ctx, fresh, r.Host, r.Cookies)
+	switch {
+	case errors.Is(err, session.ErrNoSession):
+		// Signed out or logged out while the IdP answered: the new tokens
+		// die with the session, which stays ended.
+		return refreshed{answer: s.sessionOver(ctx, r, ReasonLoggedOut)}, false
+	case err != nil:
+		// The IdP spent the old refresh token: keep the new tokens, and
+		// the lock, until the store takes them (session.Pend).
+		if s.jar.Pend(ctx, fresh, r.Cookies, unlock) {
+			s.logger.Warn("refreshed session kept until the store answers", "request_id", r.ID, "reason", ReasonStoreUnavailable, "error", err.Error())
+			return refreshed{fresh: fresh}, true
+		}
+		s.logger.Warn("refreshed session not stored", "request_id", r.ID, "reason", ReasonStoreUnavailable, "error", err.Error())
+		return refreshed{fresh: fresh}, false
+	}
+	return refreshed{fresh: fresh, saved: true}, false
+}
+
+// renew asks the IdP for new tokens: the renewed session, or nil to go on
+// with the old one (IdP down or our client refused, access token still
+// valid), or the answer that ends the request.
+func (s *Server) renew(ctx context.Context, r *Request, sess *sessionpb.Session) (*sessionpb.Session, *Decision) {
 	tokens, err := s.idp.Refresh(ctx, sess.GetRefreshToken())
 	now := s.now()
+	valid := func() bool { at := sess.GetAccessTokenExpiresAt(); return at == 0 || at > now.Unix() }
 	switch {
 	case errors.Is(err, oidcflow.ErrIdPUnavailable):
-		if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > now.Unix() {
-			s.logger.Warn("refresh postponed", "request_id", r.ID, "reason", "idp_unavailable")
-			return keepOld
+		if valid() {
+			s.logger.Warn("refresh postponed", "request_id", r.ID, "reason", ReasonIdPUnavailable)
+			return nil, nil
 		}
 		// Expired and the IdP is away: keep the cookie, the user recovers
 		// when the IdP is back.
-		return refreshed{answer: s.unavailable(err, signInUnavailable)}
+		return nil, s.unavailable(err, signInUnavailable)
 	case errors.Is(err, oidcflow.ErrClientAuth):
 		// Our configuration is wrong, not the session: keep it (it works
 		// again once the configuration is fixed) and use it while its
 		// access token lasts.
-		if at := sess.GetAccessTokenExpiresAt(); at == 0 || at > now.Unix() {
-			return keepOld
+		if valid() {
+			return nil, nil
 		}
-		return refreshed{answer: s.clientMisconfigured()}
+		return nil, s.clientMisconfigured()
 	case err != nil:
 		// invalid_grant (revoked, expired, reused refresh token) or an
 		// invalid refreshed ID token: the session is over.
-		s.logger.Info("refresh rejected; session over", "request_id", r.ID, "reason", "refresh_rejected", "sub", sess.GetSubject())
-		return refreshed{answer: s.sessionOver(ctx, r, "refresh_rejected")}
+		s.logger.Info("refresh rejected; session over", "request_id", r.ID, "reason", ReasonRefreshRejected, "sub", sess.GetSubject())
+		return nil, s.sessionOver(ctx, r, ReasonRefreshRejected)
 	}
 	if tokens.IDToken != "" && tokens.Identity.Subject != sess.GetSubject() {
-		s.logger.Warn("refreshed ID token is for another subject; session over", "request_id", r.ID, "reason", "subject_changed")
-		return refreshed{answer: s.sessionOver(ctx, r, "subject_changed")}
+		s.logger.Warn("refreshed ID token is for another subject; session over", "request_id", r.ID, "reason", ReasonSubjectChanged)
+		return nil, s.sessionOver(ctx, r, ReasonSubjectChanged)
 	}
 	fresh := proto.CloneOf(sess)
-	fresh.AccessToken = tokens.AccessToken
-	fresh.RefreshToken = tokens.RefreshToken
-	fresh.AccessTokenExpiresAt = 0
+	fresh.AccessToken, fresh.RefreshToken, fresh.AccessTokenExpiresAt = tokens.AccessToken, tokens.RefreshToken, 0
 	if !tokens.Expiry.IsZero() {
 		fresh.AccessTokenExpiresAt = tokens.Expiry.Unix()
 	}
@@ -282,62 +295,19 @@ func (s *Server) refresh(ctx context.Context, r *Request, sess *sessionpb.Sessio
 	// A refresh response may lack an ID token: keep the old one (it is
 	// still the id_token_hint for sign-out) and the identity it gave.
 	if tokens.IDToken != "" {
-		id := tokens.Identity
 		fresh.IdToken = tokens.IDToken
-		fresh.User, fresh.Email, fresh.EmailVerified = id.User, id.Email, id.EmailVerified
-		fresh.PreferredUsername, fresh.Groups = id.PreferredUsername, id.Groups
-		// Roles and the organization may change; how and when the user
-		// signed in does not (a refresh is no sign-in): auth_time and
-		// amr stay the login's.
-		fresh.RoleGrants, fresh.RoleOrg = compactGrants(id.RoleGrants)
-		if id.OrgID != "" {
-			fresh.OrgId, fresh.OrgDomain = id.OrgID, id.OrgDomain
-		}
+		fromSession(sess).refreshed(fromClaims(tokens.Identity)).writeTo(fresh)
 		if tokens.SessionID != "" {
 			fresh.SessionId = tokens.SessionID
 		}
 	}
-	// Under the lock, the refreshed session must be stored before the lock
-	// goes: the next holder re-reads it and must not find the spent token.
-	if locked {
-		_, err := s.jar.Save(ctx, fresh, r.Host, r.Cookies)
-		if errors.Is(err, session.ErrNoSession) {
-			// Signed out or logged out while the IdP answered: the new
-			// tokens die with the session, which stays ended.
-			return refreshed{answer: s.sessionOver(ctx, r, "logged_out")}
-		}
-		if err != nil {
-			// The IdP spent the old refresh token: keep the new tokens, and
-			// the lock, until the store takes them (session.Pend).
-			if s.jar.Pend(ctx, fresh, r.Cookies, unlock) {
-				unlock = nil
-				s.logger.Warn("refreshed session kept until the store answers", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
-			} else {
-				s.logger.Warn("refreshed session not stored", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
-			}
-			return refreshed{fresh: fresh}
-		}
-		return refreshed{fresh: fresh, saved: true}
-	}
-	return refreshed{fresh: fresh}
+	return fresh, nil
 }
 
-// sessionOver ends a session: API callers get 401, browsers the login
-// redirect (or sign-in page); both with the session cookies cleared.
-func (s *Server) sessionOver(ctx context.Context, r *Request, reason string) *Decision {
-	d := s.unauthenticated(r)
-	d.Reason = reason
-	clear := s.jar.End(ctx, r.Host, r.Cookies)
-	headers := make([]Header, 0, len(d.Headers)+len(clear))
-	headers = append(headers, d.Headers...)
-	for _, c := range clear {
-		headers = append(headers, Header{"set-cookie", c})
-	}
-	d.Headers = headers
-	if d.Status == 0 {
-		d.Status = http.StatusUnauthorized
-	}
-	return d
+// sessionOver ends a session for reason and clears its cookies (deny.go's
+// ended says how it is answered).
+func (s *Server) sessionOver(ctx context.Context, r *Request, reason Reason) *Decision {
+	return s.ended(r, reason, s.jar.End(ctx, r.Host, r.Cookies))
 }
 
 // createdAtMillis is the login time in Unix milliseconds; sessions from

@@ -18,20 +18,20 @@ import (
 
 // identityFields are the metadata fields of one user, built once per
 // rendered identity block.
-func identityFields(id identity) map[string]*structpb.Value {
+func identityFields(u user) map[string]*structpb.Value {
 	f := map[string]*structpb.Value{
-		"sub":    structpb.NewStringValue(id.sub),
-		"email":  structpb.NewStringValue(id.email),
-		"groups": stringList(id.groups),
+		"sub":    structpb.NewStringValue(u.sub),
+		"email":  structpb.NewStringValue(u.email),
+		"groups": stringList(u.groups),
 	}
-	if id.orgID != "" {
-		f["org_id"] = structpb.NewStringValue(id.orgID)
+	if u.orgID != "" {
+		f["org_id"] = structpb.NewStringValue(u.orgID)
 	}
-	if len(id.amr) > 0 {
-		f["amr"] = stringList(id.amr)
+	if len(u.amr) > 0 {
+		f["amr"] = stringList(u.amr)
 	}
-	if id.authTime > 0 {
-		f["auth_time"] = structpb.NewNumberValue(float64(id.authTime))
+	if !u.authTime.IsZero() && u.authTime.Unix() > 0 {
+		f["auth_time"] = structpb.NewNumberValue(float64(u.authTime.Unix()))
 	}
 	return f
 }
@@ -46,7 +46,7 @@ func stringList(list []string) *structpb.Value {
 
 // reasonMetadata is one reason's dynamic metadata, encoded.
 type reasonMetadata struct {
-	reason string
+	reason Reason
 	raw    []byte
 }
 
@@ -69,7 +69,7 @@ const dynamicMetadataField = 4
 // metadataFor is the block's encoded metadata for reason and app, built on
 // first use and then shared read-only (an identity block sees two or three
 // reasons: session, session_renewed, bearer_*).
-func (b *identityBlock) metadataFor(reason, app string) []byte {
+func (b *identityBlock) metadataFor(reason Reason, app string) []byte {
 	if list := b.meta.Load(); list != nil {
 		for _, m := range *list {
 			if m.reason == reason {
@@ -81,7 +81,7 @@ func (b *identityBlock) metadataFor(reason, app string) []byte {
 	for k, v := range b.fields {
 		fields[k] = v
 	}
-	fields["reason"] = structpb.NewStringValue(reason)
+	fields["reason"] = structpb.NewStringValue(string(reason))
 	fields["app"] = structpb.NewStringValue(app)
 	raw := encodeMetadata(&structpb.Struct{Fields: fields})
 	var next []reasonMetadata
@@ -99,12 +99,12 @@ type reasonCache struct {
 	m sync.Map // reason → []byte
 }
 
-func (c *reasonCache) get(reason, app string) []byte {
+func (c *reasonCache) get(reason Reason, app string) []byte {
 	if v, ok := c.m.Load(reason); ok {
 		return v.([]byte)
 	}
 	raw := encodeMetadata(&structpb.Struct{Fields: map[string]*structpb.Value{
-		"reason": structpb.NewStringValue(reason), "app": structpb.NewStringValue(app),
+		"reason": structpb.NewStringValue(string(reason)), "app": structpb.NewStringValue(app),
 	}})
 	c.m.Store(reason, raw)
 	return raw
@@ -119,7 +119,7 @@ func (s *Server) attachMetadata(d *Decision) {
 	case d.Subject != "":
 		// A signed-in user who isn't let in: who, for RBAC and logs.
 		d.metadata = encodeMetadata(&structpb.Struct{Fields: map[string]*structpb.Value{
-			"reason": structpb.NewStringValue(d.Reason), "app": structpb.NewStringValue(s.app), "sub": structpb.NewStringValue(d.Subject),
+			"reason": structpb.NewStringValue(string(d.Reason)), "app": structpb.NewStringValue(s.app), "sub": structpb.NewStringValue(d.Subject),
 		}})
 	default:
 		d.metadata = s.reasonMeta.get(d.Reason, s.app)

@@ -112,8 +112,17 @@ func (s *Server) signInPage(r *Request, rd string) *Decision {
 	set := s.conf()
 	return &Decision{
 		Status:  http.StatusOK,
-		Reason:  "sign_in_page",
+		Reason:  ReasonSignInPage,
 		Headers: set.pageHeaders, // never appended to
 		Body:    render(set.Pages, "signin", pageData{Title: "Sign in", Provider: set.ProviderDisplayName, StartURL: set.paths.start + "?rd=" + url.QueryEscape(rd)}),
 	}
+}
+
+// signedOutPage says the sign-out is done and offers to sign in again
+// (status 200), rather than sending the browser straight back to the IdP.
+func (s *Server) signedOutPage() *Decision {
+	set := s.conf()
+	return &Decision{Status: http.StatusOK, Reason: ReasonSignedOutPage, Headers: set.pageHeaders, // never appended to
+		Body: render(set.Pages, "signin", pageData{Title: "Signed out", Message: "You are signed out.", Provider: set.ProviderDisplayName,
+			StartURL: set.paths.start + "?rd=%2F"})}
 }

@@ -1,54 +1,13 @@
 package authz
 
 import (
-	"net/netip"
-	"time"
-	"unicode/utf8"
-
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
-
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
+	"unicode/utf8"
 )
-
-// Reasons for a forbidden user, bounded for logs and metrics.
-const (
-	reasonNotInGroup   = "not_in_group"
-	reasonEmailDomain  = "email_domain"
-	reasonUnverifiedEm = "email_unverified"
-	reasonWrongOrg     = "wrong_organization"
-)
-
-// user is what the policy reads of a session or a bearer token.
-type user struct {
-	email           string
-	emailVerified   bool
-	emailUnverified bool     // the IdP said email_verified false (logins and bearer tokens)
-	groups          []string // group names and role keys
-	roleGrants      []string // ZITADEL "role@orgId"
-	roleOrg         string   // ZITADEL: the organization that granted every role (roleGrants empty)
-	orgID           string
-	orgDomain       string
-	authTime        time.Time
-	amr             []string
-}
-
-func sessionUser(s *sessionpb.Session) user {
-	u := user{email: s.GetEmail(), emailVerified: s.GetEmailVerified(), groups: s.GetGroups(), roleGrants: s.GetRoleGrants(),
-		roleOrg: s.GetRoleOrg(), orgID: s.GetOrgId(), orgDomain: s.GetOrgDomain(), amr: s.GetAmr()}
-	if t := s.GetAuthTime(); t > 0 {
-		u.authTime = time.Unix(t, 0)
-	}
-	return u
-}
-
-func identityUser(id oidcflow.Identity) user {
-	return user{email: id.Email, emailVerified: id.EmailVerified, emailUnverified: id.EmailUnverified, groups: id.Groups, roleGrants: id.RoleGrants,
-		orgID: id.OrgID, orgDomain: id.OrgDomain, authTime: id.AuthTime, amr: id.AMR}
-}
 
 // inAnyGroup: an entry matches a group or role name, or a ZITADEL role
 // with the organization that granted it ("role@orgId"). Groups that look
@@ -71,30 +30,30 @@ func (u user) inAnyGroup(allowed []string) bool {
 // authorize checks a logged-in user against the organization,
 // email_domains and allowed_groups. It returns a reason label, or "" when
 // allowed.
-func (s *Server) authorize(u user) string {
+func (s *Server) authorize(u user) Reason {
 	cfg := s.conf() // one policy for the whole decision
 	if (cfg.OrganizationID != "" && u.orgID != cfg.OrganizationID) ||
 		(cfg.OrganizationDomain != "" && !strings.EqualFold(u.orgDomain, cfg.OrganizationDomain)) {
-		return reasonWrongOrg
+		return ReasonWrongOrg
 	}
 	// An e-mail claim that isn't one address (mallory@evil.example@corp.example)
 	// belongs to no domain, whatever email_domains says (oauth2-proxy's
 	// GHSA-c5c4-8r6x-56w3 let such addresses through).
 	if u.email != "" && !ValidAddress(u.email) {
-		return reasonEmailDomain
+		return ReasonEmailDomain
 	}
 	if !emailAllowed(cfg.EmailDomains, u.email) && !cfg.AuthenticatedEmails[strings.ToLower(u.email)] {
-		return reasonEmailDomain
+		return ReasonEmailDomain
 	}
 	// An address the IdP says it hasn't verified is no one's, whatever the
 	// domains ("*" too: it would reach the upstream as x-forwarded-email),
 	// as in oauth2-proxy. Where a domain list decides who gets in, an
 	// address without email_verified doesn't count either.
 	if u.email != "" && !u.emailVerified && !cfg.AllowUnverifiedEmail && (u.emailUnverified || !slices.Contains(cfg.EmailDomains, "*")) {
-		return reasonUnverifiedEm
+		return ReasonEmailUnverified
 	}
 	if len(cfg.AllowedGroups) > 0 && !u.inAnyGroup(cfg.AllowedGroups) {
-		return reasonNotInGroup
+		return ReasonNotInGroup
 	}
 	return ""
 }

@@ -39,11 +39,16 @@ func (r *Request) sourceAddress() string { return checkwire.SourceAddress(r.attr
 // errMalformed: the CheckRequest lacks the HTTP attributes we need.
 var errMalformed = errors.New("malformed check request")
 
-// undecodable: the codec couldn't decode the CheckRequest; the string is
-// the reason (checkwire.Undecodable).
-type undecodable string
+// undecodable: the codec couldn't decode the CheckRequest, for this cause
+// (checkwire.Undecodable).
+type undecodable checkwire.Cause
 
-func (u undecodable) Error() string { return "undecodable check request: " + string(u) }
+func (u undecodable) Error() string {
+	if checkwire.Cause(u) == checkwire.CauseInvalidUTF8 {
+		return "undecodable check request: a string field isn't UTF-8"
+	}
+	return "undecodable check request: malformed"
+}
 
 // maxCookieHeaderBytes bounds the Cookie header we parse at all.
 const maxCookieHeaderBytes = 64 << 10

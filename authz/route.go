@@ -19,13 +19,6 @@ const (
 	extCSRF          = "csrf"                  // on (default) | off: the Origin check of csrf.go
 )
 
-// Reasons a route's policy refuses a user for.
-const (
-	reasonRouteWrongOrg = "route_wrong_organization"
-	reasonRouteNotInGrp = "route_not_in_group"
-	reasonMissingScope  = "missing_scope"
-)
-
 // routePolicy is the parsed context_extensions of one request.
 type routePolicy struct {
 	auth   string // "any", "bearer-only" or "session-only"
@@ -80,16 +73,16 @@ func splitList(s string) []string {
 
 // check applies the route's allowed_organizations, allowed_groups and
 // required_scopes; it returns a reason label, or "" when allowed.
-func (rp routePolicy) check(u user, scopes []string) string {
+func (rp routePolicy) check(u user, scopes []string) Reason {
 	if len(rp.orgs) > 0 && (u.orgID == "" || !slices.Contains(rp.orgs, u.orgID)) {
-		return reasonRouteWrongOrg
+		return ReasonRouteWrongOrg
 	}
 	if len(rp.groups) > 0 && !u.inAnyGroup(rp.groups) {
-		return reasonRouteNotInGrp
+		return ReasonRouteNotInGroup
 	}
 	for _, want := range rp.scopes {
 		if !slices.Contains(scopes, want) {
-			return reasonMissingScope
+			return ReasonMissingScope
 		}
 	}
 	return ""

@@ -15,13 +15,13 @@ func TestOrganizationsRolesAndStepUp(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		u    user
-		want string
+		want Reason
 	}{
 		{"role granted by the org", alice, ""},
-		{"the role, granted by another org", user{email: "a@x", emailVerified: true, groups: []string{"admin"}, roleGrants: []string{"admin@org-b"}, orgID: "org-a"}, reasonNotInGroup},
+		{"the role, granted by another org", user{email: "a@x", emailVerified: true, groups: []string{"admin"}, roleGrants: []string{"admin@org-b"}, orgID: "org-a"}, ReasonNotInGroup},
 		{"a plain group entry", user{email: "a@x", emailVerified: true, groups: []string{"auditor"}, orgID: "org-a"}, ""},
-		{"another organization", user{email: "a@x", emailVerified: true, groups: []string{"auditor"}, orgID: "org-b"}, reasonWrongOrg},
-		{"no organization claim", user{email: "a@x", emailVerified: true, groups: []string{"auditor"}}, reasonWrongOrg},
+		{"another organization", user{email: "a@x", emailVerified: true, groups: []string{"auditor"}, orgID: "org-b"}, ReasonWrongOrg},
+		{"no organization claim", user{email: "a@x", emailVerified: true, groups: []string{"auditor"}}, ReasonWrongOrg},
 	} {
 		if got := s.authorize(tc.u); got != tc.want {
 			t.Errorf("%s: authorize = %q, want %q", tc.name, got, tc.want)

@@ -167,32 +167,41 @@ func (s *Server) SetConfig(cfg Config) error {
 
 // Check answers one Envoy ext_authz request. Every decision, including bad
 // input and internal failures, is a CheckResponse with a nil error.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	r, err := ParseRequest(req)
+	if err != nil {
+		var start time.Time
+		if s.observer != nil {
+			start = time.Now()
+		}
+		d := BadRequest(err)
+		s.attachMetadata(d)
+		s.decided(ctx, "", d, start)
+		return d.Response(), nil
+	}
+	return s.Answer(ctx, r), nil
+}
+
+// Answer decides for a parsed request (apps.Router parses once for every
+// app) and renders the answer; a panic is a 500 page, never a crash.
+func (s *Server) Answer(ctx context.Context, r *Request) (resp *authv3.CheckResponse) {
 	var start time.Time
 	if s.observer != nil {
 		start = time.Now() // only the observer wants the latency
 	}
 	var d *Decision
-	requestID := ""
 	defer func() {
 		if p := recover(); p != nil {
-			s.logger.Error("check panicked; denying", "request_id", requestID, "reason", "panic", "panic", p)
-			d = s.errorPage(http.StatusInternalServerError, "internal_error", page{Title: "Internal error", Message: "The request could not be checked."})
+			s.logger.Error("check panicked; denying", "request_id", r.ID, "reason", ReasonPanic, "panic", p)
+			d = s.deny(ReasonInternalError)
 			s.attachMetadata(d)
-			resp, err = d.Response(), nil
+			resp = d.Response()
 		}
-		s.decided(ctx, requestID, d, start)
+		s.decided(ctx, r.ID, d, start)
 	}()
-	r, perr := ParseRequest(req)
-	if perr != nil {
-		d = BadRequest(perr)
-		s.attachMetadata(d)
-		return d.Response(), nil
-	}
-	requestID = r.ID
 	d = s.Decide(ctx, r)
 	s.attachMetadata(d)
-	return d.Response(), nil
+	return d.Response()
 }
 
 // decided logs one line per denied request (Info; Warn for failures on our
@@ -201,22 +210,28 @@ func (s *Server) decided(ctx context.Context, requestID string, d *Decision, sta
 	if d == nil {
 		return
 	}
-	if !d.Allow {
-		level := slog.LevelInfo
-		if d.Status >= 500 {
-			level = slog.LevelWarn
-		}
-		if s.logger.Enabled(ctx, level) {
-			attrs := []slog.Attr{slog.String("request_id", requestID), slog.String("decision", d.Kind()), slog.Int("status", d.Status), slog.String("reason", d.Reason)}
-			if d.Subject != "" {
-				attrs = append(attrs, slog.String("sub", d.Subject))
-			}
-			s.logger.LogAttrs(ctx, level, "not allowed", attrs...)
-		}
-	}
+	LogDecision(ctx, s.logger, requestID, d)
 	if s.observer != nil {
 		s.observer.Decided(ctx, d, time.Since(start))
 	}
+}
+
+// LogDecision logs one line for a denied answer, at its reason's level
+// (reasons.go); allowed answers are left to Envoy's access log.
+func LogDecision(ctx context.Context, logger *slog.Logger, requestID string, d *Decision, extra ...slog.Attr) {
+	if d.Allow {
+		return
+	}
+	level := d.Reason.Level(d.Status)
+	if !logger.Enabled(ctx, level) {
+		return
+	}
+	attrs := append([]slog.Attr{slog.String("request_id", requestID), slog.String("decision", d.Kind()), slog.Int("status", d.Status),
+		slog.String("reason", string(d.Reason))}, extra...)
+	if d.Subject != "" {
+		attrs = append(attrs, slog.String("sub", d.Subject))
+	}
+	logger.LogAttrs(ctx, level, "not allowed", attrs...)
 }
 
 // Decide routes a parsed request: the oauth2 endpoints first, then
@@ -236,25 +251,25 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 		return s.userinfo(ctx, r)
 	}
 	if s.skipAuth(r) {
-		return s.allowAnonymous(r, "skip_auth_route")
+		return s.allowAnonymous(r, ReasonSkipAuthRoute)
 	}
 	if set.SkipAuthPreflight && r.Method == http.MethodOptions {
-		return s.allowAnonymous(r, "preflight")
+		return s.allowAnonymous(r, ReasonPreflight)
 	}
 	if len(set.TrustedIPs) > 0 && s.trusted(set, r) {
-		return s.allowAnonymous(r, "trusted_ip")
+		return s.allowAnonymous(r, ReasonTrustedIP)
 	}
 	rp, ok := parseRoutePolicy(r.ContextExtensions)
 	if !ok {
-		s.logger.Error("unknown auth value in the route's context_extensions; denying", "request_id", r.ID, "reason", "bad_route_config")
-		return s.errorPage(http.StatusInternalServerError, "bad_route_config", page{Title: "Configuration error", Message: "This route is misconfigured."})
+		s.logger.Error("unknown auth value in the route's context_extensions; denying", "request_id", r.ID, "reason", ReasonBadRouteConfig)
+		return s.deny(ReasonBadRouteConfig)
 	}
 	// An API caller with a bearer token: the token decides, never a cookie.
 	if token, ok := bearerToken(r); ok && s.bearerAuth != nil && rp.auth != "session-only" {
 		return s.bearer(ctx, r, token, rp)
 	}
 	if rp.auth == "bearer-only" {
-		return unauthorized("no_bearer", challengeBearer)
+		return unauthorized(ReasonNoBearer)
 	}
 	e, stale, err := s.jar.Load(ctx, r.Cookies)
 	if errors.Is(err, session.ErrStoreUnavailable) {
@@ -276,7 +291,7 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 // callers, else the login redirect or the sign-in page.
 func (s *Server) unauthenticated(r *Request) *Decision {
 	if s.isAPI(r) {
-		return unauthorized("no_session", challengeBearer)
+		return unauthorized(ReasonNoSession)
 	}
 	if s.signedOut(r) {
 		return s.signedOutPage()

@@ -3,12 +3,10 @@ package authz
 import (
 	"context"
 	"errors"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
 
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
 
@@ -39,20 +37,20 @@ func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 			err := s.revocations.SignOut(ctx, sess.GetLoginId(), time.Unix(sess.GetExpiresAt(), 0))
 			cancel()
 			if err != nil {
-				s.logger.Warn("sign-out not recorded", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
-				return s.signOutUnavailable(r)
+				s.logger.Warn("sign-out not recorded", "request_id", r.ID, "reason", ReasonStoreUnavailable, "error", err.Error())
+				return s.signOutUnavailable(s.jar.ClearCookies(r.Host, r.Cookies))
 			}
 		}
 		if err := s.jar.EndStored(ctx, r.Cookies); err != nil {
-			s.logger.Warn("sign-out not recorded", "request_id", r.ID, "reason", "session_store_unavailable", "error", err.Error())
-			return s.signOutUnavailable(r)
+			s.logger.Warn("sign-out not recorded", "request_id", r.ID, "reason", ReasonStoreUnavailable, "error", err.Error())
+			return s.signOutUnavailable(s.jar.ClearCookies(r.Host, r.Cookies))
 		}
 		// Revoke the refresh token first (RFC 7009), so a copied one dies
 		// with the session. A failure is logged and never blocks sign-out.
 		if rt := sess.GetRefreshToken(); rt != "" {
 			ctx, cancel := s.idpContext(ctx)
 			if err := s.idp.Revoke(ctx, rt, "refresh_token"); err != nil {
-				s.logger.Warn("sign-out: refresh token not revoked", "request_id", r.ID, "reason", "revoke_failed", "error", err.Error())
+				s.logger.Warn("sign-out: refresh token not revoked", "request_id", r.ID, "reason", ReasonRevokeFailed, "error", err.Error())
 			}
 			cancel()
 		}
@@ -62,7 +60,7 @@ func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 		// told which session ended. A failure is logged, never blocking.
 		ctx, cancel := s.idpContext(ctx)
 		if err := s.idp.BackendLogout(ctx, strings.ReplaceAll(u, "{id_token}", url.QueryEscape(idToken))); err != nil {
-			s.logger.Warn("sign-out: backend logout failed", "request_id", r.ID, "reason", "backend_logout_failed", "error", err.Error())
+			s.logger.Warn("sign-out: backend logout failed", "request_id", r.ID, "reason", ReasonBackendLogoutFailed, "error", err.Error())
 		}
 		cancel()
 	}
@@ -71,14 +69,14 @@ func (s *Server) signOut(ctx context.Context, r *Request) *Decision {
 	if err != nil {
 		if !errors.Is(err, oidcflow.ErrNoEndSession) {
 			// The IdP is unavailable: the local session ends anyway.
-			s.logger.Warn("sign-out without IdP logout", "request_id", r.ID, "reason", "idp_unavailable")
+			s.logger.Warn("sign-out without IdP logout", "request_id", r.ID, "reason", ReasonIdPUnavailable)
 		}
 		target = after
 		if state != "" {
 			target += "?state=" + state
 		}
 	}
-	return redirect(target, "sign_out", cookies)
+	return redirect(target, ReasonSignOut, cookies)
 }
 
 // signedOutState marks the IdP's redirect back after our sign-out.
@@ -88,26 +86,4 @@ const signedOutState = "signed_out"
 // sign-out (the origin's root with our state).
 func (s *Server) signedOut(r *Request) bool {
 	return r.Path == "/" && r.RawQuery == "state="+signedOutState && !s.isAPI(r)
-}
-
-// signedOutPage says the sign-out is done and offers to sign in again
-// (status 200), rather than sending the browser straight back to the IdP.
-func (s *Server) signedOutPage() *Decision {
-	set := s.conf()
-	return &Decision{Status: http.StatusOK, Reason: "signed_out_page", Headers: set.pageHeaders, // never appended to
-		Body: render(set.Pages, "signin", pageData{Title: "Signed out", Message: "You are signed out.", Provider: set.ProviderDisplayName,
-			StartURL: set.paths.start + "?rd=%2F"})}
-}
-
-// signOutUnavailable answers a sign-out the session store couldn't carry
-// out: 503 with retry-after, so it doesn't look done; the browser's cookies
-// are cleared all the same (this browser is signed out; the stored session
-// or a copy of the cookie lives until the user tries again or it expires).
-func (s *Server) signOutUnavailable(r *Request) *Decision {
-	d := s.unavailable(session.ErrStoreUnavailable, &page{Title: "Sign-out not completed",
-		Message: "Your session could not be ended everywhere right now. Try signing out again in a moment."})
-	for _, c := range s.jar.ClearCookies(r.Host, r.Cookies) {
-		d.Headers = append(d.Headers, Header{"set-cookie", c})
-	}
-	return d
 }

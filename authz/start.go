@@ -1,10 +1,8 @@
 package authz
 
 import (
-	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
@@ -78,26 +76,7 @@ func (s *Server) startStepUp(r *Request, rp routePolicy, need string) *Decision 
 	if failed != nil {
 		return failed
 	}
-	msg := "This page needs a sign-in with " + strings.Join(rp.amr, " or ") + " (a second factor, such as a one-time code)."
-	detail := "Your identity provider will ask you to sign in again. If you have no second factor yet, set one up there first."
-	if need == "max_age" {
-		msg = "This page needs a recent sign-in (within the last " + ageText(rp.maxAge) + ")."
-		detail = "Your identity provider will ask you to sign in again; then you come straight back here."
-	}
-	d := s.errorPage(http.StatusUnauthorized, "step_up_redirect", page{Title: "Sign in again to continue", Message: msg, Detail: detail,
-		Next: authURL, NextLabel: "Continue to sign in"})
-	return withCookies(d, cookies...)
-}
-
-// ageText says a max_age in words.
-func ageText(seconds int64) string {
-	switch {
-	case seconds < 120:
-		return strconv.FormatInt(seconds, 10) + " seconds"
-	case seconds < 7200:
-		return strconv.FormatInt(seconds/60, 10) + " minutes"
-	}
-	return strconv.FormatInt(seconds/3600, 10) + " hours"
+	return s.stepUpPage(need, rp, authURL, cookies)
 }
 
 // login redirects to the IdP with extra authorization parameters; step
@@ -107,7 +86,7 @@ func (s *Server) login(r *Request, returnURL string, extra url.Values, step *ses
 	if failed != nil {
 		return failed
 	}
-	return redirect(authURL, "login_redirect", cookies)
+	return redirect(authURL, ReasonLoginRedirect, cookies)
 }
 
 // prepareLogin makes a sign-in at the IdP ready to follow: its URL and the
@@ -116,7 +95,7 @@ func (s *Server) login(r *Request, returnURL string, extra url.Values, step *ses
 func (s *Server) prepareLogin(r *Request, returnURL string, extra url.Values, step *sessionpb.LoginState) (authURL string, cookies []string, failed *Decision) {
 	login, err := s.idp.NewLogin()
 	if err != nil {
-		return "", nil, s.errorPage(http.StatusInternalServerError, "random_failed", page{Title: "Sign-in unavailable", Message: "Could not start the sign-in. Try again."})
+		return "", nil, s.deny(ReasonRandomFailed)
 	}
 	redirectURI := s.redirectURI(r)
 	authURL, err = s.idp.AuthURL(login, redirectURI, extra)
@@ -137,7 +116,7 @@ func (s *Server) prepareLogin(r *Request, returnURL string, extra url.Values, st
 	}
 	cookies, err = s.jar.WriteState(ls, r.Host, r.Cookies)
 	if err != nil {
-		return "", nil, s.errorPage(http.StatusInternalServerError, "state_cookie", page{Title: "Sign-in unavailable", Message: "Could not start the sign-in. Try again."})
+		return "", nil, s.deny(ReasonStateCookie)
 	}
 	return authURL, cookies, nil
 }

@@ -2,7 +2,6 @@ package authz
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -19,38 +18,17 @@ func (s *Server) userinfo(ctx context.Context, r *Request) *Decision {
 		return s.storeUnavailable()
 	}
 	if err != nil {
-		// 401 for everyone (CONTRACT.md §3), but a browser gets the
-		// sign-in page as its body instead of its own blank 401 page, and
-		// a program JSON saying why.
-		if !s.isAPI(r) {
-			d := s.signInPage(r, "/")
-			d.Status, d.Reason = http.StatusUnauthorized, "no_session"
-			d.Headers = append(append(make([]Header, 0, len(d.Headers)+1), d.Headers...), Header{"www-authenticate", challengeBearer})
-			return d
-		}
-		d := unauthorized("no_session", challengeBearer)
-		d.Body = `{"error":"no_session","error_description":"not signed in: no valid session cookie"}`
-		d.Headers = append(d.Headers, Header{"content-type", "application/json"})
-		return d
+		return s.notSignedIn(r)
 	}
 	sess, renewed, over := s.current(ctx, r, e, stale)
 	if over != nil {
 		return sessionEnded(over)
 	}
-	if reason := s.authorize(sessionUser(sess)); reason != "" {
-		return withSubject(insufficientScope(reason), sess.GetSubject())
+	u := fromSession(sess)
+	if reason := s.authorize(u); reason != "" {
+		return withSubject(insufficientScope(reason), u.sub)
 	}
-	groups := sess.GetGroups()
-	if groups == nil {
-		groups = []string{}
-	}
-	body, _ := json.Marshal(struct {
-		User              string   `json:"user"`
-		Email             string   `json:"email"`
-		Groups            []string `json:"groups"`
-		PreferredUsername string   `json:"preferred_username"`
-	}{sess.GetUser(), sess.GetEmail(), groups, sess.GetPreferredUsername()})
-	d := &Decision{Status: http.StatusOK, Reason: "userinfo", Body: string(body), Headers: []Header{
+	d := &Decision{Status: http.StatusOK, Reason: ReasonUserinfo, Body: u.userinfoJSON(), Headers: []Header{
 		{"content-type", "application/json"},
 		{"cache-control", "no-store"},
 	}}
@@ -68,11 +46,5 @@ func sessionEnded(over *Decision) *Decision {
 	if over.Status != http.StatusFound && over.Status != http.StatusOK {
 		return over
 	}
-	d := unauthorized(over.Reason, challengeBearer)
-	for _, h := range over.Headers {
-		if h.Name == "set-cookie" {
-			d.Headers = append(d.Headers, h)
-		}
-	}
-	return d
+	return keepCookies(over.Reason, over)
 }

@@ -16,7 +16,6 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/checkwire"
 )
 
 // ContextKey is the context_extensions key that names the app on an Envoy
@@ -28,16 +27,17 @@ const ContextKey = "app"
 // virtual host.
 const DefaultName = "default"
 
-// Checker answers Checks for one app; *authz.Server is one.
-type Checker interface {
-	Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error)
+// Answerer answers the Checks of one app, parsed once by the Router;
+// *authz.Server is one.
+type Answerer interface {
+	Answer(ctx context.Context, r *authz.Request) *authv3.CheckResponse
 }
 
 // App is one app of a Table.
 type App struct {
 	Name  string
 	Hosts []string // exact names and "*.domain" wildcards, lower case, no port
-	Check Checker
+	Check Answerer
 }
 
 // Table is the immutable routing of hosts and names to apps; a reload
@@ -91,24 +91,24 @@ func (t *Table) Names() []string {
 // virtual host depends on Envoy's settings (a trailing dot, an empty or
 // non-numeric port, a wildcard app's host with a port) is no app's: either
 // choice could be the wrong one. reason says why there is none:
-// "unknown_app" or "unknown_host".
+// authz.ReasonUnknownApp or authz.ReasonUnknownHost.
 //
 // The name DefaultName is the default app (Envoy's catch-all virtual host
 // names it): without a default app it is an unknown host, as that virtual
 // host's requests would be without the name.
-func (t *Table) Lookup(name, host string) (a *App, reason string) {
+func (t *Table) Lookup(name, host string) (a *App, reason authz.Reason) {
 	if name != "" {
 		if a := t.byName[name]; a != nil {
 			return a, ""
 		}
 		if name == DefaultName {
-			return nil, "unknown_host"
+			return nil, authz.ReasonUnknownHost
 		}
-		return nil, "unknown_app"
+		return nil, authz.ReasonUnknownApp
 	}
 	if len(t.exact) == 0 && len(t.wild) == 0 {
 		if t.def == nil {
-			return nil, "unknown_host"
+			return nil, authz.ReasonUnknownHost
 		}
 		return t.def, ""
 	}
@@ -118,7 +118,7 @@ func (t *Table) Lookup(name, host string) (a *App, reason string) {
 		// matched it to an app's "host:*" domains or to its catch-all,
 		// depending on its settings. Judging it with either app's rules
 		// could be the wrong one: no app.
-		return nil, "unknown_host"
+		return nil, authz.ReasonUnknownHost
 	}
 	if a := t.exact[host]; a != nil {
 		return a, ""
@@ -129,12 +129,12 @@ func (t *Table) Lookup(name, host string) (a *App, reason string) {
 			// "*.example.com" doesn't take "a.example.com:8443" (unless
 			// ignore_port_in_host_matching), so whether that app's
 			// virtual host got it is unknown here: no app.
-			return nil, "unknown_host"
+			return nil, authz.ReasonUnknownHost
 		}
 		return a, ""
 	}
 	if t.def == nil {
-		return nil, "unknown_host"
+		return nil, authz.ReasonUnknownHost
 	}
 	return t.def, ""
 }
@@ -227,55 +227,43 @@ func NewRouter(t *Table, logger *slog.Logger, observer authz.Observer) *Router {
 // with the app they were given.
 func (r *Router) SetTable(t *Table) { r.table.Store(t) }
 
-// Check hands the request to its app, or denies it when there is none.
+// Check parses the request once and hands it to its app, or denies it
+// when it can't be parsed or there is no app for it.
 func (r *Router) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	if _, bad := checkwire.Undecodable(req); bad {
-		return r.refuseUndecodable(ctx, req), nil
+	parsed, err := authz.ParseRequest(req)
+	if err != nil {
+		// No host to choose an app by: counted under no app.
+		return r.refuse(ctx, "", authz.BadRequest(err),
+			slog.String("cause", "the CheckRequest could not be decoded; Envoy sends valid UTF-8 and protobuf, so look at the caller")), nil
 	}
-	attrs := req.GetAttributes()
-	h := attrs.GetRequest().GetHttp()
-	host := h.GetHost()
-	if host == "" {
-		host = h.GetHeaders()[":authority"]
-	}
-	a, reason := r.table.Load().Lookup(attrs.GetContextExtensions()[ContextKey], host)
+	name := parsed.ContextExtensions[ContextKey]
+	a, reason := r.table.Load().Lookup(name, parsed.Host)
 	if a != nil {
-		return a.Check.Check(ctx, req)
+		return a.Check.Answer(ctx, parsed), nil
 	}
-	start := time.Now()
-	d := authz.NoApp(reason)
-	d.Metadata = noAppMetadata[reason]
-	if reason == "unknown_app" {
-		r.logger.Error("the route's context_extensions name an app that is not configured; denying",
-			"request_id", h.GetHeaders()["x-request-id"], "reason", reason, "app", attrs.GetContextExtensions()[ContextKey])
-	} else {
-		r.logger.Info("not allowed: no app for this host; add it to an app's hosts or configure a default app (top-level client_id)",
-			"request_id", h.GetHeaders()["x-request-id"], "reason", reason, "host", authz.Clip(host, 255))
+	if reason == authz.ReasonUnknownApp {
+		return r.refuse(ctx, parsed.ID, authz.NoApp(reason), slog.String("app", authz.Clip(name, 64)),
+			slog.String("fix", "the route's context_extensions name an app that is not configured: add it to apps, or correct the route")), nil
 	}
-	if r.observer != nil {
-		r.observer.Decided(ctx, d, time.Since(start))
-	}
-	return d.Response(), nil
+	return r.refuse(ctx, parsed.ID, authz.NoApp(reason), slog.String("host", authz.Clip(parsed.Host, 255)),
+		slog.String("fix", "add the host to an app's hosts, or configure a default app (top-level client_id)")), nil
 }
 
-// refuseUndecodable answers a CheckRequest the codec couldn't decode (no
-// host to choose an app by): 400, counted under no app, logged.
-func (r *Router) refuseUndecodable(ctx context.Context, req *authv3.CheckRequest) *authv3.CheckResponse {
+// refuse answers a Check no app takes: d, with the no-app metadata, logged
+// and observed like an app's.
+func (r *Router) refuse(ctx context.Context, requestID string, d *authz.Decision, attrs ...slog.Attr) *authv3.CheckResponse {
 	start := time.Now()
-	_, err := authz.ParseRequest(req)
-	d := authz.BadRequest(err)
-	d.Metadata = noAppMetadata[d.Reason]
-	r.logger.Info("not allowed: the CheckRequest could not be decoded; Envoy sends valid UTF-8 and protobuf, so look at the caller", "reason", d.Reason)
+	d.Metadata = noAppMetadata(d.Reason)
+	authz.LogDecision(ctx, r.logger, requestID, d, attrs...)
 	if r.observer != nil {
 		r.observer.Decided(ctx, d, time.Since(start))
 	}
 	return d.Response()
 }
 
-// noAppMetadata is the dynamic metadata of the answers no app gives.
-var noAppMetadata = map[string]*structpb.Struct{
-	"unknown_host":      {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("unknown_host"), "app": structpb.NewStringValue("none")}},
-	"unknown_app":       {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("unknown_app"), "app": structpb.NewStringValue("none")}},
-	"invalid_utf8":      {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("invalid_utf8"), "app": structpb.NewStringValue("none")}},
-	"malformed_request": {Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("malformed_request"), "app": structpb.NewStringValue("none")}},
+// noAppMetadata is the dynamic metadata of an answer no app gives.
+func noAppMetadata(reason authz.Reason) *structpb.Struct {
+	return &structpb.Struct{Fields: map[string]*structpb.Value{
+		"reason": structpb.NewStringValue(string(reason)), "app": structpb.NewStringValue("none"),
+	}}
 }

@@ -11,16 +11,18 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/genproto/googleapis/rpc/code"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 )
 
 // named answers OK with its name in a header, so a test sees which app
 // answered.
 type named string
 
-func (n named) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+func (n named) Answer(context.Context, *authz.Request) *authv3.CheckResponse {
 	return &authv3.CheckResponse{HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
 		Headers: []*corev3.HeaderValueOption{{Header: &corev3.HeaderValue{Key: "x-app", Value: string(n)}}},
-	}}}, nil
+	}}}
 }
 
 func app(name string, hosts ...string) *App {
@@ -98,7 +100,7 @@ func TestLookupWithoutDefaultApp(t *testing.T) {
 	if a, reason := tab.Lookup("default", "other.org"); a != nil || reason != "unknown_host" {
 		t.Errorf("the catch-all's app name without a default app: %v, %q; want none, unknown_host", a, reason)
 	}
-	if a, reason := NewTable(nil).Lookup("", "any"); a != nil || reason != "unknown_host" {
+	if a, reason := NewTable(nil).Lookup("", "any"); a != nil || reason != authz.ReasonUnknownHost {
 		t.Errorf("empty table: %v, %q", a, reason)
 	}
 }

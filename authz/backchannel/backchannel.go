@@ -80,91 +80,111 @@ func Handler(audiences func() []Audience, replay ReplayGuard, logger *slog.Logge
 	if observe == nil {
 		observe = func(string) {}
 	}
-	refusals := &sampler{}
-	refuse := func(w http.ResponseWriter, outcome, description string, attrs ...any) {
-		observe(outcome)
-		if ok, left := refusals.allow(time.Now()); ok {
-			if left > 0 {
-				attrs = append(attrs, "refusals_not_logged", left)
-			}
-			logger.Info("back-channel logout refused", append([]any{"reason", outcome}, attrs...)...)
-		}
-		writeError(w, http.StatusBadRequest, "invalid_request", description)
+	return &handler{audiences: audiences, replay: replay, logger: logger, observe: observe, refusals: &sampler{}}
+}
+
+// handler is Handler's endpoint.
+type handler struct {
+	audiences func() []Audience
+	replay    ReplayGuard
+	logger    *slog.Logger
+	observe   func(outcome string)
+	refusals  *sampler
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		h.observe(OutcomeInvalidRequest)
+		writeError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
+		return
 	}
-	unavailable := func(w http.ResponseWriter, outcome, msg, description string, err error, attrs ...any) {
-		observe(outcome)
-		logger.Warn(msg, append([]any{"reason", outcome, "error", clip(err.Error())}, attrs...)...)
-		writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", description)
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		h.refuse(w, OutcomeInvalidRequest, "the body is not a form")
+		return
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "no-store")
-		if r.Method != http.MethodPost {
-			w.Header().Set("Allow", http.MethodPost)
-			observe(OutcomeInvalidRequest)
-			writeError(w, http.StatusMethodNotAllowed, "invalid_request", "use POST")
+	raw := r.PostForm.Get("logout_token")
+	if raw == "" {
+		h.refuse(w, OutcomeInvalidRequest, "logout_token is missing")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	claims, matched, ok := h.verify(ctx, w, raw)
+	if !ok {
+		return
+	}
+	first, err := h.replay.FirstUse(ctx, claims.JTI, claims.Expiry.Add(5*time.Minute))
+	if err != nil {
+		h.unavailable(w, OutcomeStoreUnavailable, "back-channel logout not recorded", "try again", err)
+		return
+	}
+	if !first {
+		h.refuse(w, OutcomeReplayed, "logout token already used", "sub", claims.Subject)
+		return
+	}
+	for _, a := range matched {
+		if err := a.Ender.End(ctx, claims.SID, claims.Subject); err != nil {
+			h.unavailable(w, OutcomeStoreUnavailable, "back-channel logout failed", "try again", err, "app", a.App)
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		if err := r.ParseForm(); err != nil {
-			refuse(w, OutcomeInvalidRequest, "the body is not a form")
-			return
+		h.logger.Info("back-channel logout", "app", a.App, "sid", claims.SID, "sub", claims.Subject)
+	}
+	h.observe(OutcomeEnded)
+	w.WriteHeader(http.StatusOK)
+}
+
+// verify finds the apps whose verifier accepts the logout token; when
+// none does it answers (503 when the IdP's keys couldn't be loaded, else
+// 400) and ok is false.
+func (h *handler) verify(ctx context.Context, w http.ResponseWriter, raw string) (claims *oidcflow.LogoutClaims, matched []Audience, ok bool) {
+	var failure, idpFailed error // why no app accepted it
+	for _, a := range h.audiences() {
+		c, err := a.Verifier.VerifyLogoutToken(ctx, raw)
+		switch {
+		case err == nil:
+			claims = c
+			matched = append(matched, a)
+		case errors.Is(err, oidcflow.ErrIdPUnavailable):
+			idpFailed = err
+		default:
+			failure = err
 		}
-		raw := r.PostForm.Get("logout_token")
-		if raw == "" {
-			refuse(w, OutcomeInvalidRequest, "logout_token is missing")
-			return
+	}
+	if len(matched) > 0 {
+		return claims, matched, true
+	}
+	if idpFailed != nil {
+		h.unavailable(w, OutcomeIdPUnavailable, "back-channel logout not verified", "the identity provider's keys can't be loaded", idpFailed)
+		return nil, nil, false
+	}
+	why := "no app is configured"
+	if failure != nil {
+		why = clip(failure.Error())
+	}
+	h.refuse(w, OutcomeInvalidToken, "invalid logout token", "error", why)
+	return nil, nil, false
+}
+
+// refuse answers 400 and logs why, sampled.
+func (h *handler) refuse(w http.ResponseWriter, outcome, description string, attrs ...any) {
+	h.observe(outcome)
+	if ok, left := h.refusals.allow(time.Now()); ok {
+		if left > 0 {
+			attrs = append(attrs, "refusals_not_logged", left)
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		defer cancel()
-		var (
-			claims    *oidcflow.LogoutClaims
-			matched   []Audience
-			failure   error // why no app accepted it
-			idpFailed error
-		)
-		for _, a := range audiences() {
-			c, err := a.Verifier.VerifyLogoutToken(ctx, raw)
-			switch {
-			case err == nil:
-				claims = c
-				matched = append(matched, a)
-			case errors.Is(err, oidcflow.ErrIdPUnavailable):
-				idpFailed = err
-			default:
-				failure = err
-			}
-		}
-		if len(matched) == 0 {
-			if idpFailed != nil {
-				unavailable(w, OutcomeIdPUnavailable, "back-channel logout not verified", "the identity provider's keys can't be loaded", idpFailed)
-				return
-			}
-			why := "no app is configured"
-			if failure != nil {
-				why = clip(failure.Error())
-			}
-			refuse(w, OutcomeInvalidToken, "invalid logout token", "error", why)
-			return
-		}
-		first, err := replay.FirstUse(ctx, claims.JTI, claims.Expiry.Add(5*time.Minute))
-		if err != nil {
-			unavailable(w, OutcomeStoreUnavailable, "back-channel logout not recorded", "try again", err)
-			return
-		}
-		if !first {
-			refuse(w, OutcomeReplayed, "logout token already used", "sub", claims.Subject)
-			return
-		}
-		for _, a := range matched {
-			if err := a.Ender.End(ctx, claims.SID, claims.Subject); err != nil {
-				unavailable(w, OutcomeStoreUnavailable, "back-channel logout failed", "try again", err, "app", a.App)
-				return
-			}
-			logger.Info("back-channel logout", "app", a.App, "sid", claims.SID, "sub", claims.Subject)
-		}
-		observe(OutcomeEnded)
-		w.WriteHeader(http.StatusOK)
-	})
+		h.logger.Info("back-channel logout refused", append([]any{"reason", outcome}, attrs...)...)
+	}
+	writeError(w, http.StatusBadRequest, "invalid_request", description)
+}
+
+// unavailable answers 503 (the IdP or the store failed) and logs it.
+func (h *handler) unavailable(w http.ResponseWriter, outcome, msg, description string, err error, attrs ...any) {
+	h.observe(outcome)
+	h.logger.Warn(msg, append([]any{"reason", outcome, "error", clip(err.Error())}, attrs...)...)
+	writeError(w, http.StatusServiceUnavailable, "temporarily_unavailable", description)
 }
 
 // maxLoggedError bounds the text of a refusal's error in the log: it can

@@ -69,13 +69,21 @@ const (
 	causeInvalidUTF8
 )
 
+// Cause is why a CheckRequest couldn't be decoded.
+type Cause int
+
+// The causes Undecodable reports.
+const (
+	CauseMalformed   Cause = Cause(causeMalformed)   // the wire format is broken
+	CauseInvalidUTF8 Cause = Cause(causeInvalidUTF8) // a string field isn't UTF-8
+)
+
 // Undecodable reports whether req is one Unmarshal couldn't decode, and
-// why: "invalid_utf8" (a string field isn't UTF-8) or "malformed_request"
-// (the wire format is broken).
-func Undecodable(req *authv3.CheckRequest) (reason string, ok bool) {
+// why.
+func Undecodable(req *authv3.CheckRequest) (why Cause, ok bool) {
 	unknown := req.ProtoReflect().GetUnknown()
 	if len(unknown) == 0 {
-		return "", false // every request Envoy sends
+		return 0, false // every request Envoy sends
 	}
 	var cause uint64
 	_ = fields(unsafe.String(unsafe.SliceData(unknown), len(unknown)), func(n protowire.Number, typ protowire.Type, v string) error {
@@ -86,10 +94,10 @@ func Undecodable(req *authv3.CheckRequest) (reason string, ok bool) {
 	})
 	switch cause {
 	case 0:
-		return "", false
+		return 0, false
 	case causeInvalidUTF8:
-		return "invalid_utf8", true
+		return CauseInvalidUTF8, true
 	default:
-		return "malformed_request", true
+		return CauseMalformed, true
 	}
 }

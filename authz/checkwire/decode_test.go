@@ -150,7 +150,7 @@ func TestCodec(t *testing.T) {
 		t.Fatalf("Unmarshal: %v, %+v", err, keptOf(&got))
 	}
 	if why, bad := Undecodable(&got); bad {
-		t.Fatalf("a good request is marked undecodable (%s)", why)
+		t.Fatalf("a good request is marked undecodable (cause %d)", why)
 	}
 	// proto.Marshal refuses to write invalid UTF-8: a valid request with
 	// one header value's bytes replaced.
@@ -160,18 +160,18 @@ func TestCodec(t *testing.T) {
 	invalid = bytes.Replace(invalid, []byte("\x01\x02"), []byte("\xff\xfe"), 1)
 	for name, tc := range map[string]struct {
 		data []byte
-		want string
+		want Cause
 	}{
-		"truncated":     {data[:len(data)-3], "malformed_request"},
-		"invalid UTF-8": {invalid, "invalid_utf8"},
-		"garbage":       {[]byte{0xff, 0xff, 0xff}, "malformed_request"},
+		"truncated":     {data[:len(data)-3], CauseMalformed},
+		"invalid UTF-8": {invalid, CauseInvalidUTF8},
+		"garbage":       {[]byte{0xff, 0xff, 0xff}, CauseMalformed},
 	} {
 		var got authv3.CheckRequest
 		if err := (Codec{}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(tc.data)}, &got); err != nil {
 			t.Errorf("%s: Unmarshal error %v, want a marked request", name, err)
 		}
 		if why, bad := Undecodable(&got); !bad || why != tc.want || got.GetAttributes() != nil {
-			t.Errorf("%s: Undecodable = %q, %v (attributes %v), want %q", name, why, bad, got.GetAttributes(), tc.want)
+			t.Errorf("%s: Undecodable = %d, %v (attributes %v), want %d", name, why, bad, got.GetAttributes(), tc.want)
 		}
 	}
 }

@@ -43,7 +43,10 @@ type Metrics struct {
 	children sync.Map // checkKey → checkChildren, resolved once per label pair
 }
 
-type checkKey struct{ app, decision, reason string }
+type checkKey struct {
+	app, decision string
+	reason        authz.Reason
+}
 
 type checkChildren struct {
 	count   prometheus.Counter
@@ -124,11 +127,11 @@ func (a App) Decided(ctx context.Context, d *authz.Decision, elapsed time.Durati
 	if !ok {
 		// Resolved once per label set: an unauthenticated flood is a
 		// login_redirect per Check.
-		cc := checkChildren{count: m.checks.WithLabelValues(a.name, kind, d.Reason), latency: m.duration.WithLabelValues(a.name, kind)}
+		cc := checkChildren{count: m.checks.WithLabelValues(a.name, kind, string(d.Reason)), latency: m.duration.WithLabelValues(a.name, kind)}
 		switch d.Reason {
-		case "login_redirect":
+		case authz.ReasonLoginRedirect:
 			cc.login = m.loginsStarted.WithLabelValues(a.name)
-		case "login_completed":
+		case authz.ReasonLoginCompleted:
 			cc.login = m.loginsCompleted.WithLabelValues(a.name)
 		}
 		c, _ = m.children.LoadOrStore(k, cc)
@@ -140,12 +143,12 @@ func (a App) Decided(ctx context.Context, d *authz.Decision, elapsed time.Durati
 		cc.login.Inc()
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(attribute.String("authz.app", a.name), attribute.String("authz.decision", kind), attribute.String("authz.reason", d.Reason))
+		span.SetAttributes(attribute.String("authz.app", a.name), attribute.String("authz.decision", kind), attribute.String("authz.reason", string(d.Reason)))
 		if !d.Allow {
 			span.SetAttributes(attribute.Int("http.response.status_code", d.Status))
 		}
 		if kind == "error" {
-			span.SetStatus(codes.Error, d.Reason)
+			span.SetStatus(codes.Error, string(d.Reason))
 		}
 	}
 }

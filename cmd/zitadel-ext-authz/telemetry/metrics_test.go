@@ -52,7 +52,7 @@ func BenchmarkDecided(b *testing.B) {
 	m := NewMetrics("bench").ForApp("default")
 	ctx := context.Background()
 	for _, d := range []*authz.Decision{{Allow: true, Reason: "session"}, {Status: 302, Reason: "login_redirect"}} {
-		b.Run(d.Reason, func(b *testing.B) {
+		b.Run(string(d.Reason), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				m.Decided(ctx, d, time.Microsecond)
