@@ -230,10 +230,10 @@ func errorPage(status int, reason Reason, p page) *Decision {
 func renderError(pages *Pages, ps paths, status int, reason Reason, p page) *Decision {
 	data := pageData{Title: p.Title, Message: p.Message, Detail: p.Detail, NextURL: p.Next, NextLabel: p.NextLabel}
 	if p.Restart {
-		data.StartURL = cmp.Or(ps.start, defaultPrefix+"/start")
+		data.StartURL = cmp.Or(ps.start, DefaultProxyPrefix+"/start")
 	}
 	if p.SignOut {
-		data.SignOutURL = cmp.Or(ps.signOut, defaultPrefix+"/sign_out")
+		data.SignOutURL = cmp.Or(ps.signOut, DefaultProxyPrefix+"/sign_out")
 	}
 	base := pageHeadersFor(pages)
 	headers := make([]Header, len(base), len(base)+2)

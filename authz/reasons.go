@@ -183,15 +183,6 @@ var reasons = map[Reason]reasonSpec{
 	ReasonPanic: {level: slog.LevelError}, ReasonRevokeFailed: {level: levelOurFailure}, ReasonBackendLogoutFailed: {level: levelOurFailure},
 }
 
-// Reasons lists every reason (for metrics and docs).
-func Reasons() []Reason {
-	out := make([]Reason, 0, len(reasons))
-	for r := range reasons {
-		out = append(out, r)
-	}
-	return out
-}
-
 // Level is the level of the log line of a denied answer with reason r and
 // status: the table's, and at least Warn for a 5xx.
 func (r Reason) Level(status int) slog.Level {

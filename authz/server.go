@@ -119,13 +119,18 @@ type settings struct {
 // paths are our endpoints under ProxyPrefix (oauth2-proxy's names).
 type paths struct{ start, signIn, signOut, userinfo string }
 
-// defaultPrefix is proxy_prefix's default, as in oauth2-proxy.
-const defaultPrefix = "/oauth2"
+// Defaults of the Config, which the configuration's key table shows.
+const (
+	// DefaultProxyPrefix is proxy_prefix's default, as in oauth2-proxy.
+	DefaultProxyPrefix = "/oauth2"
+	// DefaultIDPTimeout bounds each IdP call inside a Check (idp_timeout).
+	DefaultIDPTimeout = oidcflow.DefaultCallTimeout
+)
 
 // compile fills defaults into cfg and derives what Checks need from it.
 func compile(cfg Config) (*settings, error) {
 	if cfg.ProxyPrefix == "" {
-		cfg.ProxyPrefix = defaultPrefix
+		cfg.ProxyPrefix = DefaultProxyPrefix
 	}
 	if cfg.ProxyPrefix[0] != '/' || strings.HasSuffix(cfg.ProxyPrefix, "/") {
 		return nil, errors.New("proxy_prefix: want a path such as /oauth2 (a leading slash, none at the end)")
@@ -138,7 +143,7 @@ func compile(cfg Config) (*settings, error) {
 		return nil, errors.New("redirect_url: want an absolute URL or a path such as /oauth2/callback")
 	}
 	if cfg.IDPTimeout <= 0 {
-		cfg.IDPTimeout = 5 * time.Second
+		cfg.IDPTimeout = DefaultIDPTimeout
 	}
 	if cfg.ProviderDisplayName == "" {
 		cfg.ProviderDisplayName = DefaultProviderDisplayName

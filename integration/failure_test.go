@@ -1,6 +1,7 @@
 package integration_test
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
 	"strings"
@@ -43,76 +44,104 @@ func noSession(t *testing.T, b *browser, st *stack, resp *response) {
 // Contract rows: callback failures are Denied 4xx without a session.
 func TestCallbackFailures(t *testing.T) {
 	st := startStack(t, stackOptions{})
-
-	t.Run("error from the IdP gives a readable 403 page of our words", func(t *testing.T) {
-		b := newBrowser(t, "alice", "alice-password")
-		resp := b.get(st.Front.URL + "/oauth2/callback?error=access_denied&error_description=" + url.QueryEscape("<script>alert(1)</script>"))
-		if resp.StatusCode != http.StatusForbidden || !strings.Contains(resp.Body, "access_denied") {
-			t.Fatalf("got %s, want a 403 page naming the error", describe(resp))
+	// withQuery walks to the callback and visits it with its query edited.
+	withQuery := func(edit func(url.Values)) func(*testing.T, *browser) (*browser, *response) {
+		return func(t *testing.T, b *browser) (*browser, *response) {
+			cb := beginLogin(t, st, b, "/")
+			q := cb.Query()
+			edit(q)
+			cb.RawQuery = q.Encode()
+			return b, b.get(cb.String())
 		}
-		// error_description is anyone's text: the log has it, the page
-		// doesn't (not even escaped).
-		if strings.Contains(resp.Body, "alert(1)") || strings.Contains(resp.Body, "script") {
-			t.Fatalf("the page shows the unauthenticated error_description: %s", resp.Body)
-		}
-		noSession(t, b, st, resp)
-	})
-	t.Run("forged state", func(t *testing.T) {
-		b := newBrowser(t, "alice", "alice-password")
-		cb := beginLogin(t, st, b, "/")
-		q := cb.Query()
-		q.Set("state", strings.Repeat("A", 43))
-		cb.RawQuery = q.Encode()
-		resp := b.get(cb.String())
-		if resp.StatusCode != http.StatusForbidden {
-			t.Fatalf("forged state: got %s, want 403", describe(resp))
-		}
-		noSession(t, b, st, resp)
-	})
-	t.Run("callback opened in another browser (no state cookie)", func(t *testing.T) {
-		b := newBrowser(t, "alice", "alice-password")
-		cb := beginLogin(t, st, b, "/")
-		other := newBrowser(t, "", "")
-		resp := other.get(cb.String())
-		if resp.StatusCode != http.StatusForbidden {
-			t.Fatalf("got %s, want 403", describe(resp))
-		}
-		noSession(t, other, st, resp)
-	})
-	t.Run("missing code", func(t *testing.T) {
-		b := newBrowser(t, "alice", "alice-password")
-		cb := beginLogin(t, st, b, "/")
-		q := cb.Query()
-		q.Del("code")
-		cb.RawQuery = q.Encode()
-		resp := b.get(cb.String())
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Fatalf("got %s, want 400", describe(resp))
-		}
-		noSession(t, b, st, resp)
-	})
-	t.Run("replayed callback", func(t *testing.T) {
-		b := newBrowser(t, "alice", "alice-password")
-		cb := beginLogin(t, st, b, "/")
-		stateCookies := b.jar.Cookies(cb)
-		if first := b.get(cb.String()); first.StatusCode != http.StatusFound {
-			t.Fatalf("first callback: %s", describe(first))
-		}
-		attacker := newBrowser(t, "", "")
-		attacker.jar.SetCookies(cb, stateCookies) // even with the old state cookie
-		resp := attacker.get(cb.String())
-		if resp.StatusCode != http.StatusForbidden {
-			t.Fatalf("replayed code: got %s, want 403", describe(resp))
-		}
-		noSession(t, attacker, st, resp)
-	})
-	t.Run("wrong password never reaches the callback", func(t *testing.T) {
-		b := newBrowser(t, "alice", "wrong")
-		resp := b.get(st.Front.URL + "/")
-		if _, err := devidp.LoginForm(b.client, resp.Header.Get("Location"), "alice", "wrong"); err == nil {
-			t.Fatal("login with a wrong password succeeded")
-		}
-	})
+	}
+	for _, tc := range []struct {
+		name     string
+		password string
+		// visit walks alice's browser b to the callback and returns the
+		// browser that opened it and the answer; a nil answer means the
+		// walk (and its own checks) ended before the callback.
+		visit func(t *testing.T, b *browser) (*browser, *response)
+		want  int
+		// page checks the answer's body, when set.
+		page func(t *testing.T, body string)
+	}{
+		{
+			name: "error from the IdP gives a readable 403 page of our words",
+			visit: func(t *testing.T, b *browser) (*browser, *response) {
+				return b, b.get(st.Front.URL + "/oauth2/callback?error=access_denied&error_description=" + url.QueryEscape("<script>alert(1)</script>"))
+			},
+			want: http.StatusForbidden,
+			page: func(t *testing.T, body string) {
+				if !strings.Contains(body, "access_denied") {
+					t.Fatalf("the page doesn't name the error: %s", body)
+				}
+				// error_description is anyone's text: the log has it, the
+				// page doesn't (not even escaped).
+				if strings.Contains(body, "alert(1)") || strings.Contains(body, "script") {
+					t.Fatalf("the page shows the unauthenticated error_description: %s", body)
+				}
+			},
+		},
+		{
+			name:  "forged state",
+			visit: withQuery(func(q url.Values) { q.Set("state", strings.Repeat("A", 43)) }),
+			want:  http.StatusForbidden,
+		},
+		{
+			name: "callback opened in another browser (no state cookie)",
+			visit: func(t *testing.T, b *browser) (*browser, *response) {
+				cb := beginLogin(t, st, b, "/")
+				other := newBrowser(t, "", "")
+				return other, other.get(cb.String())
+			},
+			want: http.StatusForbidden,
+		},
+		{
+			name:  "missing code",
+			visit: withQuery(func(q url.Values) { q.Del("code") }),
+			want:  http.StatusBadRequest,
+		},
+		{
+			name: "replayed callback",
+			visit: func(t *testing.T, b *browser) (*browser, *response) {
+				cb := beginLogin(t, st, b, "/")
+				stateCookies := b.jar.Cookies(cb)
+				if first := b.get(cb.String()); first.StatusCode != http.StatusFound {
+					t.Fatalf("first callback: %s", describe(first))
+				}
+				attacker := newBrowser(t, "", "")
+				attacker.jar.SetCookies(cb, stateCookies) // even with the old state cookie
+				return attacker, attacker.get(cb.String())
+			},
+			want: http.StatusForbidden,
+		},
+		{
+			name:     "wrong password never reaches the callback",
+			password: "wrong",
+			visit: func(t *testing.T, b *browser) (*browser, *response) {
+				resp := b.get(st.Front.URL + "/")
+				if _, err := devidp.LoginForm(b.client, resp.Header.Get("Location"), b.user, b.password); err == nil {
+					t.Fatal("login with a wrong password succeeded")
+				}
+				return b, nil
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			password := cmp.Or(tc.password, "alice-password")
+			by, resp := tc.visit(t, newBrowser(t, "alice", password))
+			if resp == nil {
+				return
+			}
+			if resp.StatusCode != tc.want {
+				t.Fatalf("got %s, want %d", describe(resp), tc.want)
+			}
+			if tc.page != nil {
+				tc.page(t, resp.Body)
+			}
+			noSession(t, by, st, resp)
+		})
+	}
 }
 
 // Contract row: tampered, truncated or foreign cookies are "no session".

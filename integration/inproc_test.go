@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/checkwire"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
@@ -21,6 +19,7 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
 )
 
 // inproc is the stack with zitadel-ext-authz built in-process by the same
@@ -61,30 +60,30 @@ func startInProcess(t *testing.T, o inprocOptions) *inproc {
 		t.Fatal(err)
 	}
 	deps := wiring.Deps{Logger: newTestLogger(ip.Logs), Metrics: o.metrics, Clock: ip.Clock.Now}
-	grpcOpts := []grpc.ServerOption{grpc.ForceServerCodecV2(checkwire.Codec{})} // as serve does
+	var interceptors []grpc.UnaryServerInterceptor
 	if o.tracing != nil {
 		deps.Transport = o.tracing.Transport
-		grpcOpts = append(grpcOpts, grpc.UnaryInterceptor(o.tracing.UnaryInterceptor()))
+		interceptors = append(interceptors, o.tracing.UnaryInterceptor())
 	}
+	// The binary's graph and gRPC server (cmd/zitadel-ext-authz composes
+	// the same two units), with this test's clock.
 	built, err := wiring.Build(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(built.Close)
+	if err := built.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { built.Stop(context.Background()) })
 	def := built.App(config.DefaultAppName)
 	ip.Provider, ip.Jar = def.Provider, def.Jar
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); built.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, "the provider ready", ip.Provider.Ready)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer(grpcOpts...)
-	authv3.RegisterAuthorizationServer(gs, built.Router)
+	gs := wiring.NewGRPCServer(built.Router, health.NewServer(), interceptors...)
 	go gs.Serve(ln)
 	t.Cleanup(gs.Stop)
 	upstream := httptest.NewServer(echo.Handler())

@@ -3,19 +3,12 @@ package oidcflow
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
 	"unsafe"
-
-	"github.com/zitadel/oidc/v3/pkg/client/rs"
-	"github.com/zitadel/oidc/v3/pkg/oidc"
-	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/internal/deadline"
 )
@@ -38,27 +31,6 @@ func (b *Bearer) Memo() any { return b.memo.Load() }
 
 // SetMemo stores v; every call must store the same type.
 func (b *Bearer) SetMemo(v any) { b.memo.Store(v) }
-
-// TokenEntry is one cached verification outcome: a Bearer, or Invalid.
-// Cached entries are shared and must not be modified.
-type TokenEntry struct {
-	Bearer  *Bearer
-	Invalid bool      // a negative result (active:false, bad signature, expired, …)
-	Until   time.Time // the entry is valid until then (checked with the injected clock)
-}
-
-// TokenCache caches verification outcomes keyed by SHA-256 of the token,
-// never the token itself. Its methods are ristretto's, so
-// *ristretto.Cache[string, *TokenEntry] plugs in directly.
-//
-// Wait is called after each Set (a miss, already paying for an IdP call or
-// a signature check): ristretto applies sets asynchronously, and the next
-// Check with the same token must hit, not introspect again.
-type TokenCache interface {
-	Get(key string) (*TokenEntry, bool)
-	SetWithTTL(key string, value *TokenEntry, cost int64, ttl time.Duration) bool
-	Wait()
-}
 
 // BearerConfig is how API access tokens are verified.
 type BearerConfig struct {
@@ -92,27 +64,6 @@ type BearerConfig struct {
 	// token is refused without an IdP call. 0: unbounded
 	// (introspection_budget).
 	IntrospectionBudget int
-}
-
-// KeyFile is a ZITADEL application key (the downloaded JSON).
-type KeyFile struct {
-	Type     string `json:"type"`
-	KeyID    string `json:"keyId"`
-	Key      string `json:"key"`
-	ClientID string `json:"clientId"`
-	AppID    string `json:"appId"`
-}
-
-// ParseKeyFile reads a ZITADEL key file's JSON.
-func ParseKeyFile(data []byte) (*KeyFile, error) {
-	var k KeyFile
-	if err := json.Unmarshal(data, &k); err != nil {
-		return nil, fmt.Errorf("not a ZITADEL key file: %w", err)
-	}
-	if k.KeyID == "" || k.Key == "" || k.ClientID == "" {
-		return nil, errors.New("not a ZITADEL key file: keyId, key and clientId are required")
-	}
-	return &k, nil
 }
 
 // Authenticate verifies an access token: a JWT locally (signature via the
@@ -153,7 +104,7 @@ func (p *Provider) Authenticate(ctx context.Context, token string) (*Bearer, err
 			return nil, ErrOverBudget
 		}
 		if e != nil {
-			p.remember(key, token, e)
+			p.remember(key, e)
 		}
 		if e == nil {
 			if callCtx.Err() != nil {
@@ -169,55 +120,9 @@ func (p *Provider) Authenticate(ctx context.Context, token string) (*Bearer, err
 	return v.(*TokenEntry).result()
 }
 
-func (e *TokenEntry) result() (*Bearer, error) {
-	if e.Invalid {
-		return nil, ErrInvalidToken
-	}
-	return e.Bearer, nil
-}
-
-func (p *Provider) remember(key, token string, e *TokenEntry) {
-	if p.tokens == nil {
-		return
-	}
-	ttl := e.Until.Sub(p.now())
-	if ttl <= 0 {
-		return
-	}
-	// The cost is the entry's real memory: the key, our TokenEntry and
-	// ristretto's own bookkeeping (store item, map and expiry bucket
-	// entries), about 250 bytes measured by make bench's token flood.
-	cost := int64(len(key) + entryOverhead)
-	if e.Bearer != nil {
-		cost += int64(bearerSize(e.Bearer))
-	}
-	// ristretto drops a Set when its buffer is full (under load): try again,
-	// so the next Check with this token hits instead of calling the IdP.
-	for range 3 {
-		if p.tokens.SetWithTTL(key, e, cost, ttl) {
-			break
-		}
-	}
-	p.tokens.Wait()
-}
-
 // overBudget is verifyBearer's answer when introspection_budget is spent:
 // no entry to cache, ErrOverBudget to the caller.
 var overBudget = &TokenEntry{Invalid: true}
-
-// entryOverhead is the memory of a cached entry beyond its key and Bearer.
-const entryOverhead = 224
-
-func bearerSize(b *Bearer) int {
-	n := 128 + len(b.ClientID) + len(b.Identity.Subject) + len(b.Identity.User) + len(b.Identity.Email) + len(b.Identity.PreferredUsername)
-	for _, g := range b.Identity.Groups {
-		n += len(g) + 16
-	}
-	for _, s := range b.Scopes {
-		n += len(s) + 16
-	}
-	return n
-}
 
 // verifyBearer returns the entry to cache, or nil when no verdict was
 // possible (IdP unavailable).
@@ -275,6 +180,8 @@ func (p *Provider) verifyBearer(ctx context.Context, token string) *TokenEntry {
 	return &TokenEntry{Bearer: b, Until: until}
 }
 
+// outcome is an access-token verification's outcome as WithObserver
+// reports it.
 func outcome(err error) string {
 	switch {
 	case err == nil:
@@ -285,149 +192,6 @@ func outcome(err error) string {
 		return "inactive"
 	}
 }
-
-// idTokenShaped says why a JWT is an ID token rather than an access token
-// ("" when it isn't one): a typ header naming an ID token, a claim only ID
-// tokens carry (at_hash, c_hash, s_hash; OpenID Connect Core §3.3.2.11,
-// FAPI's s_hash), Keycloak's typ claim "ID" or AWS Cognito's token_use
-// "id". Not nonce: Keycloak puts the login's nonce in access tokens too.
-func idTokenShaped(token string) string {
-	if strings.Count(token, ".") != 2 {
-		return ""
-	}
-	parts := strings.SplitN(token, ".", 3)
-	if raw, err := base64.RawURLEncoding.DecodeString(parts[0]); err == nil {
-		var h struct {
-			Typ string `json:"typ"`
-		}
-		if json.Unmarshal(raw, &h) == nil {
-			switch t := strings.ToLower(h.Typ); t {
-			case "id_token", "id_token+jwt", "id+jwt", "application/id_token+jwt", "logout+jwt", "application/logout+jwt":
-				return "typ " + t
-			}
-		}
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
-	var c map[string]json.RawMessage
-	if json.Unmarshal(raw, &c) != nil {
-		return ""
-	}
-	for _, claim := range []string{"at_hash", "c_hash", "s_hash"} {
-		if _, ok := c[claim]; ok {
-			return "it carries " + claim
-		}
-	}
-	if string(c["token_use"]) == `"id"` {
-		return "token_use id"
-	}
-	if string(c["typ"]) == `"ID"` || string(c["typ"]) == `"Logout"` {
-		return "typ claim " + string(c["typ"])
-	}
-	return ""
-}
-
-// looksLikeJWT: three base64url segments whose first decodes to a JSON
-// header with an alg.
-func looksLikeJWT(token string) bool {
-	if strings.Count(token, ".") != 2 {
-		return false
-	}
-	head, _, _ := strings.Cut(token, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(head)
-	if err != nil {
-		return false
-	}
-	var h struct {
-		Alg string `json:"alg"`
-	}
-	return json.Unmarshal(raw, &h) == nil && h.Alg != ""
-}
-
-func (p *Provider) verifyJWT(ctx context.Context, d *discovered, token string) (*Bearer, error) {
-	verifier, accept := d.accessVerifier, p.acceptedAudience
-	if iss := unverifiedIssuer(token); iss != p.cfg.Issuer && p.bearerCfg.ExtraIssuers[iss] != nil {
-		v, err := p.extraVerifier(ctx, iss)
-		if err != nil {
-			return nil, fmt.Errorf("verify jwt of extra issuer %s: %w: %w", iss, ErrIdPUnavailable, err)
-		}
-		audiences := p.bearerCfg.ExtraIssuers[iss]
-		verifier, accept = v, func(aud string) bool { return slices.Contains(audiences, aud) }
-	}
-	claims, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, token, verifier)
-	if err != nil {
-		if errors.Is(err, ErrIdPUnavailable) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("verify jwt: %w: %w", ErrInvalidToken, err)
-	}
-	now := p.now()
-	if claims.Subject == "" {
-		return nil, fmt.Errorf("verify jwt: %w: no sub", ErrInvalidToken)
-	}
-	if nbf := claims.NotBefore.AsTime(); !nbf.IsZero() && nbf.After(now.Add(30*time.Second)) {
-		return nil, fmt.Errorf("verify jwt: %w: not valid before %s", ErrInvalidToken, nbf)
-	}
-	if !slices.ContainsFunc(claims.Audience, accept) {
-		return nil, fmt.Errorf("verify jwt: %w: audience %v has neither the client id, the project id nor an extra_jwt_audiences entry", ErrInvalidToken, claims.Audience)
-	}
-	m, err := claimMap(claims)
-	if err != nil {
-		return nil, fmt.Errorf("verify jwt: %w: %w", ErrInvalidToken, err)
-	}
-	return &Bearer{
-		Identity: p.identityFromClaims(m),
-		Scopes:   scopesOf(claims.Scopes, m),
-		ClientID: claims.ClientID,
-		Expiry:   claims.GetExpiration(),
-		Via:      "jwt",
-	}, nil
-}
-
-func (p *Provider) acceptedAudience(aud string) bool {
-	return aud == p.cfg.ClientID || (aud != "" && aud == p.bearerCfg.ProjectID) || slices.Contains(p.bearerCfg.ExtraAudiences, aud)
-}
-
-func (p *Provider) introspect(ctx context.Context, d *discovered, token string) (*Bearer, error) {
-	if d.introspector == nil {
-		return nil, fmt.Errorf("introspect: %w: %w", ErrInvalidToken, errNoIntrospection)
-	}
-	resp, err := rs.Introspect[*oidc.IntrospectionResponse](withCall(ctx, CallIntrospection), d.introspector, token)
-	if err != nil {
-		if clientAuthFailed(err) {
-			return nil, fmt.Errorf("introspect: %w: the IdP refused our client authentication; check introspection_client_id and introspection_client_secret or introspection_key_file", ErrIdPUnavailable)
-		}
-		return nil, fmt.Errorf("introspect: %w", classify(ctx, err))
-	}
-	if !resp.Active {
-		return nil, fmt.Errorf("introspect: %w: inactive", ErrInvalidToken)
-	}
-	// The IdP says the token is good, not that it is for us: ZITADEL
-	// answers for every token of the project to an API app. The token must
-	// name our client, the project or an extra_jwt_audiences entry, in aud
-	// or as the client it was issued to, as a JWT's aud must.
-	if !slices.ContainsFunc(resp.Audience, p.acceptedAudience) && !p.acceptedAudience(resp.ClientID) {
-		return nil, fmt.Errorf("introspect: %w: audience %v and client_id %q name neither the client id, the project id nor an extra_jwt_audiences entry", ErrInvalidToken, []string(resp.Audience), resp.ClientID)
-	}
-	exp := resp.Expiration.AsTime()
-	if !exp.IsZero() && !exp.After(p.now()) {
-		return nil, fmt.Errorf("introspect: %w: expired", ErrInvalidToken)
-	}
-	m, err := claimMap(resp)
-	if err != nil {
-		return nil, fmt.Errorf("introspect: %w: %w", ErrInvalidToken, err)
-	}
-	id := p.identityFromClaims(m)
-	if id.PreferredUsername == "" {
-		id.PreferredUsername = resp.Username
-	}
-	return &Bearer{Identity: id, Scopes: scopesOf(resp.Scope, m), ClientID: resp.ClientID, Expiry: exp, Via: "introspection"}, nil
-}
-
-// errNoIntrospection: an opaque token and nowhere to introspect it.
-var errNoIntrospection = errors.New("an opaque token, and the IdP has no introspection_endpoint (set introspection_url)")
 
 // scopesOf is a token's granted scopes: scope (RFC 9068/7662, a
 // space-separated string), else scp, a list or a string, as Ory Hydra,
@@ -440,88 +204,4 @@ func scopesOf(scope []string, claims map[string]any) []string {
 		return strings.Fields(v) // space-separated, as scope is
 	}
 	return stringList(claims["scp"])
-}
-
-// newIntrospector builds the rs client from discovery (no second discovery).
-func (p *Provider) newIntrospector(ctx context.Context, cfg *oidc.DiscoveryConfiguration) (rs.ResourceServer, error) {
-	endpoint := cfg.IntrospectionEndpoint
-	if p.bearerCfg.IntrospectionURL != "" {
-		endpoint = p.bearerCfg.IntrospectionURL
-	}
-	if endpoint == "" {
-		if p.tokens != nil || p.bearerOn {
-			p.logger.Warn("bearer tokens are accepted, but the IdP's discovery lists no introspection_endpoint and introspection_url is unset: opaque (non-JWT) tokens will be refused",
-				"issuer", p.cfg.Issuer, "fix", "set introspection_url to the IdP's RFC 7662 endpoint (Ory Hydra: its admin port's /admin/oauth2/introspect)")
-		}
-		return nil, nil
-	}
-	opts := []rs.Option{rs.WithClient(p.client), rs.WithStaticEndpoints(cfg.TokenEndpoint, endpoint)}
-	if k := p.bearerCfg.IntrospectionKey; k != nil {
-		return rs.NewResourceServerJWTProfile(ctx, p.cfg.Issuer, k.ClientID, k.KeyID, []byte(k.Key), opts...)
-	}
-	if id := p.bearerCfg.IntrospectionClientID; id != "" {
-		return rs.NewResourceServerClientCredentials(ctx, p.cfg.Issuer, id, p.bearerCfg.IntrospectionClientSecret, opts...)
-	}
-	// No introspection client: the login client, as it authenticates.
-	switch p.auth.method {
-	case AuthPrivateKeyJWT:
-		k := p.cfg.ClientKey
-		return rs.NewResourceServerJWTProfile(ctx, p.cfg.Issuer, p.cfg.ClientID, k.KeyID, []byte(k.Key), opts...)
-	case AuthNone:
-		if p.tokens != nil || p.bearerOn {
-			p.logger.Warn("bearer tokens are accepted, but the login client is public (client_auth_method none) and can't introspect: opaque (non-JWT) tokens will be refused",
-				"issuer", p.cfg.Issuer, "fix", "set introspection_key_file (a ZITADEL API app's key) or introspection_client_id and introspection_client_secret")
-		}
-		return nil, nil
-	}
-	return rs.NewResourceServerClientCredentials(ctx, p.cfg.Issuer, p.cfg.ClientID, p.auth.secret, opts...)
-}
-
-// clientAuthFailed recognises the IdP rejecting our own credentials at the
-// introspection endpoint. An OAuth error body gives a typed *oidc.Error;
-// otherwise httphelper.HttpRequest returns only text ("http status not ok:
-// 401 …"), so the status is read from it: there is no typed error to match.
-func clientAuthFailed(err error) bool {
-	var oerr *oidc.Error
-	if errors.As(err, &oerr) {
-		return oerr.ErrorType == oidc.InvalidClient || oerr.ErrorType == oidc.UnauthorizedClient
-	}
-	msg := err.Error()
-	return strings.HasPrefix(msg, "http status not ok: 401") || strings.HasPrefix(msg, "http status not ok: 403")
-}
-
-// unverifiedIssuer is a JWT's iss, read without verifying it: only to
-// choose the verifier, which then checks it.
-func unverifiedIssuer(token string) string {
-	parts := strings.SplitN(token, ".", 3)
-	if len(parts) != 3 {
-		return ""
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		return ""
-	}
-	var c struct {
-		Issuer string `json:"iss"`
-	}
-	_ = json.Unmarshal(raw, &c)
-	return c.Issuer
-}
-
-// extraVerifier verifies access tokens of an extra_jwt_issuers issuer:
-// its discovery and JWKS are fetched once (shared through Issuers) and
-// the verifier kept.
-func (p *Provider) extraVerifier(ctx context.Context, iss string) (*op.AccessTokenVerifier, error) {
-	if v, ok := p.extraVerifiers.Load(iss); ok {
-		return v.(*op.AccessTokenVerifier), nil
-	}
-	doc, keys, err := p.issuers.discover(ctx, iss, func(ctx context.Context) (*discoveryDocument, error) {
-		return fetchDiscoveryOf(ctx, p.client, iss)
-	})
-	if err != nil {
-		return nil, err
-	}
-	v := op.NewAccessTokenVerifier(iss, keys, op.WithSupportedAccessTokenSigningAlgorithms(signingAlgs(doc.IDTokenSigningAlgValuesSupported)...))
-	p.extraVerifiers.Store(iss, v)
-	return v, nil
 }

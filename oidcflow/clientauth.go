@@ -1,6 +1,7 @@
 package oidcflow
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -53,6 +54,29 @@ func discoveryName(method string) oidc.AuthMethod {
 		return oidc.AuthMethodPrivateKeyJWT
 	}
 	return oidc.AuthMethodBasic
+}
+
+// KeyFile is a ZITADEL application key (the downloaded JSON): the login
+// client's for private_key_jwt (Config.ClientKey), or an API app's for
+// introspection (BearerConfig.IntrospectionKey).
+type KeyFile struct {
+	Type     string `json:"type"`
+	KeyID    string `json:"keyId"`
+	Key      string `json:"key"`
+	ClientID string `json:"clientId"`
+	AppID    string `json:"appId"`
+}
+
+// ParseKeyFile reads a ZITADEL key file's JSON.
+func ParseKeyFile(data []byte) (*KeyFile, error) {
+	var k KeyFile
+	if err := json.Unmarshal(data, &k); err != nil {
+		return nil, fmt.Errorf("not a ZITADEL key file: %w", err)
+	}
+	if k.KeyID == "" || k.Key == "" || k.ClientID == "" {
+		return nil, errors.New("not a ZITADEL key file: keyId, key and clientId are required")
+	}
+	return &k, nil
 }
 
 // assertionLifetime is how long a private_key_jwt assertion is valid: one

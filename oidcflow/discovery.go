@@ -85,10 +85,6 @@ func fetchDiscoveryOf(ctx context.Context, client *http.Client, issuer string) (
 	return doc, nil
 }
 
-// ErrIssuerMismatch is an authorization response that isn't from our IdP
-// (RFC 9207): a mix-up attack, or a misconfigured IdP.
-var ErrIssuerMismatch = errors.New("authorization response from another issuer")
-
 // CheckResponseIssuer applies RFC 9207 §2.4 to the iss parameter of an
 // authorization response (present: whether the parameter was there at
 // all): when present it must equal the issuer exactly, whatever discovery

@@ -8,9 +8,6 @@ import (
 	"net/url"
 )
 
-// ErrNoEndSession: the IdP's discovery document has no end_session_endpoint.
-var ErrNoEndSession = errors.New("the identity provider has no end_session_endpoint")
-
 // EndSessionURL is where the browser goes to end its SSO session at the IdP
 // (RP-initiated logout). It must be opened by the browser: ZITADEL's session
 // is a cookie there (zitadel.md §1.7), so a server-side call would not end it.

@@ -2,7 +2,9 @@ package oidcflow
 
 import "errors"
 
-// Sentinels every error of this package wraps; callers sort with errors.Is.
+// Sentinels for the outcomes callers act on; sort with errors.Is. Errors of
+// set-up (New, ParseKeyFile, Discover) and of a sign-out's best-effort calls
+// (Revoke, BackendLogout) are for the log and may wrap none.
 var (
 	// ErrIdPUnavailable: the IdP could not be reached, answered 5xx, timed
 	// out, or discovery has not succeeded yet. Retrying later may work.
@@ -21,4 +23,11 @@ var (
 	// introspection, and introspection_budget is spent for now. Nothing is
 	// known about the token: the caller should retry shortly, not drop it.
 	ErrOverBudget = errors.New("introspection budget spent")
+	// ErrIssuerMismatch: an authorization response that isn't from our IdP
+	// (RFC 9207): a mix-up attack, or a misconfigured IdP.
+	ErrIssuerMismatch = errors.New("authorization response from another issuer")
+	// ErrNoEndSession: the IdP's discovery document has no
+	// end_session_endpoint, so there is no RP-initiated logout to send the
+	// browser to.
+	ErrNoEndSession = errors.New("the identity provider has no end_session_endpoint")
 )

@@ -97,10 +97,9 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 	}, nil
 }
 
-// claimMap flattens verified ID token claims into one map, the standard
-// claims and the unknown ones (where ZITADEL's role claims land) alike.
-// claimMap is a token's or introspection response's claims as a map, with
-// the library's typed fields and the extra (private) claims alike.
+// claimMap flattens verified claims (an ID token's, an access token's or an
+// introspection response's) into one map: the library's typed fields and
+// the unknown ones, where ZITADEL's role claims land, alike.
 func claimMap(c any) (map[string]any, error) {
 	b, err := json.Marshal(c)
 	if err != nil {

@@ -144,10 +144,7 @@ func stringList(v any) []string {
 // sorted and unique: allowed_groups entries of that shape match them.
 func RoleGrants(claims map[string]any) []string {
 	var out []string
-	for name, v := range claims {
-		if name != zitadelRolesClaim && !(strings.HasPrefix(name, zitadelRolePrefix) && strings.HasSuffix(name, zitadelRoleSuffix)) {
-			continue
-		}
+	for _, v := range roleClaims(claims) {
 		out = append(out, roleGrants(v)...)
 	}
 	slices.Sort(out)
@@ -181,10 +178,7 @@ func roleGrants(v any) []string {
 // under both claim names (CONTRACT.md §5). No ZITADEL Action is needed.
 func Groups(claims map[string]any, groupsClaim string) []string {
 	out := stringList(claimAt(claims, groupsClaim))
-	for name, v := range claims {
-		if name != zitadelRolesClaim && !(strings.HasPrefix(name, zitadelRolePrefix) && strings.HasSuffix(name, zitadelRoleSuffix)) {
-			continue
-		}
+	for _, v := range roleClaims(claims) {
 		out = append(out, roleKeys(v)...)
 	}
 	slices.Sort(out)
@@ -255,4 +249,17 @@ func tokenSafe(t string) bool {
 		}
 	}
 	return true
+}
+
+// roleClaims are the values of ZITADEL's role claims in a claim set: the
+// project's own (urn:zitadel:iam:org:project:roles) and every
+// urn:zitadel:iam:org:project:<id>:roles.
+func roleClaims(claims map[string]any) []any {
+	var out []any
+	for name, v := range claims {
+		if name == zitadelRolesClaim || strings.HasPrefix(name, zitadelRolePrefix) && strings.HasSuffix(name, zitadelRoleSuffix) {
+			out = append(out, v)
+		}
+	}
+	return out
 }

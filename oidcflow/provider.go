@@ -140,6 +140,17 @@ func (p *Provider) observe(call, outcome string, d time.Duration) {
 	}
 }
 
+// Defaults of a Config and of BearerConfig, which the configuration's key
+// table shows.
+const (
+	DefaultUserIDClaim      = "sub"
+	DefaultEmailClaim       = "email"
+	DefaultGroupsClaim      = "groups"
+	DefaultCallTimeout      = 5 * time.Second  // idp_timeout
+	DefaultTokenCacheTTL    = 5 * time.Minute  // introspection_cache_ttl
+	DefaultNegativeCacheTTL = 10 * time.Second // introspection_negative_ttl
+)
+
 // New returns a Provider. It does no network I/O: run Serve to discover.
 func New(cfg Config, opts ...Option) (*Provider, error) {
 	if cfg.Issuer == "" || cfg.ClientID == "" {
@@ -149,13 +160,13 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 		cfg.Scopes = append([]string{oidc.ScopeOpenID}, cfg.Scopes...)
 	}
 	if cfg.UserIDClaim == "" {
-		cfg.UserIDClaim = "sub"
+		cfg.UserIDClaim = DefaultUserIDClaim
 	}
 	if cfg.EmailClaim == "" {
-		cfg.EmailClaim = "email"
+		cfg.EmailClaim = DefaultEmailClaim
 	}
 	if cfg.GroupsClaim == "" {
-		cfg.GroupsClaim = "groups"
+		cfg.GroupsClaim = DefaultGroupsClaim
 	}
 	auth, err := newClientAuth(cfg)
 	if err != nil {
@@ -173,13 +184,13 @@ func New(cfg Config, opts ...Option) (*Provider, error) {
 		p.issuers = NewIssuers(p.client, p.now)
 	}
 	if p.bearerCfg.PositiveTTL <= 0 {
-		p.bearerCfg.PositiveTTL = 5 * time.Minute
+		p.bearerCfg.PositiveTTL = DefaultTokenCacheTTL
 	}
 	if p.bearerCfg.NegativeTTL <= 0 {
-		p.bearerCfg.NegativeTTL = 10 * time.Second
+		p.bearerCfg.NegativeTTL = DefaultNegativeCacheTTL
 	}
 	if p.cfg.CallTimeout <= 0 {
-		p.cfg.CallTimeout = 5 * time.Second
+		p.cfg.CallTimeout = DefaultCallTimeout
 	}
 	return p, nil
 }

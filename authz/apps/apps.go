@@ -33,27 +33,28 @@ type Answerer interface {
 	Answer(ctx context.Context, r *authz.Request) *authv3.CheckResponse
 }
 
-// App is one app of a Table.
-type App struct {
-	Name  string
-	Hosts []string // exact names and "*.domain" wildcards, lower case, no port
-	Check Answerer
+// Entry is one app in a Table: its name, the hosts it claims and the
+// server that answers its Checks.
+type Entry struct {
+	Name   string
+	Hosts  []string // exact names and "*.domain" wildcards, lower case, no port
+	Server Answerer
 }
 
 // Table is the immutable routing of hosts and names to apps; a reload
 // builds a new one and swaps it in (Router.SetTable).
 type Table struct {
-	byName map[string]*App
-	exact  map[string]*App
-	wild   map[string]*App // "*.example.com" is stored as "example.com"
-	def    *App            // the default app: hosts no other app claims; nil: none
+	byName map[string]*Entry
+	exact  map[string]*Entry
+	wild   map[string]*Entry // "*.example.com" is stored as "example.com"
+	def    *Entry            // the default app: hosts no other app claims; nil: none
 }
 
 // NewTable routes to apps; def (may be nil) takes every host no app
 // claims. Host claims must be unique (the configuration checks that);
 // here the first claim wins.
-func NewTable(def *App, apps ...*App) *Table {
-	t := &Table{byName: map[string]*App{}, exact: map[string]*App{}, wild: map[string]*App{}, def: def}
+func NewTable(def *Entry, apps ...*Entry) *Table {
+	t := &Table{byName: map[string]*Entry{}, exact: map[string]*Entry{}, wild: map[string]*Entry{}, def: def}
 	if def != nil {
 		t.byName[def.Name] = def
 	}
@@ -96,7 +97,7 @@ func (t *Table) Names() []string {
 // The name DefaultName is the default app (Envoy's catch-all virtual host
 // names it): without a default app it is an unknown host, as that virtual
 // host's requests would be without the name.
-func (t *Table) Lookup(name, host string) (a *App, reason authz.Reason) {
+func (t *Table) Lookup(name, host string) (a *Entry, reason authz.Reason) {
 	if name != "" {
 		if a := t.byName[name]; a != nil {
 			return a, ""
@@ -142,7 +143,7 @@ func (t *Table) Lookup(name, host string) (a *App, reason authz.Reason) {
 // wildcard is the app of the longest wildcard that matches host, as Envoy
 // matches "*.example.com": a host longer than ".example.com" that ends
 // with it. So every dot but one at the start, from the left.
-func (t *Table) wildcard(host string) *App {
+func (t *Table) wildcard(host string) *Entry {
 	if len(t.wild) == 0 || host == "" {
 		return nil
 	}
@@ -239,7 +240,7 @@ func (r *Router) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	name := parsed.ContextExtensions[ContextKey]
 	a, reason := r.table.Load().Lookup(name, parsed.Host)
 	if a != nil {
-		return a.Check.Answer(ctx, parsed), nil
+		return a.Server.Answer(ctx, parsed), nil
 	}
 	if reason == authz.ReasonUnknownApp {
 		return r.refuse(ctx, parsed.ID, authz.NoApp(reason), slog.String("app", authz.Clip(name, 64)),

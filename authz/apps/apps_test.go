@@ -25,12 +25,12 @@ func (n named) Answer(context.Context, *authz.Request) *authv3.CheckResponse {
 	}}}
 }
 
-func app(name string, hosts ...string) *App {
-	return &App{Name: name, Hosts: hosts, Check: named(name)}
+func app(name string, hosts ...string) *Entry {
+	return &Entry{Name: name, Hosts: hosts, Server: named(name)}
 }
 
 func testTable(withDefault bool) *Table {
-	var def *App
+	var def *Entry
 	if withDefault {
 		def = app("default")
 	}
@@ -149,7 +149,7 @@ func TestRouterDeniesWhatNoAppTakesWithAPageAndALogLine(t *testing.T) {
 // Lookup runs on every Check: with 50 apps an exact host costs one map
 // lookup after normalising, and a wildcard one per label.
 func BenchmarkLookup(b *testing.B) {
-	var list []*App
+	var list []*Entry
 	for i := range 50 {
 		list = append(list, app(fmt.Sprintf("app%d", i), fmt.Sprintf("app%d.example.com", i), fmt.Sprintf("*.app%d.example.org", i)))
 	}
@@ -169,7 +169,7 @@ func BenchmarkLookup(b *testing.B) {
 // What the Router adds to every Check: one app (the default, no host
 // lookup) against one of 50 apps found by its exact host.
 func BenchmarkRouterCheck(b *testing.B) {
-	var list []*App
+	var list []*Entry
 	for i := range 50 {
 		list = append(list, app(fmt.Sprintf("app%d", i), fmt.Sprintf("app%d.example.com", i)))
 	}

@@ -8,15 +8,15 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
 
 // fuzzJar returns a jar and the cookies of one valid session (chunked when
 // chunked is true: large enough to need several cookies).
 func fuzzJar(f *testing.F, chunked bool) (*Jar, *sessionpb.Session, map[string]string) {
-	now := time.Unix(1_800_000_000, 0)
-	j := NewJar(mustCodec(f, secretA), Options{}, WithClock(func() time.Time { return now }))
-	s := &sessionpb.Session{Subject: "u1", Email: "u1@example.com", CreatedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), AccessToken: "at"}
+	j := newTestJar(f, Options{}, testkit.NewClock(t0))
+	s := &sessionpb.Session{Subject: "u1", Email: "u1@example.com", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix(), AccessToken: "at"}
 	if chunked {
 		s.IdToken = strings.Repeat("x", 9000)
 	}

@@ -8,14 +8,13 @@ import (
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
 
+// t0 is where the tests' clocks start.
 var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
-
-type fakeClock struct{ now time.Time }
-
-func (c *fakeClock) Now() time.Time { return c.now }
 
 // browser applies Set-Cookie values to a cookie map the way a browser would.
 func browser(t *testing.T, jar map[string]string, setCookies []string) {
@@ -36,12 +35,13 @@ func browser(t *testing.T, jar map[string]string, setCookies []string) {
 	}
 }
 
-func newTestJar(t *testing.T, opts Options, clk *fakeClock, o ...JarOption) *Jar {
+// newTestJar is a jar sealing with secretA, reading the time from clk.
+func newTestJar(t testing.TB, opts Options, clk *testkit.Clock, o ...JarOption) *Jar {
 	return NewJar(mustCodec(t, secretA), opts, append([]JarOption{WithClock(clk.Now)}, o...)...)
 }
 
 func TestJarSessionRoundTripAndChunks(t *testing.T) {
-	clk := &fakeClock{t0}
+	clk := testkit.NewClock(t0)
 	j := newTestJar(t, Options{}, clk)
 	for _, tc := range []struct {
 		name       string
@@ -73,7 +73,7 @@ func TestJarSessionRoundTripAndChunks(t *testing.T) {
 }
 
 func TestJarStaleChunksCleared(t *testing.T) {
-	clk := &fakeClock{t0}
+	clk := testkit.NewClock(t0)
 	j := newTestJar(t, Options{}, clk)
 	cookies := map[string]string{}
 	big := &sessionpb.Session{Subject: "id1", AccessToken: strings.Repeat("a", 12000), ExpiresAt: t0.Add(time.Hour).Unix()}
@@ -95,8 +95,7 @@ func TestJarStaleChunksCleared(t *testing.T) {
 }
 
 func TestJarRejectsBadSessions(t *testing.T) {
-	clk := &fakeClock{t0}
-	j := newTestJar(t, Options{}, clk)
+	j := newTestJar(t, Options{}, testkit.NewClock(t0))
 	good := map[string]string{}
 	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", CookieMap(good))
 	browser(t, good, sc)
@@ -108,20 +107,22 @@ func TestJarRejectsBadSessions(t *testing.T) {
 	cases := []struct {
 		name    string
 		cookies map[string]string
-		at      time.Time
+		later   time.Duration // how long after t0 the cookies are read
 	}{
-		{"no cookie", map[string]string{}, t0},
-		{"expired", good, t0.Add(2 * time.Hour)},
-		{"tampered", map[string]string{"_oauth2_proxy": flipChar(good["_oauth2_proxy"], 20)}, t0},
-		{"missing middle chunk", missingChunk, t0},
+		{"no cookie", map[string]string{}, 0},
+		{"expired", good, 2 * time.Hour},
+		{"tampered", map[string]string{"_oauth2_proxy": flipChar(good["_oauth2_proxy"], 20)}, 0},
+		{"missing middle chunk", missingChunk, 0},
 		{"foreign", map[string]string{"_oauth2_proxy": func() string {
 			v, _ := mustCodec(t, secretB).Seal("_oauth2_proxy", PurposeSession, &sessionpb.Session{Subject: "x", ExpiresAt: t0.Add(time.Hour).Unix()})
 			return v
-		}()}, t0},
+		}()}, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			clk.now = tc.at
+			clk := testkit.NewClock(t0)
+			clk.Add(tc.later)
+			j := newTestJar(t, Options{}, clk)
 			if _, _, err := j.Load(t.Context(), CookieMap(tc.cookies)); !errors.Is(err, ErrNoSession) {
 				t.Fatalf("Read(%s): got %v, want ErrNoSession", tc.name, err)
 			}
@@ -135,7 +136,7 @@ func TestJarCacheServesRepeatedReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cache.Close()
-	clk := &fakeClock{t0}
+	clk := testkit.NewClock(t0)
 	j := newTestJar(t, Options{}, clk, WithCache(cache))
 	cookies := map[string]string{}
 	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", CookieMap(cookies))
@@ -149,24 +150,24 @@ func TestJarCacheServesRepeatedReads(t *testing.T) {
 	if first != second {
 		t.Fatal("Read twice: want the same cached *Session, got a fresh decode")
 	}
-	clk.now = t0.Add(2 * time.Hour)
+	clk.Add(2 * time.Hour)
 	if _, _, err := j.Load(t.Context(), CookieMap(cookies)); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("a cached session past its expiry: got %v, want ErrNoSession", err)
 	}
 }
 
 func TestJarStateFlows(t *testing.T) {
-	clk := &fakeClock{t0}
+	clk := testkit.NewClock(t0)
 	j := newTestJar(t, Options{MaxFlows: 3}, clk)
 	cookies := map[string]string{}
 	start := func(state string) {
-		ls := &sessionpb.LoginState{State: state, Nonce: "n-" + state, CreatedAt: clk.now.Unix(), ExpiresAt: clk.now.Add(15 * time.Minute).Unix()}
+		ls := &sessionpb.LoginState{State: state, Nonce: "n-" + state, CreatedAt: clk.Now().Unix(), ExpiresAt: clk.Now().Add(15 * time.Minute).Unix()}
 		sc, err := j.WriteState(ls, "h", CookieMap(cookies))
 		if err != nil {
 			t.Fatal(err)
 		}
 		browser(t, cookies, sc)
-		clk.now = clk.now.Add(time.Second)
+		clk.Add(time.Second)
 	}
 	start("tab-one-state-aaaaaaaaaaaaaa")
 	start("tab-two-state-bbbbbbbbbbbbbb")
@@ -198,14 +199,14 @@ func TestJarStateFlows(t *testing.T) {
 	if _, err := j.ReadState(strings.Repeat("l", 14)+"-forged", CookieMap(cookies)); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("a state sharing the cookie prefix but not equal must fail, got %v", err)
 	}
-	clk.now = clk.now.Add(time.Hour)
+	clk.Add(time.Hour)
 	if _, err := j.ReadState(last, CookieMap(cookies)); !errors.Is(err, ErrNoSession) {
 		t.Fatalf("expired flow: got %v, want ErrNoSession", err)
 	}
 }
 
 func TestJarCookieAttributes(t *testing.T) {
-	clk := &fakeClock{t0}
+	clk := testkit.NewClock(t0)
 	j := newTestJar(t, Options{Secure: true, HTTPOnly: true, SameSite: http.SameSiteStrictMode, Domains: []string{".example.com"}}, clk)
 	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "id1", ExpiresAt: t0.Add(time.Hour).Unix()}, "app.example.com:8443", CookieMap(map[string]string{}))
 	c, _ := http.ParseSetCookie(sc[0])
@@ -238,14 +239,13 @@ func flipChar(s string, i int) string {
 }
 
 func TestHostPrefixForcesSecureHostOnlyRootPath(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	j := NewJar(mustCodec(t, secretA), Options{Name: "__Host-session", Secure: false, Path: "/app", Domains: []string{".example.com"}}, WithClock(func() time.Time { return now }))
-	s := &sessionpb.Session{Subject: "u", CreatedAt: now.Unix(), ExpiresAt: now.Add(time.Hour).Unix(), IdToken: strings.Repeat("x", 6000)}
+	j := newTestJar(t, Options{Name: "__Host-session", Secure: false, Path: "/app", Domains: []string{".example.com"}}, testkit.NewClock(t0))
+	s := &sessionpb.Session{Subject: "u", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix(), IdToken: strings.Repeat("x", 6000)}
 	set, err := j.Save(t.Context(), s, "app.example.com", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ws, err := j.WriteState(&sessionpb.LoginState{State: "s-1234567890123456789012345678901234", ExpiresAt: now.Add(time.Minute).Unix()}, "app.example.com", nil)
+	ws, err := j.WriteState(&sessionpb.LoginState{State: "s-1234567890123456789012345678901234", ExpiresAt: t0.Add(time.Minute).Unix()}, "app.example.com", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,7 +297,7 @@ func TestJarCacheCollisionServesNoOtherSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cache.Close()
-	j := newTestJar(t, Options{}, &fakeClock{t0}, WithCache(cache))
+	j := newTestJar(t, Options{}, testkit.NewClock(t0), WithCache(cache))
 	alice, mallory := map[string]string{}, map[string]string{}
 	sc, _ := j.Save(t.Context(), &sessionpb.Session{Subject: "alice", CreatedAt: t0.Unix(), ExpiresAt: t0.Add(time.Hour).Unix()}, "h", CookieMap(alice))
 	browser(t, alice, sc)

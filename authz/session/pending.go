@@ -43,6 +43,9 @@ type pendingWrites struct {
 	mu       sync.Mutex
 	byID     map[string]*pendingWrite
 	flushing bool
+	stopped  bool               // StopPending ran: nothing is kept any more
+	cancel   context.CancelFunc // ends the running flusher; nil when none ran yet
+	done     chan struct{}      // closed when the running flusher has returned
 }
 
 // set and remove keep n in step with byID; p.mu held.
@@ -75,6 +78,9 @@ func (j *Jar) Pend(ctx context.Context, s *sessionpb.Session, cookies Cookies, u
 	p := &j.pending
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.stopped {
+		return false
+	}
 	if p.byID == nil {
 		p.byID = map[string]*pendingWrite{}
 	}
@@ -89,10 +95,34 @@ func (j *Jar) Pend(ctx context.Context, s *sessionpb.Session, cookies Cookies, u
 	if !p.flushing {
 		p.flushing = true
 		// The writes outlive the Check that asked for them: its values
-		// (trace), not its deadline.
-		go j.flushPending(context.WithoutCancel(ctx))
+		// (trace), not its deadline. StopPending cancels them.
+		base, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		p.cancel, p.done = cancel, make(chan struct{})
+		go j.flushPending(base, cancel, p.done)
 	}
 	return true
+}
+
+// StopPending ends the background writes of kept sessions and waits until
+// the writer has returned or ctx ends; afterwards Pend keeps nothing (the
+// process is shutting down). Sessions still kept are not written, and their
+// refresh locks stay held: releasing a lock before its session is stored
+// would let another replica re-read the old copy and spend the refresh
+// token the IdP already rotated, so the locks expire by themselves instead.
+func (j *Jar) StopPending(ctx context.Context) {
+	p := &j.pending
+	p.mu.Lock()
+	p.stopped = true
+	cancel, done := p.cancel, p.done
+	p.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // pendingSession is the refreshed session kept for ticket id, if any.
@@ -127,11 +157,19 @@ func (j *Jar) dropPending(id string) {
 // PendingLen is how many refreshed sessions wait for the store.
 func (j *Jar) PendingLen() int { return int(j.pending.n.Load()) }
 
-// flushPending writes the kept sessions until none is left.
-func (j *Jar) flushPending(base context.Context) {
+// flushPending writes the kept sessions until none is left or base ends
+// (StopPending), then closes done.
+func (j *Jar) flushPending(base context.Context, cancel context.CancelFunc, done chan<- struct{}) {
+	defer close(done)
+	defer cancel()
 	tick := time.NewTicker(pendingRetry)
 	defer tick.Stop()
-	for range tick.C {
+	for {
+		select {
+		case <-base.Done():
+			return
+		case <-tick.C:
+		}
 		p := &j.pending
 		p.mu.Lock()
 		batch := make([]*pendingWrite, 0, len(p.byID))
@@ -145,6 +183,9 @@ func (j *Jar) flushPending(base context.Context) {
 		}
 		p.mu.Unlock()
 		for _, w := range batch {
+			if base.Err() != nil {
+				return
+			}
 			j.flushOne(base, w)
 		}
 	}

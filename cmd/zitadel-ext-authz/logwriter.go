@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 )
 
 // Log output is batched: one line per denied request is a write(2) per
@@ -87,3 +89,35 @@ func (h flushingHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 func (h flushingHandler) WithGroup(name string) slog.Handler {
 	return flushingHandler{h.Handler.WithGroup(name), h.out}
 }
+
+// logUnit is the server's log output: a batch over stderr, the level a
+// reload can change, and the logger on top. It starts first and stops
+// last, so every unit's last line, and "stopped", get out.
+type logUnit struct {
+	out    *batchWriter
+	level  *slog.LevelVar
+	logger *slog.Logger
+}
+
+func newLogUnit(cfg *config.Config, stderr io.Writer) *logUnit {
+	u := &logUnit{out: newBatchWriter(stderr), level: new(slog.LevelVar)}
+	u.level.Set(cfg.LogLevel)
+	u.logger = newLogger(cfg, u.level, u.out)
+	return u
+}
+
+// newLogger logs to a batch over w; the caller flushes it at exit.
+func newLogger(cfg *config.Config, level slog.Leveler, w *batchWriter) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(flushingHandler{h, w})
+}
+
+// Start does nothing: the batch flushes itself from the first line on.
+func (u *logUnit) Start(context.Context) error { return nil }
+
+// Stop writes what is buffered.
+func (u *logUnit) Stop(context.Context) { u.out.Flush() }

@@ -1,9 +1,13 @@
 // Command zitadel-ext-authz is an Envoy ext_authz gRPC service that puts a
 // ZITADEL (OpenID Connect) login in front of anything behind Envoy or Istio.
 //
-// This is the one composition root: it loads the configuration, builds the
-// IdP HTTP client, the caches, oidcflow, authz, the gRPC + health server and
-// the operations HTTP server, and runs them until SIGTERM or SIGINT.
+// This package is the one composition root. serve loads the configuration,
+// and newServer (server.go) composes the process from units, each with
+// Start and Stop: the log writer, telemetry, the graph package wiring
+// builds (the IdP HTTP client, the caches, oidcflow, authz, the session
+// stores), the listeners, the gRPC + health server, the operations and
+// metrics HTTP servers, and the reload watcher; they run until SIGTERM or
+// SIGINT. check-config reaches the IdP through the same wiring.NewIdP.
 package main
 
 import (

@@ -129,14 +129,13 @@ func (rl *reloader) reload(trigger string) {
 	if len(changed) == 0 && !rl.current.AppsDiffer(next) {
 		return
 	}
-	// The running configuration with the reloadable changes applied (the
-	// key table says how; the apps take every per-app key); the others
-	// keep their running values, so the next diff still reports them
-	// until the process restarts.
+	// The running configuration with the changes a reload applies (the key
+	// table's reload column: global keys by their function, per-app keys
+	// through their apps); the others keep their running values, so the
+	// next diff still reports them until the process restarts.
 	run := *rl.current
 	run.Values = maps.Clone(rl.current.Values)
-	restart := slices.DeleteFunc(config.Reload(&run, next, changed), config.IsAppKey)
-	config.AdoptApps(&run, next)
+	restart := config.Reload(&run, next, changed)
 	applied := slices.DeleteFunc(slices.Clone(changed), func(k string) bool { return slices.Contains(restart, k) })
 	report, err := rl.built.SetApps(&run)
 	if err != nil {

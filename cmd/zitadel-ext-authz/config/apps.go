@@ -18,7 +18,7 @@ type App struct {
 	Hosts []string // exact names ("app1.example.com") and wildcards ("*.example.com"), lower case, no port
 	Own   []string // the keys the entry sets itself (the others are the top level's)
 	// Config is the effective configuration of the app: the top level with
-	// the entry's keys applied. Only the per-app keys (AppKeys) differ from
+	// the entry's keys applied. Only the per-app keys (IsAppKey) differ from
 	// the top level; Values holds those, for reload diffs and check-config.
 	*Config
 }
@@ -29,30 +29,12 @@ type App struct {
 // it.
 const DefaultAppName = apps.DefaultName
 
-// appKeys are the keys an apps entry may set besides name and hosts:
-// everything that belongs to one ZITADEL application and its cookies and
-// policy. Listeners, stores, caches, telemetry and cookie_secret stay
-// global (each app's cookie keys are derived from cookie_secret and its
-// name).
-var appKeys = []string{
-	"oidc_issuer_url", "oidc_issuer_dial_address", "client_id", "client_secret", "client_secret_file",
-	"client_auth_method", "client_key_file",
-	"redirect_url", "scope", "user_id_claim", "oidc_email_claim", "oidc_groups_claim",
-	"cookie_name", "cookie_domains", "cookie_path", "cookie_secure", "cookie_httponly", "cookie_samesite", "cookie_expire",
-	"cookie_refresh", "refresh_tokens", "offline_access_scope", "session_idle_timeout",
-	"email_domains", "allowed_groups", "insecure_oidc_allow_unverified_email",
-	"skip_auth_routes", "api_routes", "whitelist_domains",
-	"pass_access_token", "pass_authorization_header", "set_xauthrequest", "pass_user_headers",
-	"skip_provider_button", "provider_display_name",
-	"skip_jwt_bearer_tokens", "extra_jwt_audiences", "zitadel_project_id", "introspect_jwt_bearer_tokens",
-	"introspection_client_id", "introspection_client_secret", "introspection_key_file", "introspection_url", "introspection_budget",
-	"zitadel_organization_id", "zitadel_organization_domain", "step_up_acr_values",
-	"prompt", "approval_prompt", "acr_values", "proxy_prefix", "backend_logout_url", "session_cookie_minimal", "cookie_csrf_expire",
-	"skip_auth_preflight", "trusted_ips", "reverse_proxy", "real_client_ip_header", "trusted_proxy_hops", "csrf_allowed_origins", "authenticated_emails_file",
-	"prefer_email_to_user", "pass_basic_auth", "basic_auth_password", "extra_jwt_issuers",
-	"skip_oidc_discovery", "login_url", "redeem_url", "oidc_jwks_url", "profile_url",
-	"banner", "footer", "custom_sign_in_logo", "custom_templates_dir",
-}
+// appKeys are the keys an apps entry may set besides name and hosts, in
+// table order: the table's per-app keys (everything that belongs to one
+// ZITADEL application and its cookies and policy). Listeners, stores,
+// caches, telemetry and cookie_secret stay global (each app's cookie keys
+// are derived from cookie_secret and its name).
+var appKeys = keyNames(key.perApp)
 
 // IsAppKey reports whether an apps entry may set key.
 func IsAppKey(key string) bool { return slices.Contains(appKeys, key) }
@@ -94,25 +76,6 @@ func (a *App) AppValues() map[string]string {
 	return out
 }
 
-// MaskedApp is an app's effective per-app settings, one "key = value" line
-// each with secrets masked, the entry's own keys marked: what check-config
-// prints under the app's name.
-func (a *App) MaskedApp() []string {
-	lines := []string{"hosts = " + fmt.Sprint(a.Hosts)}
-	for _, name := range appKeys {
-		k, _ := lookup(name)
-		v := a.Values[name]
-		if k.secret && v != "" && v != "[]" {
-			v = "****** (set)"
-		}
-		if slices.Contains(a.Own, name) {
-			v += "   # this app's"
-		}
-		lines = append(lines, name+" = "+v)
-	}
-	return lines
-}
-
 // buildApps reads the apps list: each entry's keys over the top level's.
 func (r *resolver) buildApps(c *Config) {
 	raw := r.v.Get("apps")
@@ -126,73 +89,21 @@ func (r *resolver) buildApps(c *Config) {
 	}
 	owner := map[string]string{} // host → app
 	for i, e := range entries {
-		table, ok := toTable(e)
-		if !ok {
-			r.fail("apps", "entry %d: want a table with name, hosts and the app's keys", i+1)
+		app, table := r.appEntry(c, i, e)
+		if app == nil {
 			return
 		}
-		name, _ := table["name"].(string)
-		where := fmt.Sprintf("apps[%d]", i+1)
-		switch {
-		case name == "":
-			r.fail(where, "name is required (lower-case letters, digits, - and _), e.g. name = \"shop\"")
-			return
-		case !appName.MatchString(name):
-			r.fail(where, "name %q: use lower-case letters, digits, - and _ (at most 63)", name)
-			return
-		case name == DefaultAppName:
-			r.fail(where, "name %q is taken by the app of the top-level keys; choose another", name)
-			return
-		case slices.ContainsFunc(c.Apps, func(a *App) bool { return a.Name == name }):
-			r.fail(where, "name %q is used twice", name)
-			return
-		}
-		where = "apps[" + name + "]"
-		app := &App{Name: name}
-		for k, v := range table {
-			switch {
-			case k == "name":
-			case k == "hosts":
-				app.Hosts = r.hosts(where, v)
-			case IsAppKey(k):
-				app.Own = append(app.Own, k)
-			default:
-				if _, known := lookup(k); known {
-					r.fail(where+"."+k, "not a per-app key; set it at the top level (per-app keys: hosts, %s)", strings.Join(appKeys, ", "))
-				} else {
-					r.fail(where+"."+k, "unknown key (per-app keys: hosts, %s)", strings.Join(appKeys, ", "))
-				}
-				return
-			}
-		}
+		where := "apps[" + app.Name + "]"
 		for _, h := range app.Hosts {
 			if other, taken := owner[h]; taken {
 				r.fail(where+".hosts", "host %q is also claimed by apps[%s]; a host belongs to one app", h, other)
 				return
 			}
-			owner[h] = name
+			owner[h] = app.Name
 		}
-		sub := &resolver{fs: r.fs, v: r.v, getenv: r.getenv, app: table, parent: r, where: where + "."}
-		cfg, err := sub.build()
-		if err != nil {
-			r.err = err
+		if app.Config = r.appConfig(where, table); app.Config == nil {
 			return
 		}
-		for _, w := range sub.warnings {
-			if !slices.Contains(r.warnings, w) {
-				r.warnings = append(r.warnings, where+": "+w)
-			}
-		}
-		cfg.Values = make(map[string]string, len(appKeys))
-		for _, k := range appKeys {
-			v, ok := sub.raw(k)
-			if !ok {
-				known, _ := lookup(k) // appKeys are all in the table (TestAppKeysAreKeys)
-				v = known.def
-			}
-			cfg.Values[k] = fmt.Sprint(v)
-		}
-		app.Config = cfg
 		c.Apps = append(c.Apps, app)
 	}
 	for _, a := range c.Apps {
@@ -203,6 +114,74 @@ func (r *resolver) buildApps(c *Config) {
 	if len(c.Apps) == 0 && !c.HasDefaultApp() {
 		r.fail("client_id", "required: the client id of your ZITADEL web application (or an apps list)")
 	}
+}
+
+// appEntry reads entry i of the apps list: its name (unique, not the
+// default app's), its hosts, and which of its keys it sets, each of which
+// must be a per-app key. It returns the entry as a table, or nil after
+// r.fail.
+func (r *resolver) appEntry(c *Config, i int, e any) (*App, map[string]any) {
+	table, ok := toTable(e)
+	if !ok {
+		r.fail("apps", "entry %d: want a table with name, hosts and the app's keys", i+1)
+		return nil, nil
+	}
+	name, _ := table["name"].(string)
+	where := fmt.Sprintf("apps[%d]", i+1)
+	switch {
+	case name == "":
+		r.fail(where, "name is required (lower-case letters, digits, - and _), e.g. name = \"shop\"")
+		return nil, nil
+	case !appName.MatchString(name):
+		r.fail(where, "name %q: use lower-case letters, digits, - and _ (at most 63)", name)
+		return nil, nil
+	case name == DefaultAppName:
+		r.fail(where, "name %q is taken by the app of the top-level keys; choose another", name)
+		return nil, nil
+	case slices.ContainsFunc(c.Apps, func(a *App) bool { return a.Name == name }):
+		r.fail(where, "name %q is used twice", name)
+		return nil, nil
+	}
+	where = "apps[" + name + "]"
+	app := &App{Name: name}
+	for k, v := range table {
+		switch {
+		case k == "name":
+		case k == "hosts":
+			if app.Hosts, ok = r.hosts(where, v); !ok {
+				return nil, nil
+			}
+		case IsAppKey(k):
+			app.Own = append(app.Own, k)
+		default:
+			what := "unknown key"
+			if _, known := lookup(k); known {
+				what = "not a per-app key; set it at the top level"
+			}
+			r.fail(where+"."+k, "%s (per-app keys: hosts, %s)", what, strings.Join(appKeys, ", "))
+			return nil, nil
+		}
+	}
+	return app, table
+}
+
+// appConfig builds an app's effective configuration: the entry's table
+// over the top level, read by a resolver of its own so errors name
+// apps[name].key. Its warnings join r's, once each. Nil after an error.
+func (r *resolver) appConfig(where string, table map[string]any) *Config {
+	sub := &resolver{fs: r.fs, v: r.v, getenv: r.getenv, app: table, parent: r, where: where + "."}
+	cfg, err := sub.build()
+	if err != nil {
+		r.err = err
+		return nil
+	}
+	for _, w := range sub.warnings {
+		if !slices.Contains(r.warnings, w) {
+			r.warnings = append(r.warnings, where+": "+w)
+		}
+	}
+	cfg.Values = sub.values(appKeys)
+	return cfg
 }
 
 // toTable is an apps entry as a map with lower-case keys (TOML, YAML and
@@ -232,25 +211,25 @@ func toTable(e any) (map[string]any, bool) {
 }
 
 // hosts reads an app's hosts: a list (or comma-separated string) of exact
-// names and *.domain wildcards, without ports.
-func (r *resolver) hosts(where string, v any) []string {
+// names and *.domain wildcards, without ports; false after r.fail.
+func (r *resolver) hosts(where string, v any) ([]string, bool) {
 	list, ok := toStrings(v)
 	if !ok {
 		r.fail(where+".hosts", "want a list of host names")
-		return nil
+		return nil, false
 	}
 	var out []string
 	for _, h := range list {
 		h = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(h), "."))
 		if !hostPattern.MatchString(h) {
 			r.fail(where+".hosts", "%q is not a host name or *.domain wildcard (no scheme, port or path)", h)
-			return nil
+			return nil, false
 		}
 		if !slices.Contains(out, h) {
 			out = append(out, h)
 		}
 	}
-	return out
+	return out, true
 }
 
 // IssuerDials joins every app's oidc_issuer_dial_address: the dial map of
@@ -261,26 +240,4 @@ func (c *Config) IssuerDials() map[string]string {
 		maps.Copy(m, a.IssuerDial)
 	}
 	return m
-}
-
-// AppsDiffer reports whether c and next serve different apps or apps with
-// different settings.
-func (c *Config) AppsDiffer(next *Config) bool {
-	x, y := c.AllApps(), next.AllApps()
-	return len(x) != len(y) || slices.ContainsFunc(x, func(a *App) bool {
-		i := slices.IndexFunc(y, func(b *App) bool { return b.Name == a.Name })
-		return i < 0 || !maps.Equal(a.AppValues(), y[i].AppValues())
-	})
-}
-
-// AdoptApps gives run next's apps: the default app's settings (the
-// top-level per-app keys) and the apps list. The wiring applies them
-// without a restart (see wiring.SetApps).
-func AdoptApps(run, next *Config) {
-	run.OIDC, run.Authz, run.Cookie = next.OIDC, next.Authz, next.Cookie
-	run.Bearer, run.BearerEnabled, run.IssuerDial = next.Bearer, next.BearerEnabled, next.IssuerDial
-	run.Apps, run.FileDigests = next.Apps, next.FileDigests
-	for _, k := range appKeys {
-		run.Values[k] = next.Values[k]
-	}
 }

@@ -163,7 +163,7 @@ redirect_url = "::"`, "apps[a].redirect_url"},
 	}
 }
 
-func TestAppsDifferAndAdoptApps(t *testing.T) {
+func TestAppsDifferAndReloadTakesThem(t *testing.T) {
 	load := func(body string) *Config {
 		c, _, err := Load([]string{"--config", write(t, "c.toml", body)}, env(nil))
 		if err != nil {
@@ -183,9 +183,11 @@ func TestAppsDifferAndAdoptApps(t *testing.T) {
 	if !a.AppsDiffer(d) { // blog inherits the top level's
 		t.Error("a changed inherited key made no difference")
 	}
-	AdoptApps(a, c)
+	if restart := Reload(a, c, a.Changed(c)); len(restart) != 0 {
+		t.Errorf("Reload: %v need a restart, want none", restart)
+	}
 	if !slices.Equal(a.Apps[0].Authz.AllowedGroups, []string{"sellers"}) || a.AppsDiffer(c) {
-		t.Error("AdoptApps did not take the apps")
+		t.Error("Reload did not take the apps")
 	}
 }
 
@@ -232,15 +234,6 @@ func TestOfflineAccessScope(t *testing.T) {
 		}
 		if got := slices.Contains(c.OIDC.Scopes, "offline_access"); got != tc.want {
 			t.Errorf("%q: offline_access requested %v, want %v (scopes %v)", tc.extra, got, tc.want, c.OIDC.Scopes)
-		}
-	}
-}
-
-// Every per-app key is a key of the table (apps read their defaults there).
-func TestAppKeysAreKeys(t *testing.T) {
-	for _, k := range appKeys {
-		if _, ok := lookup(k); !ok {
-			t.Errorf("per-app key %q is not in the key table", k)
 		}
 	}
 }

@@ -110,6 +110,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"cookie_samesite", `cookie_samesite = "sometimes"`},
 		{"cookie_expire", `cookie_expire = "forever"`},
 		{"idp_timeout", `idp_timeout = "0s"`},
+		// 0 would quietly have been the default (5m, 10s).
+		{"introspection_cache_ttl", `introspection_cache_ttl = "0s"`},
+		{"introspection_negative_ttl", `introspection_negative_ttl = "0s"`},
 		{"api_routes", `api_routes = ["("]`},
 		{"grpc_address", `grpc_address = "9001"`},
 		{"code_challenge_method", `code_challenge_method = "plain"`},

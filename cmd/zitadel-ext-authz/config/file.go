@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,4 +74,21 @@ func errorLine(err error, data []byte) int {
 		return bytes.Count(data[:min(int(jsonErr.Offset), len(data))], []byte("\n")) + 1
 	}
 	return 0 // YAML errors name their line in their text
+}
+
+// readFile reads the file a key names, recording a digest of its content
+// (a reload compares them: a rotated secret applies without a restart).
+func (r *resolver) readFile(c *Config, key, path string) ([]byte, bool) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		r.fail(key, "%v", err)
+		return nil, false
+	}
+	sum := sha256.Sum256(data)
+	if c.FileDigests == nil {
+		c.FileDigests = map[string]string{}
+	}
+	c.FileDigests[key] += "sha256:" + hex.EncodeToString(sum[:8])
+	c.Files = append(c.Files, path)
+	return data, true
 }

@@ -79,3 +79,57 @@ func (r *resolver) idpTLS(c *Config) *tls.Config {
 	}
 	return cfg
 }
+
+// clientAuth reads client_auth_method and what it needs: a secret for
+// basic and post, none for none, client_key_file for private_key_jwt
+// (whose clientId is the client id when client_id is unset).
+func (r *resolver) clientAuth(c *Config, noDefault bool) {
+	method := r.str("client_auth_method")
+	c.OIDC.AuthMethod = method
+	keyPath := r.str("client_key_file")
+	switch method {
+	case oidcflow.AuthBasic, oidcflow.AuthPost:
+		if c.OIDC.ClientSecret == "" && !noDefault {
+			r.fail("client_secret", "required: the client secret of your ZITADEL web application (authentication method %s), or client_secret_file; a PKCE app needs client_auth_method = \"none\", a JWT app \"private_key_jwt\"", oidcflow.ConsoleName(method))
+		}
+	case oidcflow.AuthNone:
+		if c.OIDC.ClientSecret != "" {
+			r.warnings = append(r.warnings, r.where+"client_secret: set, but client_auth_method is none (a public PKCE client): the secret is not sent")
+			c.OIDC.ClientSecret = ""
+		}
+	case oidcflow.AuthPrivateKeyJWT:
+		if keyPath == "" {
+			if !noDefault {
+				r.fail("client_key_file", "required with client_auth_method = \"private_key_jwt\": the key file ZITADEL's console downloads for a JWT app (app → Keys → New)")
+			}
+			return
+		}
+	default:
+		r.fail("client_auth_method", "want basic (ZITADEL: Code), post (Post), none (PKCE) or private_key_jwt (JWT), got %q", method)
+		return
+	}
+	if keyPath == "" {
+		return
+	}
+	if method != oidcflow.AuthPrivateKeyJWT {
+		r.fail("client_key_file", "set, but client_auth_method is %q: set client_auth_method = \"private_key_jwt\" to use the key", method)
+		return
+	}
+	data, ok := r.readFile(c, "client_key_file", keyPath)
+	if !ok {
+		return
+	}
+	k, err := oidcflow.ParseKeyFile(data)
+	if err != nil {
+		r.fail("client_key_file", "%s: %v", keyPath, err)
+		return
+	}
+	switch {
+	case c.OIDC.ClientID == "":
+		c.OIDC.ClientID = k.ClientID
+	case c.OIDC.ClientID != k.ClientID:
+		r.fail("client_key_file", "%s is the key of client %q, but client_id is %q", keyPath, k.ClientID, c.OIDC.ClientID)
+		return
+	}
+	c.OIDC.ClientKey = k
+}

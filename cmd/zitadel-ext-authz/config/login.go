@@ -14,7 +14,7 @@ import (
 
 // buildLogin: what the login flow sends and shows, as oauth2-proxy's keys
 // of the same names say (prompt, approval_prompt, acr_values,
-// proxy_prefix, backend_logout_url, session_cookie_minimal,
+// proxy_prefix and redirect_url, backend_logout_url, session_cookie_minimal,
 // cookie_csrf_expire and the sign-in page's banner, footer, logo and
 // templates).
 func (r *resolver) buildLogin(c *Config) {
@@ -36,8 +36,11 @@ func (r *resolver) buildLogin(c *Config) {
 	if p := a.ProxyPrefix; p == "" || p[0] != '/' || strings.HasSuffix(p, "/") || strings.ContainsAny(p, "?#") {
 		r.fail("proxy_prefix", "want a path such as /oauth2 (a leading slash, none at the end), got %q", p)
 	}
-	if _, set := r.raw("redirect_url"); !set {
-		a.RedirectURL = a.ProxyPrefix + "/callback"
+	// Unset, redirect_url is the callback under proxy_prefix (defaultOf):
+	// authz never has to default it.
+	a.RedirectURL = r.str("redirect_url")
+	if u, err := url.Parse(a.RedirectURL); err != nil || (u.IsAbs() && u.Host == "") || u.Path == "" || u.Path[0] != '/' {
+		r.fail("redirect_url", "%q is neither an absolute URL nor a path such as /oauth2/callback", a.RedirectURL)
 	}
 	if u := r.str("backend_logout_url"); u != "" {
 		if pu, err := url.Parse(strings.ReplaceAll(u, "{id_token}", "x")); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {

@@ -105,21 +105,21 @@ func NewMetrics(version string) *Metrics {
 	return m
 }
 
-// App is the Observer of one app's Checks (authz.Observer) and its IdP
+// AppMetrics is the Observer of one app's Checks (authz.Observer) and its IdP
 // calls (ObserveIdP); its name labels them. Names come from the
 // configuration only (never from a request), so the labels stay bounded.
-type App struct {
+type AppMetrics struct {
 	m    *Metrics
 	name string
 }
 
 // ForApp observes the app called name (config.DefaultAppName for the
 // top-level keys' app, NoApp for Checks no app answered).
-func (m *Metrics) ForApp(name string) App { return App{m, name} }
+func (m *Metrics) ForApp(name string) AppMetrics { return AppMetrics{m, name} }
 
 // Decided implements authz.Observer: it counts the Check and, when the
 // Check is traced, puts the app and the decision on its span.
-func (a App) Decided(ctx context.Context, d *authz.Decision, elapsed time.Duration) {
+func (a AppMetrics) Decided(ctx context.Context, d *authz.Decision, elapsed time.Duration) {
 	m := a.m
 	kind := d.Kind()
 	k := checkKey{a.name, kind, d.Reason}
@@ -155,7 +155,7 @@ func (a App) Decided(ctx context.Context, d *authz.Decision, elapsed time.Durati
 
 // ObserveIdP is oidcflow's observer. Cache lookups are counted by the
 // caches' own metrics (WatchCache), so they are skipped here.
-func (a App) ObserveIdP(call, outcome string, d time.Duration) {
+func (a AppMetrics) ObserveIdP(call, outcome string, d time.Duration) {
 	m := a.m
 	if call == "token_cache" {
 		return

@@ -33,18 +33,24 @@ type Sessions struct {
 	sub     *redisstore.Subscription // set by Follow
 	revoked *backchannel.Revocations
 	replay  backchannel.ReplayGuard
+	now     func() time.Time // dates the logouts recorded here
 	closers []func()
 }
 
-func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger) (*Sessions, error) {
-	s := &Sessions{}
+// newSessions builds the stores and the L1 cache for cfg; now is the
+// process's clock (nil: time.Now).
+func newSessions(cfg *config.Config, m *telemetry.Metrics, logger *slog.Logger, now func() time.Time) (*Sessions, error) {
+	if now == nil {
+		now = time.Now
+	}
+	s := &Sessions{now: now}
 	if cfg.Redis != nil {
 		// go-redis ignores context deadlines unless told: without this a
 		// stalled Redis would hold a Check for its 3 s read timeout, past
 		// Envoy's deadline.
 		opts := *cfg.Redis
 		opts.ContextTimeoutEnabled = true
-		s.redis = redisstore.New(redis.NewUniversalClient(&opts), logger)
+		s.redis = redisstore.New(redis.NewUniversalClient(&opts), logger, redisstore.WithClock(now))
 		if opts.MasterName != "" && cfg.RedisMinReplicas > 0 {
 			// Sentinel: an acknowledged write survives a failover.
 			s.redis.SetMinReplicas(cfg.RedisMinReplicas, 500*time.Millisecond)
@@ -117,7 +123,7 @@ func (s *Sessions) forApp(app string, cookieExpire time.Duration) (jarOpts []ses
 	}
 	authzOpts = append(authzOpts, authz.WithRevocations(revocations{s.revoked, s.redis, scope}))
 	return jarOpts, authzOpts, enderFunc(func(ctx context.Context, sid, sub string) error {
-		now := time.Now()
+		now := s.now()
 		until := now.Add(cookieExpire)
 		s.revoked.Add(scope(sid), scope(sub), now, until)
 		if s.redis != nil {
@@ -204,10 +210,10 @@ func (s *Sessions) Follow(ctx context.Context, logger *slog.Logger) {
 
 // Run delivers the other replicas' announcements (L1 invalidations,
 // logouts of cookie sessions) until ctx ends; Follow subscribed.
-func (s *Sessions) Run(ctx context.Context) error {
+func (s *Sessions) Run(ctx context.Context) {
 	if s.sub == nil {
 		<-ctx.Done()
-		return nil
+		return
 	}
 	s.sub.Deliver(ctx, redisstore.Events{
 		Invalidate: s.invalidate,
@@ -217,7 +223,6 @@ func (s *Sessions) Run(ctx context.Context) error {
 			}
 		},
 	})
-	return nil
 }
 
 // addRevocation records what another replica announced.
