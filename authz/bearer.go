@@ -63,6 +63,7 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 	if b.Via == "introspection" {
 		reason = ReasonBearerIntrospection
 	}
-	d := s.allowWith(r, reason, s.identityBlock(b, func() identity { return identity{user: u} }), extra...)
+	of := func() identity { return identity{user: u, expires: b.Expiry} }
+	d := s.allowWith(r, reason, s.asserted(r, b, s.identityBlock(b, of), of), extra...)
 	return withSubject(d, u.sub)
 }

@@ -30,6 +30,9 @@ type Config struct {
 	// StepUpACRValues is sent as acr_values when a route's required_amr
 	// sends the user back to the IdP (step_up_acr_values).
 	StepUpACRValues string
+	// IdentityJWT is the signed identity assertion on allowed answers
+	// (identity_jwt_*; assertion.go).
+	IdentityJWT IdentityJWT
 	// AllowUnverifiedEmail accepts e-mail addresses the IdP marks unverified
 	// for the email_domains check (insecure_oidc_allow_unverified_email).
 	AllowUnverifiedEmail bool
@@ -42,6 +45,15 @@ type Config struct {
 	PassAuthorizationHeader bool
 	SetXAuthRequest         bool
 	PassUserHeaders         bool
+	// ClaimHeaders (claim_headers) send claims of the user upstream, each
+	// under its header name, in this order (the config sorts them by
+	// name); oidcflow computed the values (Identity.ClaimValues). A
+	// client-sent header of each name is removed on every allowed request,
+	// whether or not the user has the claim.
+	ClaimHeaders []ClaimHeader
+	// IDTokenHeader (id_token_header) sends a session's ID token upstream
+	// in this header; "": none. A client-sent one is always removed.
+	IDTokenHeader string
 
 	// RefreshBeforeExpiry refreshes the tokens this long before the access
 	// token expires (refresh_before_expiry, default 1m).
@@ -98,6 +110,11 @@ type Config struct {
 // DefaultProviderDisplayName is provider_display_name's default, the one
 // default the key table and Config share.
 const DefaultProviderDisplayName = "ZITADEL"
+
+// ClaimHeader is one claim_headers entry: the upstream header Name
+// (CheckUpstreamHeader accepts it) carries the value of the claim at
+// Claim, a path as oidcflow.Config.ClaimHeaders has it.
+type ClaimHeader struct{ Name, Claim string }
 
 // Route is one skip_auth_routes entry: an optional method and a path
 // regexp, which with Negate ("METHOD!=regex", "!=regex") matches the paths

@@ -2,8 +2,11 @@ package authz
 
 import (
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 
@@ -64,6 +67,10 @@ func headerSets(c Config) []headerSet {
 type identity struct {
 	user
 	accessToken, idToken string
+	// For the identity assertion (assertion.go): the IdP's session id,
+	// and when the session or token ends (zero: unknown).
+	sid     string
+	expires time.Time
 }
 
 // memo is where a rendered identity block is kept for reuse: a cached
@@ -82,9 +89,11 @@ func (s *Server) allowSession(r *Request, e *session.Entry, sess *sessionpb.Sess
 	if e != nil && e.Session == sess {
 		m = e
 	}
-	return s.allowWith(r, ReasonSession, s.identityBlock(m, func() identity {
-		return identity{user: fromSession(sess), accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken()}
-	}))
+	of := func() identity {
+		return identity{user: fromSession(sess), accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken(),
+			sid: sess.GetSessionId(), expires: unixTime(sess.GetExpiresAt())}
+	}
+	return s.allowWith(r, ReasonSession, s.asserted(r, m, s.identityBlock(m, of), of))
 }
 
 // identityBlock returns m's rendered block for the configuration in force,
@@ -131,6 +140,12 @@ func (s *Server) identityHeaders(set *settings, id identity) []Header {
 		if hs.withToken {
 			add(hs.names.token, id.accessToken)
 		}
+	}
+	for _, ch := range set.ClaimHeaders {
+		add(ch.Name, id.claimValues[ch.Claim])
+	}
+	if set.IDTokenHeader != "" {
+		add(set.IDTokenHeader, id.idToken)
 	}
 	if set.PassAuthorizationHeader && id.idToken != "" {
 		add("authorization", "Bearer "+id.idToken)
@@ -179,6 +194,78 @@ func (s *Server) stripClientHeaders(r *Request, d *Decision, set []string, extra
 			d.RemoveUpstream = append(d.RemoveUpstream, name)
 		}
 	}
+	conf := s.conf()
+	for _, ch := range conf.ClaimHeaders {
+		stripConfigured(r, d, ch.Name, set)
+	}
+	if conf.IDTokenHeader != "" {
+		stripConfigured(r, d, conf.IDTokenHeader, set)
+	}
+}
+
+// stripConfigured removes a client-sent header of a configured name
+// (claim_headers, id_token_header) unless the block sets it, and its
+// underscored spelling always (configured names have no '_'). The
+// underscored name is spelled in a stack buffer and looked up without a
+// string: no allocation unless the client sent it.
+func stripConfigured(r *Request, d *Decision, name string, set []string) {
+	if _, sent := r.Headers[name]; sent && !slices.Contains(set, name) {
+		d.RemoveUpstream = append(d.RemoveUpstream, name)
+	}
+	if strings.IndexByte(name, '-') < 0 {
+		return
+	}
+	var buf [maxUpstreamHeaderName]byte
+	under := append(buf[:0], name...)
+	for i, c := range under {
+		if c == '-' {
+			under[i] = '_'
+		}
+	}
+	if _, sent := r.Headers[string(under)]; sent {
+		d.RemoveUpstream = append(d.RemoveUpstream, string(under))
+	}
+}
+
+// maxUpstreamHeaderName bounds a configured header name.
+const maxUpstreamHeaderName = 100
+
+// reservedHeaders can't be configured as upstream headers: ours, the
+// hop-by-hop ones (RFC 9110 §7.6.1), those that frame or route the request
+// or carry its credentials, and those Envoy or the proxies before it set.
+var reservedHeaders = []string{
+	"host", "connection", "keep-alive", "proxy-connection", "transfer-encoding", "te", "trailer", "upgrade",
+	"proxy-authenticate", "proxy-authorization", "authorization", "www-authenticate",
+	"content-length", "content-type", "content-encoding", "expect", "location", "forwarded", "via",
+	"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-real-ip", "x-request-id",
+	"traceparent", "tracestate",
+}
+
+// CheckUpstreamHeader says why name can't be a header we set for the
+// upstream from configuration (claim_headers, id_token_header); nil when
+// it can. A name is a lower-case HTTP token (RFC 9110 §5.6.2) without '_'
+// (servers that read headers as CGI variables can't tell it from '-'),
+// and none of ours, the hop-by-hop, framing, credential and proxy headers,
+// and Envoy's own (x-envoy-*).
+func CheckUpstreamHeader(name string) error {
+	switch {
+	case name == "":
+		return errors.New("an empty header name")
+	case len(name) > maxUpstreamHeaderName:
+		return fmt.Errorf("header name %.20q… is longer than %d characters", name, maxUpstreamHeaderName)
+	case strings.ContainsFunc(name, func(c rune) bool { return !headerNameChar(c) }):
+		return fmt.Errorf("%q is not a header name: use lower-case letters, digits and '-'", name)
+	case slices.Contains(identityHeaders, name):
+		return fmt.Errorf("%q is one of our identity headers", name)
+	case slices.Contains(reservedHeaders, name) || strings.HasPrefix(name, "x-envoy-") || strings.TrimPrefix(name, "set-") == "cookie":
+		return fmt.Errorf("%q is a header the request can't do without or the proxies set; choose another name", name)
+	}
+	return nil
+}
+
+// headerNameChar: a lower-case tchar other than '_' (RFC 9110 §5.6.2).
+func headerNameChar(c rune) bool {
+	return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' || strings.ContainsRune("-!#$%&'*+.^`|~", c)
 }
 
 // stripOurCookies drops our own cookies from the Cookie header the upstream

@@ -30,6 +30,7 @@ const (
 	ReasonLoginCompleted Reason = "login_completed"
 	ReasonSignOut        Reason = "sign_out"
 	ReasonStepUpRedirect Reason = "step_up_redirect"
+	ReasonJWKS           Reason = "jwks"
 )
 
 // Without a (valid) session or token.
@@ -129,6 +130,7 @@ var reasons = map[Reason]reasonSpec{
 	ReasonLoginCompleted: {status: http.StatusFound},
 	ReasonSignOut:        {status: http.StatusFound},
 	ReasonStepUpRedirect: {status: http.StatusUnauthorized, page: page{Title: "Sign in again to continue"}},
+	ReasonJWKS:           {status: http.StatusOK},
 
 	ReasonNoSession:          {status: http.StatusUnauthorized, challenge: challengeBearer},
 	ReasonNoBearer:           {status: http.StatusUnauthorized, challenge: challengeBearer},

@@ -101,6 +101,8 @@ type identityBlock struct {
 	names  []string                    // the header names it sets
 	fields map[string]*structpb.Value  // the user's dynamic metadata fields
 	meta   metaList                    // finished dynamic metadata, per reason
+	// assertion is the signed identity assertion among opts (nil: none).
+	assertion *assertion
 }
 
 func renderIdentity(set *settings, headers []Header, fields map[string]*structpb.Value) *identityBlock {

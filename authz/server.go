@@ -44,6 +44,7 @@ type Server struct {
 	revocations Revocations // nil: none (back-channel logout in cookie mode)
 	app         string      // the app's name, in dynamic metadata (WithApp)
 	reasonMeta  reasonCache // dynamic metadata of answers without a user
+	signer      Signer      // nil: no identity assertions
 }
 
 // WithApp names the app this Server answers for (several apps on one
@@ -117,7 +118,7 @@ type settings struct {
 }
 
 // paths are our endpoints under ProxyPrefix (oauth2-proxy's names).
-type paths struct{ start, signIn, signOut, userinfo string }
+type paths struct{ start, signIn, signOut, userinfo, jwks string }
 
 // Defaults of the Config, which the configuration's key table shows.
 const (
@@ -150,7 +151,7 @@ func compile(cfg Config) (*settings, error) {
 	}
 	p := cfg.ProxyPrefix
 	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg),
-		paths:       paths{start: p + "/start", signIn: p + "/sign_in", signOut: p + "/sign_out", userinfo: p + "/userinfo"},
+		paths:       paths{start: p + "/start", signIn: p + "/sign_in", signOut: p + "/sign_out", userinfo: p + "/userinfo", jwks: p + "/jwks"},
 		pageHeaders: pageHeadersFor(cfg.Pages)}, nil
 }
 
@@ -205,6 +206,7 @@ func (s *Server) Answer(ctx context.Context, r *Request) (resp *authv3.CheckResp
 		s.decided(ctx, r.ID, d, start)
 	}()
 	d = s.Decide(ctx, r)
+	s.stripAssertion(r, d)
 	s.attachMetadata(d)
 	return d.Response()
 }
@@ -254,6 +256,8 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 		return s.signOut(ctx, r)
 	case set.paths.userinfo:
 		return s.userinfo(ctx, r)
+	case set.paths.jwks:
+		return s.jwks()
 	}
 	if s.skipAuth(r) {
 		return s.allowAnonymous(r, ReasonSkipAuthRoute)

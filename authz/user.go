@@ -29,20 +29,24 @@ type user struct {
 	orgDomain       string
 	authTime        time.Time
 	amr             []string
+	// claimValues are the claim_headers values, by claim path (oidcflow
+	// made them header-safe); shared read-only with the session they came
+	// from or were stored in.
+	claimValues map[string]string
 }
 
 // fromClaims is the user of verified claims (oidcflow cleaned them).
 func fromClaims(id oidcflow.Identity) user {
 	return user{sub: id.Subject, name: id.User, email: id.Email, emailVerified: id.EmailVerified, emailUnverified: id.EmailUnverified,
 		username: id.PreferredUsername, groups: id.Groups, roleGrants: id.RoleGrants, orgID: id.OrgID, orgDomain: id.OrgDomain,
-		authTime: id.AuthTime, amr: id.AMR}
+		authTime: id.AuthTime, amr: id.AMR, claimValues: id.ClaimValues}
 }
 
 // fromSession is the user a stored session holds.
 func fromSession(s *sessionpb.Session) user {
 	u := user{sub: s.GetSubject(), name: s.GetUser(), email: s.GetEmail(), emailVerified: s.GetEmailVerified(),
 		username: s.GetPreferredUsername(), groups: s.GetGroups(), roleGrants: s.GetRoleGrants(), roleOrg: s.GetRoleOrg(),
-		orgID: s.GetOrgId(), orgDomain: s.GetOrgDomain(), amr: s.GetAmr()}
+		orgID: s.GetOrgId(), orgDomain: s.GetOrgDomain(), amr: s.GetAmr(), claimValues: s.GetClaimValues()}
 	if t := s.GetAuthTime(); t > 0 {
 		u.authTime = time.Unix(t, 0)
 	}
@@ -60,16 +64,17 @@ func (u user) writeTo(sess *sessionpb.Session) {
 		sess.RoleGrants, sess.RoleOrg = compactGrants(u.roleGrants)
 	}
 	sess.OrgId, sess.OrgDomain, sess.Amr = u.orgID, u.orgDomain, u.amr
+	sess.ClaimValues = u.claimValues
 	sess.AuthTime = 0
 	if !u.authTime.IsZero() {
 		sess.AuthTime = u.authTime.Unix()
 	}
 }
 
-// refreshed is u as a refresh's new claims (next) say: roles, names and
-// the organization may change; how and when the user signed in does not (a
-// refresh is no sign-in), and an ID token without the organization keeps
-// the one u has.
+// refreshed is u as a refresh's new claims (next) say: roles, names, the
+// claim_headers values and the organization may change; how and when the
+// user signed in does not (a refresh is no sign-in), and an ID token
+// without the organization keeps the one u has.
 func (u user) refreshed(next user) user {
 	next.authTime, next.amr = u.authTime, u.amr
 	if next.orgID == "" {

@@ -27,7 +27,11 @@
 //     (optional claims of the wrong JSON type dropped, not fatal);
 //   - identity.go: claims to Identity, ZITADEL's role claims (both claim
 //     names, the role → org id → domain shape) counted as groups and as
-//     role@org grants, every value made header-safe;
+//     role@org grants, every value made header-safe; claim paths (a whole
+//     name first, then dotted into objects);
+//   - claimheaders.go: claim_headers, the configured claims' values as
+//     header values (lists joined, role claims as role names, objects as
+//     JSON; cleaned and bounded);
 //   - refresh.go: refresh with rotating refresh tokens (shared calls, a grace
 //     cache), revocation (RFC 7009);
 //   - logout.go: back-channel logout tokens; endsession.go: the end-session

@@ -30,6 +30,10 @@ type Identity struct {
 	// absent) and amr (RFC 8176: pwd, mfa, otp, user, …).
 	AuthTime time.Time
 	AMR      []string
+	// ClaimValues are the header values of the claim_headers claims
+	// present (Config.ClaimHeaders), by claim path: cleaned, bounded,
+	// formatted as claimHeaderValue says.
+	ClaimValues map[string]string
 }
 
 // ZITADEL's claims of the user's organization (scope
@@ -61,6 +65,7 @@ func (p *Provider) identityFromClaims(claims map[string]any) Identity {
 		OrgDomain:         headerSafe(stringClaim(claims, OrgDomainClaim)),
 		RoleGrants:        RoleGrants(claims),
 		AMR:               stringList(claims["amr"]),
+		ClaimValues:       p.claimValues(claims),
 	}
 	switch v := claims["auth_time"].(type) {
 	case float64:
@@ -87,20 +92,35 @@ func (p *Provider) identityFromClaims(claims map[string]any) Identity {
 // claimAt is the claim called name, or, when there is none of that name
 // and the name has dots, the value at that path into nested objects
 // ("ext.groups", Keycloak's "realm_access.roles"), as oauth2-proxy reads
-// its claim settings.
+// its claim settings. At every level the whole rest of the name is tried
+// before it is split, so names that hold dots or colons themselves are
+// found: ZITADEL's "urn:zitadel:iam:org:project:roles" as it is, and in
+// "urn:zitadel:iam:user:metadata.team.lead" the key "team.lead".
 func claimAt(claims map[string]any, name string) any {
-	if v, ok := claims[name]; ok || !strings.Contains(name, ".") {
+	steps := maxClaimPathSteps
+	return claimPath(claims, name, &steps)
+}
+
+// claimPath is claimAt within m, with at most *steps splits tried (a
+// hostile claim set can't make a path lookup expensive).
+func claimPath(m map[string]any, name string, steps *int) any {
+	if v, ok := m[name]; ok || !strings.Contains(name, ".") {
 		return v
 	}
-	var cur any = claims
-	for part := range strings.SplitSeq(name, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
+	for i := 0; i < len(name); i++ {
+		if name[i] != '.' {
+			continue
+		}
+		if *steps--; *steps < 0 {
 			return nil
 		}
-		cur = m[part]
+		if sub, ok := m[name[:i]].(map[string]any); ok {
+			if v := claimPath(sub, name[i+1:], steps); v != nil {
+				return v
+			}
+		}
 	}
-	return cur
+	return nil
 }
 
 func stringClaim(claims map[string]any, name string) string {
@@ -257,7 +277,7 @@ func tokenSafe(t string) bool {
 func roleClaims(claims map[string]any) []any {
 	var out []any
 	for name, v := range claims {
-		if name == zitadelRolesClaim || strings.HasPrefix(name, zitadelRolePrefix) && strings.HasSuffix(name, zitadelRoleSuffix) {
+		if isRoleClaim(name) {
 			out = append(out, v)
 		}
 	}

@@ -2,6 +2,7 @@ package oidcflow
 
 import (
 	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -11,7 +12,9 @@ import (
 // that becomes an upstream header is free of control characters (no CR/LF
 // header injection) and bounded in length.
 func FuzzIdentityHeaders(f *testing.F) {
-	p := &Provider{cfg: Config{UserIDClaim: "sub", EmailClaim: "email", GroupsClaim: "groups"}}
+	p := &Provider{logger: slog.New(slog.DiscardHandler), cfg: Config{UserIDClaim: "sub", EmailClaim: "email", GroupsClaim: "groups",
+		ClaimHeaders: map[string]string{"x-a": "a", "x-b": "b.c", "x-r": "urn:zitadel:iam:org:project:roles", "x-sub": "sub"}}}
+	f.Add(`{"a":["x\r\n",1,true,{"k":"\u0000"}],"b":{"c":{"d":"\u007f"}},"urn:zitadel:iam:org:project:roles":{"r\n":{}}}`)
 	f.Add(`{"sub":"u1","email":"a@example.com","groups":["x"]}`)
 	f.Add(`{"sub":"u1\r\nX-Injected: 1","email":"a@b\n","preferred_username":"\u0000bob"}`)
 	f.Add(`{"sub":1,"email":["a"],"groups":"g\r\n","urn:zitadel:iam:org:project:roles":{"admin\r\nx":{"1":"d"}}}`)
@@ -23,6 +26,12 @@ func FuzzIdentityHeaders(f *testing.F) {
 		}
 		id := p.identityFromClaims(claims)
 		values := append([]string{id.Subject, id.User, id.Email, id.PreferredUsername, strings.Join(id.Groups, ",")}, id.Groups...)
+		for _, v := range id.ClaimValues {
+			if len(v) > maxClaimHeaderBytes || v == "" {
+				t.Fatalf("claim header value of %d bytes passed", len(v))
+			}
+			values = append(values, v)
+		}
 		for _, v := range values[:4] {
 			if len(v) > maxClaimBytes {
 				t.Fatalf("value of %d bytes passed", len(v))

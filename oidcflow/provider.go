@@ -36,6 +36,10 @@ type Config struct {
 	UserIDClaim string   // user_id_claim, default sub
 	EmailClaim  string   // oidc_email_claim, default email
 	GroupsClaim string   // oidc_groups_claim, default groups
+	// ClaimHeaders is claim_headers: upstream header name → claim path
+	// (dotted like the claims above). Identity.ClaimValues holds the
+	// values of the claims it names.
+	ClaimHeaders map[string]string
 	// CallTimeout (idp_timeout) bounds an IdP call shared by concurrent
 	// Checks (refresh, introspection), which runs detached from any one of
 	// them; default 5 s. Each Check still waits only until its own deadline.

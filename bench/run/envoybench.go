@@ -60,7 +60,7 @@ type frontSetup struct {
 
 // startFrontSetup starts the echo and the real Envoy with the shipped
 // envoy.yaml in front of server, pinned to core 0.
-func startFrontSetup(server *proc, pin bool) (*frontSetup, error) {
+func startFrontSetup(server *proc, pin bool, config []byte) (*frontSetup, error) {
 	bin, err := envoyproc.Find()
 	if err != nil {
 		return nil, err
@@ -73,7 +73,7 @@ func startFrontSetup(server *proc, pin bool) (*frontSetup, error) {
 	if f.echo, f.echoAddr, err = startEcho(pin); err != nil {
 		return nil, err
 	}
-	f.envoy, err = envoyproc.Start(envoyproc.Options{Binary: bin, Prefix: f.prefix, ExtAuthz: server.grpcAddr, OpsHTTP: server.server.HTTPAddr, Echo: f.echoAddr})
+	f.envoy, err = envoyproc.Start(envoyproc.Options{Binary: bin, Config: config, Prefix: f.prefix, ExtAuthz: server.grpcAddr, OpsHTTP: server.server.HTTPAddr, Echo: f.echoAddr})
 	if err != nil {
 		stopCmd(f.echo)
 		return nil, err

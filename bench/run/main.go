@@ -13,6 +13,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
 	"log/slog"
 	"net/url"
 	"os"
@@ -137,7 +138,7 @@ func run() error {
 	defer floor.stop()
 
 	// Log in once, through the real Envoy, as a browser does.
-	front, err := startFrontSetup(server, pin)
+	front, err := startFrontSetup(server, pin, nil)
 	if err != nil {
 		return fmt.Errorf("envoy: %w", err)
 	}
@@ -146,7 +147,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	largeFront, err := startFrontSetup(large, pin)
+	largeFront, err := startFrontSetup(large, pin, nil)
 	if err != nil {
 		return fmt.Errorf("envoy: %w", err)
 	}
@@ -155,7 +156,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("login (large session): %w", err)
 	}
-	manyFront, err := startFrontSetup(many, pin)
+	manyFront, err := startFrontSetup(many, pin, manyAppsEnvoy())
 	if err != nil {
 		return fmt.Errorf("envoy: %w", err)
 	}
@@ -303,6 +304,30 @@ func scenarioIndex(list []scenario, name string) int {
 // manyAppsHost is the host of the app the 50-app scenario's session
 // belongs to: the :authority of the bench's requests.
 const manyAppsHost = "app.example.com"
+
+// manyAppsEnvoy is the shipped envoy.yaml with a virtual host for
+// manyAppsHost that names its app, as README "Many apps" tells users to
+// write one (the catch-all virtual host names the default app).
+func manyAppsEnvoy() []byte {
+	const anchor = "            - name: app1\n"
+	vhost := `            - name: many
+              domains: ["` + manyAppsHost + `", "` + manyAppsHost + `:*"]
+              typed_per_filter_config:
+                envoy.filters.http.ext_authz:
+                  "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute
+                  check_settings:
+                    context_extensions:
+                      app: app25
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: echo }
+`
+	shipped := string(envoy.Config)
+	if !strings.Contains(shipped, anchor) {
+		panic("envoy.yaml: no app1 virtual host to insert before")
+	}
+	return []byte(strings.Replace(shipped, anchor, vhost+anchor, 1))
+}
 
 // appsConfig is an apps list of 50 apps on the same issuer, one of which
 // (client c) serves manyAppsHost.

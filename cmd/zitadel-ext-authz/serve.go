@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"slices"
 
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/backchannel"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/wiring"
@@ -95,9 +96,16 @@ func setMemoryLimit(cfg *config.Config, getenv func(string) string, logger *slog
 // opsHandler is the operations listener: back-channel logout, /healthz,
 // /readyz (and oauth2-proxy's ping_path and ready_path), /metrics, and
 // pprof when enabled.
-func opsHandler(ready func() (bool, string), metrics, backchannelLogout http.Handler, withPprof bool, pingPath, readyPath string) http.Handler {
+func opsHandler(ready func() (bool, string), metrics, backchannelLogout http.Handler, jwks func() []byte, withPprof bool, pingPath, readyPath string) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle(backchannel.Path, backchannelLogout)
+	// The keys of our identity assertions, for upstreams that reach us
+	// directly (through Envoy: PREFIX/jwks).
+	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", authz.JWKSCacheControl)
+		_, _ = w.Write(jwks())
+	})
 	if withPprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -60,7 +60,7 @@ func newServer(ctx context.Context, cfg *config.Config, args []string, getenv fu
 	}
 	m := tel.metrics
 	m.WatchReady(ready)
-	ops := &httpUnit{name: "http server", server: opsServer(cfg, opsHandler(ready, m.Handler(), built.LogoutHandler(), cfg.EnablePprof, cfg.PingPath, cfg.ReadyPath)),
+	ops := &httpUnit{name: "http server", server: opsServer(cfg, opsHandler(ready, m.Handler(), built.LogoutHandler(), built.Assertions.JWKS, cfg.EnablePprof, cfg.PingPath, cfg.ReadyPath)),
 		ln: func() net.Listener { return s.lns.http }, fail: s.fail}
 	metricsMux := http.NewServeMux()
 	metricsMux.Handle("GET /metrics", m.Handler())

@@ -53,6 +53,10 @@ type User struct {
 	// MFA: the user signs in with a second factor (amr pwd, mfa, otp);
 	// otherwise with a password only (amr pwd).
 	MFA bool
+	// Claims are more claims of the user (a list, an object, a ZITADEL
+	// metadata-like name), in ID tokens, userinfo, introspection answers
+	// and JWT access tokens alike.
+	Claims map[string]any
 }
 
 // org is the user's organization id and primary domain.
@@ -466,6 +470,9 @@ func (s *store) appendRoles(info *oidc.UserInfo, userID string) {
 		info.AppendClaims("urn:zitadel:iam:org:project:roles", roles)
 		info.AppendClaims("urn:zitadel:iam:org:project:"+ProjectID+":roles", roles)
 	}
+	for k, v := range s.users[userID].Claims {
+		info.AppendClaims(k, v)
+	}
 }
 
 // SetUserinfoFromRequest feeds the ID token.
@@ -514,6 +521,12 @@ func (s *store) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intros
 		resp.Claims["urn:zitadel:iam:org:project:roles"] = roles
 		resp.Claims["urn:zitadel:iam:org:project:"+ProjectID+":roles"] = roles
 	}
+	if extra := s.users[resp.Subject].Claims; extra != nil {
+		if resp.Claims == nil {
+			resp.Claims = map[string]any{}
+		}
+		maps.Copy(resp.Claims, extra)
+	}
 	// ZITADEL adds these when the token's scopes have resourceowner; the
 	// example storage doesn't keep them for us to look up, so always.
 	if org := s.orgClaims(resp.Subject); org != nil {
@@ -536,6 +549,12 @@ func (s *store) GetPrivateClaimsFromScopes(ctx context.Context, userID, clientID
 			claims = map[string]any{}
 		}
 		claims["urn:zitadel:iam:org:project:roles"] = roles
+	}
+	if extra := s.users[userID].Claims; extra != nil {
+		if claims == nil {
+			claims = map[string]any{}
+		}
+		maps.Copy(claims, extra)
 	}
 	if slices.Contains(scopes, resourceOwnerScope) {
 		if claims == nil {

@@ -18,12 +18,21 @@ type Request struct {
 	Method  string            `json:"method"`
 	Path    string            `json:"path"`
 	Headers map[string]string `json:"headers"` // lower-case names, repeated values joined with ", "
+	// Assertion is the identity assertion as verified (with a Verifier).
+	Assertion *Assertion `json:"assertion,omitempty"`
 }
 
 // Handler echoes requests.
-func Handler() http.Handler {
+func Handler() http.Handler { return Verifying(nil) }
+
+// Verifying echoes requests and, with v, whether their identity assertion
+// verifies.
+func Verifying(v *Verifier) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got := Request{Method: r.Method, Path: r.URL.RequestURI(), Headers: map[string]string{}}
+		if v != nil {
+			got.Assertion = v.check(r)
+		}
 		for k, v := range r.Header {
 			got.Headers[strings.ToLower(k)] = strings.Join(v, ", ")
 		}

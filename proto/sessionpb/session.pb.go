@@ -59,6 +59,11 @@ type Session struct {
 	LoginId      string   `protobuf:"bytes,27,opt,name=login_id,json=loginId,proto3" json:"login_id,omitempty"`                     // random id of this sign-in (128 bits, hex): sign-out records it so copies of the cookie end too
 	AuthTime     int64    `protobuf:"varint,28,opt,name=auth_time,json=authTime,proto3" json:"auth_time,omitempty"`                 // the ID token's auth_time: when the user last authenticated at the IdP (Unix seconds)
 	Amr          []string `protobuf:"bytes,29,rep,name=amr,proto3" json:"amr,omitempty"`                                            // the ID token's amr (RFC 8176: pwd, mfa, otp, user, …)
+	// claim_headers: each configured claim's header value, by claim path
+	// (not by header name, so a claim_headers change never sends a value
+	// under a header meant for another claim); only the configured claims
+	// that were present, cleaned and bounded when the tokens were read.
+	ClaimValues map[string]string `protobuf:"bytes,31,rep,name=claim_values,json=claimValues,proto3" json:"claim_values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Set in memory when the session was read from a session store (redis
 	// mode); never stored or sent.
 	TicketId      string `protobuf:"bytes,30,opt,name=ticket_id,json=ticketId,proto3" json:"ticket_id,omitempty"`
@@ -271,6 +276,13 @@ func (x *Session) GetAmr() []string {
 	return nil
 }
 
+func (x *Session) GetClaimValues() map[string]string {
+	if x != nil {
+		return x.ClaimValues
+	}
+	return nil
+}
+
 func (x *Session) GetTicketId() string {
 	if x != nil {
 		return x.TicketId
@@ -457,7 +469,7 @@ var File_proto_session_proto protoreflect.FileDescriptor
 
 const file_proto_session_proto_rawDesc = "" +
 	"\n" +
-	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\xb3\x06\n" +
+	"\x13proto/session.proto\x12\x1azitadelextauthz.session.v1\"\xcc\a\n" +
 	"\aSession\x12\x18\n" +
 	"\asubject\x18\x01 \x01(\tR\asubject\x12\x12\n" +
 	"\x04user\x18\x02 \x01(\tR\x04user\x12\x14\n" +
@@ -490,8 +502,12 @@ const file_proto_session_proto_rawDesc = "" +
 	"\x0flast_seen_at_ms\x18\x1a \x01(\x03R\flastSeenAtMs\x12\x19\n" +
 	"\blogin_id\x18\x1b \x01(\tR\aloginId\x12\x1b\n" +
 	"\tauth_time\x18\x1c \x01(\x03R\bauthTime\x12\x10\n" +
-	"\x03amr\x18\x1d \x03(\tR\x03amr\x12\x1b\n" +
-	"\tticket_id\x18\x1e \x01(\tR\bticketId\"I\n" +
+	"\x03amr\x18\x1d \x03(\tR\x03amr\x12W\n" +
+	"\fclaim_values\x18\x1f \x03(\v24.zitadelextauthz.session.v1.Session.ClaimValuesEntryR\vclaimValues\x12\x1b\n" +
+	"\tticket_id\x18\x1e \x01(\tR\bticketId\x1a>\n" +
+	"\x10ClaimValuesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"I\n" +
 	"\x06Ticket\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\x12\x1d\n" +
@@ -524,18 +540,20 @@ func file_proto_session_proto_rawDescGZIP() []byte {
 	return file_proto_session_proto_rawDescData
 }
 
-var file_proto_session_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_proto_session_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_proto_session_proto_goTypes = []any{
 	(*Session)(nil),    // 0: zitadelextauthz.session.v1.Session
 	(*Ticket)(nil),     // 1: zitadelextauthz.session.v1.Ticket
 	(*LoginState)(nil), // 2: zitadelextauthz.session.v1.LoginState
+	nil,                // 3: zitadelextauthz.session.v1.Session.ClaimValuesEntry
 }
 var file_proto_session_proto_depIdxs = []int32{
-	0, // [0:0] is the sub-list for method output_type
-	0, // [0:0] is the sub-list for method input_type
-	0, // [0:0] is the sub-list for extension type_name
-	0, // [0:0] is the sub-list for extension extendee
-	0, // [0:0] is the sub-list for field type_name
+	3, // 0: zitadelextauthz.session.v1.Session.claim_values:type_name -> zitadelextauthz.session.v1.Session.ClaimValuesEntry
+	1, // [1:1] is the sub-list for method output_type
+	1, // [1:1] is the sub-list for method input_type
+	1, // [1:1] is the sub-list for extension type_name
+	1, // [1:1] is the sub-list for extension extendee
+	0, // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_proto_session_proto_init() }
@@ -549,7 +567,7 @@ func file_proto_session_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_session_proto_rawDesc), len(file_proto_session_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -20,6 +20,8 @@ func (r *resolver) build() (*Config, error) {
 	r.buildIdP(c)
 	r.buildCookies(c)
 	r.buildAuthz(c)
+	r.buildIdentityJWT(c)
+	r.buildHeaders(c)
 	r.buildLogin(c)
 	r.buildAccess(c)
 	r.buildBearer(c)

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/idjwt"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
@@ -80,6 +82,9 @@ type Config struct {
 	Authz         authz.Config
 	Cookie        session.Options
 	CookieSecrets [][]byte
+	// IdentityJWTKeys sign the identity assertion (identity_jwt_key_file);
+	// nil: derived from CookieSecrets.
+	IdentityJWTKeys idjwt.Keys
 
 	// Apps are the entries of the apps list (one server for many ZITADEL
 	// applications); the top-level keys above are the default app, which
@@ -124,6 +129,9 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 		for _, k := range v.AllKeys() {
 			if k == "apps" || strings.HasPrefix(k, "apps.") {
 				continue // read by buildApps, which refuses unknown keys
+			}
+			if strings.HasPrefix(k, "claim_headers.") {
+				continue // a table: its keys are header names
 			}
 			_, o2p := o2pLookup(k)
 			if !o2p && !slices.ContainsFunc(keys, func(x key) bool { return x.name == k }) {

@@ -9,6 +9,7 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/apps"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/backchannel"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/idjwt"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
@@ -42,7 +43,7 @@ func (b *Built) buildApp(a *config.App) (*App, error) {
 	ns := namespace(a.Name)
 	logger := d.Logger.With("app", a.Name)
 	providerOpts := []oidcflow.Option{oidcflow.WithLogger(logger), oidcflow.WithRefreshCache(b.refreshCache, b.global.RefreshGrace)}
-	authzOpts := []authz.Option{authz.WithLogger(logger), authz.WithApp(a.Name)}
+	authzOpts := []authz.Option{authz.WithLogger(logger), authz.WithApp(a.Name), authz.WithSigner(b.Assertions)}
 	if d.Metrics != nil {
 		m := d.Metrics.ForApp(a.Name)
 		providerOpts = append(providerOpts, oidcflow.WithObserver(m.ObserveIdP))
@@ -129,6 +130,10 @@ func (b *Built) SetApps(cfg *config.Config) ([]string, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	rekey := !slices.EqualFunc(b.secrets, cfg.CookieSecrets, func(x, y []byte) bool { return string(x) == string(y) })
+	keys, err := assertionKeys(cfg)
+	if err != nil {
+		return nil, err
+	}
 	oldSecrets := b.secrets
 	b.secrets = cfg.CookieSecrets // the apps built below derive their keys from them
 	changes, report, err := b.planApps(cfg)
@@ -138,6 +143,7 @@ func (b *Built) SetApps(cfg *config.Config) ([]string, error) {
 	}
 	// Commit: nothing below fails.
 	b.idp.Dial.Set(cfg.IssuerDials())
+	b.Assertions.Set(keys)
 	running := b.switchApps(changes, rekey)
 	report = append(report, b.retireApps(changes, running)...)
 	b.apps = running
@@ -260,4 +266,18 @@ func noAppObserver(m *telemetry.Metrics) authz.Observer {
 		return nil
 	}
 	return m.ForApp(telemetry.NoApp)
+}
+
+// assertionKeys are the identity assertion's keys: identity_jwt_key_file's,
+// else one derived from each cookie secret (every replica derives the
+// same; the first signs).
+func assertionKeys(cfg *config.Config) (idjwt.Keys, error) {
+	if len(cfg.IdentityJWTKeys) > 0 {
+		return cfg.IdentityJWTKeys, nil
+	}
+	keys, err := idjwt.FromSecrets(cfg.CookieSecrets)
+	if err != nil {
+		return nil, fmt.Errorf("%w: identity_jwt keys: %w", ErrConfig, err)
+	}
+	return keys, nil
 }

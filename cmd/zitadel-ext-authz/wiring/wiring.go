@@ -30,6 +30,7 @@ import (
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/apps"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/backchannel"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/idjwt"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
@@ -58,6 +59,9 @@ type Built struct {
 	Router   *apps.Router
 	Sessions *Sessions
 	Issuers  *oidcflow.Issuers
+	// Assertions signs every app's identity assertions and publishes
+	// their keys (one key set for the process).
+	Assertions *idjwt.Ring
 
 	deps         Deps
 	global       *config.Config // the keys shared by every app, as built
@@ -127,6 +131,15 @@ func Build(cfg *config.Config, d Deps) (b *Built, err error) {
 	}
 	b.closers = append(b.closers, b.Sessions.close)
 	b.secrets = cfg.CookieSecrets
+	keys, err := assertionKeys(cfg)
+	if err != nil {
+		return b, err
+	}
+	clock := d.Clock
+	if clock == nil {
+		clock = time.Now
+	}
+	b.Assertions = idjwt.NewRing(keys, clock)
 	b.Router = apps.NewRouter(apps.NewTable(nil), d.Logger, noAppObserver(d.Metrics))
 	if _, err := b.SetApps(cfg); err != nil {
 		return b, err
