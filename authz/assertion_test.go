@@ -84,7 +84,16 @@ func TestSessionAnswerCarriesAVerifiableAssertion(t *testing.T) {
 	if token == "" || token == "forged" {
 		t.Fatalf("no assertion of ours: %q (%v)", token, resp)
 	}
-	cacheWait() // the decoded session is cached now
+	// Ristretto may drop a Set: check until the decoded session (and the
+	// block with the assertion kept with it) is cached.
+	testkit.Eventually(t, 5*time.Second, "the session cached with its assertion", func() bool {
+		cacheWait()
+		resp, _ := s.Check(t.Context(), req)
+		again := upstreamHeader(resp, DefaultIdentityJWTHeader)
+		same := again == token
+		token = again
+		return same
+	})
 	c := verifyAssertion(t, s, token)
 	if c["sub"] != "user-alice" || c["email"] != "alice@example.com" || c["email_verified"] != true || c["preferred_username"] != "alice" ||
 		c["iss"] != "https://app.example.com" || !slices.Equal(asStrings(c["aud"]), []string{"default", "app.example.com"}) ||
@@ -188,5 +197,33 @@ func BenchmarkCheckWithAssertion(b *testing.B) {
 		if resp, _ := s.Check(ctx, req); resp.GetStatus().GetCode() != 0 {
 			b.Fatal("denied")
 		}
+	}
+}
+
+// Without a decoded-session cache (session_cache_max_bytes = 0) the
+// assertion is still minted once per sign-in, and anew after a refresh.
+func TestAssertionWithoutSessionCache(t *testing.T) {
+	clk := testkit.NewClock(t0)
+	s, jar := newTestServer(t, Config{IdentityJWT: IdentityJWT{Header: DefaultIdentityJWTHeader}}, &stubIdP{}, nil)
+	keys, _ := idjwt.FromSecrets([][]byte{[]byte(secret)})
+	s.signer, s.now = idjwt.NewRing(keys, clk.Now), clk.Now
+	sess := alice()
+	sess.LoginId = "login-1"
+	check := func(cookie string) string {
+		resp, _ := s.Check(t.Context(), envoyRequest("GET", "/x", map[string]string{"cookie": cookie}))
+		return upstreamHeader(resp, DefaultIdentityJWTHeader)
+	}
+	cookie := sessionCookie(t, jar, sess)
+	first := check(cookie)
+	if first == "" || check(cookie) != first {
+		t.Fatal("without a session cache, each Check signs anew")
+	}
+	sess.RefreshedAt, sess.IdToken, sess.Groups = t0.Unix(), "idt-refreshed", []string{"admin"}
+	after := check(sessionCookie(t, jar, sess))
+	if after == first || after == "" {
+		t.Fatal("a refreshed session is answered with the assertion of before")
+	}
+	if c := verifyAssertion(t, s, after); !slices.Equal(asStrings(c["groups"]), []string{"admin"}) {
+		t.Errorf("groups after the refresh: %v", c["groups"])
 	}
 }

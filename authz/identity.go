@@ -86,8 +86,10 @@ type memo interface {
 // in force; sess may be a renewed copy of e.Session, rendered afresh.
 func (s *Server) allowSession(r *Request, e *session.Entry, sess *sessionpb.Session) *Decision {
 	var m memo
-	if e != nil && e.Session == sess {
+	if e != nil && e.Session == sess && s.jar.Caches() {
 		m = e
+	} else if s.blocks != nil {
+		m = s.blocks.slot(sess)
 	}
 	of := func() identity {
 		return identity{user: fromSession(sess), accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken(),

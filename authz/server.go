@@ -45,6 +45,7 @@ type Server struct {
 	app         string      // the app's name, in dynamic metadata (WithApp)
 	reasonMeta  reasonCache // dynamic metadata of answers without a user
 	signer      Signer      // nil: no identity assertions
+	blocks      *blockCache // identity blocks of sessions the jar doesn't cache; nil when it does
 }
 
 // WithApp names the app this Server answers for (several apps on one
@@ -103,6 +104,9 @@ func New(cfg Config, idp IdP, jar *session.Jar, opts ...Option) (*Server, error)
 	s.cfg.Store(set)
 	for _, o := range opts {
 		o(s)
+	}
+	if jar != nil && !jar.Caches() {
+		s.blocks = &blockCache{m: map[string]any{}}
 	}
 	return s, nil
 }

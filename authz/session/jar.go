@@ -67,6 +67,13 @@ type Jar struct {
 	pending pendingWrites // refreshed sessions the store refused (Pend)
 }
 
+// Caches reports whether decoded sessions are cached (the same Entry
+// comes back for the same cookie), so what a caller keeps with an Entry
+// (SetMemo) is found again.
+func (j *Jar) Caches() bool {
+	return (j.store == nil && j.cache != nil) || (j.store != nil && j.l1 != nil)
+}
+
 // JarOption customises a Jar.
 type JarOption func(*Jar)
 
