@@ -188,7 +188,7 @@ func run() error {
 
 	all := []scenario{
 		{name: "session (cache hit)", proc: server, req: browserRequest(cookie, ""), want: 0},
-		{name: "session, no identity assertion (cache hit)", proc: noAssert, req: browserRequest(cookie, ""), want: 0},
+		{name: "session without identity assertion (cache hit)", proc: noAssert, req: browserRequest(cookie, ""), want: 0},
 		{name: "large session (cache hit)", proc: large, req: browserRequest(largeCookie, ""), want: 0},
 		// The same session on a server with 50 apps: its app is found by
 		// an exact host among 50, and its cookie keys are that app's.
