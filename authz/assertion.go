@@ -2,7 +2,6 @@ package authz
 
 import (
 	"net/http"
-	"net/url"
 	"slices"
 	"time"
 
@@ -108,13 +107,11 @@ func (s *Server) mint(r *Request, id identity, now time.Time) (token string, ref
 
 // assertionIssuer is the assertion's iss for r.
 func (s *Server) assertionIssuer(set *settings, r *Request) string {
-	if set.IdentityJWT.Issuer != "" {
+	switch {
+	case set.IdentityJWT.Issuer != "":
 		return set.IdentityJWT.Issuer
-	}
-	if set.redirectAbs {
-		if u, err := url.Parse(set.RedirectURL); err == nil {
-			return u.Scheme + "://" + u.Host
-		}
+	case set.redirectOrig != "":
+		return set.redirectOrig
 	}
 	return r.Scheme + "://" + r.Host
 }
@@ -126,21 +123,6 @@ func (s *Server) appName() string {
 		return "default"
 	}
 	return s.app
-}
-
-// stripAssertion removes a client-sent copy of the assertion header from
-// an allowed request whose answer doesn't set it (skip_auth_routes,
-// trusted_ips, preflight, or a signing failure): the upstream must never
-// see one we didn't make.
-func (s *Server) stripAssertion(r *Request, d *Decision) {
-	h := s.conf().IdentityJWT.Header
-	if h == "" || !d.Allow {
-		return
-	}
-	if _, sent := r.Headers[h]; !sent || (d.identity != nil && d.identity.assertion != nil) {
-		return
-	}
-	d.RemoveUpstream = append(d.RemoveUpstream, h)
 }
 
 // jwks is PREFIX/jwks: the keys that verify our assertions, as JSON,

@@ -150,9 +150,10 @@ func TestAssertionEndsWithTheSessionOrToken(t *testing.T) {
 func TestClientSentAssertionsNeverPass(t *testing.T) {
 	clk := testkit.NewClock(t0)
 	s, _, _ := assertingServer(t, Config{SkipAuthRoutes: []Route{{Path: regexp.MustCompile("^/public")}}}, clk)
-	resp, _ := s.Check(t.Context(), envoyRequest("GET", "/public/x", map[string]string{DefaultIdentityJWTHeader: "forged"}))
-	if resp.GetStatus().GetCode() != 0 || !slices.Contains(resp.GetOkResponse().GetHeadersToRemove(), DefaultIdentityJWTHeader) {
-		t.Errorf("skip_auth_route: the client's assertion isn't removed: %v", resp)
+	resp, _ := s.Check(t.Context(), envoyRequest("GET", "/public/x", map[string]string{DefaultIdentityJWTHeader: "forged", "x_zitadel_ext_authz_jwt": "forged"}))
+	if resp.GetStatus().GetCode() != 0 || !slices.Contains(resp.GetOkResponse().GetHeadersToRemove(), DefaultIdentityJWTHeader) ||
+		!slices.Contains(resp.GetOkResponse().GetHeadersToRemove(), "x_zitadel_ext_authz_jwt") {
+		t.Errorf("skip_auth_route: the client's assertion isn't removed (either spelling): %v", resp)
 	}
 
 	off, _, cookie := assertingServer(t, Config{IdentityJWT: IdentityJWT{Header: "x-other-jwt"}}, clk)

@@ -203,10 +203,16 @@ func (s *Server) stripClientHeaders(r *Request, d *Decision, set []string, extra
 	if conf.IDTokenHeader != "" {
 		stripConfigured(r, d, conf.IDTokenHeader, set)
 	}
+	// The identity assertion: set only on answers for a user, and then
+	// in set; anywhere else (skip_auth_routes, trusted_ips, preflight, a
+	// signing failure) a client's copy must not pass.
+	if h := conf.IdentityJWT.Header; h != "" {
+		stripConfigured(r, d, h, set)
+	}
 }
 
 // stripConfigured removes a client-sent header of a configured name
-// (claim_headers, id_token_header) unless the block sets it, and its
+// (claim_headers, id_token_header, identity_jwt_header) unless the block sets it, and its
 // underscored spelling always (configured names have no '_'). The
 // underscored name is spelled in a stack buffer and looked up without a
 // string: no allocation unless the client sent it.

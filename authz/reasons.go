@@ -130,7 +130,7 @@ var reasons = map[Reason]reasonSpec{
 	ReasonLoginCompleted: {status: http.StatusFound},
 	ReasonSignOut:        {status: http.StatusFound},
 	ReasonStepUpRedirect: {status: http.StatusUnauthorized, page: page{Title: "Sign in again to continue"}},
-	ReasonJWKS:           {status: http.StatusOK},
+	ReasonJWKS:           {status: http.StatusOK, level: slog.LevelDebug}, // verifiers fetch it every minute
 
 	ReasonNoSession:          {status: http.StatusUnauthorized, challenge: challengeBearer},
 	ReasonNoBearer:           {status: http.StatusUnauthorized, challenge: challengeBearer},

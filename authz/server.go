@@ -116,6 +116,7 @@ type settings struct {
 	Config
 	callbackPath string      // redirect_url's path
 	redirectAbs  bool        // redirect_url is absolute
+	redirectOrig string      // its scheme://host when absolute (the assertion's default iss)
 	headerSets   []headerSet // the identity headers sent upstream
 	paths        paths       // our endpoints under proxy_prefix
 	pageHeaders  []Header    // of every page (the CSP allows a custom logo)
@@ -154,7 +155,11 @@ func compile(cfg Config) (*settings, error) {
 		cfg.ProviderDisplayName = DefaultProviderDisplayName
 	}
 	p := cfg.ProxyPrefix
-	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), headerSets: headerSets(cfg),
+	orig := ""
+	if u.IsAbs() {
+		orig = u.Scheme + "://" + u.Host
+	}
+	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), redirectOrig: orig, headerSets: headerSets(cfg),
 		paths:       paths{start: p + "/start", signIn: p + "/sign_in", signOut: p + "/sign_out", userinfo: p + "/userinfo", jwks: p + "/jwks"},
 		pageHeaders: pageHeadersFor(cfg.Pages)}, nil
 }
@@ -210,7 +215,6 @@ func (s *Server) Answer(ctx context.Context, r *Request) (resp *authv3.CheckResp
 		s.decided(ctx, r.ID, d, start)
 	}()
 	d = s.Decide(ctx, r)
-	s.stripAssertion(r, d)
 	s.attachMetadata(d)
 	return d.Response()
 }

@@ -47,9 +47,7 @@ func fromSession(s *sessionpb.Session) user {
 	u := user{sub: s.GetSubject(), name: s.GetUser(), email: s.GetEmail(), emailVerified: s.GetEmailVerified(),
 		username: s.GetPreferredUsername(), groups: s.GetGroups(), roleGrants: s.GetRoleGrants(), roleOrg: s.GetRoleOrg(),
 		orgID: s.GetOrgId(), orgDomain: s.GetOrgDomain(), amr: s.GetAmr(), claimValues: s.GetClaimValues()}
-	if t := s.GetAuthTime(); t > 0 {
-		u.authTime = time.Unix(t, 0)
-	}
+	u.authTime = unixTime(s.GetAuthTime())
 	return u
 }
 

@@ -31,3 +31,22 @@ func TestDecodeRejectsMistakes(t *testing.T) {
 		})
 	}
 }
+
+// Virtual hosts added for more apps decode as Envoy would read them.
+func TestWithVirtualHostsDecodes(t *testing.T) {
+	cfg, err := WithVirtualHosts(VirtualHost{Name: "shop", Domains: []string{"shop.example.com", "shop.example.com:*"}, App: "shop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Decode(cfg)
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	vhosts := 0
+	for _, l := range b.GetStaticResources().GetListeners() {
+		vhosts += strings.Count(l.String(), `name:"shop"`)
+	}
+	if vhosts == 0 || !strings.Contains(string(cfg), `domains: ["shop.example.com", "shop.example.com:*"]`) {
+		t.Errorf("no shop virtual host in:\n%s", cfg)
+	}
+}

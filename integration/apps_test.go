@@ -49,36 +49,17 @@ func appsStack(t *testing.T, config map[string]any, envoyConfig ...[]byte) *stac
 	return startStack(t, o)
 }
 
-// appVirtualHost is a virtual host of envoy.yaml's shape for the domains
-// (a YAML list's items) that names app and routes everything to echo.
-func appVirtualHost(name, domains, app string) string {
-	return strings.NewReplacer("NAME", name, "DOMAINS", domains, "APP", app).Replace(`            - name: NAME
-              domains: [DOMAINS]
-              typed_per_filter_config:
-                envoy.filters.http.ext_authz:
-                  "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute
-                  check_settings:
-                    context_extensions:
-                      app: APP
-              routes:
-              - match: { prefix: "/" }
-                route: { cluster: echo }
-`)
-}
-
 // withAppVirtualHost is the shipped envoy.yaml with one more virtual host,
 // for NAME.localhost, naming app NAME as the shipped ones do: Envoy sends
 // a host without a virtual host of its own to the catch-all, the default
 // app's.
 func withAppVirtualHost(t *testing.T, name string) []byte {
 	t.Helper()
-	shipped := string(envoy.Config)
-	const anchor = "            - name: app1\n"
-	if !strings.Contains(shipped, anchor) {
-		t.Fatal("envoy.yaml: no app1 virtual host to insert before")
+	cfg, err := envoy.WithVirtualHosts(envoy.VirtualHost{Name: name, Domains: []string{name + ".localhost", name + ".localhost:*"}, App: name})
+	if err != nil {
+		t.Fatal(err)
 	}
-	vhost := appVirtualHost(name, `"`+name+`.localhost", "`+name+`.localhost:*"`, name)
-	return []byte(strings.Replace(shipped, anchor, vhost+anchor, 1))
+	return cfg
 }
 
 // appURL is the front proxy reached under host name NAME.localhost.

@@ -323,24 +323,11 @@ const manyAppsHost = "app.example.com"
 // manyAppsHost that names its app, as README "Many apps" tells users to
 // write one (the catch-all virtual host names the default app).
 func manyAppsEnvoy() []byte {
-	const anchor = "            - name: app1\n"
-	vhost := `            - name: many
-              domains: ["` + manyAppsHost + `", "` + manyAppsHost + `:*"]
-              typed_per_filter_config:
-                envoy.filters.http.ext_authz:
-                  "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute
-                  check_settings:
-                    context_extensions:
-                      app: app25
-              routes:
-              - match: { prefix: "/" }
-                route: { cluster: echo }
-`
-	shipped := string(envoy.Config)
-	if !strings.Contains(shipped, anchor) {
-		panic("envoy.yaml: no app1 virtual host to insert before")
+	cfg, err := envoy.WithVirtualHosts(envoy.VirtualHost{Name: "many", Domains: []string{manyAppsHost, manyAppsHost + ":*"}, App: "app25"})
+	if err != nil {
+		panic(err) // envoy.yaml is embedded: its tests catch this first
 	}
-	return []byte(strings.Replace(shipped, anchor, vhost+anchor, 1))
+	return cfg
 }
 
 // appsConfig is an apps list of 50 apps on the same issuer, one of which

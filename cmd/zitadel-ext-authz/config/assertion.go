@@ -12,8 +12,8 @@ import (
 // the wiring derives them from the cookie secrets).
 func (r *resolver) buildIdentityJWT(c *Config) {
 	h := strings.ToLower(strings.TrimSpace(r.str("identity_jwt_header")))
-	if h != "" && !assertionHeaderName(h) {
-		r.fail("identity_jwt_header", "%q: want a header name such as x-zitadel-ext-authz-jwt (letters, digits, '-'; not one we or HTTP use otherwise), or \"\" to send none", h)
+	if err := authz.CheckUpstreamHeader(h); h != "" && err != nil {
+		r.fail("identity_jwt_header", "%v (or \"\" to send none)", err)
 	}
 	c.Authz.IdentityJWT = authz.IdentityJWT{Header: h, Issuer: r.str("identity_jwt_issuer"), Audience: r.list("identity_jwt_audience")}
 	path := r.str("identity_jwt_key_file")
@@ -35,16 +35,3 @@ func (r *resolver) buildIdentityJWT(c *Config) {
 // the keys in force; the old ones stay published until their assertions
 // expire).
 func reloadIdentityKeys(run, next *Config) { run.IdentityJWTKeys = next.IdentityJWTKeys }
-
-// assertionHeaderName: a lower-case token that is none of the headers
-// HTTP, Envoy or our identity families give a meaning of their own.
-func assertionHeaderName(h string) bool {
-	if strings.HasPrefix(h, ":") || strings.HasPrefix(h, "x-forwarded-") || strings.HasPrefix(h, "x-auth-request-") || strings.HasPrefix(h, "x-envoy-") {
-		return false
-	}
-	switch h {
-	case "host", "cookie", "set-cookie", "authorization", "content-length", "content-type", "connection", "te", "transfer-encoding", "upgrade", "keep-alive", "proxy-connection":
-		return false
-	}
-	return !strings.ContainsFunc(h, func(c rune) bool { return !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') })
-}

@@ -113,6 +113,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		// 0 would quietly have been the default (5m, 10s).
 		{"introspection_cache_ttl", `introspection_cache_ttl = "0s"`},
 		{"introspection_negative_ttl", `introspection_negative_ttl = "0s"`},
+		{"identity_jwt_header", `identity_jwt_header = "x-forwarded-user"`},
 		{"api_routes", `api_routes = ["("]`},
 		{"grpc_address", `grpc_address = "9001"`},
 		{"code_challenge_method", `code_challenge_method = "plain"`},
