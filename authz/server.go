@@ -219,8 +219,8 @@ func (s *Server) Answer(ctx context.Context, r *Request) (resp *authv3.CheckResp
 	return d.Response()
 }
 
-// decided logs one line per denied request (Info; Warn for failures on our
-// side or the IdP's) and tells the observer.
+// decided logs one line per denied request (LogDecision) and tells the
+// observer.
 func (s *Server) decided(ctx context.Context, requestID string, d *Decision, start time.Time) {
 	if d == nil {
 		return
