@@ -84,7 +84,7 @@ func startInProcess(t *testing.T, o inprocOptions) *inproc {
 		t.Fatal(err)
 	}
 	gs := wiring.NewGRPCServer(built.Router, health.NewServer(), interceptors...)
-	go gs.Serve(ln)
+	go wiring.ServeGRPC(gs, ln)
 	t.Cleanup(gs.Stop)
 	upstream := httptest.NewServer(echo.Handler())
 	t.Cleanup(upstream.Close)

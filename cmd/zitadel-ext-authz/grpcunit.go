@@ -53,7 +53,7 @@ func (u *grpcUnit) Start(context.Context) error {
 	u.done = make(chan struct{})
 	go func() {
 		defer close(u.done)
-		if err := u.server.Serve(u.ln()); err != nil {
+		if err := wiring.ServeGRPC(u.server, u.ln()); err != nil {
 			u.fail.report(fmt.Errorf("grpc server: %w", err))
 		}
 	}()

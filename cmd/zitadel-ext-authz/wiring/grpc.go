@@ -1,11 +1,14 @@
 package wiring
 
 import (
+	"net"
+
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/checkwire"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/internal/writebatch"
 )
 
 // NewGRPCServer is the gRPC server Envoy calls, as the binary and the
@@ -18,4 +21,12 @@ func NewGRPCServer(check authv3.AuthorizationServer, health healthpb.HealthServe
 	authv3.RegisterAuthorizationServer(s, check)
 	healthpb.RegisterHealthServer(s, health)
 	return s
+}
+
+// ServeGRPC serves s on ln as the binary does: answers that finish
+// together leave in one write (writebatch: grpc-go writes each answer
+// over 1,000 bytes with a system call of its own, which made an answer
+// carrying the identity assertion cost a third more under load).
+func ServeGRPC(s *grpc.Server, ln net.Listener) error {
+	return s.Serve(writebatch.Listener(ln))
 }
