@@ -36,17 +36,14 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 		return s.bearerFailure(err)
 	}
 	u := fromClaims(b.Identity)
-	if reason := s.authorize(u); reason != "" {
-		return withSubject(insufficientScope(reason), u.sub)
+	if d := s.judge(r, b, u, viaBearer, b.Scopes, &rp, nil); d != nil {
+		return d
 	}
-	if reason := rp.check(u, b.Scopes); reason != "" {
-		return withSubject(insufficientScope(reason), u.sub)
-	}
-	// ZITADEL puts neither auth_time nor amr in access tokens: a route
-	// that wants a fresh or multi-factor sign-in gets RFC 9470's challenge.
-	if need := rp.stepUp(u, s.now()); need != "" {
-		return withSubject(s.insufficientAuthentication(need, rp), u.sub)
-	}
+	return s.allowBearer(r, u, b, token)
+}
+
+// allowBearer lets the caller of token (b, u) through with its identity.
+func (s *Server) allowBearer(r *Request, u user, b *oidcflow.Bearer, token string) *Decision {
 	// The token came in a request header, so it is header-safe already;
 	// identity values were cleaned when the IdP's claims were read.
 	// The block is kept with the cached token outcome, which never holds

@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"regexp"
 	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/rules"
 )
 
 // Config is the policy and routing of the service, as plain values.
@@ -33,6 +35,12 @@ type Config struct {
 	// IdentityJWT is the signed identity assertion on allowed answers
 	// (identity_jwt_*; assertion.go).
 	IdentityJWT IdentityJWT
+	// Rules are the named CEL rules routes name in their allow_if and
+	// deny_if context_extensions (rules; nil: none). AllowIf and DenyIf
+	// are the app's defaults for routes that name neither (allow_if,
+	// deny_if): every rule of AllowIf must hold, and none of DenyIf.
+	Rules           *rules.Set
+	AllowIf, DenyIf []string
 	// AllowUnverifiedEmail accepts e-mail addresses the IdP marks unverified
 	// for the email_domains check (insecure_oidc_allow_unverified_email).
 	AllowUnverifiedEmail bool

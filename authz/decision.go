@@ -33,6 +33,9 @@ type Decision struct {
 	// sets it; else Check encodes it (metadata, see metadata.go).
 	Metadata *structpb.Struct
 	metadata []byte // dynamic_metadata, encoded as a CheckResponse field
+	// Rule names the rule (rulecheck.go) that decided a denial, for logs,
+	// metrics and the dynamic metadata; "" when no rule did.
+	Rule string
 	// Subject is the user's sub claim when the decision knows the user
 	// (for logs; never a metric label).
 	Subject string

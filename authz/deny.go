@@ -412,3 +412,64 @@ func (s *Server) signOutUnavailable(clear []string) *Decision {
 		Message: "Your session could not be ended everywhere right now. Try signing out again in a moment."})
 	return withCookies(d, clear...)
 }
+
+// ruleRefused is the answer when a route's rules (v, rulecheck.go) don't
+// let u in: the 403 page naming the rule for a browser, a 403 JSON body
+// for a program (with RFC 6750's challenge for a bearer token); a rule
+// the configuration doesn't define is a 500 naming it. Never an allow.
+func (s *Server) ruleRefused(r *Request, v ruleVerdict, u user, via string) *Decision {
+	var d *Decision
+	var why string
+	switch v.reason {
+	case ReasonUnknownRule:
+		s.logger.Error("a route names a rule that isn't defined; denying (define it under [rules] or fix the route's allow_if/deny_if)",
+			"request_id", r.ID, "rule", v.rule)
+		why = "this route names the rule " + v.rule + ", which is not defined"
+		if !s.isAPI(r) {
+			d = s.denyPage(ReasonUnknownRule, page{Message: "This route names the rule " + v.rule + ", which is not defined. The administrator has been told in the log."})
+		}
+	case ReasonRuleError:
+		s.logger.Error("a rule could not be evaluated; denying", "request_id", r.ID, "rule", v.rule, "error", v.err.Error())
+		why = "the rule " + v.rule + " could not be evaluated"
+	default:
+		why = "the rule " + v.rule + " does not allow this request"
+	}
+	if d == nil && !s.isAPI(r) {
+		msg := "You are signed in"
+		if who := u.displayName(); who != "" {
+			msg += " as " + who
+		}
+		d = s.denyPage(v.reason, page{Title: "Access denied", Message: msg + ", but " + why + ".",
+			Detail: "Ask the administrator for access, or sign out and sign in with another account.", SignOut: true})
+	}
+	if d == nil {
+		body, _ := json.Marshal(struct {
+			Error       Reason `json:"error"`
+			Description string `json:"error_description"`
+			Rule        string `json:"rule"`
+		}{v.reason, why, v.rule})
+		d = &Decision{Status: reasons[v.reason].status, Reason: v.reason, Body: string(body),
+			Headers: []Header{{"content-type", "application/json"}, {"cache-control", "no-store"}}}
+		if via == "bearer" && v.reason != ReasonUnknownRule {
+			d.Headers = append(d.Headers, Header{"www-authenticate", `Bearer error="insufficient_scope"`})
+		}
+	}
+	d.Rule = v.rule
+	return withSubject(d, u.sub)
+}
+
+// stepUpPlanned is what check-policy reports where a browser would be
+// sent back to the IdP for a fresher or stronger sign-in (need: "max_age"
+// or "amr"): the step-up page's answer without its login state.
+func stepUpPlanned(need string) *Decision {
+	return &Decision{Status: reasons[ReasonStepUpRedirect].status, Reason: ReasonStepUpRedirect, Headers: []Header{{"x-step-up", need}}}
+}
+
+// loginPlanned is what check-policy reports for a browser without a
+// session: the login redirect (or the sign-in page) without its state.
+func (s *Server) loginPlanned() *Decision {
+	if !s.conf().SkipProviderButton {
+		return &Decision{Status: http.StatusOK, Reason: ReasonSignInPage}
+	}
+	return &Decision{Status: http.StatusFound, Reason: ReasonLoginRedirect}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // The edges an attacker probes (SECURITY.md "Peers' advisories, replayed"):
@@ -122,9 +123,16 @@ func TestUnverifiedEmailRefusedWhateverTheDomains(t *testing.T) {
 	}
 }
 
-// reasonOf is the answer's reason as Envoy reads it: the dynamic metadata
-// travels as raw bytes (Decision.Response), so the answer is decoded again.
+// reasonOf is the answer's reason as Envoy reads it.
 func reasonOf(t *testing.T, resp *authv3.CheckResponse) string {
+	t.Helper()
+	return metadataOf(t, resp)["reason"].GetStringValue()
+}
+
+// metadataOf is the answer's dynamic metadata as Envoy reads it: it
+// travels as raw bytes (Decision.Response), so the answer is decoded
+// again.
+func metadataOf(t *testing.T, resp *authv3.CheckResponse) map[string]*structpb.Value {
 	t.Helper()
 	raw, err := proto.Marshal(resp)
 	if err != nil {
@@ -134,7 +142,7 @@ func reasonOf(t *testing.T, resp *authv3.CheckResponse) string {
 	if err := proto.Unmarshal(raw, &decoded); err != nil {
 		t.Fatal(err)
 	}
-	return decoded.GetDynamicMetadata().GetFields()["reason"].GetStringValue()
+	return decoded.GetDynamicMetadata().GetFields()
 }
 
 // trusted_ips with reverse_proxy reads the entry the nearest trusted proxy

@@ -84,18 +84,25 @@ type memo interface {
 // headers. The identity block is rendered once per cached session (e is
 // the cache's entry) and reused while it was rendered for the configuration
 // in force; sess may be a renewed copy of e.Session, rendered afresh.
-func (s *Server) allowSession(r *Request, e *session.Entry, sess *sessionpb.Session) *Decision {
-	var m memo
-	if e != nil && e.Session == sess && s.jar.Caches() {
-		m = e
-	} else if s.blocks != nil {
-		m = s.blocks.slot(sess)
-	}
+func (s *Server) allowSession(r *Request, m memo, sess *sessionpb.Session) *Decision {
 	of := func() identity {
 		return identity{user: fromSession(sess), accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken(),
 			sid: sess.GetSessionId(), expires: unixTime(sess.GetExpiresAt())}
 	}
 	return s.allowWith(r, ReasonSession, s.asserted(r, m, s.identityBlock(m, of), of))
+}
+
+// sessionMemo is where sess's rendered identity block is kept: its entry
+// in the decoded-session cache (e, when sess is e's), else the block
+// cache; nil: nowhere.
+func (s *Server) sessionMemo(e *session.Entry, sess *sessionpb.Session) memo {
+	if e != nil && e.Session == sess && s.jar.Caches() {
+		return e
+	}
+	if s.blocks != nil {
+		return s.blocks.slot(sess)
+	}
+	return nil
 }
 
 // identityBlock returns m's rendered block for the configuration in force,
@@ -110,6 +117,9 @@ func (s *Server) identityBlock(m memo, of func() identity) *identityBlock {
 	}
 	id := of()
 	b := renderIdentity(set, s.identityHeaders(set, id), identityFields(id.user))
+	if set.Rules.Reads("user.roles") {
+		b.roles = id.user.rolesByOrg()
+	}
 	if m != nil {
 		m.SetMemo(b)
 	}

@@ -44,19 +44,8 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 	}
 	now := s.now()
 	u := fromSession(sess)
-	if reason := s.authorize(u); reason != "" {
-		return withSubject(s.forbidden(reason, u.displayName(), &rp), u.sub)
-	}
-	if reason := rp.check(u, sess.GetScopes()); reason != "" {
-		return withSubject(s.forbidden(reason, u.displayName(), &rp), u.sub)
-	}
-	// The route wants a fresher or stronger sign-in than this session's:
-	// back to the IdP for it (the session stays for the other routes).
-	if need := rp.stepUp(u, now); need != "" {
-		if s.isAPI(r) {
-			return withSubject(s.insufficientAuthentication(need, rp), u.sub)
-		}
-		return withSubject(s.startStepUp(r, rp, need), u.sub)
+	if d := s.judge(r, s.sessionMemo(e, sess), u, viaSession, sess.GetScopes(), &rp, nil); d != nil {
+		return d
 	}
 	idle := s.conf().IdleTimeout
 	if idle > 0 && now.Sub(lastSeen(sess)) >= lastSeenEvery(idle) {
@@ -66,7 +55,7 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 		markSeen(sess, now)
 		renewed = true
 	}
-	d := withSubject(s.allowSession(r, e, sess), u.sub)
+	d := withSubject(s.allowSession(r, s.sessionMemo(e, sess), sess), u.sub)
 	if renewed {
 		return s.saveRenewed(ctx, r, sess, d)
 	}

@@ -118,9 +118,13 @@ func (s *Server) attachMetadata(d *Decision) {
 		d.metadata = d.identity.metadataFor(d.Reason, s.app)
 	case d.Subject != "":
 		// A signed-in user who isn't let in: who, for RBAC and logs.
-		d.metadata = encodeMetadata(&structpb.Struct{Fields: map[string]*structpb.Value{
+		fields := map[string]*structpb.Value{
 			"reason": structpb.NewStringValue(string(d.Reason)), "app": structpb.NewStringValue(s.app), "sub": structpb.NewStringValue(d.Subject),
-		}})
+		}
+		if d.Rule != "" {
+			fields["rule"] = structpb.NewStringValue(d.Rule)
+		}
+		d.metadata = encodeMetadata(&structpb.Struct{Fields: fields})
 	default:
 		d.metadata = s.reasonMeta.get(d.Reason, s.app)
 	}

@@ -235,11 +235,7 @@ func splitHostPort(hp string) (string, string) {
 // use_remote_address), and repeated header lines reach us joined with ','
 // in order, so the entries further left are whatever the client wrote.
 func (s *Server) trusted(set *settings, r *Request) bool {
-	addr := r.sourceAddress()
-	if set.ReverseProxy {
-		addr = fromRight(r.Headers[set.RealClientIPHeader], max(set.TrustedProxyHops, 1))
-	}
-	ip, err := netip.ParseAddr(strings.TrimSpace(addr))
+	ip, err := netip.ParseAddr(strings.TrimSpace(s.clientAddress(set, r)))
 	if err != nil {
 		return false
 	}

@@ -31,6 +31,7 @@ const (
 	ReasonSignOut        Reason = "sign_out"
 	ReasonStepUpRedirect Reason = "step_up_redirect"
 	ReasonJWKS           Reason = "jwks"
+	ReasonResourceMeta   Reason = "resource_metadata" // RFC 9728 protected-resource metadata
 )
 
 // Without a (valid) session or token.
@@ -56,6 +57,8 @@ const (
 	ReasonRouteWrongOrg    Reason = "route_wrong_organization"
 	ReasonRouteNotInGroup  Reason = "route_not_in_group"
 	ReasonMissingScope     Reason = "missing_scope"
+	ReasonRuleDenied       Reason = "rule_denied" // a deny_if rule held, or an allow_if rule didn't
+	ReasonRuleError        Reason = "rule_error"  // a rule could not be evaluated: denied (fail closed)
 	ReasonCSRFOrigin       Reason = "csrf_origin"
 	ReasonStepUpFailed     Reason = "step_up_failed"
 	ReasonStaleAuthTime    Reason = "stale_auth_time"
@@ -81,6 +84,8 @@ const (
 	ReasonRandomFailed     Reason = "random_failed"
 	ReasonInternalError    Reason = "internal_error"
 	ReasonBadRouteConfig   Reason = "bad_route_config"
+	ReasonUnknownRule      Reason = "unknown_rule"          // a route names a rule the configuration doesn't define
+	ReasonTokenExchange    Reason = "token_exchange_failed" // the IdP refused to exchange the user's token for the upstream's (RFC 8693)
 	ReasonUnknownApp       Reason = "unknown_app"
 )
 
@@ -131,6 +136,7 @@ var reasons = map[Reason]reasonSpec{
 	ReasonSignOut:        {status: http.StatusFound},
 	ReasonStepUpRedirect: {status: http.StatusUnauthorized, page: page{Title: "Sign in again to continue"}},
 	ReasonJWKS:           {status: http.StatusOK, level: slog.LevelDebug}, // verifiers fetch it every minute
+	ReasonResourceMeta:   {status: http.StatusOK, level: slog.LevelDebug}, // clients fetch it before they sign in
 
 	ReasonNoSession:          {status: http.StatusUnauthorized, challenge: challengeBearer},
 	ReasonNoBearer:           {status: http.StatusUnauthorized, challenge: challengeBearer},
@@ -151,6 +157,8 @@ var reasons = map[Reason]reasonSpec{
 	ReasonRouteWrongOrg:   {status: http.StatusForbidden},
 	ReasonRouteNotInGroup: {status: http.StatusForbidden},
 	ReasonMissingScope:    {status: http.StatusForbidden},
+	ReasonRuleDenied:      {status: http.StatusForbidden},
+	ReasonRuleError:       {status: http.StatusForbidden, level: slog.LevelDebug}, // ruleRefused logs the cause at Error
 	ReasonCSRFOrigin: {status: http.StatusForbidden, page: page{Title: "Request refused",
 		Message: "This request came from another site, so it was not carried out. Go back to the page and try again from there."}},
 	ReasonStepUpFailed: {status: http.StatusForbidden, page: page{Title: "Stronger sign-in needed"}},
@@ -180,7 +188,10 @@ var reasons = map[Reason]reasonSpec{
 	ReasonRandomFailed:   {status: http.StatusInternalServerError, level: levelOurFailure, page: couldNotStart},
 	ReasonInternalError:  {status: http.StatusInternalServerError, level: levelOurFailure, page: page{Title: "Internal error", Message: "The request could not be checked."}},
 	ReasonBadRouteConfig: {status: http.StatusInternalServerError, level: levelOurFailure, page: misconfigured},
-	ReasonUnknownApp:     {status: http.StatusInternalServerError, level: slog.LevelError, page: misconfigured},
+	ReasonUnknownRule:    {status: http.StatusInternalServerError, level: slog.LevelDebug, page: misconfigured}, // ruleRefused logs it at Error
+	ReasonTokenExchange: {status: http.StatusBadGateway, level: levelOurFailure, page: page{Title: "Upstream sign-in failed",
+		Message: "The identity provider would not issue a token for this service. The administrator has been told in the log."}},
+	ReasonUnknownApp: {status: http.StatusInternalServerError, level: slog.LevelError, page: misconfigured},
 
 	ReasonPanic: {level: slog.LevelError}, ReasonRevokeFailed: {level: levelOurFailure}, ReasonBackendLogoutFailed: {level: levelOurFailure},
 }

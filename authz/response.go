@@ -103,6 +103,9 @@ type identityBlock struct {
 	meta   metaList                    // finished dynamic metadata, per reason
 	// assertion is the signed identity assertion among opts (nil: none).
 	assertion *assertion
+	// roles is the user's user.roles for the rules (nil: no rule reads
+	// it), kept so a cached Check builds no map.
+	roles map[string][]string
 }
 
 func renderIdentity(set *settings, headers []Header, fields map[string]*structpb.Value) *identityBlock {

@@ -10,13 +10,17 @@ import (
 // Per-route policy from Envoy's check_settings.context_extensions
 // (envoy-ext-authz.md §1, §3). One server guards many routes differently.
 const (
-	extAuth          = "auth"                  // any | bearer-only | session-only
-	extAllowedGroups = "allowed_groups"        // comma-separated; must also hold
-	extScopes        = "required_scopes"       // space- or comma-separated; all must be granted
-	extOrgs          = "allowed_organizations" // comma-separated ZITADEL organization ids
-	extMaxAge        = "max_age"               // seconds since the user last authenticated
-	extAMR           = "required_amr"          // comma-separated: one must be in the ID token's amr
-	extCSRF          = "csrf"                  // on (default) | off: the Origin check of csrf.go
+	extAuth          = "auth"                    // any | bearer-only | session-only
+	extAllowedGroups = "allowed_groups"          // comma-separated; must also hold
+	extScopes        = "required_scopes"         // space- or comma-separated; all must be granted
+	extOrgs          = "allowed_organizations"   // comma-separated ZITADEL organization ids
+	extMaxAge        = "max_age"                 // seconds since the user last authenticated
+	extAMR           = "required_amr"            // comma-separated: one must be in the ID token's amr
+	extCSRF          = "csrf"                    // on (default) | off: the Origin check of csrf.go
+	extAllowIf       = "allow_if"                // rule names (rulecheck.go): every one must hold
+	extDenyIf        = "deny_if"                 // rule names: any one that holds denies
+	extAudience      = "audience"                // a bearer token must carry it in aud (RFC 8707 resource, ZITADEL project id)
+	extUpstreamAud   = "upstream_token_audience" // the upstream gets a token exchanged for this audience (RFC 8693)
 )
 
 // routePolicy is the parsed context_extensions of one request.
@@ -30,6 +34,17 @@ type routePolicy struct {
 	// csrfOff: state-changing requests with a session cookie may come
 	// from other origins (an API that takes cross-site calls on purpose).
 	csrfOff bool
+	// allowIf and denyIf are the route's rules (rulecheck.go); rulesSet:
+	// the route names them (either key, even empty), so the app's
+	// defaults don't apply.
+	allowIf, denyIf []string
+	rulesSet        bool
+	// audience a bearer token must carry ("": any of ours).
+	audience string
+	// upstreamAudience: the upstream gets the user's access token
+	// exchanged for this audience (RFC 8693) instead of the token itself
+	// ("": the user's own, as configured).
+	upstreamAudience string
 }
 
 // parseRoutePolicy reads the context extensions. An unknown auth value is
@@ -57,6 +72,11 @@ func parseRoutePolicy(ext map[string]string) (routePolicy, bool) {
 	rp.scopes = splitList(ext[extScopes])
 	rp.orgs = splitList(ext[extOrgs])
 	rp.amr = splitList(ext[extAMR])
+	allow, hasAllow := ext[extAllowIf]
+	deny, hasDeny := ext[extDenyIf]
+	rp.allowIf, rp.denyIf, rp.rulesSet = ruleNames(allow), ruleNames(deny), hasAllow || hasDeny
+	rp.audience = strings.TrimSpace(ext[extAudience])
+	rp.upstreamAudience = strings.TrimSpace(ext[extUpstreamAud])
 	if v := strings.TrimSpace(ext[extMaxAge]); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/rules"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
@@ -243,6 +244,9 @@ func LogDecision(ctx context.Context, logger *slog.Logger, requestID string, d *
 	}
 	attrs := append([]slog.Attr{slog.String("request_id", requestID), slog.String("decision", d.Kind()), slog.Int("status", d.Status),
 		slog.String("reason", string(d.Reason))}, extra...)
+	if d.Rule != "" {
+		attrs = append(attrs, slog.String("rule", d.Rule))
+	}
 	if d.Subject != "" {
 		attrs = append(attrs, slog.String("sub", d.Subject))
 	}
@@ -267,19 +271,9 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 	case set.paths.jwks:
 		return s.jwks()
 	}
-	if s.skipAuth(r) {
-		return s.allowAnonymous(r, ReasonSkipAuthRoute)
-	}
-	if set.SkipAuthPreflight && r.Method == http.MethodOptions {
-		return s.allowAnonymous(r, ReasonPreflight)
-	}
-	if len(set.TrustedIPs) > 0 && s.trusted(set, r) {
-		return s.allowAnonymous(r, ReasonTrustedIP)
-	}
-	rp, ok := parseRoutePolicy(r.ContextExtensions)
-	if !ok {
-		s.logger.Error("unknown auth value in the route's context_extensions; denying", "request_id", r.ID, "reason", ReasonBadRouteConfig)
-		return s.deny(ReasonBadRouteConfig)
+	d, rp := s.beforeUser(set, r)
+	if d != nil {
+		return d
 	}
 	// An API caller with a bearer token: the token decides, never a cookie.
 	if token, ok := bearerToken(r); ok && s.bearerAuth != nil && rp.auth != "session-only" {
@@ -302,6 +296,65 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 		return withSubject(s.csrfRefused(r), e.Session.GetSubject())
 	}
 	return s.withSession(ctx, r, e, stale, rp)
+}
+
+// beforeUser decides what needs no user: skip_auth_routes, preflight and
+// trusted_ips let the request through (d), and a route whose
+// context_extensions can't be read is refused (d); else d is nil and rp
+// the route's policy.
+func (s *Server) beforeUser(set *settings, r *Request) (d *Decision, rp routePolicy) {
+	if s.skipAuth(r) {
+		return s.allowAnonymous(r, ReasonSkipAuthRoute), rp
+	}
+	if set.SkipAuthPreflight && r.Method == http.MethodOptions {
+		return s.allowAnonymous(r, ReasonPreflight), rp
+	}
+	if len(set.TrustedIPs) > 0 && s.trusted(set, r) {
+		return s.allowAnonymous(r, ReasonTrustedIP), rp
+	}
+	rp, ok := parseRoutePolicy(r.ContextExtensions)
+	if !ok {
+		s.logger.Error("unknown auth value in the route's context_extensions; denying", "request_id", r.ID, "reason", ReasonBadRouteConfig)
+		return s.deny(ReasonBadRouteConfig), rp
+	}
+	return nil, rp
+}
+
+// judge applies the app's policy, the route's keys and its rules to u,
+// who came by via (a session or a bearer token) with scopes: nil when
+// u may make r. m (may be nil) keeps u's rendered identity block; trace,
+// when not nil, collects what the rules read (check-policy).
+func (s *Server) judge(r *Request, m memo, u user, via string, scopes []string, rp *routePolicy, trace *[]rules.Explanation) *Decision {
+	set := s.conf()
+	refuse := func(reason Reason) *Decision {
+		if via == viaBearer {
+			return withSubject(insufficientScope(reason), u.sub)
+		}
+		return withSubject(s.forbidden(reason, u.displayName(), rp), u.sub)
+	}
+	if reason := s.authorize(u); reason != "" {
+		return refuse(reason)
+	}
+	if reason := rp.check(u, scopes); reason != "" {
+		return refuse(reason)
+	}
+	if v := s.judgeRules(set, r, m, u, via, scopes, rp, trace); v.reason != "" {
+		return s.ruleRefused(r, v, u, via)
+	}
+	// The route wants a fresher or stronger sign-in than this one: a
+	// browser goes back to the IdP for it (the session stays for the other
+	// routes); a program gets RFC 9470's challenge (ZITADEL puts neither
+	// auth_time nor amr in access tokens).
+	if need := rp.stepUp(u, s.now()); need != "" {
+		if via == viaBearer || s.isAPI(r) {
+			return withSubject(s.insufficientAuthentication(need, *rp), u.sub)
+		}
+		if trace != nil {
+			return withSubject(stepUpPlanned(need), u.sub)
+		}
+		return withSubject(s.startStepUp(r, *rp, need), u.sub)
+	}
+	return nil
 }
 
 // unauthenticated answers a request without a valid session: 401 for API

@@ -24,14 +24,14 @@ const maxClaimHeaderBytes = maxClaimBytes
 const maxClaimPathSteps = 64
 
 // claimValues are the header values of the configured claim_headers claims
-// present in claims, keyed by claim path (a claim two headers name is kept
-// once). A claim that is missing, null or empty gives no entry; nil when
-// none is configured or present.
+// and of the claims rules read (KeepClaims) present in claims, keyed by
+// claim path (a claim named twice is kept once). A claim that is missing,
+// null or empty gives no entry; nil when none is configured or present.
 func (p *Provider) claimValues(claims map[string]any) map[string]string {
 	var out map[string]string
-	for _, path := range p.cfg.ClaimHeaders {
+	keep := func(path string) {
 		if _, done := out[path]; done {
-			continue
+			return
 		}
 		v, fits := claimHeaderValue(path, claimAt(claims, path))
 		if !fits {
@@ -39,12 +39,18 @@ func (p *Provider) claimValues(claims map[string]any) map[string]string {
 			p.logger.Debug("claim_headers: a claim's value is too large for a header; the header is left out", "claim", path, "limit_bytes", maxClaimHeaderBytes)
 		}
 		if v == "" {
-			continue
+			return
 		}
 		if out == nil {
-			out = make(map[string]string, len(p.cfg.ClaimHeaders))
+			out = make(map[string]string, len(p.cfg.ClaimHeaders)+len(p.cfg.KeepClaims))
 		}
 		out[path] = v
+	}
+	for _, path := range p.cfg.ClaimHeaders {
+		keep(path)
+	}
+	for _, path := range p.cfg.KeepClaims {
+		keep(path)
 	}
 	return out
 }

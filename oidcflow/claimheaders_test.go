@@ -75,11 +75,11 @@ func TestIdentityClaimValues(t *testing.T) {
 		"urn:zitadel:iam:org:project:roles":     "admin,reader",
 		"teams":                                 "blue,red%2Cgreen,50%25",
 	}
-	if got := p.identityFromClaims(claims).ClaimValues; !maps.Equal(got, want) {
+	if got := p.IdentityFromClaims(claims).ClaimValues; !maps.Equal(got, want) {
 		t.Errorf("ClaimValues: got %v, want %v", got, want)
 	}
 	none, _ := New(Config{Issuer: "https://idp", ClientID: "c"})
-	if got := none.identityFromClaims(claims).ClaimValues; got != nil {
+	if got := none.IdentityFromClaims(claims).ClaimValues; got != nil {
 		t.Errorf("no claim_headers: got %v, want nil", got)
 	}
 }

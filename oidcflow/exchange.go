@@ -93,7 +93,7 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 		IDToken:      idToken,
 		Expiry:       p.expiry(raw.Expiry),
 		SessionID:    claims.SessionID,
-		Identity:     p.identityFromClaims(all),
+		Identity:     p.IdentityFromClaims(all),
 	}, nil
 }
 

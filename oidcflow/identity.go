@@ -52,9 +52,9 @@ const (
 	zitadelRoleSuffix = ":roles"
 )
 
-// identityFromClaims maps a flat claim set (ID token, userinfo or
+// IdentityFromClaims maps a flat claim set (ID token, userinfo or
 // introspection) onto an Identity.
-func (p *Provider) identityFromClaims(claims map[string]any) Identity {
+func (p *Provider) IdentityFromClaims(claims map[string]any) Identity {
 	id := Identity{
 		Subject:           headerSafe(stringClaim(claims, "sub")),
 		User:              headerSafe(stringClaim(claims, p.cfg.UserIDClaim)),

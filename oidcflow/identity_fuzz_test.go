@@ -24,7 +24,7 @@ func FuzzIdentityHeaders(f *testing.F) {
 		if json.Unmarshal([]byte(raw), &claims) != nil {
 			return
 		}
-		id := p.identityFromClaims(claims)
+		id := p.IdentityFromClaims(claims)
 		values := append([]string{id.Subject, id.User, id.Email, id.PreferredUsername, strings.Join(id.Groups, ",")}, id.Groups...)
 		for _, v := range id.ClaimValues {
 			if len(v) > maxClaimHeaderBytes || v == "" {

@@ -12,7 +12,7 @@ func TestClaimsAreHeaderSafe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := p.identityFromClaims(map[string]any{
+	id := p.IdentityFromClaims(map[string]any{
 		"sub":                               "id\r\n1",
 		"email":                             "a@example.com\r\nx-admin: true",
 		"preferred_username":                "al\x00ice\x7f",
@@ -27,7 +27,7 @@ func TestClaimsAreHeaderSafe(t *testing.T) {
 	if id.Email != "a@example.comx-admin: true" || id.User != "id1" {
 		t.Fatalf("cleaned identity: %+v", id)
 	}
-	if long := p.identityFromClaims(map[string]any{"sub": "s", "email": strings.Repeat("e", 10000)}); len(long.Email) != maxClaimBytes {
+	if long := p.IdentityFromClaims(map[string]any{"sub": "s", "email": strings.Repeat("e", 10000)}); len(long.Email) != maxClaimBytes {
 		t.Fatalf("overlong claim: %d bytes", len(long.Email))
 	}
 	for tok, want := range map[string]bool{"eyJhbGciOi.abc.d-_": true, "": true, "a b": false, "a\r\nb": false, "ä": false} {
@@ -44,7 +44,7 @@ func TestIdentityOrganizationAndSignIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := p.identityFromClaims(map[string]any{
+	id := p.IdentityFromClaims(map[string]any{
 		"sub": "u1", OrgIDClaim: "org-1", OrgDomainClaim: "acme.example",
 		"urn:zitadel:iam:org:project:roles": map[string]any{"admin": map[string]any{"org-1": "acme.example", "org-2": "other.example"}, "reader": map[string]any{"org-2": "other.example"}},
 		"auth_time":                         float64(1_800_000_000), "amr": []any{"pwd", "mfa", "otp"},
@@ -55,7 +55,7 @@ func TestIdentityOrganizationAndSignIn(t *testing.T) {
 	if got := strings.Join(id.RoleGrants, ","); got != "admin@org-1,admin@org-2,reader@org-2" {
 		t.Errorf("role grants: %s", got)
 	}
-	if got := p.identityFromClaims(map[string]any{"sub": "u1", "auth_time": "yesterday", "amr": 5}); !got.AuthTime.IsZero() || got.AMR != nil {
+	if got := p.IdentityFromClaims(map[string]any{"sub": "u1", "auth_time": "yesterday", "amr": 5}); !got.AuthTime.IsZero() || got.AMR != nil {
 		t.Errorf("malformed auth_time/amr must read as absent: %+v", got)
 	}
 }
@@ -67,7 +67,7 @@ func TestDottedClaimPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := p.identityFromClaims(map[string]any{
+	id := p.IdentityFromClaims(map[string]any{
 		"sub": "u1",
 		"ext": map[string]any{"groups": []any{"admins", "ops"}, "email": "u1@example.com", "user": map[string]any{"name": "uno"}},
 	})
@@ -75,11 +75,11 @@ func TestDottedClaimPaths(t *testing.T) {
 		t.Errorf("dotted paths: %+v", id)
 	}
 	kc, _ := New(Config{Issuer: "https://idp", ClientID: "c", GroupsClaim: "realm_access.roles"})
-	if got := kc.identityFromClaims(map[string]any{"sub": "u", "realm_access": map[string]any{"roles": []any{"reader"}}}).Groups; strings.Join(got, ",") != "reader" {
+	if got := kc.IdentityFromClaims(map[string]any{"sub": "u", "realm_access": map[string]any{"roles": []any{"reader"}}}).Groups; strings.Join(got, ",") != "reader" {
 		t.Errorf("Keycloak realm roles: %v", got)
 	}
 	literal, _ := New(Config{Issuer: "https://idp", ClientID: "c", GroupsClaim: "ext.groups"})
-	if got := literal.identityFromClaims(map[string]any{"sub": "u", "ext.groups": []any{"flat"}, "ext": map[string]any{"groups": []any{"nested"}}}).Groups; strings.Join(got, ",") != "flat" {
+	if got := literal.IdentityFromClaims(map[string]any{"sub": "u", "ext.groups": []any{"flat"}, "ext": map[string]any{"groups": []any{"nested"}}}).Groups; strings.Join(got, ",") != "flat" {
 		t.Errorf("a claim named with dots: %v", got)
 	}
 }

@@ -42,7 +42,7 @@ func (p *Provider) introspect(ctx context.Context, d *discovered, token string) 
 	if err != nil {
 		return nil, fmt.Errorf("introspect: %w: %w", ErrInvalidToken, err)
 	}
-	id := p.identityFromClaims(m)
+	id := p.IdentityFromClaims(m)
 	if id.PreferredUsername == "" {
 		id.PreferredUsername = resp.Username
 	}

@@ -46,7 +46,7 @@ func (p *Provider) verifyJWT(ctx context.Context, d *discovered, token string) (
 		return nil, fmt.Errorf("verify jwt: %w: %w", ErrInvalidToken, err)
 	}
 	return &Bearer{
-		Identity: p.identityFromClaims(m),
+		Identity: p.IdentityFromClaims(m),
 		Scopes:   scopesOf(claims.Scopes, m),
 		ClientID: claims.ClientID,
 		Expiry:   claims.GetExpiration(),

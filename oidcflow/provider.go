@@ -40,6 +40,10 @@ type Config struct {
 	// (dotted like the claims above). Identity.ClaimValues holds the
 	// values of the claims it names.
 	ClaimHeaders map[string]string
+	// KeepClaims are more claim paths whose values Identity.ClaimValues
+	// holds (the claims the configured rules read), rendered as
+	// claim_headers renders them.
+	KeepClaims []string
 	// CallTimeout (idp_timeout) bounds an IdP call shared by concurrent
 	// Checks (refresh, introspection), which runs detached from any one of
 	// them; default 5 s. Each Check still waits only until its own deadline.

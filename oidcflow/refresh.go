@@ -137,7 +137,7 @@ func (p *Provider) refresh(ctx context.Context, refreshToken string) (*Tokens, e
 		if err != nil {
 			return nil, fmt.Errorf("verify refreshed id token: %w: %w", ErrInvalidToken, err)
 		}
-		t.IDToken, t.SessionID, t.Identity = idToken, claims.SessionID, p.identityFromClaims(all)
+		t.IDToken, t.SessionID, t.Identity = idToken, claims.SessionID, p.IdentityFromClaims(all)
 	}
 	return t, nil
 }

@@ -228,6 +228,12 @@ func NewRouter(t *Table, logger *slog.Logger, observer authz.Observer) *Router {
 // with the app they were given.
 func (r *Router) SetTable(t *Table) { r.table.Store(t) }
 
+// Lookup is the app Check hands a request with this route app name and
+// host to (Table.Lookup), for check-policy.
+func (r *Router) Lookup(name, host string) (*Entry, authz.Reason) {
+	return r.table.Load().Lookup(name, host)
+}
+
 // Check parses the request once and hands it to its app, or denies it
 // when it can't be parsed or there is no app for it.
 func (r *Router) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {

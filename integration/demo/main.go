@@ -92,7 +92,9 @@ func run() error {
 	// apps list (README "Many apps").
 	// Plus one web app per ZITADEL authentication method, to try
 	// client_auth_method with (README "Client authentication").
-	clients := []devidp.Client{devidp.DefaultClient(), devidp.AppClient("app1"), devidp.AppClient("app2")}
+	// And an API client whose access tokens are JWTs, for the bearer-only
+	// /api/ route (skip_jwt_bearer_tokens).
+	clients := []devidp.Client{devidp.DefaultClient(), devidp.AppClient("app1"), devidp.AppClient("app2"), devidp.JWTClient()}
 	for _, m := range []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone, oidc.AuthMethodPrivateKeyJWT} {
 		clients = append(clients, devidp.MethodClient(m))
 	}
@@ -182,10 +184,13 @@ zitadel-ext-authz demo is running.
              post   %s / %s
              none   %s (no secret)
              private_key_jwt  %s, key file %s
+  Rules:     named CEL rules in the config's [rules]; app2 lets in role reader with an @example.com address only
+             (deny_if outsiders, allow_if readers). Dry-run a request (cases: integration/demo/policy-cases.json):
+             bin/zitadel-ext-authz check-policy --config %s --url http://%s/users/bob/ --ext allow_if=owner_or_admin --user bob
 
 Press Ctrl-C to stop.
 `, front, port, port, front, front, front, front, front, frontName, idp.Issuer, srv.GRPCAddr, srv.HTTPAddr, o.upstream, cfgPath, devidp.DefaultClient().ID,
-		clients[3].ID, clients[3].Secret, clients[4].ID, clients[4].Secret, clients[5].ID, jwtClient.ID, keyPath)
+		clients[4].ID, clients[4].Secret, clients[5].ID, clients[5].Secret, clients[6].ID, jwtClient.ID, keyPath, cfgPath, front)
 
 	select {
 	case <-ctx.Done():
@@ -216,18 +221,43 @@ skip_auth_routes = ["GET=^/favicon.ico$"]
 grpc_address = %q
 http_address = %q
 log_format = "json"
-
+# API callers with a JWT access token of the dev IdP's API client (the
+# bearer-only /api/ route of envoy.yaml).
+skip_jwt_bearer_tokens = true
+extra_jwt_audiences = [%q]
+`, issuer, client.ID, client.Secret, base64.RawURLEncoding.EncodeToString(secret), o.grpc, o.ops, devidp.JWTClient().ID) + demoRules + `
 # Two more apps on the same server, each with its own ZITADEL client and
 # cookie keys; keys not set here are the top level's.
-`, issuer, client.ID, client.Secret, base64.RawURLEncoding.EncodeToString(secret), o.grpc, o.ops) + appEntries("app1", "app2")
+` + appEntries()
+}
+
+// demoRules are the demo's named CEL rules (README "Rules in CEL"):
+// routes name them in their context_extensions, and app2 runs two on every
+// route. integration/demo/policy-cases.json asks check-policy and a live
+// Check about them (integration/checkpolicy_test.go).
+const demoRules = `
+# Named CEL rules: a route names them in its context_extensions (allow_if,
+# deny_if); app2 below runs outsiders and readers on every route.
+[rules]
+owner_or_admin = '"admin" in user.roles || request.path.startsWith("/users/" + user.sub + "/")'
+readers = '"reader" in user.roles'
+outsiders = '!user.email.endsWith("@example.com")'
+team_blue = 'request.query["team"] == "blue"'
+`
+
+// demoApps are the apps list's entries: each app's name (its dev IdP
+// client is devidp.AppClient(name)) and keys of its own.
+var demoApps = []struct{ name, keys string }{
+	{"app1", ""},
+	{"app2", "deny_if = [\"outsiders\"]\nallow_if = [\"readers\"]\n"},
 }
 
 // appEntries are the apps list's entries for the dev IdP's app clients.
-func appEntries(names ...string) string {
+func appEntries() string {
 	var b strings.Builder
-	for _, name := range names {
-		c := devidp.AppClient(name)
-		fmt.Fprintf(&b, "\n[[apps]]\nname = %q\nhosts = [\"%s.localhost\"]\nclient_id = %q\nclient_secret = %q\nprovider_display_name = \"ZITADEL (%s)\"\n", name, name, c.ID, c.Secret, name)
+	for _, a := range demoApps {
+		c := devidp.AppClient(a.name)
+		fmt.Fprintf(&b, "\n[[apps]]\nname = %q\nhosts = [\"%s.localhost\"]\nclient_id = %q\nclient_secret = %q\nprovider_display_name = \"ZITADEL (%s)\"\n%s", a.name, a.name, c.ID, c.Secret, a.name, a.keys)
 	}
 	return b.String()
 }
@@ -269,7 +299,7 @@ func startFront(o options, srv *serverproc.Proc) (addr, name string, stop func()
 	if findErr != nil {
 		why = "Envoy is not installed: make tools"
 	}
-	return o.front, "the Envoy emulator (" + why + ")", func() { hs.Close(); proxy.Close() }, nil
+	return ln.Addr().String(), "the Envoy emulator (" + why + ")", func() { hs.Close(); proxy.Close() }, nil
 }
 
 // partError names the part that failed, its own error, and what to change.

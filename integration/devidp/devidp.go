@@ -168,6 +168,20 @@ func AppClient(name string) Client {
 	}
 }
 
+// JWTClient is an API client of the project whose access tokens are JWTs
+// (ZITADEL's "JWT" access token type), which a server with
+// skip_jwt_bearer_tokens verifies locally: id api-jwt@zitadel-ext-authz
+// (a server takes it with extra_jwt_audiences), secret api-secret. The
+// demo registers it.
+func JWTClient() Client {
+	return Client{
+		ID:               "api-jwt@zitadel-ext-authz",
+		Secret:           "api-secret",
+		RedirectURIGlobs: []string{"http://127.0.0.1:*/oauth2/callback"},
+		JWTAccessTokens:  true,
+	}
+}
+
 // Server is a running dev IdP.
 type Server struct {
 	Issuer  string

@@ -14,13 +14,19 @@ import (
 // Tokens logs username in through client c with the code flow and PKCE,
 // as an API client would, and returns the token response.
 func (s *Server) Tokens(ctx context.Context, c Client, username, password string, scopes ...string) (*oauth2.Token, error) {
+	return TokensAt(ctx, s.Issuer, c, username, password, scopes...)
+}
+
+// TokensAt is Tokens for a dev IdP at issuer that runs in another process
+// (make demo's).
+func TokensAt(ctx context.Context, issuer string, c Client, username, password string, scopes ...string) (*oauth2.Token, error) {
 	if len(scopes) == 0 {
 		scopes = []string{"openid", "email", "profile"}
 	}
 	conf := &oauth2.Config{
 		ClientID: c.ID, ClientSecret: c.Secret, Scopes: scopes,
 		RedirectURL: "http://127.0.0.1:1/oauth2/callback",
-		Endpoint:    oauth2.Endpoint{AuthURL: s.Issuer + "/auth", TokenURL: s.Issuer + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader},
+		Endpoint:    oauth2.Endpoint{AuthURL: issuer + "/auth", TokenURL: issuer + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader},
 	}
 	verifier := oauth2.GenerateVerifier()
 	noFollow := testkit.NoRedirects()

@@ -22,6 +22,7 @@ func (r *resolver) build() (*Config, error) {
 	r.buildAuthz(c)
 	r.buildIdentityJWT(c)
 	r.buildHeaders(c)
+	r.buildRules(c)
 	r.buildLogin(c)
 	r.buildAccess(c)
 	r.buildBearer(c)

@@ -130,8 +130,8 @@ func Load(args []string, getenv func(string) string) (*Config, []string, error) 
 			if k == "apps" || strings.HasPrefix(k, "apps.") {
 				continue // read by buildApps, which refuses unknown keys
 			}
-			if strings.HasPrefix(k, "claim_headers.") {
-				continue // a table: its keys are header names
+			if strings.HasPrefix(k, "claim_headers.") || strings.HasPrefix(k, "rules.") {
+				continue // a table: its keys are header or rule names
 			}
 			_, o2p := o2pLookup(k)
 			if !o2p && !slices.ContainsFunc(keys, func(x key) bool { return x.name == k }) {

@@ -46,6 +46,7 @@ type Metrics struct {
 type checkKey struct {
 	app, decision string
 	reason        authz.Reason
+	rule          string
 }
 
 type checkChildren struct {
@@ -122,12 +123,12 @@ func (m *Metrics) ForApp(name string) AppMetrics { return AppMetrics{m, name} }
 func (a AppMetrics) Decided(ctx context.Context, d *authz.Decision, elapsed time.Duration) {
 	m := a.m
 	kind := d.Kind()
-	k := checkKey{a.name, kind, d.Reason}
+	k := checkKey{a.name, kind, d.Reason, d.Rule}
 	c, ok := m.children.Load(k)
 	if !ok {
 		// Resolved once per label set: an unauthenticated flood is a
 		// login_redirect per Check.
-		cc := checkChildren{count: m.checks.WithLabelValues(a.name, kind, string(d.Reason)), latency: m.duration.WithLabelValues(a.name, kind)}
+		cc := checkChildren{count: m.checks.WithLabelValues(a.name, kind, reasonLabel(d)), latency: m.duration.WithLabelValues(a.name, kind)}
 		switch d.Reason {
 		case authz.ReasonLoginRedirect:
 			cc.login = m.loginsStarted.WithLabelValues(a.name)
@@ -143,7 +144,7 @@ func (a AppMetrics) Decided(ctx context.Context, d *authz.Decision, elapsed time
 		cc.login.Inc()
 	}
 	if span := trace.SpanFromContext(ctx); span.IsRecording() {
-		span.SetAttributes(attribute.String("authz.app", a.name), attribute.String("authz.decision", kind), attribute.String("authz.reason", string(d.Reason)))
+		span.SetAttributes(attribute.String("authz.app", a.name), attribute.String("authz.decision", kind), attribute.String("authz.reason", reasonLabel(d)))
 		if !d.Allow {
 			span.SetAttributes(attribute.Int("http.response.status_code", d.Status))
 		}
@@ -214,4 +215,14 @@ func (m *Metrics) WatchCache(name string, cm *ristretto.Metrics) {
 // Handler serves the registry in Prometheus' text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// reasonLabel is the reason label of d: its reason, and the rule that
+// decided it when one did ("rule_denied rule=owner_or_admin"). Rules come
+// from the configuration, so the label set stays bounded.
+func reasonLabel(d *authz.Decision) string {
+	if d.Rule == "" {
+		return string(d.Reason)
+	}
+	return string(d.Reason) + " rule=" + d.Rule
 }

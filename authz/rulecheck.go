@@ -1,0 +1,216 @@
+package authz
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/rules"
+)
+
+// Named CEL rules (rules.Set): a route lists the rules it needs in its
+// context_extensions, deny_if (any rule that holds denies; checked first)
+// and allow_if (every rule must hold); a route that names neither takes
+// the app's defaults (Config.DenyIf, Config.AllowIf). They run after the
+// app's and the route's other keys, for sessions and bearer tokens alike,
+// and fail closed: a rule that isn't defined is a 500 naming it, one that
+// can't be evaluated denies.
+
+// What user.via says: how the user came.
+const (
+	viaSession = "session"
+	viaBearer  = "bearer"
+)
+
+// ruleNames are the rules a route lists under one key: names separated by
+// commas or spaces, lower case as the configuration keeps them. Routes'
+// values come from Envoy's configuration, so there are few distinct ones:
+// each is split once (up to maxRuleLists) and shared read-only.
+func ruleNames(v string) []string {
+	if v == "" {
+		return nil
+	}
+	if names, ok := ruleLists.Load(v); ok {
+		return names.([]string)
+	}
+	names := splitList(v)
+	for i, n := range names {
+		names[i] = strings.ToLower(n)
+	}
+	if ruleListCount.Add(1) <= maxRuleLists {
+		ruleLists.Store(v, names)
+	}
+	return names
+}
+
+// ruleLists caches ruleNames: a route's value → its names.
+var (
+	ruleLists     sync.Map
+	ruleListCount atomic.Int64
+)
+
+// maxRuleLists bounds ruleLists (a value past it is split per Check).
+const maxRuleLists = 4096
+
+// ruleVerdict is what a route's rules decided: rule is the one that
+// decided when denied (or isn't defined, or couldn't be evaluated).
+type ruleVerdict struct {
+	reason Reason // "" allowed; ReasonRuleDenied, ReasonRuleError or ReasonUnknownRule
+	rule   string
+	err    error // the run-time error of ReasonRuleError
+}
+
+// judgeRules applies the route's rules (rp) to u for r; m (may be nil)
+// keeps u's identity block (with user.roles); trace, when not nil,
+// collects what each rule evaluated read (check-policy).
+func (s *Server) judgeRules(set *settings, r *Request, m memo, u user, via string, scopes []string, rp *routePolicy, trace *[]rules.Explanation) ruleVerdict {
+	deny, allow := set.DenyIf, set.AllowIf
+	if rp.rulesSet {
+		deny, allow = rp.denyIf, rp.allowIf
+	}
+	if len(deny) == 0 && len(allow) == 0 {
+		return ruleVerdict{}
+	}
+	for _, list := range [2][]string{deny, allow} {
+		for _, name := range list {
+			if !set.Rules.Has(name) {
+				return ruleVerdict{reason: ReasonUnknownRule, rule: name}
+			}
+		}
+	}
+	sc := scratchPool.Get().(*ruleScratch)
+	defer sc.release()
+	in := s.ruleInput(sc, set, r, m, u, via, scopes)
+	eval := set.Rules.Eval
+	if trace != nil {
+		eval = func(name string, in *rules.Input) (bool, error) {
+			e := set.Rules.Explain(name, in)
+			*trace = append(*trace, e)
+			return e.Result, e.Err
+		}
+	}
+	for _, name := range deny {
+		hit, err := eval(name, in)
+		if err != nil {
+			return ruleVerdict{reason: ReasonRuleError, rule: name, err: err}
+		}
+		if hit {
+			return ruleVerdict{reason: ReasonRuleDenied, rule: name}
+		}
+	}
+	for _, name := range allow {
+		ok, err := eval(name, in)
+		if err != nil {
+			return ruleVerdict{reason: ReasonRuleError, rule: name, err: err}
+		}
+		if !ok {
+			return ruleVerdict{reason: ReasonRuleDenied, rule: name}
+		}
+	}
+	return ruleVerdict{}
+}
+
+// ruleScratch is one evaluation's inputs, pooled: a Check that runs
+// rules allocates none of them (the rules don't keep them).
+type ruleScratch struct {
+	in   rules.Input
+	user rules.User
+	req  rules.Request
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(ruleScratch) }}
+
+func (sc *ruleScratch) release() {
+	*sc = ruleScratch{}
+	scratchPool.Put(sc)
+}
+
+// Empty inputs, shared read-only (rules never change their inputs).
+var (
+	noStrings = []string{}
+	noMap     = map[string]string{}
+)
+
+// ruleInput is what the rules see of u and r, in sc; the query, the
+// client's address and user.roles are built only when a rule reads them
+// (user.roles is kept with u's identity block, m).
+func (s *Server) ruleInput(sc *ruleScratch, set *settings, r *Request, m memo, u user, via string, scopes []string) *rules.Input {
+	sc.user = rules.User{Sub: u.sub, Email: u.email, EmailVerified: u.emailVerified, Name: u.name, PreferredUsername: u.username,
+		Groups: orEmpty(u.groups), OrgID: u.orgID, AMR: orEmpty(u.amr), AuthTime: u.authTime,
+		Claims: orNoMap(u.claimValues), Via: via, Scopes: orEmpty(scopes)}
+	sc.req = rules.Request{Method: r.Method, Scheme: r.Scheme, Host: r.Host, Path: r.Path, Headers: orNoMap(r.Headers), Query: noMap}
+	sc.in = rules.Input{User: &sc.user, Request: &sc.req, Route: orNoMap(r.ContextExtensions), Now: s.now()}
+	if set.Rules.Reads("user.roles") {
+		sc.user.Roles = rolesOf(set, m, u)
+	}
+	if r.RawQuery != "" && set.Rules.Reads("request.query") {
+		q := r.Query()
+		sc.req.Query = make(map[string]string, len(q))
+		for k, v := range q {
+			if len(v) > 0 {
+				sc.req.Query[k] = v[0]
+			}
+		}
+	}
+	if set.Rules.Reads("request.source_address") {
+		sc.req.SourceAddress = s.clientAddress(set, r)
+	}
+	return &sc.in
+}
+
+// rolesOf is u's user.roles: the one m's identity block keeps (rendered
+// for this configuration), else built.
+func rolesOf(set *settings, m memo, u user) map[string][]string {
+	if m != nil {
+		if b, ok := m.Memo().(*identityBlock); ok && b.set == set && b.roles != nil {
+			return b.roles
+		}
+	}
+	return u.rolesByOrg()
+}
+
+func orEmpty(l []string) []string {
+	if l == nil {
+		return noStrings
+	}
+	return l
+}
+
+func orNoMap(m map[string]string) map[string]string {
+	if m == nil {
+		return noMap
+	}
+	return m
+}
+
+// clientAddress is the client's IP address as trusted_ips reads it: the
+// CheckRequest's source, or with reverse_proxy the real-client-IP header's
+// entry trusted_proxy_hops from the right.
+func (s *Server) clientAddress(set *settings, r *Request) string {
+	if set.ReverseProxy {
+		return strings.TrimSpace(fromRight(r.Headers[set.RealClientIPHeader], max(set.TrustedProxyHops, 1)))
+	}
+	return r.sourceAddress()
+}
+
+// rolesByOrg is the user's ZITADEL roles, each with the organizations that
+// granted it; a group of an IdP without role grants is a role granted by
+// no known organization.
+func (u user) rolesByOrg() map[string][]string {
+	out := make(map[string][]string, len(u.groups)+len(u.roleGrants))
+	for _, g := range u.roleGrants {
+		role, org, _ := strings.Cut(g, "@")
+		out[role] = append(out[role], org)
+	}
+	for _, g := range u.groups {
+		if _, ok := out[g]; ok {
+			continue
+		}
+		if u.roleOrg != "" {
+			out[g] = []string{u.roleOrg}
+		} else {
+			out[g] = []string{}
+		}
+	}
+	return out
+}
