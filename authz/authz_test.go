@@ -35,8 +35,17 @@ var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 type stubIdP struct {
 	exchange func(ctx context.Context, code string) (*oidcflow.Tokens, error)
 	refresh  func(ctx context.Context, rt string) (*oidcflow.Tokens, error)
-	revoked  []string
-	panicky  bool
+	// tokenExchange answers ExchangeToken (upstreamtoken_test.go).
+	tokenExchange func(ctx context.Context, subjectToken, audience string) (*oidcflow.ExchangedToken, error)
+	revoked       []string
+	panicky       bool
+}
+
+func (s *stubIdP) ExchangeToken(ctx context.Context, subjectToken, audience string) (*oidcflow.ExchangedToken, error) {
+	if s.tokenExchange != nil {
+		return s.tokenExchange(ctx, subjectToken, audience)
+	}
+	return nil, oidcflow.ErrRejected
 }
 
 func (s *stubIdP) Refresh(ctx context.Context, rt string) (*oidcflow.Tokens, error) {

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
@@ -35,15 +36,27 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 	if err != nil {
 		return s.bearerFailure(err)
 	}
+	// The route takes tokens for one audience only (a ZITADEL project, an
+	// RFC 8707 resource): one for another isn't meant for it.
+	if rp.audience != "" && !slices.Contains(b.Audiences, rp.audience) {
+		return withSubject(wrongAudience(rp.audience), b.Identity.Subject)
+	}
 	u := fromClaims(b.Identity)
 	if d := s.judge(r, b, u, viaBearer, b.Scopes, &rp, nil); d != nil {
 		return d
 	}
-	return s.allowBearer(r, u, b, token)
+	return s.allowBearerTo(ctx, r, u, b, token, &rp)
 }
 
 // allowBearer lets the caller of token (b, u) through with its identity.
 func (s *Server) allowBearer(r *Request, u user, b *oidcflow.Bearer, token string) *Decision {
+	return s.allowBearerWith(r, u, b, token, nil, "")
+}
+
+// allowBearerWith is allowBearer with the route's upstream token x (nil:
+// none; upstreamtoken.go): in header, beside the caller's token, or
+// instead of it (header "").
+func (s *Server) allowBearerWith(r *Request, u user, b *oidcflow.Bearer, token string, x *UpstreamToken, header string) *Decision {
 	// The token came in a request header, so it is header-safe already;
 	// identity values were cleaned when the IdP's claims were read.
 	// The block is kept with the cached token outcome, which never holds
@@ -52,7 +65,7 @@ func (s *Server) allowBearer(r *Request, u user, b *oidcflow.Bearer, token strin
 	var tokens [2]Header // one per header family at most
 	extra := tokens[:0]
 	for _, hs := range s.conf().headerSets {
-		if hs.withToken {
+		if hs.withToken && (x == nil || header != "") {
 			extra = append(extra, Header{hs.names.token, token})
 		}
 	}
@@ -61,6 +74,13 @@ func (s *Server) allowBearer(r *Request, u user, b *oidcflow.Bearer, token strin
 		reason = ReasonBearerIntrospection
 	}
 	of := func() identity { return identity{user: u, expires: b.Expiry} }
-	d := s.allowWith(r, reason, s.asserted(r, b, s.identityBlock(b, of), of), extra...)
+	block := s.asserted(r, b, s.identityBlock(b, of), of)
+	if x != nil {
+		block = x.blockFor(block, header, true)
+	}
+	d := s.allowWith(r, reason, block, extra...)
+	if x != nil && header != "" {
+		stripConfigured(r, d, header, block.names)
+	}
 	return withSubject(d, u.sub)
 }

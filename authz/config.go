@@ -35,12 +35,21 @@ type Config struct {
 	// IdentityJWT is the signed identity assertion on allowed answers
 	// (identity_jwt_*; assertion.go).
 	IdentityJWT IdentityJWT
+	// ProtectedResource is the app's RFC 9728 protected-resource metadata
+	// (resource_*; resource.go): the document Check serves at
+	// /.well-known/oauth-protected-resource, and the resource_metadata
+	// every 401 names, when the app takes bearer tokens (WithBearerAuth).
+	ProtectedResource ProtectedResource
 	// Rules are the named CEL rules routes name in their allow_if and
 	// deny_if context_extensions (rules; nil: none). AllowIf and DenyIf
 	// are the app's defaults for routes that name neither (allow_if,
 	// deny_if): every rule of AllowIf must hold, and none of DenyIf.
 	Rules           *rules.Set
 	AllowIf, DenyIf []string
+	// IgnoredRouteKeys are context_extensions keys other services or
+	// filters read (ignored_route_keys): any other key we don't know
+	// denies the route.
+	IgnoredRouteKeys []string
 	// AllowUnverifiedEmail accepts e-mail addresses the IdP marks unverified
 	// for the email_domains check (insecure_oidc_allow_unverified_email).
 	AllowUnverifiedEmail bool

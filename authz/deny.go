@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -36,6 +37,57 @@ func challenged(reason Reason, challenge string) *Decision {
 		{"www-authenticate", challenge},
 		{"cache-control", "no-store"},
 	}}
+}
+
+// wrongAudience is the 401 for a valid token that lacks the audience the
+// route wants (the route key audience): invalid_token, as for any token
+// not meant for this resource (RFC 6750 §3.1, RFC 9068 §4), saying which
+// audience a token needs (RFC 8707: the client can ask for one).
+func wrongAudience(want string) *Decision {
+	desc := "This route needs a token for another audience"
+	if quotable(want) {
+		desc = "This route needs a token for the audience " + want
+	}
+	return challenged(ReasonInvalidToken, challengeInvalidToken+`, error_description="`+desc+`"`)
+}
+
+// quotable reports whether v may stand in an error_description (RFC 6750
+// §3: %x20-21 / %x23-5B / %x5D-7E, so no quote or backslash).
+func quotable(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// withResourceMetadata names the app's protected-resource metadata in the
+// Bearer challenge of d, a 401 for r (RFC 9728 §5.1), so that a client
+// without a token learns where to get one: every 401 of an app that takes
+// bearer tokens (Decide), except on routes that refuse them (auth:
+// session-only).
+func (s *Server) withResourceMetadata(r *Request, d *Decision) {
+	i := slices.IndexFunc(d.Headers, func(h Header) bool {
+		return h.Name == "www-authenticate" && strings.HasPrefix(h.Value, challengeBearer)
+	})
+	if i < 0 || strings.TrimSpace(r.ContextExtensions[extAuth]) == "session-only" {
+		return
+	}
+	u, ok := resourceMetadataURL(s.conf(), r)
+	if !ok {
+		return
+	}
+	v := d.Headers[i].Value
+	if v == challengeBearer {
+		v += " "
+	} else {
+		v += ", "
+	}
+	// A copy: d's headers are its own today, but a shared slice must not
+	// change under another Check.
+	d.Headers = slices.Clone(d.Headers)
+	d.Headers[i].Value = v + `resource_metadata="` + u + `"`
 }
 
 // deny is reason's answer as the table has it: its status and its page.
@@ -472,4 +524,53 @@ func (s *Server) loginPlanned() *Decision {
 		return &Decision{Status: http.StatusOK, Reason: ReasonSignInPage}
 	}
 	return &Decision{Status: http.StatusFound, Reason: ReasonLoginRedirect}
+}
+
+// tokenExchangeFailed is the 502 when the IdP won't exchange the user's
+// token for the upstream's (upstreamtoken.go): the table's page for a
+// browser, JSON naming the cause (the IdP's OAuth error code) for a
+// program (api). The user's own token is never sent instead.
+func (s *Server) tokenExchangeFailed(api bool, cause string) *Decision {
+	if api {
+		return jsonError(ReasonTokenExchange, "the identity provider would not issue a token for this service: "+cause)
+	}
+	return s.deny(ReasonTokenExchange)
+}
+
+// upstreamTokenUnavailable answers when the IdP can't be reached, or not
+// in time, for the upstream's token: 503 or 504 with retry-after, with a
+// page for a browser (api false).
+func (s *Server) upstreamTokenUnavailable(err error, api bool) *Decision {
+	if api {
+		return s.unavailable(err, nil)
+	}
+	return s.unavailable(err, &page{Title: "Service unavailable",
+		Message: "The identity provider can't be reached right now, and this service needs it. Try again in a moment."})
+}
+
+// routeRefused is the answer for a route whose context_extensions we
+// can't use (e.problem): an unknown key (unknown_route_key) or a value we
+// can't read (bad_route_config), 500 naming the key, and the key it most
+// likely means; logged at most once a minute per route setting.
+func (s *Server) routeRefused(r *Request, e *routeEntry) *Decision {
+	p := e.problem
+	reason := ReasonBadRouteConfig
+	if p.Unknown {
+		reason = ReasonUnknownRouteKey
+	}
+	if e.logNow(s.now()) {
+		s.logger.Error("the route's context_extensions can't be used; denying every request of the route (fix the Envoy route; zitadel-ext-authz check-envoy finds these)",
+			"request_id", r.ID, "reason", reason, "key", Clip(p.Key, 64), "problem", Clip(p.String(), 200))
+	}
+	if s.isAPI(r) {
+		body, _ := json.Marshal(struct {
+			Error       Reason `json:"error"`
+			Description string `json:"error_description"`
+			Key         string `json:"key"`
+			DidYouMean  string `json:"did_you_mean,omitempty"`
+		}{reason, "this route's configuration has a problem: " + p.String(), p.Key, p.Nearest})
+		return &Decision{Status: reasons[reason].status, Reason: reason, Body: string(body),
+			Headers: []Header{{"content-type", "application/json"}, {"cache-control", "no-store"}}}
+	}
+	return s.denyPage(reason, page{Message: "This route's configuration has a problem: " + p.String() + ". The administrator has been told in the log."})
 }

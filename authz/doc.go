@@ -11,7 +11,11 @@
 // signout.go, userinfo.go; the sign-in and signed-out pages are in
 // pages.go); lifecycle.go decides for a request with a session
 // (revocations, idle timeout, refresh); bearer.go authenticates API callers
-// by access token; csrf.go checks the origin of state-changing requests;
+// by access token (and the route's audience); resource.go serves RFC 9728
+// protected-resource metadata, which every 401 names (deny.go); csrf.go
+// checks the origin of state-changing requests;
+// upstreamtoken.go exchanges the user's token for an upstream's (RFC 8693,
+// upstream_token_audience), kept and shared by concurrent Checks;
 // route.go reads per-route policy from Envoy's context_extensions;
 // policy.go holds groups, e-mail domains, skip_auth_routes, trusted_ips
 // and the return-URL whitelist.

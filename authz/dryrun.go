@@ -39,6 +39,9 @@ func (s *Server) Endpoint(path string) string {
 	case set.paths.jwks:
 		return "the identity assertion keys (JWKS)"
 	}
+	if s.isResourceMetadata(set, path) {
+		return "the protected-resource metadata (RFC 9728)"
+	}
 	return ""
 }
 

@@ -85,11 +85,17 @@ type memo interface {
 // the cache's entry) and reused while it was rendered for the configuration
 // in force; sess may be a renewed copy of e.Session, rendered afresh.
 func (s *Server) allowSession(r *Request, m memo, sess *sessionpb.Session) *Decision {
-	of := func() identity {
+	of := sessionIdentity(sess)
+	return s.allowWith(r, ReasonSession, s.asserted(r, m, s.identityBlock(m, of), of))
+}
+
+// sessionIdentity is what the upstream is told about sess's user, for
+// every route (the rendered block is shared by them through the memo).
+func sessionIdentity(sess *sessionpb.Session) func() identity {
+	return func() identity {
 		return identity{user: fromSession(sess), accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken(),
 			sid: sess.GetSessionId(), expires: unixTime(sess.GetExpiresAt())}
 	}
-	return s.allowWith(r, ReasonSession, s.asserted(r, m, s.identityBlock(m, of), of))
 }
 
 // sessionMemo is where sess's rendered identity block is kept: its entry

@@ -55,7 +55,7 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 		markSeen(sess, now)
 		renewed = true
 	}
-	d := withSubject(s.allowSession(r, s.sessionMemo(e, sess), sess), u.sub)
+	d := withSubject(s.allowSessionTo(ctx, r, s.sessionMemo(e, sess), sess, &rp), u.sub)
 	if renewed {
 		return s.saveRenewed(ctx, r, sess, d)
 	}

@@ -83,7 +83,8 @@ const (
 	ReasonStateCookie      Reason = "state_cookie"
 	ReasonRandomFailed     Reason = "random_failed"
 	ReasonInternalError    Reason = "internal_error"
-	ReasonBadRouteConfig   Reason = "bad_route_config"
+	ReasonBadRouteConfig   Reason = "bad_route_config"      // a route key's value can't be read
+	ReasonUnknownRouteKey  Reason = "unknown_route_key"     // a route sets a key we don't know
 	ReasonUnknownRule      Reason = "unknown_rule"          // a route names a rule the configuration doesn't define
 	ReasonTokenExchange    Reason = "token_exchange_failed" // the IdP refused to exchange the user's token for the upstream's (RFC 8693)
 	ReasonUnknownApp       Reason = "unknown_app"
@@ -106,6 +107,10 @@ type reasonSpec struct {
 	page      page
 	challenge string
 	level     slog.Level
+	// selfLogged: the answer's builder logs the cause, rate-limited; the
+	// decision line stays at level even for a 5xx (a misconfigured route
+	// answers every request, and must not write a line for each).
+	selfLogged bool
 }
 
 // Challenges of a 401 (RFC 6750 §3).
@@ -183,12 +188,13 @@ var reasons = map[Reason]reasonSpec{
 		Message: "The identity provider refused this application's credentials. The administrator has been told in the log."}},
 	ReasonSessionTooLarge: {status: http.StatusInternalServerError, level: levelOurFailure, page: page{Title: signInFailed,
 		Message: "Your sign-in is too large to keep in browser cookies (too many roles or claims). Please tell the administrator: the server log says how to fix it."}},
-	ReasonSessionCookie:  {status: http.StatusInternalServerError, level: levelOurFailure, page: page{Title: signInFailed, Message: "The session could not be stored."}},
-	ReasonStateCookie:    {status: http.StatusInternalServerError, level: levelOurFailure, page: couldNotStart},
-	ReasonRandomFailed:   {status: http.StatusInternalServerError, level: levelOurFailure, page: couldNotStart},
-	ReasonInternalError:  {status: http.StatusInternalServerError, level: levelOurFailure, page: page{Title: "Internal error", Message: "The request could not be checked."}},
-	ReasonBadRouteConfig: {status: http.StatusInternalServerError, level: levelOurFailure, page: misconfigured},
-	ReasonUnknownRule:    {status: http.StatusInternalServerError, level: slog.LevelDebug, page: misconfigured}, // ruleRefused logs it at Error
+	ReasonSessionCookie:   {status: http.StatusInternalServerError, level: levelOurFailure, page: page{Title: signInFailed, Message: "The session could not be stored."}},
+	ReasonStateCookie:     {status: http.StatusInternalServerError, level: levelOurFailure, page: couldNotStart},
+	ReasonRandomFailed:    {status: http.StatusInternalServerError, level: levelOurFailure, page: couldNotStart},
+	ReasonInternalError:   {status: http.StatusInternalServerError, level: levelOurFailure, page: page{Title: "Internal error", Message: "The request could not be checked."}},
+	ReasonBadRouteConfig:  {status: http.StatusInternalServerError, level: slog.LevelDebug, selfLogged: true, page: misconfigured},
+	ReasonUnknownRouteKey: {status: http.StatusInternalServerError, level: slog.LevelDebug, selfLogged: true, page: misconfigured},
+	ReasonUnknownRule:     {status: http.StatusInternalServerError, level: slog.LevelDebug, page: misconfigured}, // ruleRefused logs it at Error
 	ReasonTokenExchange: {status: http.StatusBadGateway, level: levelOurFailure, page: page{Title: "Upstream sign-in failed",
 		Message: "The identity provider would not issue a token for this service. The administrator has been told in the log."}},
 	ReasonUnknownApp: {status: http.StatusInternalServerError, level: slog.LevelError, page: misconfigured},
@@ -200,7 +206,7 @@ var reasons = map[Reason]reasonSpec{
 // status: the table's, and at least Warn for a 5xx.
 func (r Reason) Level(status int) slog.Level {
 	level := reasons[r].level
-	if status >= 500 {
+	if status >= 500 && !reasons[r].selfLogged {
 		level = max(level, slog.LevelWarn)
 	}
 	return level

@@ -86,7 +86,7 @@ func TestEveryReasonIsInTheTable(t *testing.T) {
 // are built where they are served.
 func TestAnswersAreBuiltInDeny(t *testing.T) {
 	builders := []string{"deny.go", "reasons.go"}
-	statusOK := []string{"deny.go", "pages.go", "userinfo.go", "assertion.go"}
+	statusOK := []string{"deny.go", "pages.go", "userinfo.go", "assertion.go", "resource.go"}
 	for name, f := range productFiles(t, ".") {
 		ast.Inspect(f, func(n ast.Node) bool {
 			switch n := n.(type) {

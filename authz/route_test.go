@@ -28,10 +28,11 @@ func TestOrganizationsRolesAndStepUp(t *testing.T) {
 		}
 	}
 
-	rp, ok := parseRoutePolicy(map[string]string{extOrgs: "org-b, org-c", extMaxAge: "300", extAMR: "mfa,otp"})
-	if !ok {
-		t.Fatal("route policy refused")
+	ext := map[string]string{extOrgs: "org-b, org-c", extMaxAge: "300", extAMR: "mfa,otp"}
+	if p := CheckRouteKeys(ext, nil); p != nil {
+		t.Fatalf("route policy refused: %v", p)
 	}
+	rp := parseRoutePolicy(ext)
 	if got := rp.check(alice, nil); got != "route_wrong_organization" {
 		t.Errorf("allowed_organizations: %q", got)
 	}
@@ -52,8 +53,8 @@ func TestOrganizationsRolesAndStepUp(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"-1", "5m", "soon"} {
-		if _, ok := parseRoutePolicy(map[string]string{extMaxAge: bad}); ok {
-			t.Errorf("max_age %q accepted: a typo must not open the route", bad)
+		if p := CheckRouteKeys(map[string]string{extMaxAge: bad}, nil); len(p) != 1 || p[0].Key != extMaxAge {
+			t.Errorf("max_age %q accepted (%v): a typo must not open the route", bad, p)
 		}
 	}
 	d := s.insufficientAuthentication("max_age", rp)

@@ -169,7 +169,8 @@ func BenchmarkCheckWithRule(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		ext  map[string]string
-	}{{"no_rule", nil}, {"three_clause_rule", map[string]string{"allow_if": "three"}}} {
+	}{{"no_rule", nil}, {"three_clause_rule", map[string]string{"allow_if": "three"}},
+		{"route_keys", map[string]string{"allowed_groups": "admin,reader", "auth": "any", "csrf": "on"}}} {
 		b.Run(bc.name, func(b *testing.B) {
 			req := realisticRequest(cookie)
 			req.Attributes.ContextExtensions = bc.ext

@@ -28,6 +28,9 @@ type IdP interface {
 	Revoke(ctx context.Context, token, hint string) error
 	// BackendLogout calls an operator's logout URL (backend_logout_url).
 	BackendLogout(ctx context.Context, url string) error
+	// ExchangeToken trades the user's access token for one for an
+	// upstream's audience (RFC 8693; upstreamtoken.go).
+	ExchangeToken(ctx context.Context, subjectToken, audience string) (*oidcflow.ExchangedToken, error)
 }
 
 // Server implements envoy.service.auth.v3.Authorization.
@@ -47,6 +50,9 @@ type Server struct {
 	reasonMeta  reasonCache // dynamic metadata of answers without a user
 	signer      Signer      // nil: no identity assertions
 	blocks      *blockCache // identity blocks of sessions the jar doesn't cache; nil when it does
+
+	// upstream are the tokens exchanged for upstreams (upstreamtoken.go).
+	upstream upstreamTokens
 }
 
 // WithApp names the app this Server answers for (several apps on one
@@ -121,6 +127,11 @@ type settings struct {
 	headerSets   []headerSet // the identity headers sent upstream
 	paths        paths       // our endpoints under proxy_prefix
 	pageHeaders  []Header    // of every page (the CSP allows a custom logo)
+	routes       *routeCache // the routes' context_extensions, parsed and checked
+	// resourceMetaPath and resourceMetaURL are where the document of
+	// ProtectedResource.URL is (its path, and absolute); "" without one
+	// (resource.go).
+	resourceMetaPath, resourceMetaURL string
 }
 
 // paths are our endpoints under ProxyPrefix (oauth2-proxy's names).
@@ -160,9 +171,17 @@ func compile(cfg Config) (*settings, error) {
 	if u.IsAbs() {
 		orig = u.Scheme + "://" + u.Host
 	}
-	return &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), redirectOrig: orig, headerSets: headerSets(cfg),
+	set := &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), redirectOrig: orig, headerSets: headerSets(cfg),
 		paths:       paths{start: p + "/start", signIn: p + "/sign_in", signOut: p + "/sign_out", userinfo: p + "/userinfo", jwks: p + "/jwks"},
-		pageHeaders: pageHeadersFor(cfg.Pages)}, nil
+		pageHeaders: pageHeadersFor(cfg.Pages), routes: &routeCache{ignored: cfg.IgnoredRouteKeys}}
+	if r := cfg.ProtectedResource.URL; r != "" {
+		origin, path, err := resourceLocation(r)
+		if err != nil {
+			return nil, err
+		}
+		set.resourceMetaPath, set.resourceMetaURL = path, origin+path
+	}
+	return set, nil
 }
 
 // conf is the configuration in force. A Check reads it through here once
@@ -254,8 +273,17 @@ func LogDecision(ctx context.Context, logger *slog.Logger, requestID string, d *
 }
 
 // Decide routes a parsed request: the oauth2 endpoints first, then
-// skip_auth_routes, then the session.
+// skip_auth_routes, then the session. A 401 of an app that takes bearer
+// tokens names its protected-resource metadata (resource.go).
 func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
+	d := s.decide(ctx, r)
+	if d.Status == http.StatusUnauthorized && s.bearerAuth != nil {
+		s.withResourceMetadata(r, d)
+	}
+	return d
+}
+
+func (s *Server) decide(ctx context.Context, r *Request) *Decision {
 	set := s.conf()
 	switch r.Path {
 	case set.callbackPath:
@@ -270,6 +298,11 @@ func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
 		return s.userinfo(ctx, r)
 	case set.paths.jwks:
 		return s.jwks()
+	}
+	if s.isResourceMetadata(set, r.Path) {
+		if d := s.resourceMetadata(set, r); d != nil {
+			return d
+		}
 	}
 	d, rp := s.beforeUser(set, r)
 	if d != nil {
@@ -312,12 +345,11 @@ func (s *Server) beforeUser(set *settings, r *Request) (d *Decision, rp routePol
 	if len(set.TrustedIPs) > 0 && s.trusted(set, r) {
 		return s.allowAnonymous(r, ReasonTrustedIP), rp
 	}
-	rp, ok := parseRoutePolicy(r.ContextExtensions)
-	if !ok {
-		s.logger.Error("unknown auth value in the route's context_extensions; denying", "request_id", r.ID, "reason", ReasonBadRouteConfig)
-		return s.deny(ReasonBadRouteConfig), rp
+	e := set.routes.route(r.ContextExtensions)
+	if e.problem != nil {
+		return s.routeRefused(r, e), rp
 	}
-	return nil, rp
+	return nil, e.policy
 }
 
 // judge applies the app's policy, the route's keys and its rules to u,

@@ -168,7 +168,9 @@ func TestHostileBearers(t *testing.T) {
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
 			r := apiCall(t, st, "/", tok)
-			if r.StatusCode != http.StatusUnauthorized || r.Header.Get("Www-Authenticate") != `Bearer error="invalid_token"` {
+			// With the protected-resource metadata of "/" (RFC 9728 §5.1).
+			want := `Bearer error="invalid_token", resource_metadata="` + st.Front.URL + `/.well-known/oauth-protected-resource"`
+			if r.StatusCode != http.StatusUnauthorized || r.Header.Get("Www-Authenticate") != want {
 				t.Fatalf("%s: got %s, want 401 invalid_token", name, describe(r))
 			}
 		})

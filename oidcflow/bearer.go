@@ -17,9 +17,13 @@ import (
 type Bearer struct {
 	Identity Identity
 	Scopes   []string
-	ClientID string
-	Expiry   time.Time // zero when the token states none
-	Via      string    // "jwt" or "introspection"
+	// Audiences are the token's aud: a JWT's, or the introspection
+	// answer's (ZITADEL project ids, client ids, RFC 8707 resource URLs),
+	// for routes that want one (the route key audience).
+	Audiences []string
+	ClientID  string
+	Expiry    time.Time // zero when the token states none
+	Via       string    // "jwt" or "introspection"
 
 	// memo is where the caller keeps what it derives from a cached
 	// Bearer (authz: the rendered identity headers), once per token.

@@ -34,6 +34,8 @@
 //     JSON; cleaned and bounded);
 //   - refresh.go: refresh with rotating refresh tokens (shared calls, a grace
 //     cache), revocation (RFC 7009);
+//   - tokenexchange.go: RFC 8693 token exchange of a user's access token for
+//     an upstream's audience (one call; authz keeps and shares the result);
 //   - logout.go: back-channel logout tokens; endsession.go: the end-session
 //     URL for a browser logout and the backend_logout_url call.
 //

@@ -46,7 +46,7 @@ func (p *Provider) introspect(ctx context.Context, d *discovered, token string) 
 	if id.PreferredUsername == "" {
 		id.PreferredUsername = resp.Username
 	}
-	return &Bearer{Identity: id, Scopes: scopesOf(resp.Scope, m), ClientID: resp.ClientID, Expiry: exp, Via: "introspection"}, nil
+	return &Bearer{Identity: id, Scopes: scopesOf(resp.Scope, m), Audiences: resp.Audience, ClientID: resp.ClientID, Expiry: exp, Via: "introspection"}, nil
 }
 
 // errNoIntrospection: an opaque token and nowhere to introspect it.

@@ -46,11 +46,12 @@ func (p *Provider) verifyJWT(ctx context.Context, d *discovered, token string) (
 		return nil, fmt.Errorf("verify jwt: %w: %w", ErrInvalidToken, err)
 	}
 	return &Bearer{
-		Identity: p.IdentityFromClaims(m),
-		Scopes:   scopesOf(claims.Scopes, m),
-		ClientID: claims.ClientID,
-		Expiry:   claims.GetExpiration(),
-		Via:      "jwt",
+		Identity:  p.IdentityFromClaims(m),
+		Scopes:    scopesOf(claims.Scopes, m),
+		Audiences: claims.Audience,
+		ClientID:  claims.ClientID,
+		Expiry:    claims.GetExpiration(),
+		Via:       "jwt",
 	}, nil
 }
 

@@ -70,5 +70,8 @@ func bearerSize(b *Bearer) int {
 	for _, s := range b.Scopes {
 		n += len(s) + 16
 	}
+	for _, a := range b.Audiences {
+		n += len(a) + 16
+	}
 	return n
 }

@@ -20,7 +20,7 @@ import (
 
 // ContextKey is the context_extensions key that names the app on an Envoy
 // route; it wins over the host.
-const ContextKey = "app"
+const ContextKey = authz.AppRouteKey
 
 // DefaultName is the default app's name (the top-level keys' app), as a
 // route's app value: the shipped Envoy files name it on the catch-all

@@ -116,10 +116,10 @@ func TestCheckPolicyAnswers(t *testing.T) {
 // rule that ran with its inputs and result; --explain=false prints only
 // the final line.
 func TestCheckPolicyExplains(t *testing.T) {
-	_, out, _ := runPolicy(t, "--url", "https://shop.example.com/", "--user", "olga", "--email", "olga@other.org", "--role", "reader", "--ext", "x=1")
+	_, out, _ := runPolicy(t, "--url", "https://shop.example.com/", "--user", "olga", "--email", "olga@other.org", "--role", "reader", "--ext", "csrf=on")
 	for _, want := range []string{
 		`app:      shop: its hosts include "shop.example.com"`,
-		"route:    context_extensions x=1",
+		"route:    context_extensions csrf=on",
 		"user:     olga via a session, claims from flags",
 		"rules:    the app's defaults (the route names none): deny_if [outsiders], allow_if [readers]",
 		"  deny_if outsiders = !user.email.endsWith(\"@example.com\")\n      user.email = \"olga@other.org\"\n    → true: denies",

@@ -35,6 +35,9 @@ Usage:
   zitadel-ext-authz check-config --config FILE validate FILE and reach the IdP; exit 0 ok, 1 IdP unusable or redirect_url unreachable, 2 invalid
   zitadel-ext-authz check-policy --config FILE --url URL [--ext k=v] [--token JWT | --claims FILE | --user SUB ...]
                                                what Check would answer this request of this user, and why (check-policy --help); exit 0 allow, 1 not, 2 invalid
+  zitadel-ext-authz check-envoy [--config FILE] FILE...
+                                               the route keys (context_extensions) of Envoy, Istio, Envoy Gateway or rendered
+                                               Helm files ("-": stdin): unknown keys and bad values; exit 0 ok, 1 problems, 2 unreadable
   zitadel-ext-authz zitadel-bootstrap ...      create the project, apps and a user in a fresh ZITADEL
   zitadel-ext-authz healthcheck [URL]          probe /readyz (for containers without a shell)
   zitadel-ext-authz version                    print the version
@@ -63,12 +66,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return checkConfig(ctx, args[1:], getenv, stdout, stderr)
 	case "check-policy":
 		return checkPolicy(args[1:], getenv, stdout, stderr)
+	case "check-envoy":
+		return checkEnvoy(args[1:], getenv, os.Stdin, stdout, stderr)
 	case "zitadel-bootstrap":
 		return zitadelBootstrap(ctx, args[1:], stdout, stderr)
 	case "healthcheck":
 		return healthcheck(ctx, args[1:], stderr)
 	default:
-		fmt.Fprintf(stderr, "zitadel-ext-authz: unknown command %q; use serve, check-config, check-policy, zitadel-bootstrap, healthcheck, version or help\n", args[0])
+		fmt.Fprintf(stderr, "zitadel-ext-authz: unknown command %q; use serve, check-config, check-policy, check-envoy, zitadel-bootstrap, healthcheck, version or help\n", args[0])
 		return 2
 	}
 }

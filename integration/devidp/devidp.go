@@ -294,6 +294,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, _ := s.calls.LoadOrStore(r.URL.Path, new(atomic.Int64))
 		v.(*atomic.Int64).Add(1)
+		r = withResources(r) // RFC 8707 resource indicators, for CreateAuthRequest
 		if s.secondStep(next, w, r) {
 			return
 		}
@@ -314,6 +315,7 @@ func (s *Server) middleware(next http.Handler) http.Handler {
 				return
 			}
 		}
+		r = s.exchangeRequest(r) // token exchange (exchange.go)
 		if t := s.tamper.Load(); t != nil {
 			rec := httptest.NewRecorder()
 			next.ServeHTTP(rec, r)
@@ -336,7 +338,9 @@ type store struct {
 	users    map[string]User
 	clients  map[string]Client
 	rotation rotation
-	otp      otpFlows // second steps of sign-ins, and the factors added
+	otp      otpFlows  // second steps of sign-ins, and the factors added
+	aud      audiences // audiences beyond the client (audience.go)
+	exchange exchanges // token exchange (exchange.go)
 }
 
 func newStore(users []User, clients []Client) *store {
@@ -445,7 +449,7 @@ func (s *store) GetClientByClientID(ctx context.Context, id string) (op.Client, 
 	if err != nil {
 		return nil, err
 	}
-	return &client{Client: c, cfg: s.clients[id]}, nil
+	return &client{Client: c, cfg: s.clients[id], exchange: isExchange(ctx)}, nil
 }
 
 // roleClaim is ZITADEL's role object: role key → org id → org domain.
@@ -528,6 +532,8 @@ func (s *store) SetIntrospectionFromToken(ctx context.Context, resp *oidc.Intros
 	if err != nil {
 		return err
 	}
+	// ZITADEL answers with the token's aud (the example storage with none).
+	resp.Audience = s.audienceOf(tokenID)
 	if roles := s.roleClaim(resp.Subject); roles != nil {
 		if resp.Claims == nil {
 			resp.Claims = map[string]any{}
@@ -618,13 +624,16 @@ func (s *store) AuthRequestByCode(ctx context.Context, code string) (op.AuthRequ
 		return nil, err
 	}
 	if s.hasMFA(req.GetSubject()) {
-		return mfaRequest{req}, nil
+		req = mfaRequest{req}
 	}
-	return req, nil
+	return s.withAudiences(req), nil
 }
 
 // unwrap gives the example storage its own request type back.
 func unwrap(req op.TokenRequest) op.TokenRequest {
+	if a, ok := req.(audienceRequest); ok {
+		req = a.AuthRequest
+	}
 	if m, ok := req.(mfaRequest); ok {
 		return m.AuthRequest
 	}
@@ -632,20 +641,31 @@ func unwrap(req op.TokenRequest) op.TokenRequest {
 }
 
 func (s *store) CreateAccessToken(ctx context.Context, req op.TokenRequest) (string, time.Time, error) {
-	return s.Storage.CreateAccessToken(ctx, unwrap(req))
+	id, exp, err := s.Storage.CreateAccessToken(ctx, unwrap(req))
+	if err == nil {
+		s.rememberAudience(id, req.GetAudience())
+	}
+	return id, exp, err
 }
 
 func (s *store) CreateAccessAndRefreshTokens(ctx context.Context, req op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
-	return s.Storage.CreateAccessAndRefreshTokens(ctx, unwrap(req), currentRefreshToken)
+	id, refresh, exp, err := s.Storage.CreateAccessAndRefreshTokens(ctx, unwrap(req), currentRefreshToken)
+	if err == nil {
+		s.rememberAudience(id, req.GetAudience())
+	}
+	return id, refresh, exp, err
 }
 
 type client struct {
 	op.Client
 	cfg Client
+	// exchange: the client is serving a token exchange, whose access
+	// tokens are JWTs (exchange.go)
+	exchange bool
 }
 
 func (c *client) AccessTokenType() op.AccessTokenType {
-	if c.cfg.JWTAccessTokens {
+	if c.cfg.JWTAccessTokens || c.exchange {
 		return op.AccessTokenTypeJWT
 	}
 	return op.AccessTokenTypeBearer

@@ -14,6 +14,10 @@
 // form (it keeps no sign-in session), so prompt=login and max_age are
 // always honoured: auth_time is when the form was sent.
 //
+// It exchanges tokens (RFC 8693) as an app with ZITADEL's Token Exchange
+// grant does, issuing JWTs for the requested audience, and can be made to
+// refuse an audience (exchange.go).
+//
 // It also counts calls per endpoint and can be made to hang its token
 // endpoint, for tests of the failure paths. It listens on 127.0.0.1 only.
 // Product code never imports it.

@@ -20,6 +20,17 @@ func (s *Server) Tokens(ctx context.Context, c Client, username, password string
 // TokensAt is Tokens for a dev IdP at issuer that runs in another process
 // (make demo's).
 func TokensAt(ctx context.Context, issuer string, c Client, username, password string, scopes ...string) (*oauth2.Token, error) {
+	return tokensAt(ctx, issuer, c, username, password, nil, scopes)
+}
+
+// TokensForResource is Tokens with an RFC 8707 resource indicator in the
+// authorization request: the access token's aud names it besides the
+// client (audience.go).
+func (s *Server) TokensForResource(ctx context.Context, c Client, username, password, resource string, scopes ...string) (*oauth2.Token, error) {
+	return tokensAt(ctx, s.Issuer, c, username, password, []oauth2.AuthCodeOption{oauth2.SetAuthURLParam("resource", resource)}, scopes)
+}
+
+func tokensAt(ctx context.Context, issuer string, c Client, username, password string, opts []oauth2.AuthCodeOption, scopes []string) (*oauth2.Token, error) {
 	if len(scopes) == 0 {
 		scopes = []string{"openid", "email", "profile"}
 	}
@@ -30,7 +41,7 @@ func TokensAt(ctx context.Context, issuer string, c Client, username, password s
 	}
 	verifier := oauth2.GenerateVerifier()
 	noFollow := testkit.NoRedirects()
-	cb, err := LoginForm(noFollow, conf.AuthCodeURL("state-0123456789", oauth2.S256ChallengeOption(verifier)), username, password)
+	cb, err := LoginForm(noFollow, conf.AuthCodeURL("state-0123456789", append(opts, oauth2.S256ChallengeOption(verifier))...), username, password)
 	if err != nil {
 		return nil, err
 	}

@@ -98,6 +98,7 @@ func (c *conn) flush() {
 		}
 		batch := c.queued
 		c.queued = c.spare[:0]
+		c.cond.Broadcast() // the queue has room again: waiting writers go on
 		c.mu.Unlock()
 		_, err := c.Conn.Write(batch)
 		c.mu.Lock()

@@ -122,7 +122,10 @@ func TestAPeerThatDoesNotReadBlocksWritesAndCloseEndsThem(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the queue never filled")
+			c := server.(*conn)
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			t.Fatalf("the queue never filled: %d bytes queued, error %v, closing %v", len(c.queued), c.err, c.closing)
 		}
 		time.Sleep(time.Millisecond) // polling with a deadline
 	}

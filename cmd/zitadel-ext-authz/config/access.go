@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
@@ -42,6 +43,12 @@ func (r *resolver) buildAccess(c *Config) {
 			continue
 		}
 		a.CSRFAllowedOrigins = append(a.CSRFAllowedOrigins, strings.TrimSuffix(o, "/"))
+	}
+	for _, k := range r.list("ignored_route_keys") {
+		if slices.ContainsFunc(authz.RouteKeys(), func(rk authz.RouteKey) bool { return rk.Name == k }) {
+			r.fail("ignored_route_keys", "%q is a route key of ours: it can't be ignored", k)
+		}
+		a.IgnoredRouteKeys = append(a.IgnoredRouteKeys, k)
 	}
 	if path := r.str("authenticated_emails_file"); path != "" {
 		if data, ok := r.readFile(c, "authenticated_emails_file", path); ok {

@@ -27,6 +27,7 @@ func (r *resolver) build() (*Config, error) {
 	r.buildAccess(c)
 	r.buildBearer(c)
 	r.buildIdPExtras(c)
+	r.buildResource(c) // after the scopes and issuers it defaults to
 	r.buildServer(c)
 	r.buildTelemetry(c)
 	if r.app == nil {

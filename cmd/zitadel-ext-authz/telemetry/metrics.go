@@ -206,7 +206,7 @@ func (m *Metrics) WatchCache(name string, cm *ristretto.Metrics) {
 	}{{"hits", cm.Hits}, {"misses", cm.Misses}, {"evictions", cm.KeysEvicted}} {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name:        prefix + "cache_" + c.what + "_total",
-			Help:        "Cache " + c.what + ", by cache (session, token).",
+			Help:        "Cache " + c.what + ", by cache (session, token, upstream_token).",
 			ConstLabels: prometheus.Labels{"cache": name},
 		}, func() float64 { return float64(c.f()) }))
 	}

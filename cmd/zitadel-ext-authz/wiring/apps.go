@@ -43,7 +43,8 @@ func (b *Built) buildApp(a *config.App) (*App, error) {
 	ns := namespace(a.Name)
 	logger := d.Logger.With("app", a.Name)
 	providerOpts := []oidcflow.Option{oidcflow.WithLogger(logger), oidcflow.WithRefreshCache(b.refreshCache, b.global.RefreshGrace)}
-	authzOpts := []authz.Option{authz.WithLogger(logger), authz.WithApp(a.Name), authz.WithSigner(b.Assertions)}
+	authzOpts := []authz.Option{authz.WithLogger(logger), authz.WithApp(a.Name), authz.WithSigner(b.Assertions),
+		authz.WithUpstreamTokenCache(b.upstreamCache)}
 	if d.Metrics != nil {
 		m := d.Metrics.ForApp(a.Name)
 		providerOpts = append(providerOpts, oidcflow.WithObserver(m.ObserveIdP))

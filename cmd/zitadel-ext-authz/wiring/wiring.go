@@ -28,6 +28,7 @@ import (
 
 	"github.com/dgraph-io/ristretto/v2"
 
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/apps"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/backchannel"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/idjwt"
@@ -40,6 +41,10 @@ import (
 // RefreshCacheBytes bounds the refresh grace cache (one entry per session
 // refreshed within the grace period).
 const RefreshCacheBytes = 16 << 20
+
+// UpstreamTokenCacheBytes bounds the cache of tokens exchanged for
+// upstreams (upstream_token_audience; an entry is about 3 KB).
+const UpstreamTokenCacheBytes = 32 << 20
 
 // Deps are what the caller provides.
 type Deps struct {
@@ -67,6 +72,9 @@ type Built struct {
 	global       *config.Config // the keys shared by every app, as built
 	idp          *IdP
 	refreshCache *ristretto.Cache[string, *oidcflow.RefreshEntry]
+	// upstreamCache keeps the tokens exchanged for upstreams, for every
+	// app (each Server keys its entries with its own seeds).
+	upstreamCache *ristretto.Cache[uint64, *authz.UpstreamToken]
 
 	tokenOnce  sync.Once
 	tokenCache *ristretto.Cache[string, *oidcflow.TokenEntry]
@@ -126,6 +134,16 @@ func Build(cfg *config.Config, d Deps) (b *Built, err error) {
 		return b, fmt.Errorf("refresh cache: %w", err)
 	}
 	b.closers = append(b.closers, b.refreshCache.Close)
+	b.upstreamCache, err = ristretto.NewCache(&ristretto.Config[uint64, *authz.UpstreamToken]{
+		NumCounters: 100_000, MaxCost: UpstreamTokenCacheBytes, BufferItems: 64, Metrics: true,
+	})
+	if err != nil {
+		return b, fmt.Errorf("upstream token cache: %w", err)
+	}
+	b.closers = append(b.closers, b.upstreamCache.Close)
+	if d.Metrics != nil {
+		d.Metrics.WatchCache("upstream_token", b.upstreamCache.Metrics)
+	}
 	if b.Sessions, err = newSessions(cfg, d.Metrics, d.Logger, d.Clock); err != nil {
 		return b, err
 	}

@@ -1,0 +1,138 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
+)
+
+// check-envoy reads the route keys (check_settings.context_extensions) of
+// deployment files, which check-config can't see: an unknown key or a value
+// the server can't read makes every request of that route a 500, so it is
+// found before deploying. With --config, a route's allow_if and deny_if
+// must name rules of its app, and ignored_route_keys are let be.
+
+const checkEnvoyUsage = `usage: zitadel-ext-authz check-envoy [--config FILE] FILE...
+
+FILE: an Envoy bootstrap (envoy/envoy.yaml), Istio or Envoy Gateway
+manifests, or a rendered Helm chart (helm template … | check-envoy -);
+"-" reads stdin. --envoy FILE is the same as FILE.
+--config FILE: the server's configuration: ignored_route_keys, and the
+rules allow_if and deny_if may name.
+
+Exit 0 when every route key is known and readable, 1 when not, 2 when a
+file or the configuration can't be read.
+`
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+func checkEnvoy(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-envoy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, checkEnvoyUsage) }
+	cfgPath := fs.String("config", "", "the server's configuration file")
+	var files stringList
+	fs.Var(&files, "envoy", "a file to check (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	files = append(files, fs.Args()...)
+	if len(files) == 0 {
+		fmt.Fprint(stderr, "check-envoy: no file given\n"+checkEnvoyUsage)
+		return 2
+	}
+	var cfg *config.Config
+	if *cfgPath != "" {
+		c, _, err := config.Load([]string{"--config", *cfgPath}, getenv)
+		if err != nil {
+			fmt.Fprintf(stderr, "check-envoy: %v\n", err)
+			return 2
+		}
+		cfg = c
+	}
+	code := 0
+	for _, f := range files {
+		code = max(code, checkEnvoyFile(f, cfg, stdin, stdout, stderr))
+	}
+	return code
+}
+
+// checkEnvoyFile reports the problems of one file: 0 none, 1 some, 2 the
+// file can't be read.
+func checkEnvoyFile(name string, cfg *config.Config, stdin io.Reader, stdout, stderr io.Writer) int {
+	var data []byte
+	var err error
+	if name == "-" {
+		data, err = io.ReadAll(stdin)
+	} else {
+		data, err = os.ReadFile(name)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "check-envoy: %v\n", err)
+		return 2
+	}
+	settings, err := envoy.RouteSettings(data)
+	if err != nil {
+		fmt.Fprintf(stderr, "check-envoy: %s: %v\n", name, err)
+		return 2
+	}
+	problems := 0
+	for _, s := range settings {
+		for _, p := range routeProblems(s.Extensions, cfg) {
+			problems++
+			fmt.Fprintf(stdout, "%s: document %d: %s: %s\n", name, s.Doc, s.Where, p)
+		}
+	}
+	if problems > 0 {
+		fmt.Fprintf(stdout, "%s: %d problem(s) in %d route setting(s): every request of such a route gets a 500\n", name, problems, len(settings))
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: %d route setting(s), every key known and readable\n", name, len(settings))
+	return 0
+}
+
+// routeProblems are ext's problems: its keys and values, and with cfg the
+// rules it names (in its app: the route's app key, else any app).
+func routeProblems(ext map[string]string, cfg *config.Config) []string {
+	var ignored []string
+	var apps []*config.App
+	if cfg != nil {
+		apps = cfg.AllApps()
+		if name := ext[authz.AppRouteKey]; name != "" {
+			apps = slices.DeleteFunc(apps, func(a *config.App) bool { return a.Name != name })
+			if len(apps) == 0 {
+				return []string{fmt.Sprintf("app: %q is no app of the configuration", name)}
+			}
+		}
+		for _, a := range apps {
+			ignored = append(ignored, a.Authz.IgnoredRouteKeys...)
+		}
+	}
+	var out []string
+	for _, p := range authz.CheckRouteKeys(ext, ignored) {
+		out = append(out, p.String())
+	}
+	for _, key := range []string{"deny_if", "allow_if"} {
+		for _, rule := range strings.FieldsFunc(ext[key], func(r rune) bool { return r == ',' || r == ' ' }) {
+			if cfg != nil && !slices.ContainsFunc(apps, func(a *config.App) bool { return a.Authz.Rules.Has(strings.ToLower(rule)) }) {
+				out = append(out, fmt.Sprintf("%s: rule %q is not defined in the configuration", key, rule))
+			}
+		}
+	}
+	return out
+}
