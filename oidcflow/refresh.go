@@ -3,7 +3,6 @@ package oidcflow
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -162,31 +161,18 @@ func (p *Provider) Revoke(ctx context.Context, token, hint string) error {
 		return errors.New("revoke: the IdP has no revocation_endpoint")
 	}
 	form := url.Values{"token": {token}, "token_type_hint": {hint}}
-	req, err := http.NewRequestWithContext(withCall(ctx, CallRevocation), http.MethodPost, d.config.RevocationEndpoint, nil)
+	resp, err := p.postForm(ctx, CallRevocation, d.config.RevocationEndpoint, form)
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
-	}
-	if err := p.auth.authorize(req, form); err != nil {
-		return fmt.Errorf("revoke: %w: %w", ErrClientAuth, err)
-	}
-	body := form.Encode()
-	req.Body, req.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("revoke: %w", classify(ctx, err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusOK {
 		return nil
 	}
 	// RFC 7009 §2.2.1: an error answer is an OAuth error body.
-	var oe struct {
-		Error string `json:"error"`
-	}
-	_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&oe)
-	if resp.StatusCode < 500 && oe.Error != "" {
-		return fmt.Errorf("revoke: status %d: %w", resp.StatusCode, p.refused(rejected(oe.Error)))
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody))
+	if oe := readOAuthError(raw); resp.StatusCode < 500 && oe.Code != "" {
+		return fmt.Errorf("revoke: status %d: %w", resp.StatusCode, p.refused(rejected(oe.Code)))
 	}
 	return fmt.Errorf("revoke: %w: status %d", ErrRejected, resp.StatusCode)
 }

@@ -56,14 +56,14 @@ func (e *ExchangeError) Error() string {
 // Unwrap is the sentinel: ErrClientAuth for invalid_client, else
 // ErrRejected.
 func (e *ExchangeError) Unwrap() error {
-	if e.err == nil {
+	if e.err == nil { // a literal built outside this package (authz's tests)
 		return ErrRejected
 	}
 	return e.err
 }
 
-// maxExchangeBody bounds the token endpoint's answer we read.
-const maxExchangeBody = 64 << 10
+// maxAnswerBody bounds the token or revocation endpoint's answer we read.
+const maxAnswerBody = 64 << 10
 
 // ExchangeToken trades subjectToken (the user's access token) for an
 // access token whose audience is audience (RFC 8693 §2.1), authenticated
@@ -99,24 +99,12 @@ func (p *Provider) exchangeToken(ctx context.Context, d *discovered, subjectToke
 		"requested_token_type": {tokenTypeAccessToken},
 		"audience":             {audience},
 	}
-	req, err := http.NewRequestWithContext(withCall(ctx, CallTokenExchange), http.MethodPost, d.config.TokenEndpoint, nil)
+	resp, err := p.postForm(ctx, CallTokenExchange, d.config.TokenEndpoint, form)
 	if err != nil {
 		return nil, err
 	}
-	if err := p.auth.authorize(req, form); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrClientAuth, err)
-	}
-	body := form.Encode()
-	req.Body, req.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
-	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		return nil, classify(ctx, err)
-	}
 	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxExchangeBody))
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBody))
 	if err != nil {
 		return nil, classify(ctx, err)
 	}
@@ -158,20 +146,56 @@ func (p *Provider) exchangeToken(ctx context.Context, d *discovered, subjectToke
 // A description that repeats the subject token is left out: errors are
 // logged.
 func (p *Provider) exchangeRefused(status int, raw []byte, subjectToken string) error {
-	var oe struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	}
-	_ = json.Unmarshal(raw, &oe)
-	e := &ExchangeError{Status: status, Code: clip(oe.Error, 64), err: ErrRejected}
+	oe := readOAuthError(raw)
+	e := &ExchangeError{Status: status, Code: clip(oe.Code, 64), err: ErrRejected}
 	if desc := oe.Description; !strings.Contains(desc, subjectToken) {
 		e.Description = clip(strings.Map(printable, desc), 200)
 	}
+	// invalid_client only: unlike rejected, unauthorized_client here means the grant is off (authz's exchangeFix).
 	if e.Code == "invalid_client" {
 		e.err = ErrClientAuth
 		return p.refused(e)
 	}
 	return e
+}
+
+// postForm POSTs form to endpoint, authenticated as client_auth_method
+// says (the form may gain client_id, client_secret or an assertion), for
+// the IdP call named call. A failed client authentication wraps
+// ErrClientAuth; a failed round trip is classified (ErrIdPUnavailable,
+// the deadline in the chain). The body can be replayed (GetBody) for a
+// redirect or retry.
+func (p *Provider) postForm(ctx context.Context, call, endpoint string, form url.Values) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(withCall(ctx, call), http.MethodPost, endpoint, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.auth.authorize(req, form); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrClientAuth, err)
+	}
+	body := form.Encode()
+	req.Body, req.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(body)), nil }
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return nil, classify(ctx, err)
+	}
+	return resp, nil
+}
+
+// oauthError is an OAuth error body (RFC 6749 §5.2, RFC 7009 §2.2.1).
+type oauthError struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// readOAuthError reads raw as an OAuth error body; zero when it is none.
+func readOAuthError(raw []byte) oauthError {
+	var oe oauthError
+	_ = json.Unmarshal(raw, &oe)
+	return oe
 }
 
 // printable drops control characters from an IdP's text before it is

@@ -44,13 +44,6 @@ func (s *Server) RefuseTokenExchange(audience string) {
 	s.store.exchange.refused[audience] = true
 }
 
-// AllowTokenExchange ends every RefuseTokenExchange.
-func (s *Server) AllowTokenExchange() {
-	s.store.exchange.mu.Lock()
-	defer s.store.exchange.mu.Unlock()
-	clear(s.store.exchange.refused)
-}
-
 // TokenExchanges is how many token exchange requests for audience reached
 // the token endpoint, granted or not.
 func (s *Server) TokenExchanges(audience string) int64 {
