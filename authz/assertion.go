@@ -41,7 +41,7 @@ func WithSigner(sg Signer) Option { return func(s *Server) { s.signer = sg } }
 
 // assertion is the minted assertion a block carries.
 type assertion struct {
-	host      string    // the request host it was minted for (iss, aud)
+	host      string    // the request host it was minted for (iss, aud: settings.assertionPerHost)
 	refreshAt time.Time // half its life: a Check after this mints anew
 	base      *identityBlock
 }
@@ -56,7 +56,7 @@ func (s *Server) asserted(r *Request, m memo, b *identityBlock, of func() identi
 	}
 	now := s.now()
 	if a := b.assertion; a != nil {
-		if a.host == r.Host && now.Before(a.refreshAt) {
+		if (!set.assertionPerHost || a.host == r.Host) && now.Before(a.refreshAt) {
 			return b
 		}
 		b = a.base

@@ -228,3 +228,38 @@ func TestAssertionWithoutSessionCache(t *testing.T) {
 		t.Errorf("groups after the refresh: %v", c["groups"])
 	}
 }
+
+// A session seen on two hosts (a cookie for a parent domain): with the
+// assertion's issuer and audience configured nothing in it depends on
+// the host, so the one minted is reused there, not signed again; with
+// the defaults its aud names the host, so each host gets its own.
+func TestAssertionAcrossHosts(t *testing.T) {
+	onHost := func(s *Server, cookie, host string) string {
+		req := envoyRequest("GET", "/x", map[string]string{"cookie": cookie, ":authority": host})
+		req.Attributes.Request.Http.Host = host
+		resp, _ := s.Check(t.Context(), req)
+		return upstreamHeader(resp, DefaultIdentityJWTHeader)
+	}
+	for _, tc := range []struct {
+		name  string
+		cfg   IdentityJWT
+		reuse bool
+	}{
+		{"issuer and audience configured", IdentityJWT{Issuer: "https://authz.example.com", Audience: []string{"billing"}}, true},
+		{"the defaults", IdentityJWT{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, _, cookie, wait := assertingServerCached(t, Config{IdentityJWT: tc.cfg}, testkit.NewClock(t0))
+			onHost(s, cookie, "app.example.com")
+			wait() // the session is cached, with its assertion, from the next Check on
+			first := onHost(s, cookie, "app.example.com")
+			second := onHost(s, cookie, "other.example.com")
+			if first == "" || second == "" {
+				t.Fatalf("no assertion: %q %q", first, second)
+			}
+			if (first == second) != tc.reuse {
+				t.Errorf("the same assertion on both hosts: %v, want %v", first == second, tc.reuse)
+			}
+		})
+	}
+}

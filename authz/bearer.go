@@ -36,16 +36,21 @@ func (s *Server) bearer(ctx context.Context, r *Request, token string, rp routeP
 	if err != nil {
 		return s.bearerFailure(err)
 	}
-	// The route takes tokens for one audience only (a ZITADEL project, an
-	// RFC 8707 resource): one for another isn't meant for it.
-	if rp.audience != "" && !slices.Contains(b.Audiences, rp.audience) {
-		return withSubject(wrongAudience(rp.audience), b.Identity.Subject)
-	}
 	u := fromClaims(b.Identity)
-	if d := s.judge(r, b, u, viaBearer, b.Scopes, &rp, nil); d != nil {
+	if d := s.judgeBearer(r, b, u, &rp, nil); d != nil {
 		return d
 	}
 	return s.allowBearerTo(ctx, r, u, b, token, &rp)
+}
+
+// judgeBearer is judge for the caller of token b (u): first the route's
+// audience, which a token for another isn't meant for (a ZITADEL project,
+// an RFC 8707 resource).
+func (s *Server) judgeBearer(r *Request, b *oidcflow.Bearer, u user, rp *routePolicy, trace *[]RuleRun) *Decision {
+	if rp.audience != "" && !slices.Contains(b.Audiences, rp.audience) {
+		return withSubject(wrongAudience(rp.audience), u.sub)
+	}
+	return s.judge(r, b, u, viaBearer, b.Scopes, rp, trace)
 }
 
 // allowBearer lets the caller of token (b, u) through with its identity.

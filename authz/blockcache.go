@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"strconv"
 	"sync"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
@@ -15,7 +14,15 @@ import (
 // never answered from an older block. Bounded: emptied when full.
 type blockCache struct {
 	mu sync.Mutex
-	m  map[string]any
+	m  map[blockKey]any
+}
+
+// blockKey is one sign-in as of its last refresh: a struct of the
+// session's own strings, so finding a block allocates nothing.
+type blockKey struct {
+	loginID     string
+	refreshedAt int64
+	idTokenTail string // the ID token's signature changes with every refresh that brings new claims, even two within one second
 }
 
 // blockCacheMax bounds the entries (a block is about 2 KB).
@@ -28,15 +35,13 @@ func (c *blockCache) slot(sess *sessionpb.Session) memo {
 	if id == "" {
 		return nil
 	}
-	// The ID token's signature changes with every refresh that brings
-	// new claims, even two within one second.
 	tok := sess.GetIdToken()
-	return blockSlot{c, id + "/" + strconv.FormatInt(sess.GetRefreshedAt(), 10) + "/" + tok[max(len(tok)-16, 0):]}
+	return blockSlot{c, blockKey{id, sess.GetRefreshedAt(), tok[max(len(tok)-16, 0):]}}
 }
 
 type blockSlot struct {
 	c   *blockCache
-	key string
+	key blockKey
 }
 
 func (s blockSlot) Memo() any {

@@ -108,13 +108,21 @@ func (s *Server) denyPage(reason Reason, p page) *Decision {
 // jsonError is reason's answer for a program: its status, and the
 // reason and a description as JSON (RFC 6749 §5.2's shape).
 func jsonError(reason Reason, description string, headers ...Header) *Decision {
-	body, _ := json.Marshal(struct {
-		Error       Reason `json:"error"`
-		Description string `json:"error_description"`
-	}{reason, description})
-	d := &Decision{Status: reasons[reason].status, Reason: reason, Body: string(body),
+	return jsonErrorWith(reason, description, nil, headers...)
+}
+
+// jsonErrorWith is jsonError with more string fields in the body (what it
+// names: the rule, the route key); empty ones are left out.
+func jsonErrorWith(reason Reason, description string, fields map[string]string, headers ...Header) *Decision {
+	obj := map[string]string{"error": string(reason), "error_description": description}
+	for k, v := range fields {
+		if v != "" {
+			obj[k] = v
+		}
+	}
+	body, _ := json.Marshal(obj) // keys in sorted order
+	return &Decision{Status: reasons[reason].status, Reason: reason, Body: string(body),
 		Headers: append(headers, Header{"content-type", "application/json"}, Header{"cache-control", "no-store"})}
-	return d
 }
 
 // insufficientScope is the 403 for an API caller whose token is valid but
@@ -495,16 +503,11 @@ func (s *Server) ruleRefused(r *Request, v ruleVerdict, u user, via string) *Dec
 			Detail: "Ask the administrator for access, or sign out and sign in with another account.", SignOut: true})
 	}
 	if d == nil {
-		body, _ := json.Marshal(struct {
-			Error       Reason `json:"error"`
-			Description string `json:"error_description"`
-			Rule        string `json:"rule"`
-		}{v.reason, why, v.rule})
-		d = &Decision{Status: reasons[v.reason].status, Reason: v.reason, Body: string(body),
-			Headers: []Header{{"content-type", "application/json"}, {"cache-control", "no-store"}}}
-		if via == "bearer" && v.reason != ReasonUnknownRule {
-			d.Headers = append(d.Headers, Header{"www-authenticate", `Bearer error="insufficient_scope"`})
+		var challenge []Header
+		if via == viaBearer && v.reason != ReasonUnknownRule {
+			challenge = []Header{{"www-authenticate", `Bearer error="insufficient_scope"`}}
 		}
+		d = jsonErrorWith(v.reason, why, map[string]string{"rule": v.rule}, challenge...)
 	}
 	d.Rule = v.rule
 	return withSubject(d, u.sub)
@@ -563,14 +566,7 @@ func (s *Server) routeRefused(r *Request, e *routeEntry) *Decision {
 			"request_id", r.ID, "reason", reason, "key", Clip(p.Key, 64), "problem", Clip(p.String(), 200))
 	}
 	if s.isAPI(r) {
-		body, _ := json.Marshal(struct {
-			Error       Reason `json:"error"`
-			Description string `json:"error_description"`
-			Key         string `json:"key"`
-			DidYouMean  string `json:"did_you_mean,omitempty"`
-		}{reason, "this route's configuration has a problem: " + p.String(), p.Key, p.Nearest})
-		return &Decision{Status: reasons[reason].status, Reason: reason, Body: string(body),
-			Headers: []Header{{"content-type", "application/json"}, {"cache-control", "no-store"}}}
+		return jsonErrorWith(reason, "this route's configuration has a problem: "+p.String(), map[string]string{"key": p.Key, "did_you_mean": p.Nearest})
 	}
 	return s.denyPage(reason, page{Message: "This route's configuration has a problem: " + p.String() + ". The administrator has been told in the log."})
 }

@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/rules"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/proto/sessionpb"
 )
@@ -16,74 +15,74 @@ type DryRun struct {
 	// headers), else with a session.
 	Bearer bool
 	Token  string
-	// Scopes are the token's (or the session's) granted scopes.
-	Scopes []string
+	// Scopes are the token's (or the session's) granted scopes; Audiences
+	// the token's aud.
+	Scopes, Audiences []string
 }
 
-// Endpoint says which endpoint of ours is at path ("the login start",
-// "the callback", …), "" when path is none: Check answers those itself,
-// whoever asks.
-func (s *Server) Endpoint(path string) string {
+// endpointNames are our endpoints as check-policy names them.
+var endpointNames = map[endpoint]string{
+	epCallback: "the callback", epStart: "the login start", epSignIn: "the sign-in page", epSignOut: "the sign-out",
+	epUserinfo: "the user info", epJWKS: "the identity assertion keys (JWKS)", epResourceMetadata: "the protected-resource metadata (RFC 9728)",
+}
+
+// Endpoint says which endpoint of ours r asks for ("the login start",
+// "the callback", …), "" when none: Check answers those itself, whoever
+// asks, as Decide picks them.
+func (s *Server) Endpoint(r *Request) string {
 	set := s.conf()
-	switch path {
-	case set.callbackPath:
-		return "the callback"
-	case set.paths.start:
-		return "the login start"
-	case set.paths.signIn:
-		return "the sign-in page"
-	case set.paths.signOut:
-		return "the sign-out"
-	case set.paths.userinfo:
-		return "the user info"
-	case set.paths.jwks:
-		return "the identity assertion keys (JWKS)"
+	ep := s.endpointAt(set, r)
+	if ep == epResourceMetadata && s.resourceMetadata(set, r) == nil {
+		return ""
 	}
-	if s.isResourceMetadata(set, path) {
-		return "the protected-resource metadata (RFC 9728)"
-	}
-	return ""
+	return endpointNames[ep]
 }
 
 // DecideAs decides r for dr's user as Decide would for a valid session or
 // token of theirs, by the same steps (skip_auth_routes, preflight,
-// trusted_ips, the route's keys, the app's policy, the rules, step-up),
-// without the IdP, a session store or a cookie; trace says what each rule
-// that ran read and returned. A login or step-up redirect is reported
-// without its state (it would carry a fresh one). r must not be one of our
-// endpoints (Endpoint).
-func (s *Server) DecideAs(r *Request, dr DryRun) (d *Decision, trace []rules.Explanation) {
+// trusted_ips, the route's keys, the token's audience, the app's policy,
+// the rules, step-up, the 401's resource metadata), without the IdP, a
+// session store or a cookie; trace says what each rule that ran read and
+// returned. A login or step-up redirect is reported without its state (it
+// would carry a fresh one). r must not be one of our endpoints (Endpoint).
+func (s *Server) DecideAs(r *Request, dr DryRun) (d *Decision, trace []RuleRun) {
+	trace = []RuleRun{}
+	return s.challengeNamesResource(r, s.decideAs(r, dr, &trace)), trace
+}
+
+func (s *Server) decideAs(r *Request, dr DryRun, trace *[]RuleRun) *Decision {
 	set := s.conf()
 	d, rp := s.beforeUser(set, r)
 	if d != nil {
-		return d, nil
+		return d
 	}
-	trace = []rules.Explanation{}
 	switch {
 	case dr.Identity != nil && dr.Bearer && s.bearerAuth != nil && rp.auth != "session-only":
-		u := fromClaims(*dr.Identity)
-		if d := s.judge(r, nil, u, viaBearer, dr.Scopes, &rp, &trace); d != nil {
-			return d, trace
+		b := &oidcflow.Bearer{Identity: *dr.Identity, Scopes: dr.Scopes, Audiences: dr.Audiences, Via: "jwt"}
+		u := fromClaims(b.Identity)
+		if d := s.judgeBearer(r, b, u, &rp, trace); d != nil {
+			return d
 		}
-		b := &oidcflow.Bearer{Identity: *dr.Identity, Scopes: dr.Scopes, Via: "jwt"}
-		return s.allowBearer(r, u, b, dr.Token), trace
+		return s.allowBearer(r, u, b, dr.Token)
 	case rp.auth == "bearer-only":
-		return unauthorized(ReasonNoBearer), nil
+		return unauthorized(ReasonNoBearer)
 	case dr.Identity == nil || dr.Bearer:
 		// No session (a bearer token where bearer tokens aren't taken
 		// counts as none: the cookie decides).
 		if s.isAPI(r) {
-			return unauthorized(ReasonNoSession), nil
+			return unauthorized(ReasonNoSession)
 		}
-		return s.loginPlanned(), nil
+		return s.loginPlanned()
 	case unsafeMethod(r.Method) && !rp.csrfOff && !s.sameOrigin(r):
-		return withSubject(s.csrfRefused(r), dr.Identity.Subject), nil
+		return withSubject(s.csrfRefused(r), dr.Identity.Subject)
 	}
-	u := fromClaims(*dr.Identity)
-	if d := s.judge(r, nil, u, viaSession, dr.Scopes, &rp, &trace); d != nil {
-		return d, trace
-	}
+	// The user as a live Check reads them: from the session a login
+	// would store (which keeps role grants compactly).
 	sess := &sessionpb.Session{Scopes: dr.Scopes}
-	u.writeTo(sess)
-	return withSubject(s.allowSession(r, nil, sess), u.sub), trace
+	fromClaims(*dr.Identity).writeTo(sess)
+	u := fromSession(sess)
+	if d := s.judge(r, nil, u, viaSession, dr.Scopes, &rp, trace); d != nil {
+		return d
+	}
+	return withSubject(s.allowSession(r, nil, sess), u.sub)
 }

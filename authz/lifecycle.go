@@ -44,7 +44,8 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 	}
 	now := s.now()
 	u := fromSession(sess)
-	if d := s.judge(r, s.sessionMemo(e, sess), u, viaSession, sess.GetScopes(), &rp, nil); d != nil {
+	m := s.sessionMemo(e, sess)
+	if d := s.judge(r, m, u, viaSession, sess.GetScopes(), &rp, nil); d != nil {
 		return d
 	}
 	idle := s.conf().IdleTimeout
@@ -54,8 +55,9 @@ func (s *Server) withSession(ctx context.Context, r *Request, e *session.Entry, 
 		}
 		markSeen(sess, now)
 		renewed = true
+		m = s.sessionMemo(e, sess) // a copy: not e's session any more
 	}
-	d := withSubject(s.allowSessionTo(ctx, r, s.sessionMemo(e, sess), sess, &rp), u.sub)
+	d := withSubject(s.allowSessionTo(ctx, r, m, sess, &rp), u.sub)
 	if renewed {
 		return s.saveRenewed(ctx, r, sess, d)
 	}

@@ -98,14 +98,10 @@ func (s *Server) isResourceMetadata(set *settings, path string) bool {
 	return suffix == "" || (suffix[0] == '/' && suffix != "/")
 }
 
-// resourceMetadata is the app's document for r, a request for its
-// location (isResourceMetadata), or nil when r can't have it (a method
-// other than GET and HEAD, a host that can't be a resource's): Check then
-// goes on as for any other path.
+// resourceMetadata is the app's document for r, a GET or HEAD of its
+// location (endpointAt), or nil when r can't have it (a host that can't
+// be a resource's): Check then goes on as for any other path.
 func (s *Server) resourceMetadata(set *settings, r *Request) *Decision {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return nil
-	}
 	pr := set.ProtectedResource
 	resource := pr.URL
 	if resource == "" {

@@ -137,12 +137,23 @@ func TestNoResourceMetadataWithoutBearerTokens(t *testing.T) {
 	if got := deniedHeader(resp, "www-authenticate"); got != "Bearer" {
 		t.Errorf("www-authenticate %q without bearer tokens, want a plain Bearer", got)
 	}
-	if got := s.Endpoint(ResourceMetadataPath + "/mcp"); got != "" {
+	get := func(method string) *Request {
+		r, err := ParseRequest(envoyRequest(method, ResourceMetadataPath+"/mcp", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if got := s.Endpoint(get("GET")); got != "" {
 		t.Errorf("Endpoint(%s/mcp) without bearer tokens: %q, want none", ResourceMetadataPath, got)
 	}
 	s.bearerAuth = stubBearer{}
-	if got := s.Endpoint(ResourceMetadataPath + "/mcp"); got != "the protected-resource metadata (RFC 9728)" {
+	if got := s.Endpoint(get("GET")); got != "the protected-resource metadata (RFC 9728)" {
 		t.Errorf("Endpoint(%s/mcp) with bearer tokens: %q", ResourceMetadataPath, got)
+	}
+	// A POST there isn't the document: Check judges it like any path.
+	if got := s.Endpoint(get("POST")); got != "" {
+		t.Errorf("Endpoint(POST %s/mcp): %q, want none", ResourceMetadataPath, got)
 	}
 }
 

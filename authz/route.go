@@ -21,6 +21,9 @@ const (
 	extDenyIf        = "deny_if"                 // rule names: any one that holds denies
 	extAudience      = "audience"                // a bearer token must carry it in aud (RFC 8707 resource, ZITADEL project id)
 	extUpstreamAud   = "upstream_token_audience" // the upstream gets a token exchanged for this audience (RFC 8693)
+	// extUpstreamHeader puts the exchanged token in a header of its own,
+	// leaving the token headers as configured.
+	extUpstreamHeader = "upstream_token_header"
 )
 
 // routePolicy is the parsed context_extensions of one request.
@@ -39,12 +42,16 @@ type routePolicy struct {
 	// defaults don't apply.
 	allowIf, denyIf []string
 	rulesSet        bool
+	unknownRule     string // the first of them the configuration doesn't define ("": none)
 	// audience a bearer token must carry ("": any of ours).
 	audience string
 	// upstreamAudience: the upstream gets the user's access token
 	// exchanged for this audience (RFC 8693) instead of the token itself
 	// ("": the user's own, as configured).
 	upstreamAudience string
+	// upstreamHeader is upstream_token_header (lower case): the exchanged
+	// token goes there, beside the user's ("": it replaces the user's).
+	upstreamHeader string
 }
 
 // parseRoutePolicy reads context extensions CheckRouteKeys found no
@@ -61,9 +68,10 @@ func parseRoutePolicy(ext map[string]string) routePolicy {
 	rp.amr = splitList(ext[extAMR])
 	allow, hasAllow := ext[extAllowIf]
 	deny, hasDeny := ext[extDenyIf]
-	rp.allowIf, rp.denyIf, rp.rulesSet = ruleNames(allow), ruleNames(deny), hasAllow || hasDeny
+	rp.allowIf, rp.denyIf, rp.rulesSet = RuleNames(allow), RuleNames(deny), hasAllow || hasDeny
 	rp.audience = strings.TrimSpace(ext[extAudience])
 	rp.upstreamAudience = strings.TrimSpace(ext[extUpstreamAud])
+	rp.upstreamHeader = strings.ToLower(strings.TrimSpace(ext[extUpstreamHeader]))
 	if v := strings.TrimSpace(ext[extMaxAge]); v != "" {
 		rp.maxAge, _ = strconv.ParseInt(v, 10, 64) // checked: seconds
 	}

@@ -2,9 +2,12 @@ package authz
 
 import (
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/rules"
 )
 
 // routeCache keeps each distinct context_extensions set a route sends,
@@ -12,8 +15,9 @@ import (
 // instead of parsing: Envoy's configuration holds few distinct sets. It
 // belongs to one configuration (settings): a reload starts a new one.
 type routeCache struct {
-	ignored []string // ignored_route_keys
-	m       sync.Map // uint64 (setHash) → *routeEntry
+	ignored []string   // ignored_route_keys
+	rules   *rules.Set // the rules a route may name
+	m       sync.Map   // uint64 (setHash) → *routeEntry
 	n       atomic.Int64
 }
 
@@ -74,6 +78,12 @@ func (c *routeCache) parse(ext map[string]string) *routeEntry {
 		return e
 	}
 	e.policy = parseRoutePolicy(ext)
+	for _, name := range slices.Concat(e.policy.denyIf, e.policy.allowIf) {
+		if !c.rules.Has(name) {
+			e.policy.unknownRule = name // denied once the user is known (ruleRefused)
+			break
+		}
+	}
 	return e
 }
 

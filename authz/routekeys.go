@@ -2,10 +2,12 @@ package authz
 
 import (
 	"fmt"
-	"regexp"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/rules"
 )
 
 // The keys a route may set in Envoy's check_settings.context_extensions,
@@ -68,10 +70,13 @@ func (p RouteKeyProblem) String() string {
 // we let be (ignored_route_keys).
 func CheckRouteKeys(ext map[string]string, ignored []string) []RouteKeyProblem {
 	var out []RouteKeyProblem
-	for _, k := range slices.Sorted(mapsKeys(ext)) {
+	for _, k := range slices.Sorted(maps.Keys(ext)) {
 		if p, bad := checkRouteKey(k, ext[k], ignored); bad {
 			out = append(out, p)
 		}
+	}
+	if v, ok := ext[extUpstreamHeader]; ok && strings.TrimSpace(ext[extUpstreamAud]) == "" {
+		out = append(out, RouteKeyProblem{Key: extUpstreamHeader, Value: v, Problem: "needs upstream_token_audience (the token it would carry)"})
 	}
 	return out
 }
@@ -89,16 +94,6 @@ func checkRouteKey(k, v string, ignored []string) (RouteKeyProblem, bool) {
 		return RouteKeyProblem{Key: k, Value: v, Problem: err.Error()}, true
 	}
 	return RouteKeyProblem{}, false
-}
-
-func mapsKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // nearestRouteKey is the known key within two edits of k (or with k as
@@ -176,14 +171,11 @@ func seconds(v string) error {
 	return nil
 }
 
-// ruleNamePattern is what a rule may be called (rules.Compile's).
-var ruleNamePattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-
 // ruleList: rule names; an empty value names none (it still replaces the
 // app's defaults).
 func ruleList(v string) error {
 	for _, n := range splitList(v) {
-		if !ruleNamePattern.MatchString(n) {
+		if !rules.ValidName(n) {
 			return fmt.Errorf("%q is no rule name (letters, digits and _)", n)
 		}
 	}

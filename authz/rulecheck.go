@@ -3,7 +3,6 @@ package authz
 import (
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/rules"
 )
@@ -22,35 +21,40 @@ const (
 	viaBearer  = "bearer"
 )
 
-// ruleNames are the rules a route lists under one key: names separated by
-// commas or spaces, lower case as the configuration keeps them. Routes'
-// values come from Envoy's configuration, so there are few distinct ones:
-// each is split once (up to maxRuleLists) and shared read-only.
-func ruleNames(v string) []string {
-	if v == "" {
-		return nil
-	}
-	if names, ok := ruleLists.Load(v); ok {
-		return names.([]string)
-	}
+// RuleNames are the rules a route lists under allow_if or deny_if (v):
+// names separated by commas or spaces, lower case as the configuration
+// keeps them. A route's lists are read once per distinct setting
+// (routeCache); check-policy and check-envoy read them the same way.
+func RuleNames(v string) []string {
 	names := splitList(v)
 	for i, n := range names {
 		names[i] = strings.ToLower(n)
 	}
-	if ruleListCount.Add(1) <= maxRuleLists {
-		ruleLists.Store(v, names)
-	}
 	return names
 }
 
-// ruleLists caches ruleNames: a route's value → its names.
-var (
-	ruleLists     sync.Map
-	ruleListCount atomic.Int64
-)
+// ruleLists are the rules the route runs: its own when it names any (own),
+// else the app's defaults (c's allow_if and deny_if).
+func (rp *routePolicy) ruleLists(c *Config) (deny, allow []string, own bool) {
+	if rp.rulesSet {
+		return rp.denyIf, rp.allowIf, true
+	}
+	return c.DenyIf, c.AllowIf, false
+}
 
-// maxRuleLists bounds ruleLists (a value past it is split per Check).
-const maxRuleLists = 4096
+// RouteRuleLists are the rules a route with context_extensions ext runs
+// in an app configured by c, as Check chooses them (check-policy).
+func RouteRuleLists(c Config, ext map[string]string) (deny, allow []string, own bool) {
+	rp := parseRoutePolicy(ext)
+	return rp.ruleLists(&c)
+}
+
+// RuleRun is one rule a dry run evaluated: the route key that listed it
+// (allow_if or deny_if) and what it read and returned.
+type RuleRun struct {
+	List string
+	rules.Explanation
+}
 
 // ruleVerdict is what a route's rules decided: rule is the one that
 // decided when denied (or isn't defined, or couldn't be evaluated).
@@ -63,34 +67,27 @@ type ruleVerdict struct {
 // judgeRules applies the route's rules (rp) to u for r; m (may be nil)
 // keeps u's identity block (with user.roles); trace, when not nil,
 // collects what each rule evaluated read (check-policy).
-func (s *Server) judgeRules(set *settings, r *Request, m memo, u user, via string, scopes []string, rp *routePolicy, trace *[]rules.Explanation) ruleVerdict {
-	deny, allow := set.DenyIf, set.AllowIf
-	if rp.rulesSet {
-		deny, allow = rp.denyIf, rp.allowIf
-	}
+func (s *Server) judgeRules(set *settings, r *Request, m memo, u user, via string, scopes []string, rp *routePolicy, trace *[]RuleRun) ruleVerdict {
+	deny, allow, _ := rp.ruleLists(&set.Config)
 	if len(deny) == 0 && len(allow) == 0 {
 		return ruleVerdict{}
 	}
-	for _, list := range [2][]string{deny, allow} {
-		for _, name := range list {
-			if !set.Rules.Has(name) {
-				return ruleVerdict{reason: ReasonUnknownRule, rule: name}
-			}
-		}
+	if rp.unknownRule != "" { // found once per route setting (routeCache)
+		return ruleVerdict{reason: ReasonUnknownRule, rule: rp.unknownRule}
 	}
 	sc := scratchPool.Get().(*ruleScratch)
 	defer sc.release()
 	in := s.ruleInput(sc, set, r, m, u, via, scopes)
-	eval := set.Rules.Eval
-	if trace != nil {
-		eval = func(name string, in *rules.Input) (bool, error) {
-			e := set.Rules.Explain(name, in)
-			*trace = append(*trace, e)
-			return e.Result, e.Err
+	eval := func(list, name string) (bool, error) {
+		if trace == nil {
+			return set.Rules.Eval(name, in)
 		}
+		e := set.Rules.Explain(name, in)
+		*trace = append(*trace, RuleRun{List: list, Explanation: e})
+		return e.Result, e.Err
 	}
 	for _, name := range deny {
-		hit, err := eval(name, in)
+		hit, err := eval(extDenyIf, name)
 		if err != nil {
 			return ruleVerdict{reason: ReasonRuleError, rule: name, err: err}
 		}
@@ -99,7 +96,7 @@ func (s *Server) judgeRules(set *settings, r *Request, m memo, u user, via strin
 		}
 	}
 	for _, name := range allow {
-		ok, err := eval(name, in)
+		ok, err := eval(extAllowIf, name)
 		if err != nil {
 			return ruleVerdict{reason: ReasonRuleError, rule: name, err: err}
 		}

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/rules"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
@@ -113,7 +112,7 @@ func New(cfg Config, idp IdP, jar *session.Jar, opts ...Option) (*Server, error)
 		o(s)
 	}
 	if jar != nil && !jar.Caches() {
-		s.blocks = &blockCache{m: map[string]any{}}
+		s.blocks = &blockCache{m: map[blockKey]any{}}
 	}
 	return s, nil
 }
@@ -128,6 +127,11 @@ type settings struct {
 	paths        paths       // our endpoints under proxy_prefix
 	pageHeaders  []Header    // of every page (the CSP allows a custom logo)
 	routes       *routeCache // the routes' context_extensions, parsed and checked
+	// assertionPerHost: the identity assertion's iss or aud is the
+	// request's host (neither identity_jwt_issuer nor an absolute
+	// redirect_url, or no identity_jwt_audience), so a session seen on
+	// another host needs another one.
+	assertionPerHost bool
 	// resourceMetaPath and resourceMetaURL are where the document of
 	// ProtectedResource.URL is (its path, and absolute); "" without one
 	// (resource.go).
@@ -173,7 +177,8 @@ func compile(cfg Config) (*settings, error) {
 	}
 	set := &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), redirectOrig: orig, headerSets: headerSets(cfg),
 		paths:       paths{start: p + "/start", signIn: p + "/sign_in", signOut: p + "/sign_out", userinfo: p + "/userinfo", jwks: p + "/jwks"},
-		pageHeaders: pageHeadersFor(cfg.Pages), routes: &routeCache{ignored: cfg.IgnoredRouteKeys}}
+		pageHeaders: pageHeadersFor(cfg.Pages), routes: &routeCache{ignored: cfg.IgnoredRouteKeys, rules: cfg.Rules}}
+	set.assertionPerHost = len(cfg.IdentityJWT.Audience) == 0 || (cfg.IdentityJWT.Issuer == "" && orig == "")
 	if r := cfg.ProtectedResource.URL; r != "" {
 		origin, path, err := resourceLocation(r)
 		if err != nil {
@@ -276,30 +281,73 @@ func LogDecision(ctx context.Context, logger *slog.Logger, requestID string, d *
 // skip_auth_routes, then the session. A 401 of an app that takes bearer
 // tokens names its protected-resource metadata (resource.go).
 func (s *Server) Decide(ctx context.Context, r *Request) *Decision {
-	d := s.decide(ctx, r)
+	return s.challengeNamesResource(r, s.decide(ctx, r))
+}
+
+// challengeNamesResource adds the resource metadata's location to d's
+// Bearer challenge when d is a 401 of an app that takes bearer tokens.
+func (s *Server) challengeNamesResource(r *Request, d *Decision) *Decision {
 	if d.Status == http.StatusUnauthorized && s.bearerAuth != nil {
 		s.withResourceMetadata(r, d)
 	}
 	return d
 }
 
-func (s *Server) decide(ctx context.Context, r *Request) *Decision {
-	set := s.conf()
+// endpoint is one of our own endpoints, which Check answers itself.
+type endpoint int
+
+const (
+	noEndpoint endpoint = iota
+	epCallback
+	epStart
+	epSignIn
+	epSignOut
+	epUserinfo
+	epJWKS
+	epResourceMetadata
+)
+
+// endpointAt is the endpoint of ours r asks for (noEndpoint: none). The
+// resource metadata is ours only where resourceMetadata answers it (a
+// GET or HEAD for a resource that can be one); else its path is checked
+// like any other.
+func (s *Server) endpointAt(set *settings, r *Request) endpoint {
 	switch r.Path {
 	case set.callbackPath:
-		return s.callback(ctx, r)
+		return epCallback
 	case set.paths.start:
-		return s.start(r)
+		return epStart
 	case set.paths.signIn:
-		return s.signInPage(r, r.Query().Get("rd"))
+		return epSignIn
 	case set.paths.signOut:
-		return s.signOut(ctx, r)
+		return epSignOut
 	case set.paths.userinfo:
-		return s.userinfo(ctx, r)
+		return epUserinfo
 	case set.paths.jwks:
-		return s.jwks()
+		return epJWKS
 	}
-	if s.isResourceMetadata(set, r.Path) {
+	if s.isResourceMetadata(set, r.Path) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		return epResourceMetadata
+	}
+	return noEndpoint
+}
+
+func (s *Server) decide(ctx context.Context, r *Request) *Decision {
+	set := s.conf()
+	switch s.endpointAt(set, r) {
+	case epCallback:
+		return s.callback(ctx, r)
+	case epStart:
+		return s.start(r)
+	case epSignIn:
+		return s.signInPage(r, r.Query().Get("rd"))
+	case epSignOut:
+		return s.signOut(ctx, r)
+	case epUserinfo:
+		return s.userinfo(ctx, r)
+	case epJWKS:
+		return s.jwks()
+	case epResourceMetadata:
 		if d := s.resourceMetadata(set, r); d != nil {
 			return d
 		}
@@ -356,7 +404,7 @@ func (s *Server) beforeUser(set *settings, r *Request) (d *Decision, rp routePol
 // who came by via (a session or a bearer token) with scopes: nil when
 // u may make r. m (may be nil) keeps u's rendered identity block; trace,
 // when not nil, collects what the rules read (check-policy).
-func (s *Server) judge(r *Request, m memo, u user, via string, scopes []string, rp *routePolicy, trace *[]rules.Explanation) *Decision {
+func (s *Server) judge(r *Request, m memo, u user, via string, scopes []string, rp *routePolicy, trace *[]RuleRun) *Decision {
 	set := s.conf()
 	refuse := func(reason Reason) *Decision {
 		if via == viaBearer {

@@ -29,10 +29,6 @@ import (
 // the IdP won't or can't exchange, the request is refused: the user's own
 // token is never sent in its place.
 
-// extUpstreamHeader is the route key that puts the exchanged token in a
-// header of its own, leaving the token headers as configured.
-const extUpstreamHeader = "upstream_token_header"
-
 // UpstreamToken is an exchanged token kept for reuse. It holds the
 // exchanged token, never the user's; cached ones are shared read-only.
 type UpstreamToken struct {
@@ -142,7 +138,7 @@ func (s *Server) allowSessionTo(ctx context.Context, r *Request, m memo, sess *s
 	if rp.upstreamAudience == "" {
 		return s.allowSession(r, m, sess)
 	}
-	header, d := s.upstreamHeader(r, false)
+	header, d := s.upstreamHeader(r, rp, false)
 	if d != nil {
 		return d
 	}
@@ -165,7 +161,7 @@ func (s *Server) allowBearerTo(ctx context.Context, r *Request, u user, b *oidcf
 	if rp.upstreamAudience == "" {
 		return s.allowBearer(r, u, b, token)
 	}
-	header, d := s.upstreamHeader(r, true)
+	header, d := s.upstreamHeader(r, rp, true)
 	if d != nil {
 		return withSubject(d, u.sub)
 	}
@@ -177,28 +173,22 @@ func (s *Server) allowBearerTo(ctx context.Context, r *Request, u user, b *oidcf
 }
 
 // upstreamHeader is the route's upstream_token_header ("": none, the
-// exchanged token replaces the user's), or the 500 for a name we can't
-// set, or for a session route where the exchanged token would go nowhere.
-func (s *Server) upstreamHeader(r *Request, bearer bool) (string, *Decision) {
-	header, named := r.ContextExtensions[extUpstreamHeader]
-	if !named {
-		if !bearer && !sendsToken(s.conf()) {
-			s.logger.Error("upstream_token_audience, but no header carries a token to the upstream; denying (set pass_access_token or pass_authorization_header, or the route's upstream_token_header)",
-				"request_id", r.ID, "reason", ReasonBadRouteConfig)
-			return "", s.deny(ReasonBadRouteConfig)
-		}
-		return "", nil
-	}
-	header = strings.ToLower(strings.TrimSpace(header)) // as Envoy compares header names
-	err := CheckUpstreamHeader(header)
-	if err == nil && configuredHeader(s.conf(), header) {
-		err = fmt.Errorf("%q is a header the configuration sets already (claim_headers, id_token_header, identity_jwt_header)", header)
-	}
-	if err != nil {
-		s.logger.Error("the route's upstream_token_header can't be set; denying", "request_id", r.ID, "reason", ReasonBadRouteConfig, "error", err.Error())
+// exchanged token replaces the user's; the route keys checked the name),
+// or the 500 for a header the configuration sets itself, or for a session
+// route where the exchanged token would go nowhere.
+func (s *Server) upstreamHeader(r *Request, rp *routePolicy, bearer bool) (string, *Decision) {
+	set := s.conf()
+	switch {
+	case rp.upstreamHeader == "" && !bearer && !sendsToken(set):
+		s.logger.Error("upstream_token_audience, but no header carries a token to the upstream; denying (set pass_access_token or pass_authorization_header, or the route's upstream_token_header)",
+			"request_id", r.ID, "reason", ReasonBadRouteConfig)
+		return "", s.deny(ReasonBadRouteConfig)
+	case rp.upstreamHeader != "" && configuredHeader(set, rp.upstreamHeader):
+		s.logger.Error("the route's upstream_token_header is a header the configuration sets already (claim_headers, id_token_header, identity_jwt_header); denying",
+			"request_id", r.ID, "reason", ReasonBadRouteConfig, "header", rp.upstreamHeader)
 		return "", s.deny(ReasonBadRouteConfig)
 	}
-	return header, nil
+	return rp.upstreamHeader, nil
 }
 
 // configuredHeader says the configuration sets header for the upstream

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strconv"
@@ -60,7 +61,7 @@ type walker struct {
 func (w *walker) walk(v any, path []string) error {
 	switch t := v.(type) {
 	case map[string]any:
-		for _, k := range slices.Sorted(mapKeys(t)) {
+		for _, k := range slices.Sorted(maps.Keys(t)) {
 			if k == "context_extensions" {
 				ext, err := stringMap(t[k])
 				if err != nil {
@@ -129,14 +130,4 @@ func stringMap(v any) (map[string]string, error) {
 		out[k] = s
 	}
 	return out, nil
-}
-
-func mapKeys(m map[string]any) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }

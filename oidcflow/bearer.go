@@ -197,6 +197,22 @@ func outcome(err error) string {
 	}
 }
 
+// BearerFromClaims is what a token with these claims (a JWT's payload,
+// or an introspection answer) says of its caller, as Authenticate reads a
+// verified one: identity, scopes and audiences. check-policy reads an
+// unverified token with it.
+func (p *Provider) BearerFromClaims(claims map[string]any) *Bearer {
+	scope := stringList(claims["scope"])
+	if s, ok := claims["scope"].(string); ok {
+		scope = strings.Fields(s)
+	}
+	aud := stringList(claims["aud"])
+	if s, ok := claims["aud"].(string); ok {
+		aud = []string{s}
+	}
+	return &Bearer{Identity: p.IdentityFromClaims(claims), Scopes: scopesOf(scope, claims), Audiences: aud, Via: "jwt"}
+}
+
 // scopesOf is a token's granted scopes: scope (RFC 9068/7662, a
 // space-separated string), else scp, a list or a string, as Ory Hydra,
 // Okta and Azure AD send them.

@@ -49,3 +49,13 @@ func TestWithin(t *testing.T) {
 		})
 	}
 }
+
+// Every input field has a bound (or none to check): a field added to
+// User or Request without one here would run untracked.
+func TestEveryInputFieldHasABound(t *testing.T) {
+	for _, f := range inputFields {
+		if !within(testInput(), []string{f}) {
+			t.Errorf("within doesn't know %s: add its bound (or none) to within's switch", f)
+		}
+	}
+}

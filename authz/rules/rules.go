@@ -26,6 +26,10 @@ var ErrCostLimit = errors.New("cost limit exceeded")
 // the same in the config, the logs and a route's allow_if list.
 var validName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
+// ValidName reports whether name may name a rule ([A-Za-z_][A-Za-z0-9_]*):
+// Compile's test, which a route's allow_if and deny_if are held to too.
+func ValidName(name string) bool { return validName.MatchString(name) }
+
 // Set is a compiled set of named rules; safe for concurrent use.
 type Set struct {
 	rules      map[string]*rule
@@ -102,7 +106,7 @@ func Compile(defs map[string]string) (*Set, error) {
 // rule; each problem is an error naming the rule (and where the source has
 // one, line and column). What a rule reads comes from the AST as written.
 func compileRule(env *cel.Env, name, src string) (*rule, []error) {
-	if !validName.MatchString(name) {
+	if !ValidName(name) {
 		return nil, []error{fmt.Errorf("rule %q: name must match [A-Za-z_][A-Za-z0-9_]*", name)}
 	}
 	checked, iss := env.Compile(src)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
@@ -32,18 +31,12 @@ Exit 0 when every route key is known and readable, 1 when not, 2 when a
 file or the configuration can't be read.
 `
 
-// stringList is a repeatable flag.
-type stringList []string
-
-func (l *stringList) String() string     { return strings.Join(*l, ",") }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
-
 func checkEnvoy(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-envoy", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() { fmt.Fprint(stderr, checkEnvoyUsage) }
 	cfgPath := fs.String("config", "", "the server's configuration file")
-	var files stringList
+	var files listFlag
 	fs.Var(&files, "envoy", "a file to check (repeatable)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -128,8 +121,8 @@ func routeProblems(ext map[string]string, cfg *config.Config) []string {
 		out = append(out, p.String())
 	}
 	for _, key := range []string{"deny_if", "allow_if"} {
-		for _, rule := range strings.FieldsFunc(ext[key], func(r rune) bool { return r == ',' || r == ' ' }) {
-			if cfg != nil && !slices.ContainsFunc(apps, func(a *config.App) bool { return a.Authz.Rules.Has(strings.ToLower(rule)) }) {
+		for _, rule := range authz.RuleNames(ext[key]) {
+			if cfg != nil && !slices.ContainsFunc(apps, func(a *config.App) bool { return a.Authz.Rules.Has(rule) }) {
 				out = append(out, fmt.Sprintf("%s: rule %q is not defined in the configuration", key, rule))
 			}
 		}

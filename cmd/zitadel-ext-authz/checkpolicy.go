@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -303,7 +302,7 @@ func tokenUser(token string) (dryUser, error) {
 	if err != nil {
 		return dryUser{}, fmt.Errorf("--token: %w", err)
 	}
-	return dryUser{claims: claims, bearer: true, token: token, scopes: tokenScopes(claims),
+	return dryUser{claims: claims, bearer: true, token: token,
 		from: "a bearer token (--token): its claims are read, NOT verified; check-policy asks what the policy does with these claims, not whether the token is valid"}, nil
 }
 
@@ -322,26 +321,6 @@ func jwtClaims(token string) (map[string]any, error) {
 		return nil, errors.New("not a JWT: its payload is not a JSON object")
 	}
 	return claims, nil
-}
-
-// tokenScopes are a token's scopes as the server reads them: the scope
-// claim (space-separated or a list), else scp.
-func tokenScopes(claims map[string]any) []string {
-	for _, name := range []string{"scope", "scp"} {
-		switch v := claims[name].(type) {
-		case string:
-			return strings.Fields(v)
-		case []any:
-			var out []string
-			for _, s := range v {
-				if s, ok := s.(string); ok {
-					out = append(out, s)
-				}
-			}
-			return out
-		}
-	}
-	return []string{}
 }
 
 // fileUser reads --claims: a JSON object of claims.
@@ -463,26 +442,32 @@ func decidePolicy(built *wiring.Built, r *authz.Request, who dryUser) *policyRep
 	}
 	a := built.App(entry.Name)
 	rep.App = a.Name
-	if ep := a.Server.Endpoint(r.Path); ep != "" {
+	if ep := a.Server.Endpoint(r); ep != "" {
 		rep.Endpoint = ep
 		rep.Decision = policyDecision{UpstreamHeaders: map[string]string{}, Headers: map[string]string{}}
 		return rep
 	}
 	dr := authz.DryRun{Bearer: who.bearer, Token: who.token, Scopes: who.scopes}
 	if who.claims != nil {
-		id := a.Provider.IdentityFromClaims(who.claimsFor(a))
-		dr.Identity = &id
-		if dr.Scopes == nil {
+		// What the server reads of these claims: a token's identity,
+		// scopes and audiences, or a login's identity.
+		b := a.Provider.BearerFromClaims(who.claimsFor(a))
+		dr.Identity = &b.Identity
+		switch {
+		case dr.Scopes != nil: // --scope
+		case who.bearer:
+			dr.Scopes = b.Scopes
+		default:
 			dr.Scopes = a.Config.OIDC.Scopes // a session's: what the login asked for
+		}
+		if who.bearer {
+			dr.Audiences = b.Audiences
 		}
 	}
 	rep.RuleLists = ruleLists(a, r.ContextExtensions)
 	d, trace := a.Server.DecideAs(r, dr)
 	for _, e := range trace {
-		pr := policyRule{Rule: e.Rule, Source: e.Source, Result: e.Result, List: "allow_if", Inputs: []policyInput{}}
-		if slices.Contains(rep.RuleLists.DenyIf, e.Rule) {
-			pr.List = "deny_if"
-		}
+		pr := policyRule{Rule: e.Rule, Source: e.Source, Result: e.Result, List: e.List, Inputs: []policyInput{}}
 		for _, f := range e.Inputs {
 			pr.Inputs = append(pr.Inputs, policyInput{Name: f.Name, Value: f.Value})
 		}
@@ -547,22 +532,20 @@ func whyApp(entry *apps.Entry, reason authz.Reason, name, host string) string {
 // ruleLists are the rules the route runs: its own allow_if/deny_if when
 // it names any (as authz reads them), else the app's defaults.
 func ruleLists(a *wiring.App, ext map[string]string) policyRuleLists {
-	allow, hasAllow := ext["allow_if"]
-	deny, hasDeny := ext["deny_if"]
-	if hasAllow || hasDeny {
-		return policyRuleLists{From: "route", AllowIf: ruleNameList(allow), DenyIf: ruleNameList(deny)}
+	deny, allow, own := authz.RouteRuleLists(a.Config.Authz, ext)
+	from := "app"
+	if own {
+		from = "route"
 	}
-	return policyRuleLists{From: "app", AllowIf: a.Config.Authz.AllowIf, DenyIf: a.Config.Authz.DenyIf}
+	return policyRuleLists{From: from, AllowIf: orNone(allow), DenyIf: orNone(deny)}
 }
 
-// ruleNameList splits a route's rule list as authz does: commas or
-// spaces, lower case.
-func ruleNameList(v string) []string {
-	out := strings.FieldsFunc(strings.ToLower(v), func(r rune) bool { return r == ',' || r == ' ' })
-	if out == nil {
+// orNone is l, or an empty list for JSON's [] (never null).
+func orNone(l []string) []string {
+	if l == nil {
 		return []string{}
 	}
-	return out
+	return l
 }
 
 // secretHeaders are the header names whose values the report masks: the

@@ -67,6 +67,7 @@ func TestCheckPolicyAnswers(t *testing.T) {
 	alice := []string{"--user", "alice", "--email", "alice@example.com", "--role", "admin", "--org", "123"}
 	bob := []string{"--user", "bob", "--email", "bob@example.com", "--role", "reader"}
 	token := unsignedJWT(t, map[string]any{"sub": "svc", "email": "svc@example.com", "scope": "openid read", "urn:zitadel:iam:org:project:roles": map[string]any{"reader": map[string]any{"1": "x"}}})
+	billingToken := unsignedJWT(t, map[string]any{"sub": "svc", "email": "svc@example.com", "aud": []any{"shop", "billing"}, "scope": "openid read", "urn:zitadel:iam:org:project:roles": map[string]any{"reader": map[string]any{"1": "x"}}})
 	cases := []struct {
 		name string
 		args []string
@@ -92,6 +93,13 @@ func TestCheckPolicyAnswers(t *testing.T) {
 			"allow (reason bearer_jwt), upstream headers: x-forwarded-access-token, x-forwarded-email, x-forwarded-groups, x-forwarded-user, x-zitadel-ext-authz-jwt"},
 		{"bearer token refused by a rule", []string{"--url", "https://app.example.com/admin/", "--ext", "allow_if=owner_or_admin", "--token", token}, 1,
 			`deny: 403, reason rule_denied, rule owner_or_admin, www-authenticate: Bearer error="insufficient_scope"`},
+		// As a live Check: the route's audience, and the 401's pointer to
+		// the protected-resource metadata (RFC 9728).
+		{"a token without the route's audience", []string{"--url", "https://shop.example.com/items", "--ext", "audience=billing", "--token", token}, 1,
+			`deny: 401, reason invalid_token, www-authenticate: Bearer error="invalid_token", error_description="This route needs a token for the audience billing", resource_metadata="https://shop.example.com/.well-known/oauth-protected-resource/items"`},
+		{"a token with the route's audience", []string{"--url", "https://shop.example.com/items", "--ext", "audience=billing", "--token", billingToken}, 0, "allow (reason bearer_jwt)"},
+		{"nobody, API, an app with bearer tokens", []string{"--url", "https://shop.example.com/items", "--api"}, 1,
+			`deny: 401, reason no_session, www-authenticate: Bearer resource_metadata="https://shop.example.com/.well-known/oauth-protected-resource/items"`},
 		{"route needs a group", append([]string{"--url", "https://app.example.com/", "--ext", "allowed_groups=admin"}, bob...), 1, "deny: 403, reason route_not_in_group"},
 		{"step-up", append([]string{"--url", "https://app.example.com/", "--ext", "required_amr=mfa"}, bob...), 1,
 			"reason step_up_redirect (back to the IdP for a sign-in that meets "},

@@ -49,7 +49,7 @@ func (r *resolver) ruleTable(defs map[string]string, raw func(string) (any, bool
 		}
 		v = m
 	}
-	table, isTable := v.(map[string]any)
+	table, isTable := toTable(v) // names lower case
 	if !isTable {
 		r.fail("rules", "want a table of name = 'CEL expression', such as [rules] admins = '\"admin\" in user.roles'")
 		return
@@ -60,7 +60,7 @@ func (r *resolver) ruleTable(defs map[string]string, raw func(string) (any, bool
 			r.fail("rules", "rule %s: want a CEL expression (a string)", name)
 			return
 		}
-		defs[strings.ToLower(name)] = expr
+		defs[name] = expr
 	}
 }
 
