@@ -68,19 +68,8 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 	if err != nil {
 		return nil, fmt.Errorf("verify id token: %w: %w", ErrInvalidToken, err)
 	}
-	if _, hasEmail := all[p.cfg.EmailClaim]; !hasEmail && d.config.UserinfoEndpoint != "" && raw.AccessToken != "" {
-		info, err := p.userinfo(ctx, d, raw.AccessToken)
-		if err != nil {
-			return nil, err
-		}
-		if stringClaim(info, "sub") != claims.Subject {
-			return nil, fmt.Errorf("userinfo: %w: sub differs from the ID token's", ErrInvalidToken)
-		}
-		for k, v := range info {
-			if _, ok := all[k]; !ok {
-				all[k] = v
-			}
-		}
+	if err := p.completeFromUserinfo(ctx, d, all, raw.AccessToken, claims.Subject); err != nil {
+		return nil, err
 	}
 	scopes := p.cfg.Scopes
 	if granted, _ := raw.Extra("scope").(string); granted != "" {
@@ -95,6 +84,31 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 		SessionID:    claims.SessionID,
 		Identity:     p.IdentityFromClaims(all),
 	}, nil
+}
+
+// completeFromUserinfo adds the userinfo endpoint's claims to an ID
+// token's (all) when it lacks the e-mail: ZITADEL leaves profile claims
+// out of ID tokens unless configured, at login and at every refresh alike
+// (a refreshed identity without them would lose the e-mail that
+// email_domains and the identity headers read). The ID token's own claims
+// win; a userinfo answer for another subject is refused.
+func (p *Provider) completeFromUserinfo(ctx context.Context, d *discovered, all map[string]any, accessToken, sub string) error {
+	if _, hasEmail := all[p.cfg.EmailClaim]; hasEmail || d.config.UserinfoEndpoint == "" || accessToken == "" {
+		return nil
+	}
+	info, err := p.userinfo(ctx, d, accessToken)
+	if err != nil {
+		return err
+	}
+	if stringClaim(info, "sub") != sub {
+		return fmt.Errorf("userinfo: %w: sub differs from the ID token's", ErrInvalidToken)
+	}
+	for k, v := range info {
+		if _, ok := all[k]; !ok {
+			all[k] = v
+		}
+	}
+	return nil
 }
 
 // claimMap flattens verified claims (an ID token's, an access token's or an
