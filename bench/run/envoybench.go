@@ -44,6 +44,7 @@ type frontRow struct {
 	url    string   // what h2load requests
 	cookie string   // the session's Cookie header ("" for a)
 	procs  []int    // pids whose CPU the row spends
+	parts  []string // what each of procs is, for the CPU breakdown
 	want   []string // the echo page must show these (identity reached the upstream)
 }
 
@@ -86,9 +87,25 @@ func (f *frontSetup) stop() {
 	stopCmd(f.echo)
 }
 
-// envoyBench runs the four rows and prints their table and the ratios.
-func envoyBench(o options, f *frontSetup, server *proc, ours string, idp *devidp.Server, pin bool, work string) error {
-	bin, version, prefix, echoProc, echoAddr, front := f.bin, f.version, f.prefix, f.echo, f.echoAddr, f.envoy
+// ourSetup is what row (b) and its variants run: the front Envoy (the
+// shipped envoy.yaml) before the server with the real-sized session's app,
+// the same server without the identity assertion, and the user who logs in.
+type ourSetup struct {
+	front            *frontSetup
+	server, noAssert *proc
+	user             string
+}
+
+// envoyBench runs the four rows (and with -envoy-variants the variants of
+// (b), each changing one thing) and prints their table and the ratios.
+func envoyBench(o options, ours ourSetup, idp *devidp.Server, pin bool, work string) error {
+	f := ours.front
+	bin, prefix, echoProc, echoAddr, front := f.bin, f.prefix, f.echo, f.echoAddr, f.envoy
+	// A fresh session: an earlier one's access token may have expired.
+	cookie, err := loginThrough(front.URL, "/", idp, ours.user)
+	if err != nil {
+		return fmt.Errorf("login for the Envoy section: %w", err)
+	}
 
 	// (d): Envoy's oauth2 filter in front of the same echo.
 	filter, err := envoyproc.Start(envoyproc.Options{Binary: bin, Prefix: prefix, Config: []byte(oauth2FilterConfig(idp.Issuer)),
@@ -97,15 +114,16 @@ func envoyBench(o options, f *frontSetup, server *proc, ours string, idp *devidp
 		return fmt.Errorf("envoy with the oauth2 filter: %w", err)
 	}
 	defer filter.Stop()
-	theirs, err := loginThrough(filter.URL, "/dashboard", idp, "alice")
+	theirs, err := loginThrough(filter.URL, "/dashboard", idp, ours.user)
 	if err != nil {
 		return fmt.Errorf("login through Envoy's oauth2 filter: %w", err)
 	}
 
+	withUs := []string{"Envoy", "zitadel-ext-authz", "echo"}
 	rows := []frontRow{
-		{name: "(a) Envoy → echo, no auth", url: front.URL + "/public/dashboard", procs: []int{front.Cmd.Process.Pid, echoProc.Process.Pid}},
-		{name: "(b) Envoy + ext_authz → zitadel-ext-authz", url: front.URL + "/dashboard", cookie: ours,
-			procs: []int{front.Cmd.Process.Pid, server.pid(), echoProc.Process.Pid}, want: []string{"x-forwarded-user", "user-alice", "x-forwarded-access-token"}},
+		{name: "(a) Envoy → echo, no auth", url: front.URL + "/public/dashboard", procs: []int{front.Cmd.Process.Pid, echoProc.Process.Pid}, parts: []string{"Envoy", "echo"}},
+		{name: "(b) Envoy + ext_authz → zitadel-ext-authz", url: front.URL + "/dashboard", cookie: cookie,
+			procs: []int{front.Cmd.Process.Pid, ours.server.pid(), echoProc.Process.Pid}, parts: withUs, want: []string{"x-forwarded-user", "user-", "x-forwarded-access-token"}},
 	}
 	// (c): oauth2-proxy, when make bench could install it.
 	if o.oauth2Proxy != "" {
@@ -114,15 +132,23 @@ func envoyBench(o options, f *frontSetup, server *proc, ours string, idp *devidp
 			return fmt.Errorf("oauth2-proxy: %w", err)
 		}
 		defer stopCmd(op.cmd)
-		cookie, err := loginThrough(op.url, "/dashboard", idp, "alice")
+		opCookie, err := loginThrough(op.url, "/dashboard", idp, ours.user)
 		if err != nil {
 			return fmt.Errorf("login through oauth2-proxy: %w", err)
 		}
-		rows = append(rows, frontRow{name: "(c) oauth2-proxy " + op.version + " → echo", url: op.url + "/dashboard", cookie: cookie,
-			procs: []int{op.cmd.Process.Pid, echoProc.Process.Pid}, want: []string{"x-forwarded-user", "user-alice", "x-forwarded-access-token"}})
+		rows = append(rows, frontRow{name: "(c) oauth2-proxy " + op.version + " → echo", url: op.url + "/dashboard", cookie: opCookie,
+			procs: []int{op.cmd.Process.Pid, echoProc.Process.Pid}, parts: []string{"oauth2-proxy", "echo"}, want: []string{"x-forwarded-user", "user-", "x-forwarded-access-token"}})
 	}
 	rows = append(rows, frontRow{name: "(d) Envoy oauth2 filter → echo", url: filter.URL + "/dashboard", cookie: theirs,
-		procs: []int{filter.Cmd.Process.Pid, echoProc.Process.Pid}, want: []string{"authorization", "Bearer "}})
+		procs: []int{filter.Cmd.Process.Pid, echoProc.Process.Pid}, parts: []string{"Envoy", "echo"}, want: []string{"authorization", "Bearer "}})
+	if o.envoyVariants {
+		variants, stop, err := variantRows(ours, cookie, pin)
+		defer stop()
+		if err != nil {
+			return err
+		}
+		rows = append(rows, variants...)
+	}
 
 	for _, r := range rows {
 		if err := r.verify(); err != nil {
@@ -130,7 +156,7 @@ func envoyBench(o options, f *frontSetup, server *proc, ours string, idp *devidp
 		}
 	}
 	fmt.Printf("\nThrough Envoy %s (%s): HTTP/1.1, %d connections, one request each at a time; cookie headers: ours %d bytes, Envoy oauth2 filter %d bytes\n",
-		version, bin, o.frontConns, len(ours), len(theirs))
+		f.version, bin, o.frontConns, len(cookie), len(theirs))
 	results := map[string][]result{}
 	for range o.rounds {
 		for _, r := range rows {
@@ -142,21 +168,7 @@ func envoyBench(o options, f *frontSetup, server *proc, ours string, idp *devidp
 			fmt.Fprintf(os.Stderr, "  %-45s %8.0f req/s\n", r.name, res.rps)
 		}
 	}
-	fmt.Println("| setup | req/s | p50 ms | p99 ms | CPU µs/request | failed |")
-	fmt.Println("|---|---:|---:|---:|---:|---:|")
-	med := map[string]result{}
-	for _, r := range rows {
-		m := median(results[r.name])
-		med[r.name[:3]] = m
-		fmt.Printf("| %s | %.0f | %.3f | %.3f | %.0f | %d |\n", r.name, m.rps, m.p50, m.p99, m.cpu/m.rps*1e6, m.failed)
-	}
-	b, c, d := med["(b)"], med["(c)"], med["(d)"]
-	if c.rps > 0 {
-		fmt.Printf("\nreq/s (b)/(c) = %.2f (target ≥ 1.5)\n", b.rps/c.rps)
-	} else {
-		fmt.Println("\nreq/s (b)/(c): oauth2-proxy not run (make bench installs it with go install)")
-	}
-	fmt.Printf("p99 (b)/(d) = %.2f (target ≤ 1.3)\n", b.p99/d.p99)
+	printFrontTable(rows, results)
 	return nil
 }
 
@@ -197,7 +209,8 @@ func benchHeaders(cookie string) map[string]string {
 	return h
 }
 
-// load runs h2load (HTTP/1.1) against the row for d.
+// load runs h2load (HTTP/1.1) against the row for d; the result's
+// perRequest splits the CPU per request by process (r.parts).
 func (r frontRow) load(conns int, d time.Duration, pin bool, work string) (result, error) {
 	logFile := filepath.Join(work, "h2load-front.log")
 	args := []string{"--h1", "-D", strconv.Itoa(int(d.Seconds())), "--warm-up-time", "1", "-c", strconv.Itoa(conns), "-m", "1", "--log-file", logFile}
@@ -205,9 +218,18 @@ func (r frontRow) load(conns int, d time.Duration, pin bool, work string) (resul
 		args = append(args, "-H", k+": "+v)
 	}
 	args = append(args, r.url)
+	before := cpuEach(r.procs)
 	res, out, err := runH2load(pin, args, logFile, func() float64 { return cpuOf(r.procs) })
 	if err != nil {
 		return res, err
+	}
+	after := cpuEach(r.procs)
+	var total float64
+	for i := range after {
+		total += after[i] - before[i]
+	}
+	for i := range after {
+		res.perRequest = append(res.perRequest, (after[i]-before[i])/total*res.cpu/res.rps*1e6)
 	}
 	if st := statusCodes.FindStringSubmatch(out); st != nil && (st[2] != "0" || st[3] != "0" || st[4] != "0") {
 		return res, fmt.Errorf("non-2xx answers under load: %s", st[0])
@@ -216,6 +238,15 @@ func (r frontRow) load(conns int, d time.Duration, pin bool, work string) (resul
 }
 
 var statusCodes = regexp.MustCompile(`status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx`)
+
+// cpuEach is the user+system CPU seconds of each of pids.
+func cpuEach(pids []int) []float64 {
+	out := make([]float64, len(pids))
+	for i, pid := range pids {
+		out[i] = cpuSecondsOf(pid)
+	}
+	return out
+}
 
 // cpuOf adds up the user+system CPU seconds of pids.
 func cpuOf(pids []int) float64 {

@@ -18,10 +18,13 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/devidp"
 )
@@ -46,6 +49,7 @@ type options struct {
 	frontConns    int
 	envoyOnly     bool
 	withEnvoy     bool
+	envoyVariants bool
 	serveEcho     string
 }
 
@@ -65,6 +69,7 @@ func run() error {
 	flag.IntVar(&o.frontConns, "front-connections", 16, "HTTP/1.1 connections in the Envoy section")
 	flag.BoolVar(&o.envoyOnly, "envoy-only", false, "run only the Envoy section")
 	flag.BoolVar(&o.withEnvoy, "envoy", true, "run the Envoy section after the gRPC one")
+	flag.BoolVar(&o.envoyVariants, "envoy-variants", true, "in the Envoy section, also run (b) with one thing changed each (every request header sent; no identity assertion)")
 	flag.StringVar(&o.serveEcho, "serve-echo", "", "internal: serve the echo upstream on this address")
 	flag.Parse()
 	if o.serveEcho != "" {
@@ -158,8 +163,8 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("envoy: %w", err)
 	}
+	defer largeFront.stop()
 	largeCookie, err := loginThrough(largeFront.envoy.URL, "/", idp, largeUser.Username)
-	largeFront.stop()
 	if err != nil {
 		return fmt.Errorf("login (large session): %w", err)
 	}
@@ -168,13 +173,21 @@ func run() error {
 		return fmt.Errorf("envoy: %w", err)
 	}
 	manyURL, _ := url.Parse(manyFront.envoy.URL)
+	defer manyFront.stop()
 	manyCookie, err := loginAs(manyFront.envoy.URL, manyAppsHost+":"+manyURL.Port(), "/", idp, "alice")
-	manyFront.stop()
 	if err != nil {
 		return fmt.Errorf("login (one of 50 apps): %w", err)
 	}
+	// The Envoy section's (b): the real-sized session, with and without
+	// the identity assertion (the same cookie opens both servers).
+	largeNoAssert, err := startProc(work, "server-large-noassert", o.server, pin, serverConfig(idp.Issuer, largeApp, jwtApp.ID, 64<<20)+"identity_jwt_header = \"\"\n")
+	if err != nil {
+		return err
+	}
+	defer largeNoAssert.stop()
+	ours := ourSetup{front: largeFront, server: large, noAssert: largeNoAssert, user: largeUser.Username}
 	if o.envoyOnly {
-		return envoyBench(o, front, server, cookie, idp, pin, work)
+		return envoyBench(o, ours, idp, pin, work)
 	}
 	opaque, err := idp.Tokens(ctx, devidp.DefaultClient(), "alice", "alice-password")
 	if err != nil {
@@ -186,18 +199,41 @@ func run() error {
 	}
 	fmt.Printf("session cookie header: %d bytes (large session: %d); JWT access token: %d bytes; opaque token: %d bytes\n\n", len(cookie), len(largeCookie), len(jwt.AccessToken), len(opaque.AccessToken))
 
+	// Logins and tokens expire during a long run: each row that has them
+	// can get new ones (scenario.fresh).
+	session := func(front, host, user string) func() (*authv3.CheckRequest, error) {
+		return func() (*authv3.CheckRequest, error) {
+			c, err := loginAs(front, host, "/", idp, user)
+			return browserRequest(c, ""), err
+		}
+	}
+	bearer := func(c devidp.Client) func() (*authv3.CheckRequest, error) {
+		return func() (*authv3.CheckRequest, error) {
+			t, err := idp.Tokens(ctx, c, "alice", "alice-password")
+			if err != nil {
+				return nil, err
+			}
+			return apiRequest("Bearer " + t.AccessToken), nil
+		}
+	}
+	alice, zara := session(front.envoy.URL, "", "alice"), session(largeFront.envoy.URL, "", largeUser.Username)
+	manyAlice := session(manyFront.envoy.URL, manyAppsHost+":"+manyURL.Port(), "alice")
+	now := time.Now()
 	all := []scenario{
-		{name: "session (cache hit)", proc: server, req: browserRequest(cookie, ""), want: 0},
-		{name: "session without identity assertion (cache hit)", proc: noAssert, req: browserRequest(cookie, ""), want: 0},
-		{name: "large session (cache hit)", proc: large, req: browserRequest(largeCookie, ""), want: 0},
+		{name: "session (cache hit)", proc: server, req: browserRequest(cookie, ""), want: 0, renew: alice},
+		{name: "session without identity assertion (cache hit)", proc: noAssert, req: browserRequest(cookie, ""), want: 0, renew: alice},
+		{name: "large session (cache hit)", proc: large, req: browserRequest(largeCookie, ""), want: 0, renew: zara},
 		// The same session on a server with 50 apps: its app is found by
 		// an exact host among 50, and its cookie keys are that app's.
-		{name: "session with 50 apps (cache hit)", proc: many, req: browserRequest(manyCookie, ""), want: 0},
-		{name: "session (no session cache)", proc: noCache, req: browserRequest(cookie, ""), want: 0},
-		{name: "JWT bearer (cached)", proc: server, req: apiRequest("Bearer " + jwt.AccessToken), want: 0},
-		{name: "opaque bearer (cached)", proc: server, req: apiRequest("Bearer " + opaque.AccessToken), want: 0},
+		{name: "session with 50 apps (cache hit)", proc: many, req: browserRequest(manyCookie, ""), want: 0, renew: manyAlice},
+		{name: "session (no session cache)", proc: noCache, req: browserRequest(cookie, ""), want: 0, renew: alice},
+		{name: "JWT bearer (cached)", proc: server, req: apiRequest("Bearer " + jwt.AccessToken), want: 0, renew: bearer(jwtApp)},
+		{name: "opaque bearer (cached)", proc: server, req: apiRequest("Bearer " + opaque.AccessToken), want: 0, renew: bearer(devidp.DefaultClient())},
 		{name: "unauthenticated browser (302)", proc: server, req: browserRequest("", ""), want: 302},
 		{name: "unauthenticated API (401)", proc: server, req: apiRequest(""), want: 401},
+	}
+	for i := range all {
+		all[i].file, all[i].since = filepath.Join(work, fmt.Sprintf("scenario-%d.bin", i)), now
 	}
 	var scenarios []scenario
 	for _, s := range all {
@@ -206,9 +242,8 @@ func run() error {
 		}
 	}
 	for i := range scenarios {
-		s := &scenarios[i]
-		if err := s.prepare(work, i); err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
+		if err := scenarios[i].prepare(); err != nil {
+			return err
 		}
 	}
 
@@ -216,8 +251,12 @@ func run() error {
 	// very same request bytes, so the ratio compares like with like.
 	results := map[string]map[conc][2]result{}
 	for _, c := range o.conc {
-		for _, s := range scenarios {
-			onFloor := s
+		for i := range scenarios {
+			s := &scenarios[i]
+			if err := s.fresh(cellBudget(o.rounds, o.duration)); err != nil {
+				return err
+			}
+			onFloor := *s
 			onFloor.proc = floor
 			// Alternate floor and scenario and keep the medians: this
 			// machine's noise moves single runs by ±20 %.
@@ -227,11 +266,14 @@ func run() error {
 				if err != nil {
 					return fmt.Errorf("floor for %s c=%s: %w", s.name, c, err)
 				}
-				r, err := load(s, c, o.duration, pin, work)
+				r, err := load(*s, c, o.duration, pin, work)
 				if err != nil {
 					return fmt.Errorf("%s c=%s: %w", s.name, c, err)
 				}
 				frs, rs = append(frs, fr), append(rs, r)
+			}
+			if err := s.verify(); err != nil {
+				return fmt.Errorf("after the load at c=%s (the row measured another answer): %w", c, err)
 			}
 			fr, r := median(frs), median(rs)
 			if results[s.name] == nil {
@@ -245,7 +287,7 @@ func run() error {
 	if i, j := scenarioIndex(scenarios, "session (cache hit)"), scenarioIndex(scenarios, "session with 50 apps (cache hit)"); i >= 0 && j >= 0 {
 		// Longer runs than the table's: a 2 s run's warm-up and this
 		// machine's jitter would drown a difference of a few percent.
-		if err := appsOverhead(scenarios[i], scenarios[j], o.conc, 4, max(3*o.duration, 6*time.Second), pin, work); err != nil {
+		if err := appsOverhead(&scenarios[i], &scenarios[j], o.conc, 4, max(3*o.duration, 6*time.Second), pin, work); err != nil {
 			return err
 		}
 	}
@@ -262,13 +304,7 @@ func run() error {
 		}
 	}
 	if o.withEnvoy {
-		// A fresh session: on a slow run the first one's access token may
-		// have expired by now (its session then sends the browser to log in).
-		fresh, err := loginThrough(front.envoy.URL, "/", idp, "alice")
-		if err != nil {
-			return fmt.Errorf("login again for the Envoy section: %w", err)
-		}
-		if err := envoyBench(o, front, server, fresh, idp, pin, work); err != nil {
+		if err := envoyBench(o, ours, idp, pin, work); err != nil {
 			return err
 		}
 	}
