@@ -100,6 +100,7 @@ type discovered struct {
 	// issInResponses: authorization_response_iss_parameter_supported.
 	issInResponses bool
 	party          rp.RelyingParty
+	authURL        authURLForm // party's authorization URL without extra parameters
 	keys           *keySet
 	verifier       *rp.IDTokenVerifier
 	// refreshVerifier checks refreshed ID tokens: like verifier, but without
@@ -273,7 +274,8 @@ func (p *Provider) discover(ctx context.Context) error {
 	}
 	p.state.Store(&discovered{
 		config: cfg, issInResponses: doc.AuthorizationResponseIssParameterSupported,
-		party: party, keys: keys, verifier: verifier, refreshVerifier: &refreshVerifier,
+		party: party, authURL: newAuthURLForm(cfg.AuthorizationEndpoint, p.cfg.ClientID, p.cfg.Scopes),
+		keys: keys, verifier: verifier, refreshVerifier: &refreshVerifier,
 		accessVerifier: op.NewAccessTokenVerifier(p.cfg.Issuer, keys, op.WithSupportedAccessTokenSigningAlgorithms(algs...)),
 		introspector:   introspector,
 	})

@@ -210,3 +210,20 @@ func TestGroups(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// BenchmarkAuthURL is the authorization URL of one login, as every
+// unauthenticated browser request builds it.
+func BenchmarkAuthURL(b *testing.B) {
+	p := startProvider(b, startIdP(b).Issuer)
+	waitReady(b, p)
+	l, err := p.NewLogin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.AuthURL(l, redirectURI, nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
