@@ -18,6 +18,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/wiring"
 )
 
 type floor struct {
@@ -37,7 +39,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
 	}
-	s := grpc.NewServer()
+	// The same stack as ours: stream workers and batched writes
+	// (wiring), so a ratio to the floor is what Check itself costs.
+	s := grpc.NewServer(wiring.StackOptions()...)
 	authv3.RegisterAuthorizationServer(s, &floor{resp: &authv3.CheckResponse{
 		Status: &status.Status{},
 		HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{
@@ -48,5 +52,5 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	go func() { <-ctx.Done(); s.GracefulStop() }()
-	_ = s.Serve(ln)
+	_ = wiring.ServeGRPC(s, ln)
 }
