@@ -36,7 +36,9 @@ import (
 //	(d) Envoy's own envoy.filters.http.oauth2 filter, valid cookie
 //
 // CPU per request adds up every process of the setup (Envoy, our server or
-// oauth2-proxy, the echo upstream).
+// oauth2-proxy, the upstream) and is split by process. Each row is checked
+// once to reach the echo page with the user's identity; under load the
+// upstream answers a small fixed page (serveEcho).
 
 // frontRow is one row of the table.
 type frontRow struct {
@@ -121,7 +123,9 @@ func envoyBench(o options, ours ourSetup, idp *devidp.Server, pin bool, work str
 
 	withUs := []string{"Envoy", "zitadel-ext-authz", "echo"}
 	rows := []frontRow{
-		{name: "(a) Envoy → echo, no auth", url: front.URL + "/public/dashboard", procs: []int{front.Cmd.Process.Pid, echoProc.Process.Pid}, parts: []string{"Envoy", "echo"}},
+		// (a) sends the same request as (b), cookie and all: the
+		// difference is what ext_authz adds.
+		{name: "(a) Envoy → echo, no auth", url: front.URL + "/public/dashboard", cookie: cookie, procs: []int{front.Cmd.Process.Pid, echoProc.Process.Pid}, parts: []string{"Envoy", "echo"}},
 		{name: "(b) Envoy + ext_authz → zitadel-ext-authz", url: front.URL + "/dashboard", cookie: cookie,
 			procs: []int{front.Cmd.Process.Pid, ours.server.pid(), echoProc.Process.Pid}, parts: withUs, want: []string{"x-forwarded-user", "user-", "x-forwarded-access-token"}},
 	}
@@ -174,7 +178,7 @@ func envoyBench(o options, ours ourSetup, idp *devidp.Server, pin bool, work str
 
 // verify fetches the row's URL once: the echo page, with identity.
 func (r frontRow) verify() error {
-	req, _ := http.NewRequest(http.MethodGet, r.url, nil)
+	req, _ := http.NewRequest(http.MethodGet, r.url+"?echo=1", nil)
 	for k, v := range benchHeaders(r.cookie) {
 		req.Header.Set(k, v)
 	}
@@ -359,14 +363,29 @@ func startEcho(pin bool) (*exec.Cmd, string, error) {
 	return cmd, strings.TrimSpace(strings.TrimPrefix(line, "listening ")), nil
 }
 
-// serveEcho is the -serve-echo mode.
+// serveEcho is the -serve-echo mode: the upstream of every row. A request
+// with the query parameter echo gets the echo page (each row's check that
+// the user's identity arrived); the load gets a small fixed page, as an
+// app's page doesn't render every request header: with the echo page the
+// upstream's CPU grew with the bytes of headers each setup forwards
+// (html/template escaping them), which is not what the rows compare.
 func serveEcho(addr string) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
 	fmt.Println("listening", ln.Addr())
-	return (&http.Server{Handler: echo.Handler(), ReadHeaderTimeout: 5 * time.Second}).Serve(ln)
+	page, echoPage := []byte("<!doctype html><title>Dashboard</title><p>Reports for 2026</p>\n"), echo.Handler()
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("echo") {
+			echoPage.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(page)
+	})
+	return (&http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}).Serve(ln)
 }
 
 func stopCmd(cmd *exec.Cmd) {
