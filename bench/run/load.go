@@ -233,12 +233,19 @@ func redirectFlood(p *proc, scenarios []scenario, n int, pin bool, work string) 
 	if s.file == "" {
 		return nil
 	}
-	args := append([]string{"-n", strconv.Itoa(n)}, h2loadArgs(s, conc{streams: 64}, filepath.Join(work, "flood.log"))...)
-	if out, err := command(pin, "1", "h2load", args...).CombinedOutput(); err != nil {
-		return fmt.Errorf("h2load: %v\n%s", err, out)
+	// Ten steps, RSS after each: flat means no state per redirect.
+	step := max(n/10, 1)
+	var after []string
+	for done := 0; done < n; done += step {
+		args := append([]string{"-n", strconv.Itoa(min(step, n-done))}, h2loadArgs(s, conc{streams: 64}, filepath.Join(work, "flood.log"))...)
+		if out, err := command(pin, "1", "h2load", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("h2load: %v\n%s", err, out)
+		}
+		rss, _ := p.memory()
+		after = append(after, fmt.Sprintf("%.1f", rss))
 	}
 	rss, peak := p.memory()
-	fmt.Printf("RSS after %d unauthenticated redirects: %.1f MB (peak %.1f MB); target ≤ 64 MB\n", n, rss, peak)
+	fmt.Printf("RSS after %d unauthenticated redirects: %.1f MB (peak %.1f MB); target ≤ 64 MB and flat; after each %d: %s MB\n", n, rss, peak, step, strings.Join(after, ", "))
 	return nil
 }
 

@@ -60,7 +60,7 @@ func run() error {
 	flag.StringVar(&o.floor, "floor", "bin/floor", "floor server binary")
 	flag.DurationVar(&o.duration, "duration", 2*time.Second, "load time per scenario and concurrency")
 	flag.StringVar(&concs, "concurrency", "1,16,64,64/1", "concurrent streams, each over min(streams,4) connections or over /N")
-	flag.IntVar(&o.redirects, "redirects", 100_000, "unauthenticated redirects before the RSS check (0 skips)")
+	flag.IntVar(&o.redirects, "redirects", 1_000_000, "unauthenticated redirects before the RSS check (0 skips)")
 	flag.IntVar(&o.tokens, "tokens", 1_000_000, "distinct bearer tokens before the RSS check (0 skips)")
 	flag.StringVar(&o.scenarios, "scenarios", "", "comma-separated subset of scenarios (default: all)")
 	flag.BoolVar(&o.hold, "hold", false, "keep the servers running after the run (for pprof)")
