@@ -66,7 +66,7 @@ func (s *Server) asserted(r *Request, m memo, b *identityBlock, of func() identi
 		s.logger.Error("identity assertion not signed; answering without it", "request_id", r.ID, "error", err.Error())
 		return b
 	}
-	out := &identityBlock{set: set, fields: b.fields, roles: b.roles, assertion: &assertion{host: r.Host, refreshAt: refreshAt, base: b},
+	out := &identityBlock{set: set, fields: b.fields, ruleUser: b.ruleUser, assertion: &assertion{host: r.Host, refreshAt: refreshAt, base: b},
 		names: append(slices.Clip(b.names), set.IdentityJWT.Header)}
 	out.opts = append(slices.Clip(b.opts), options([]Header{{set.IdentityJWT.Header, token}}, appendFalse, 0)...)
 	if m != nil {

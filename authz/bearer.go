@@ -78,7 +78,7 @@ func (s *Server) allowBearerWith(r *Request, u user, b *oidcflow.Bearer, token s
 	if b.Via == "introspection" {
 		reason = ReasonBearerIntrospection
 	}
-	of := func() identity { return identity{user: u, expires: b.Expiry} }
+	of := func() identity { return identity{user: u, expires: b.Expiry, via: viaBearer, scopes: b.Scopes} }
 	block := s.asserted(r, b, s.identityBlock(b, of), of)
 	if x != nil {
 		block = x.blockFor(block, header, true)

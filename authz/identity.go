@@ -71,6 +71,10 @@ type identity struct {
 	// and when the session or token ends (zero: unknown).
 	sid     string
 	expires time.Time
+	// For the rules: how the user came (viaSession, viaBearer) and the
+	// granted scopes.
+	via    string
+	scopes []string
 }
 
 // memo is where a rendered identity block is kept for reuse: a cached
@@ -94,7 +98,7 @@ func (s *Server) allowSession(r *Request, m memo, sess *sessionpb.Session) *Deci
 func sessionIdentity(sess *sessionpb.Session) func() identity {
 	return func() identity {
 		return identity{user: fromSession(sess), accessToken: sess.GetAccessToken(), idToken: sess.GetIdToken(),
-			sid: sess.GetSessionId(), expires: unixTime(sess.GetExpiresAt())}
+			sid: sess.GetSessionId(), expires: unixTime(sess.GetExpiresAt()), via: viaSession, scopes: sess.GetScopes()}
 	}
 }
 
@@ -123,9 +127,7 @@ func (s *Server) identityBlock(m memo, of func() identity) *identityBlock {
 	}
 	id := of()
 	b := renderIdentity(set, s.identityHeaders(set, id), identityFields(id.user))
-	if set.Rules.Reads("user.roles") {
-		b.roles = id.user.rolesByOrg()
-	}
+	b.ruleUser = userMemoFor(set, id)
 	if m != nil {
 		m.SetMemo(b)
 	}

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/rules"
 )
 
 // Shared, read-only messages: Envoy reads an explicit append on upstream
@@ -103,9 +105,10 @@ type identityBlock struct {
 	meta   metaList                    // finished dynamic metadata, per reason
 	// assertion is the signed identity assertion among opts (nil: none).
 	assertion *assertion
-	// roles is the user's user.roles for the rules (nil: no rule reads
-	// it), kept so a cached Check builds no map.
-	roles map[string][]string
+	// ruleUser is the user as the rules read it, with what they worked
+	// out of it (nil: no rule reads user), kept so a cached Check builds
+	// nothing for user.
+	ruleUser *rules.UserMemo
 }
 
 func renderIdentity(set *settings, headers []Header, fields map[string]*structpb.Value) *identityBlock {

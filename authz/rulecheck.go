@@ -65,7 +65,7 @@ type ruleVerdict struct {
 }
 
 // judgeRules applies the route's rules (rp) to u for r; m (may be nil)
-// keeps u's identity block (with user.roles); trace, when not nil,
+// keeps u's identity block (with u's rules.UserMemo); trace, when not nil,
 // collects what each rule evaluated read (check-policy).
 func (s *Server) judgeRules(set *settings, r *Request, m memo, u user, via string, scopes []string, rp *routePolicy, trace *[]RuleRun) ruleVerdict {
 	deny, allow, _ := rp.ruleLists(&set.Config)
@@ -117,8 +117,13 @@ type ruleScratch struct {
 
 var scratchPool = sync.Pool{New: func() any { return new(ruleScratch) }}
 
+// release clears sc (sc.user only when the input used it: a cached
+// session's user comes with its memo) and returns it to the pool.
 func (sc *ruleScratch) release() {
-	*sc = ruleScratch{}
+	if sc.in.User == &sc.user {
+		sc.user = rules.User{}
+	}
+	sc.in, sc.req = rules.Input{}, rules.Request{}
 	scratchPool.Put(sc)
 }
 
@@ -128,17 +133,20 @@ var (
 	noMap     = map[string]string{}
 )
 
-// ruleInput is what the rules see of u and r, in sc; the query, the
-// client's address and user.roles are built only when a rule reads them
-// (user.roles is kept with u's identity block, m).
+// ruleInput is what the rules see of u and r, in sc. user comes with its
+// memo (rules.UserMemo) kept with u's identity block (m), else is built;
+// the query, the client's address and now only when a rule reads them.
 func (s *Server) ruleInput(sc *ruleScratch, set *settings, r *Request, m memo, u user, via string, scopes []string) *rules.Input {
-	sc.user = rules.User{Sub: u.sub, Email: u.email, EmailVerified: u.emailVerified, Name: u.name, PreferredUsername: u.username,
-		Groups: orEmpty(u.groups), OrgID: u.orgID, AMR: orEmpty(u.amr), AuthTime: u.authTime,
-		Claims: orNoMap(u.claimValues), Via: via, Scopes: orEmpty(scopes)}
 	sc.req = rules.Request{Method: r.Method, Scheme: r.Scheme, Host: r.Host, Path: r.Path, Headers: orNoMap(r.Headers), Query: noMap}
-	sc.in = rules.Input{User: &sc.user, Request: &sc.req, Route: orNoMap(r.ContextExtensions), Now: s.now()}
-	if set.Rules.Reads("user.roles") {
-		sc.user.Roles = rolesOf(set, m, u)
+	sc.in = rules.Input{Request: &sc.req, Route: orNoMap(r.ContextExtensions)}
+	if um := userMemo(set, m); um != nil {
+		sc.in.User, sc.in.Memo = um.User(), um
+	} else {
+		sc.user = ruleUser(set, u, via, scopes)
+		sc.in.User = &sc.user
+	}
+	if set.Rules.Reads("now") {
+		sc.in.Now = s.now()
 	}
 	if r.RawQuery != "" && set.Rules.Reads("request.query") {
 		q := r.Query()
@@ -155,15 +163,37 @@ func (s *Server) ruleInput(sc *ruleScratch, set *settings, r *Request, m memo, u
 	return &sc.in
 }
 
-// rolesOf is u's user.roles: the one m's identity block keeps (rendered
-// for this configuration), else built.
-func rolesOf(set *settings, m memo, u user) map[string][]string {
+// userMemo is the user's rules.UserMemo that m's identity block keeps for
+// this configuration, or nil.
+func userMemo(set *settings, m memo) *rules.UserMemo {
 	if m != nil {
-		if b, ok := m.Memo().(*identityBlock); ok && b.set == set && b.roles != nil {
-			return b.roles
+		if b, ok := m.Memo().(*identityBlock); ok && b.set == set {
+			return b.ruleUser
 		}
 	}
-	return u.rolesByOrg()
+	return nil
+}
+
+// ruleUser is u as the rules see it (user.roles only when a rule reads
+// it: it is built).
+func ruleUser(set *settings, u user, via string, scopes []string) rules.User {
+	ru := rules.User{Sub: u.sub, Email: u.email, EmailVerified: u.emailVerified, Name: u.name, PreferredUsername: u.username,
+		Groups: orEmpty(u.groups), OrgID: u.orgID, AMR: orEmpty(u.amr), AuthTime: u.authTime,
+		Claims: orNoMap(u.claimValues), Via: via, Scopes: orEmpty(scopes)}
+	if set.Rules.Reads("user.roles") {
+		ru.Roles = u.rolesByOrg()
+	}
+	return ru
+}
+
+// userMemoFor is the rules.UserMemo an identity block of id keeps (nil:
+// no rule reads user), so that a cached Check builds nothing for user.
+func userMemoFor(set *settings, id identity) *rules.UserMemo {
+	if !set.Rules.Reads("user") {
+		return nil
+	}
+	ru := ruleUser(set, id.user, id.via, id.scopes)
+	return set.Rules.Memo(&ru)
 }
 
 func orEmpty(l []string) []string {

@@ -109,6 +109,51 @@ func TestRulesDecide(t *testing.T) {
 	}
 }
 
+// A cached session's or token's identity block keeps the user as the
+// rules read it (rules.UserMemo), with how they came and their scopes, so
+// the Checks after the first answer as the first.
+func TestRulesCachedUser(t *testing.T) {
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *session.Entry]{KeyToHash: session.KeyToHash, NumCounters: 1000, MaxCost: 1 << 20, BufferItems: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cache.Close()
+	reader := &oidcflow.Bearer{Identity: oidcflow.Identity{Subject: "svc", User: "svc", Groups: []string{"reader"}}, Scopes: []string{"openid", "read"}, Via: "jwt"}
+	s, jar := newTestServer(t, Config{Rules: mustRules(t, testRules)}, &stubIdP{}, cache)
+	s.bearerAuth = stubBearer{b: reader}
+	cookie := sessionCookie(t, jar, alice())
+	cache.Wait()
+	browser := map[string]string{"cookie": cookie, "accept": "text/html"}
+	api := map[string]string{"authorization": "Bearer t"}
+	for _, tc := range []struct {
+		name, path, rule string
+		headers          map[string]string
+		want             outcome
+	}{
+		{"session: an admin", "/x", "owner_or_admin", browser, outcome{reason: "session"}},
+		{"session: no bearer", "/x", "bearer_only", browser, outcome{status: 403, reason: "rule_denied", rule: "bearer_only"}},
+		{"bearer: via and scopes", "/api", "bearer_only", api, outcome{reason: "bearer_jwt"}},
+		{"bearer: the owner", "/users/svc/x", "owner_or_admin", api, outcome{reason: "bearer_jwt"}},
+		{"bearer: not the owner", "/users/user-alice/x", "owner_or_admin", api, outcome{status: 403, reason: "rule_denied", rule: "owner_or_admin"}},
+	} {
+		for i := range 3 {
+			req := envoyRequest("GET", tc.path, tc.headers)
+			req.Attributes.ContextExtensions = map[string]string{"allow_if": tc.rule}
+			got := checkOutcome(t, s, req)
+			if got.body = ""; got != tc.want {
+				t.Errorf("%s, Check %d: got %+v, want %+v", tc.name, i+1, got, tc.want)
+			}
+		}
+	}
+	b, ok := reader.Memo().(*identityBlock)
+	if !ok || b.ruleUser == nil {
+		t.Fatalf("the token's identity block keeps no rules.UserMemo: %+v", reader.Memo())
+	}
+	if u := b.ruleUser.User(); u.Via != viaBearer || !slices.Equal(u.Scopes, reader.Scopes) || u.Sub != "svc" {
+		t.Errorf("the token's rules.UserMemo: via %q, scopes %v, sub %q", u.Via, u.Scopes, u.Sub)
+	}
+}
+
 // Without rules, and on a route that names none while the app has no
 // defaults, nothing changes; a route naming a rule of an app without
 // rules is a 500, never an allow.
@@ -151,7 +196,9 @@ func TestRolesByOrg(t *testing.T) {
 }
 
 // BenchmarkCheckWithRule is a cached-session Check on a route naming a
-// three-clause rule, against the same Check on a route naming none.
+// three-clause rule, against the same Check on a route naming none; and
+// with the rule as the app's default allow_if, on a route without
+// context_extensions (the rule's cost without the route's lookup).
 func BenchmarkCheckWithRule(b *testing.B) {
 	cache, err := ristretto.NewCache(&ristretto.Config[string, *session.Entry]{KeyToHash: session.KeyToHash, NumCounters: 10000, MaxCost: 1 << 26, BufferItems: 64})
 	if err != nil {
@@ -165,22 +212,27 @@ func BenchmarkCheckWithRule(b *testing.B) {
 	})
 	s, jar := newTestServer(b, Config{PassAccessToken: true, Rules: set}, &stubIdP{}, cache)
 	cookie := sessionCookie(b, jar, benchSession())
+	byDefault, defaultJar := newTestServer(b, Config{PassAccessToken: true, Rules: set, AllowIf: []string{"three"}}, &stubIdP{}, cache)
+	defaultCookie := sessionCookie(b, defaultJar, benchSession())
 	cache.Wait()
 	for _, bc := range []struct {
-		name string
-		ext  map[string]string
-	}{{"no_rule", nil}, {"three_clause_rule", map[string]string{"allow_if": "three"}},
-		{"route_keys", map[string]string{"allowed_groups": "admin,reader", "auth": "any", "csrf": "on"}}} {
+		name   string
+		s      *Server
+		cookie string
+		ext    map[string]string
+	}{{"no_rule", s, cookie, nil}, {"three_clause_rule", s, cookie, map[string]string{"allow_if": "three"}},
+		{"route_keys", s, cookie, map[string]string{"allowed_groups": "admin,reader", "auth": "any", "csrf": "on"}},
+		{"three_clause_app_default", byDefault, defaultCookie, nil}} {
 		b.Run(bc.name, func(b *testing.B) {
-			req := realisticRequest(cookie)
+			req := realisticRequest(bc.cookie)
 			req.Attributes.ContextExtensions = bc.ext
 			ctx := b.Context()
-			if resp, _ := s.Check(ctx, req); resp.GetStatus().GetCode() != 0 {
+			if resp, _ := bc.s.Check(ctx, req); resp.GetStatus().GetCode() != 0 {
 				b.Fatalf("setup: not allowed: %v", resp)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				if resp, _ := s.Check(ctx, req); resp.GetStatus().GetCode() != 0 {
+				if resp, _ := bc.s.Check(ctx, req); resp.GetStatus().GetCode() != 0 {
 					b.Fatal("denied")
 				}
 			}

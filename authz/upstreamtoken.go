@@ -329,7 +329,7 @@ func (x *UpstreamToken) blockFor(b *identityBlock, header string, bearer bool) *
 		headers = append(headers, Header{"authorization", x.bearer})
 	}
 	out := renderIdentity(set, headers, b.fields)
-	out.roles = b.roles
+	out.ruleUser = b.ruleUser
 	x.rendered.Store(&upstreamBlock{base: b, header: header, bearer: bearer, block: out})
 	return out
 }

@@ -3,14 +3,48 @@ package rules
 import (
 	"reflect"
 	"slices"
+	"strings"
+
+	"cel.dev/cel-go/cel"
 )
 
 // Compile holds every rule's estimated worst case to CostLimit with each
 // input at its size bound (env.go). When every input a rule reads is
 // within those bounds, the estimate bounds the evaluation, and the rule
 // runs without cel-go's cost tracking (about 600 ns and 11 allocations of
-// a three-clause rule); otherwise the tracked program runs, which stops
-// at CostLimit. Either way no evaluation costs more than CostLimit.
+// a three-clause rule), lifted (hoist.go) when the input has a memo;
+// otherwise the tracked program runs, which stops at CostLimit. Either
+// way no evaluation costs more than CostLimit.
+
+// program is the program of r for in.
+func (r *rule) program(in *Input) cel.Program {
+	if !within(in, r.otherSized) {
+		return r.prog
+	}
+	if m := r.set.memoFor(in); m != nil && m.within {
+		if r.lifted != nil {
+			return r.lifted
+		}
+		return r.bounded
+	}
+	if !within(in, r.userSized) {
+		return r.prog
+	}
+	return r.bounded
+}
+
+// splitSized splits fields (boundedFields) into those of user and the
+// others.
+func splitSized(fields []string) (user, other []string) {
+	for _, f := range fields {
+		if strings.HasPrefix(f, varUser+".") {
+			user = append(user, f)
+		} else {
+			other = append(other, f)
+		}
+	}
+	return user, other
+}
 
 // inputFields are the fields of user and request and route, as Reads
 // names them, from the types' cel tags.

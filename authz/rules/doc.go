@@ -57,8 +57,11 @@
 // # Files
 //
 // env.go is the CEL environment, the cost limit and the size bounds;
-// input.go the inputs and their activation (no map of variables per
-// evaluation); rules.go Compile and the Set; refs.go finds what each rule
-// reads; optimize.go rewrites m.exists(x, x == "c") into "c" in m at
-// compile time; explain.go is Explain.
+// input.go the inputs, their activation (no map of variables per
+// evaluation) and UserMemo; rules.go Compile and the Set; refs.go finds
+// what each rule reads; optimize.go rewrites m.exists(x, x == "c") into
+// "c" in m at compile time; hoist.go lifts the subexpressions that read
+// user alone out of a rule, so a UserMemo works each out once per user
+// (a cached session's Check builds nothing for user); bounds.go picks
+// the program an input runs; explain.go is Explain.
 package rules

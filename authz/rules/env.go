@@ -121,10 +121,15 @@ func withRolesAdapter(e *cel.Env) (*cel.Env, error) {
 // `user.roles.exists(r, r == "admin")`.
 type rolesAdapter struct{ types.Adapter }
 
-// NativeToValue implements types.Adapter.
+// NativeToValue implements types.Adapter. A CEL value (a lifted
+// subexpression's, hoist.go) is itself, as every adapter it wraps would
+// answer, without asking them.
 func (a *rolesAdapter) NativeToValue(v any) ref.Val {
-	if m, ok := v.(map[string][]string); ok {
-		return types.NewMap(a, m)
+	switch v := v.(type) {
+	case ref.Val:
+		return v
+	case map[string][]string:
+		return types.NewMap(a, v)
 	}
 	return a.Adapter.NativeToValue(v)
 }

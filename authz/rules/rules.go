@@ -36,18 +36,28 @@ type Set struct {
 	names      []string
 	claimPaths []string
 	reads      map[string]bool
+	// lifts are the programs of the rules' lifted subexpressions, by
+	// variable number (hoist.go); userSized the fields of user the rules
+	// read that have a size bound.
+	lifts     []cel.Program
+	userSized []string
 }
 
 // rule is one compiled rule: its program, planned once by Compile, and
 // what it reads.
 type rule struct {
 	name, source string
+	set          *Set
 	prog         cel.Program // with cel-go's cost tracking, stopped at CostLimit
 	// bounded is the program without cost tracking, for inputs whose
-	// sized fields are within the bounds (bounds.go).
-	bounded cel.Program
-	sized   []string
-	refs    refs
+	// sized fields are within the bounds (bounds.go); lifted is bounded
+	// with its subexpressions of user lifted out (hoist.go; nil: none),
+	// for an input with a memo.
+	bounded, lifted cel.Program
+	// The fields the rule reads that have a size bound: of user, and of
+	// request and route.
+	userSized, otherSized []string
+	refs                  refs
 }
 
 // Compile compiles every rule of defs (name → CEL expression). The error
@@ -78,12 +88,14 @@ func Compile(defs map[string]string) (*Set, error) {
 	var errs []error
 	claims := map[string]bool{}
 	for _, name := range names {
-		r, problems := compileRule(env, name, defs[name])
+		r, lifts, problems := compileRule(env, name, defs[name], len(s.lifts))
 		if len(problems) > 0 {
 			errs = append(errs, problems...)
 			continue
 		}
+		r.set = s
 		s.rules[name] = r
+		s.lifts = append(s.lifts, lifts...)
 		for _, p := range r.refs.claimPaths {
 			claims[p] = true
 		}
@@ -95,6 +107,7 @@ func Compile(defs map[string]string) (*Set, error) {
 		return nil, errors.Join(errs...)
 	}
 	s.names = names
+	s.userSized, _ = splitSized(boundedFields(s.reads))
 	for p := range claims {
 		s.claimPaths = append(s.claimPaths, p)
 	}
@@ -103,60 +116,78 @@ func Compile(defs map[string]string) (*Set, error) {
 }
 
 // compileRule parses, checks, vets, optimizes (existsToIn) and plans one
-// rule; each problem is an error naming the rule (and where the source has
-// one, line and column). What a rule reads comes from the AST as written.
-func compileRule(env *cel.Env, name, src string) (*rule, []error) {
+// rule, lifting its subexpressions of user (numbered from first; their
+// programs are lifts); each problem is an error naming the rule (and where
+// the source has one, line and column). What a rule reads comes from the
+// AST as written.
+func compileRule(env *cel.Env, name, src string, first int) (r *rule, lifts []cel.Program, problems []error) {
 	if !ValidName(name) {
-		return nil, []error{fmt.Errorf("rule %q: name must match [A-Za-z_][A-Za-z0-9_]*", name)}
+		return nil, nil, []error{fmt.Errorf("rule %q: name must match [A-Za-z_][A-Za-z0-9_]*", name)}
 	}
+	checked, found, problems := checkRule(env, name, src)
+	if len(problems) > 0 {
+		return nil, nil, problems
+	}
+	fail := func(step string, err error) (*rule, []cel.Program, []error) {
+		return nil, nil, []error{fmt.Errorf("rule %s: %s: %w", name, step, err)}
+	}
+	opt, err := cel.NewStaticOptimizer(existsToIn{})
+	if err != nil {
+		return fail("optimize", err)
+	}
+	checked, iss := opt.Optimize(env, checked)
+	if iss.Err() != nil {
+		return fail("optimize", iss.Err())
+	}
+	est, err := env.EstimateCost(checked, sizeHints{})
+	if err != nil {
+		return fail("estimate cost", err)
+	}
+	if est.Max > CostLimit {
+		return nil, nil, []error{fmt.Errorf("rule %s: estimated worst-case cost %d exceeds the limit %d "+
+			"(with every input at its documented size bound)", name, est.Max, CostLimit)}
+	}
+	r = &rule{name: name, source: src, refs: found}
+	r.userSized, r.otherSized = splitSized(boundedFields(found.reads))
+	if r.prog, err = env.Program(checked, cel.CostLimit(CostLimit), cel.EvalOptions(cel.OptOptimize)); err != nil {
+		return fail("plan", err)
+	}
+	if r.bounded, err = env.Program(checked, cel.EvalOptions(cel.OptOptimize)); err != nil {
+		return fail("plan", err)
+	}
+	if r.lifted, lifts, err = liftRule(env, checked, first); err != nil {
+		return fail("plan", err)
+	}
+	return r, lifts, nil
+}
+
+// checkRule parses, checks and vets one rule: the checked AST and what
+// the rule reads, or its problems.
+func checkRule(env *cel.Env, name, src string) (*cel.Ast, refs, []error) {
 	checked, iss := env.Compile(src)
 	if iss.Err() != nil {
 		var errs []error
 		for _, e := range iss.Errors() {
 			errs = append(errs, problem(name, e.Location, e.Message))
 		}
-		return nil, errs
+		return nil, refs{}, errs
 	}
 	native := checked.NativeRep()
 	info := native.SourceInfo()
 	root := native.Expr()
 	if t := checked.OutputType(); !t.IsExactType(types.BoolType) {
-		return nil, []error{problem(name, info.GetStartLocation(root.ID()),
+		return nil, refs{}, []error{problem(name, info.GetStartLocation(root.ID()),
 			fmt.Sprintf("a rule must be of type bool, not %s", t))}
 	}
-	refs := findRefs(native)
-	if len(refs.problems) > 0 {
+	found := findRefs(native)
+	if len(found.problems) > 0 {
 		var errs []error
-		for _, p := range refs.problems {
+		for _, p := range found.problems {
 			errs = append(errs, problem(name, info.GetStartLocation(p.id), p.msg))
 		}
-		return nil, errs
+		return nil, refs{}, errs
 	}
-	opt, err := cel.NewStaticOptimizer(existsToIn{})
-	if err != nil {
-		return nil, []error{fmt.Errorf("rule %s: optimize: %w", name, err)}
-	}
-	checked, iss = opt.Optimize(env, checked)
-	if iss.Err() != nil {
-		return nil, []error{fmt.Errorf("rule %s: optimize: %w", name, iss.Err())}
-	}
-	est, err := env.EstimateCost(checked, sizeHints{})
-	if err != nil {
-		return nil, []error{fmt.Errorf("rule %s: estimate cost: %w", name, err)}
-	}
-	if est.Max > CostLimit {
-		return nil, []error{fmt.Errorf("rule %s: estimated worst-case cost %d exceeds the limit %d "+
-			"(with every input at its documented size bound)", name, est.Max, CostLimit)}
-	}
-	prog, err := env.Program(checked, cel.CostLimit(CostLimit), cel.EvalOptions(cel.OptOptimize))
-	if err != nil {
-		return nil, []error{fmt.Errorf("rule %s: plan: %w", name, err)}
-	}
-	bounded, err := env.Program(checked, cel.EvalOptions(cel.OptOptimize))
-	if err != nil {
-		return nil, []error{fmt.Errorf("rule %s: plan: %w", name, err)}
-	}
-	return &rule{name: name, source: src, prog: prog, bounded: bounded, sized: boundedFields(refs.reads), refs: refs}, nil
+	return checked, found, nil
 }
 
 // problem is one compile error of rule name at loc.
@@ -206,11 +237,7 @@ func (r *rule) eval(in *Input) (bool, error) {
 	if in == nil {
 		return false, fmt.Errorf("rule %s: no input", r.name)
 	}
-	prog := r.prog
-	if within(in, r.sized) {
-		prog = r.bounded
-	}
-	out, _, err := prog.Eval((*activation)(in))
+	out, _, err := r.program(in).Eval((*activation)(in))
 	if err != nil {
 		if c, ok := errors.AsType[interpreter.EvalCancelledError](err); ok && c.Cause == interpreter.CostLimitExceeded {
 			return false, fmt.Errorf("rule %s: %w (%d)", r.name, ErrCostLimit, CostLimit)

@@ -591,20 +591,3 @@ func TestConcurrentEval(t *testing.T) {
 		t.Error(err)
 	}
 }
-
-// BenchmarkEval is a three-clause rule on a realistic user (five roles,
-// three groups) where the last clause decides.
-func BenchmarkEval(b *testing.B) {
-	s := mustCompile(b, map[string]string{
-		"r": `user.roles.exists(r, r == "admin") || request.path.startsWith("/users/" + user.sub + "/") || "mfa" in user.amr`,
-	})
-	in := testInput()
-	in.Request.Path = "/projects/p1"
-	b.ReportAllocs()
-	for b.Loop() {
-		ok, err := s.Eval("r", in)
-		if err != nil || !ok {
-			b.Fatalf("Eval: got %v, %v; want true", ok, err)
-		}
-	}
-}
