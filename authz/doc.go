@@ -26,7 +26,9 @@
 // headers; metadata.go its dynamic metadata. reasons.go is the table of
 // every Reason a decision carries (status, page, challenge, log level);
 // deny.go builds every denied answer from it; decision.go is the Decision,
-// and response.go alone turns it into Envoy's messages.
+// and response.go alone turns it into Envoy's messages. requestheaders.go
+// lists the request headers Check reads under a configuration, with why
+// (RequestHeaders): what Envoy's allowed_headers must send.
 //
 // A decision is always a CheckResponse with a nil error; bad input is a
 // Denied answer, never a gRPC error or a panic. Every I/O (the IdP, the

@@ -6,6 +6,12 @@
 // a wrong type; the integration tests' Envoy emulator takes its ext_authz
 // settings from the decoded file. The tests decode istio/ with istio.io/api
 // and k8s.io/api types and ../docker-compose.yml with compose-go.
+//
+// For check-envoy, RouteSettings and HeaderLists read any deployment file
+// (Envoy, Istio, Envoy Gateway, a rendered chart) as YAML: the route keys
+// it sets, and the lists of request headers its proxy sends to Check
+// (allowed_headers and its kin), matched as Envoy matches them
+// (HeaderPattern).
 package envoy
 
 import (

@@ -134,8 +134,21 @@ func (r *rendered) check(t *testing.T, secretValues map[string]string) error {
 		c.SecurityContext == nil || c.SecurityContext.ReadOnlyRootFilesystem == nil || !*c.SecurityContext.ReadOnlyRootFilesystem {
 		return fmt.Errorf("the pod must run as non-root with a read-only root filesystem")
 	}
-	// The configuration: config.toml, plus the Secret's values as the
-	// environment variables the Deployment sets, plus its files.
+	cfg, err := r.serverConfig(t, secretValues)
+	if err != nil {
+		return err
+	}
+	if !strings.HasSuffix(cfg.GRPCAddress, fmt.Sprint(":", ports["grpc"])) || !strings.HasSuffix(cfg.HTTPAddress, fmt.Sprint(":", ports["http"])) {
+		return fmt.Errorf("server listens on %s and %s, the Deployment declares %v", cfg.GRPCAddress, cfg.HTTPAddress, ports)
+	}
+	return nil
+}
+
+// serverConfig is the configuration the server would load: config.toml,
+// plus the Secret's values as the environment variables the Deployment
+// sets, plus its files.
+func (r *rendered) serverConfig(t *testing.T, secretValues map[string]string) (*config.Config, error) {
+	c := r.deployments[0].Spec.Template.Spec.Containers[0]
 	dir := t.TempDir()
 	text := r.configMaps[0].Data["config.toml"]
 	secretsDir := filepath.Join(dir, "secrets")
@@ -151,19 +164,16 @@ func (r *rendered) check(t *testing.T, secretValues map[string]string) error {
 		if ref := e.ValueFrom; ref != nil && ref.SecretKeyRef != nil {
 			v, ok := secretValues[ref.SecretKeyRef.Key]
 			if !ok {
-				return fmt.Errorf("env %s: the Secret has no key %s", e.Name, ref.SecretKeyRef.Key)
+				return nil, fmt.Errorf("env %s: the Secret has no key %s", e.Name, ref.SecretKeyRef.Key)
 			}
 			env[e.Name] = v
 		}
 	}
 	cfg, _, err := config.Load([]string{"--config", path}, func(k string) string { return env[k] })
 	if err != nil {
-		return fmt.Errorf("the rendered configuration: %w\n%s", err, text)
+		return nil, fmt.Errorf("the rendered configuration: %w\n%s", err, text)
 	}
-	if !strings.HasSuffix(cfg.GRPCAddress, fmt.Sprint(":", ports["grpc"])) || !strings.HasSuffix(cfg.HTTPAddress, fmt.Sprint(":", ports["http"])) {
-		return fmt.Errorf("server listens on %s and %s, the Deployment declares %v", cfg.GRPCAddress, cfg.HTTPAddress, ports)
-	}
-	return nil
+	return cfg, nil
 }
 
 // validSecrets are what a Secret for the chart holds (stand-ins).

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/google/go-cmp/cmp"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/echo"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -102,14 +104,36 @@ func countingUpstream(t *testing.T) (*httptest.Server, *atomic.Int64) {
 // TestWhatEnvoySends records the CheckRequests the real Envoy builds for a
 // few requests (HTTP/1.1 and HTTP/2, repeated headers, a query, a body, a
 // route with context_extensions), checks them against
-// envoy-ext-authz.md §0–§1, and requires the emulator to build the same.
+// envoy-ext-authz.md §0–§1, and requires the emulator to build the same:
+// with every header (no allowed_headers), with the shipped
+// allowed_headers, and with a list of each kind of matcher.
 func TestWhatEnvoySends(t *testing.T) {
+	every, err := envoy.AllowAllHeaders(envoy.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []struct {
+		name  string
+		cfg   []byte
+		check func(t *testing.T, name string, r recorded)
+	}{
+		{"every header", every, checkAgainstDoc},
+		{"the shipped allowed_headers", nil, checkShippedList},
+		{"each kind of matcher", matcherList(t), checkMatchers},
+	} {
+		t.Run(v.name, func(t *testing.T) { compareWhatEnvoySends(t, v.cfg, v.check) })
+	}
+}
+
+// compareWhatEnvoySends sends the requests through the real Envoy and the
+// emulator, each with cfg, checks each CheckRequest, and compares them.
+func compareWhatEnvoySends(t *testing.T, cfg []byte, check func(t *testing.T, name string, r recorded)) {
 	summaries := map[frontKind][]map[string]string{}
 	for _, kind := range []frontKind{realEnvoy, emulator} {
 		t.Run(string(kind), func(t *testing.T) {
 			rec, addr := startRecorder(t)
 			up, _ := countingUpstream(t)
-			f := startFront(t, frontOptions{kind: kind, grpcAddr: addr, upstream: up.URL})
+			f := startFront(t, frontOptions{kind: kind, grpcAddr: addr, upstream: up.URL, config: cfg})
 			b := newBrowser(t, "", "")
 			h2 := newBrowser(t, "", "")
 			h2.client.Transport = h2cTo(f.URL)
@@ -121,7 +145,8 @@ func TestWhatEnvoySends(t *testing.T) {
 				path   string
 				header http.Header
 			}{
-				{"HTTP/1.1 GET with a query and a repeated header", b, "GET", "/p/a?x=1&y=%20z", http.Header{"X-Dup": {"one", "two"}, "Cookie": {"a=1"}}},
+				{"HTTP/1.1 GET with a query and a repeated header", b, "GET", "/p/a?x=1&y=%20z", http.Header{"X-Dup": {"one", "two"}, "Cookie": {"a=1"},
+					"X-Upper": {"u"}, "X-Ignore": {"i"}, "X-Pre-A": {"p"}, "X-Pre-No": {"n"}}},
 				{"HTTP/2 POST with a body", h2, "POST", "/form", http.Header{"Content-Type": {"application/x-www-form-urlencoded"}}},
 				{"API route with context_extensions", b, "GET", "/api/items", nil},
 				{"client-sent x-request-id", b, "GET", "/x", http.Header{"X-Request-Id": {"client-chosen-id"}}},
@@ -147,7 +172,8 @@ func TestWhatEnvoySends(t *testing.T) {
 				got := rec.last(t)
 				s := summarizeCheck(got)
 				s["request"] = tc.name
-				checkAgainstDoc(t, tc.name, got, s)
+				checkAlways(t, tc.name, got, s)
+				check(t, tc.name, got)
 				out = append(out, s)
 			}
 			summaries[kind] = out
@@ -158,6 +184,32 @@ func TestWhatEnvoySends(t *testing.T) {
 			t.Errorf("the emulator builds other CheckRequests than the real Envoy (-envoy +emulator):\n%s", diff)
 		}
 	}
+}
+
+// matcherList is envoy.yaml with an allowed_headers list of each kind
+// (a case-sensitive exact name with capitals, which never matches, an
+// exact one ignoring case, a prefix) and a disallowed_headers entry.
+func matcherList(t *testing.T) []byte {
+	t.Helper()
+	every, err := envoy.AllowAllHeaders(envoy.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const at = "              include_peer_certificate: false\n"
+	cfg := strings.Replace(string(every), at, at+`              allowed_headers:
+                patterns:
+                - exact: cookie
+                - exact: X-Upper
+                - { exact: X-Ignore, ignore_case: true }
+                - prefix: x-pre-
+              disallowed_headers:
+                patterns:
+                - exact: x-pre-no
+`, 1)
+	if cfg == string(every) {
+		t.Fatal("test setup: envoy.yaml lacks include_peer_certificate")
+	}
+	return []byte(cfg)
 }
 
 var uuidShape = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -202,22 +254,20 @@ func summarizeCheck(r recorded) map[string]string {
 	return s
 }
 
-// checkAgainstDoc asserts the facts of envoy-ext-authz.md §0–§1 this project
-// relies on.
-func checkAgainstDoc(t *testing.T, name string, r recorded, s map[string]string) {
+// checkAlways asserts the facts of envoy-ext-authz.md §0–§1 that hold
+// whatever allowed_headers says: lower-case keys and no host; the request's
+// method, path (with the query), host and scheme in their own fields; a
+// numeric id; the cluster as :authority; the request time.
+func checkAlways(t *testing.T, name string, r recorded, s map[string]string) {
+	t.Helper()
 	h := r.req.GetAttributes().GetRequest().GetHttp()
 	for k := range h.GetHeaders() {
 		if k != strings.ToLower(k) || k == "host" {
 			t.Errorf("%s: header key %q (keys are lower-case, no host)", name, k)
 		}
 	}
-	for _, k := range []string{":authority", ":method", ":path", ":scheme", "x-request-id", "x-forwarded-proto"} {
-		if _, ok := h.GetHeaders()[k]; !ok {
-			t.Errorf("%s: no %s header", name, k)
-		}
-	}
-	if h.GetPath() != h.GetHeaders()[":path"] || h.GetHost() != h.GetHeaders()[":authority"] {
-		t.Errorf("%s: path %q / host %q differ from :path / :authority", name, h.GetPath(), h.GetHost())
+	if h.GetMethod() == "" || !strings.HasPrefix(h.GetPath(), "/") || !strings.HasPrefix(h.GetHost(), "127.0.0.1:") || h.GetScheme() != "http" {
+		t.Errorf("%s: method %q, path %q, host %q, scheme %q: want each filled", name, h.GetMethod(), h.GetPath(), h.GetHost(), h.GetScheme())
 	}
 	if _, err := fmt.Sscan(h.GetId(), new(uint64)); err != nil {
 		t.Errorf("%s: id %q is not numeric", name, h.GetId())
@@ -227,6 +277,61 @@ func checkAgainstDoc(t *testing.T, name string, r recorded, s map[string]string)
 	}
 	if r.req.GetAttributes().GetRequest().GetTime() == nil {
 		t.Errorf("%s: no request time", name)
+	}
+}
+
+// checkAgainstDoc asserts §1's header map without allowed_headers: every
+// header, pseudo-headers included, path and host equal to :path and
+// :authority.
+func checkAgainstDoc(t *testing.T, name string, r recorded) {
+	t.Helper()
+	h := r.req.GetAttributes().GetRequest().GetHttp()
+	for _, k := range []string{":authority", ":method", ":path", ":scheme", "x-request-id", "x-forwarded-proto"} {
+		if _, ok := h.GetHeaders()[k]; !ok {
+			t.Errorf("%s: no %s header", name, k)
+		}
+	}
+	if h.GetPath() != h.GetHeaders()[":path"] || h.GetHost() != h.GetHeaders()[":authority"] {
+		t.Errorf("%s: path %q / host %q differ from :path / :authority", name, h.GetPath(), h.GetHost())
+	}
+}
+
+// checkShippedList asserts the shipped allowed_headers: only headers on
+// it (no pseudo-header, nothing Envoy adds of its own accord), and the
+// x-request-id it lists.
+func checkShippedList(t *testing.T, name string, r recorded) {
+	t.Helper()
+	lists, err := envoy.HeaderLists(envoy.Config)
+	if err != nil || len(lists) != 1 {
+		t.Fatalf("envoy.yaml: %d header lists (%v)", len(lists), err)
+	}
+	h := r.req.GetAttributes().GetRequest().GetHttp().GetHeaders()
+	for k := range h {
+		if !lists[0].Sends(k) {
+			t.Errorf("%s: header %q is not on the shipped allowed_headers", name, k)
+		}
+	}
+	if _, ok := h["x-request-id"]; !ok {
+		t.Errorf("%s: no x-request-id", name)
+	}
+}
+
+// checkMatchers asserts matcherList's picks: exact names compare case
+// (X-Upper never matches a lower-case key) unless ignore_case; a prefix
+// picks its family; disallowed_headers wins.
+func checkMatchers(t *testing.T, name string, r recorded) {
+	t.Helper()
+	var keys []string
+	for k := range r.req.GetAttributes().GetRequest().GetHttp().GetHeaders() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	want := []string{}
+	if strings.HasPrefix(name, "HTTP/1.1 GET") {
+		want = []string{"cookie", "x-ignore", "x-pre-a"}
+	}
+	if !slices.Equal(keys, want) {
+		t.Errorf("%s: header keys %v, want %v", name, keys, want)
 	}
 }
 

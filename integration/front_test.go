@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyemu"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/envoyproc"
 )
@@ -37,7 +38,7 @@ type frontOptions struct {
 	opsAddr  string        // our operations listener (back-channel logout route)
 	upstream string        // the echo app, http://host:port
 	timeout  time.Duration // overrides the ext_authz filter's timeout when > 0
-	config   []byte        // the real Envoy's bootstrap; nil: envoy/envoy.yaml as shipped
+	config   []byte        // the bootstrap (the emulator's settings too); nil: envoy/envoy.yaml as shipped
 }
 
 // front is a running front proxy: what a browser talks to.
@@ -64,6 +65,9 @@ func startFront(t *testing.T, o frontOptions) *front {
 		t.Fatal(err)
 	}
 	settings, err := envoyemu.ShippedSettings()
+	if o.config != nil {
+		settings, err = emulatorSettings(o.config)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +112,15 @@ func startFront(t *testing.T, o frontOptions) *front {
 		f.URL = p.URL
 	}
 	return f
+}
+
+// emulatorSettings are the emulator's settings from a bootstrap.
+func emulatorSettings(cfg []byte) (envoyemu.Settings, error) {
+	b, err := envoy.Decode(cfg)
+	if err != nil {
+		return envoyemu.Settings{}, err
+	}
+	return envoyemu.SettingsFromBootstrap(b)
 }
 
 // Logs is what the real Envoy wrote (its log and its stdout access log);

@@ -88,7 +88,13 @@ func startInProcess(t *testing.T, o inprocOptions) *inproc {
 	t.Cleanup(gs.Stop)
 	upstream := httptest.NewServer(echo.Handler())
 	t.Cleanup(upstream.Close)
-	ip.Front = startFront(t, frontOptions{grpcAddr: ln.Addr().String(), upstream: upstream.URL}).URL
+	// Envoy sends the headers this configuration reads, and with tracing
+	// the trace context (the binary's otlp_endpoint).
+	read := config.HeaderNames(cfg.RequestHeaders())
+	if o.tracing != nil {
+		read = append(read, config.TraceHeaders...)
+	}
+	ip.Front = startFront(t, frontOptions{grpcAddr: ln.Addr().String(), upstream: upstream.URL, config: envoyWith(t, nil, read)}).URL
 	return ip
 }
 

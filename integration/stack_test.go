@@ -146,7 +146,10 @@ type stackOptions struct {
 	clients []devidp.Client
 	timeout time.Duration // overrides the ext_authz filter's timeout in envoy.yaml
 	envoy   []byte        // the real Envoy's bootstrap; nil: envoy/envoy.yaml as shipped
-	front   frontKind     // "" = defaultFront()
+	// envoyAsIs runs envoy's allowed_headers as given; else the list gets
+	// the headers the server says it reads, as check-envoy tells a user.
+	envoyAsIs bool
+	front     frontKind // "" = defaultFront()
 	// idpSetup runs before the server starts (e.g. a tampered discovery).
 	idpSetup func(*devidp.Server)
 	// configFor adds keys that name the IdP's issuer URL.
@@ -190,8 +193,12 @@ func (st *stack) attach(t *testing.T, srv *server, o stackOptions) {
 	st.Server = srv
 	st.Upstream = httptest.NewServer(echo.Handler())
 	t.Cleanup(st.Upstream.Close)
+	cfg := o.envoy
+	if !o.envoyAsIs {
+		cfg = srv.envoyFor(t, cfg)
+	}
 	st.Front = startFront(t, frontOptions{
-		kind: o.front, grpcAddr: srv.GRPCAddr, opsAddr: srv.HTTPAddr, upstream: st.Upstream.URL, timeout: o.timeout, config: o.envoy,
+		kind: o.front, grpcAddr: srv.GRPCAddr, opsAddr: srv.HTTPAddr, upstream: st.Upstream.URL, timeout: o.timeout, config: cfg,
 	})
 }
 

@@ -63,5 +63,7 @@
 // "c" in m at compile time; hoist.go lifts the subexpressions that read
 // user alone out of a rule, so a UserMemo works each out once per user
 // (a cached session's Check builds nothing for user); bounds.go picks
-// the program an input runs; explain.go is Explain.
+// the program an input runs; headers.go says which request headers the
+// rules read (for the header lists of Envoy's ext_authz); explain.go is
+// Explain.
 package rules

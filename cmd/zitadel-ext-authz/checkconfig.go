@@ -21,7 +21,8 @@ const (
 
 // checkConfig is `check-config --config FILE [--key value …]`, like
 // oauth2-proxy's --config-test: validate every key, run discovery and load
-// the JWKS, print the effective configuration with secrets masked. Exit 0
+// the JWKS, print the effective configuration with secrets masked and the
+// request headers Check reads (Envoy must send them). Exit 0
 // when the server would start and reach its IdP, 1 when the IdP can't be
 // used or no sign-in could finish (a redirect_url on one of our own
 // listeners), 2 when the configuration is invalid.
@@ -47,6 +48,7 @@ func checkConfig(ctx context.Context, args []string, getenv func(string) string,
 		code = 1
 	}
 	printEffective(cfg, stdout)
+	printRequestHeaders(cfg, stdout)
 	return max(code, checkIssuers(ctx, cfg, stdout, stderr))
 }
 

@@ -17,18 +17,25 @@ import (
 // deployment files, which check-config can't see: an unknown key or a value
 // the server can't read makes every request of that route a 500, so it is
 // found before deploying. With --config, a route's allow_if and deny_if
-// must name rules of its app, and ignored_route_keys are let be.
+// must name rules of its app, and ignored_route_keys are let be. It also
+// holds every list of the request headers the proxy sends to Check
+// (allowed_headers, headersToExtAuth, includeRequestHeadersInCheck) to the
+// headers the configuration reads (checkheaders.go): one left out fails
+// quietly in production.
 
 const checkEnvoyUsage = `usage: zitadel-ext-authz check-envoy [--config FILE] FILE...
 
 FILE: an Envoy bootstrap (envoy/envoy.yaml), Istio or Envoy Gateway
 manifests, or a rendered Helm chart (helm template … | check-envoy -);
 "-" reads stdin. --envoy FILE is the same as FILE.
---config FILE: the server's configuration: ignored_route_keys, and the
-rules allow_if and deny_if may name.
+--config FILE: the server's configuration: ignored_route_keys, the
+rules allow_if and deny_if may name, and the request headers it reads,
+which an allowed_headers (Envoy Gateway: headersToExtAuth) list must
+send to Check; without it, the headers the default configuration reads.
 
-Exit 0 when every route key is known and readable, 1 when not, 2 when a
-file or the configuration can't be read.
+Exit 0 when every route key is known and readable and every header list
+sends what the configuration reads, 1 when not, 2 when a file or the
+configuration can't be read.
 `
 
 func checkEnvoy(args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -58,32 +65,62 @@ func checkEnvoy(args []string, getenv func(string) string, stdin io.Reader, stdo
 		}
 		cfg = c
 	}
+	needs := defaultHeaderNeeds()
+	if cfg != nil {
+		needs = cfg.RequestHeaders()
+	} else {
+		fmt.Fprintln(stdout, "# no --config: header lists are held to what the default configuration reads")
+	}
+	data := make([][]byte, len(files))
+	underscores := false // an Envoy Gateway ClientTrafficPolicy among them lets '_' through
+	for i, f := range files {
+		var err error
+		if data[i], err = readInput(f, stdin); err != nil {
+			fmt.Fprintf(stderr, "check-envoy: %v\n", err)
+			return 2
+		}
+		underscores = underscores || envoy.UnderscoresAllowed(data[i])
+	}
 	code := 0
-	for _, f := range files {
-		code = max(code, checkEnvoyFile(f, cfg, stdin, stdout, stderr))
+	for i, f := range files {
+		code = max(code, checkEnvoyFile(f, data[i], cfg, needs, underscores, stdout, stderr))
 	}
 	return code
 }
 
-// checkEnvoyFile reports the problems of one file: 0 none, 1 some, 2 the
-// file can't be read.
-func checkEnvoyFile(name string, cfg *config.Config, stdin io.Reader, stdout, stderr io.Writer) int {
-	var data []byte
-	var err error
+// readInput reads a file, or stdin for "-".
+func readInput(name string, stdin io.Reader) ([]byte, error) {
 	if name == "-" {
-		data, err = io.ReadAll(stdin)
-	} else {
-		data, err = os.ReadFile(name)
+		return io.ReadAll(stdin)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "check-envoy: %v\n", err)
-		return 2
-	}
+	return os.ReadFile(name)
+}
+
+// checkEnvoyFile reports the problems of one file: 0 none, 1 some, 2 the
+// file can't be read. needs are the request headers Check reads;
+// underscores: another file lets headers with '_' through Envoy Gateway.
+func checkEnvoyFile(name string, data []byte, cfg *config.Config, needs []authz.HeaderNeed, underscores bool, stdout, stderr io.Writer) int {
 	settings, err := envoy.RouteSettings(data)
 	if err != nil {
 		fmt.Fprintf(stderr, "check-envoy: %s: %v\n", name, err)
 		return 2
 	}
+	lists, err := envoy.HeaderLists(data)
+	if err != nil {
+		fmt.Fprintf(stderr, "check-envoy: %s: %v\n", name, err)
+		return 2
+	}
+	for i := range lists {
+		if underscores && lists[i].Key == "headersToExtAuth" {
+			lists[i].UnderscoresRefused = false
+		}
+	}
+	return max(checkRouteSettings(name, settings, cfg, stdout), checkHeaderLists(name, lists, needs, stdout))
+}
+
+// checkRouteSettings reports the problems of a file's route settings: 0
+// none, 1 some.
+func checkRouteSettings(name string, settings []envoy.RouteSetting, cfg *config.Config, stdout io.Writer) int {
 	problems := 0
 	for _, s := range settings {
 		for _, p := range routeProblems(s.Extensions, cfg) {

@@ -147,8 +147,12 @@ func (rl *reloader) reload(trigger string) {
 	for _, w := range warnings {
 		rl.logger.Warn(w)
 	}
+	headersChanged := !slices.Equal(config.HeaderNames(rl.current.RequestHeaders()), config.HeaderNames(run.RequestHeaders()))
 	rl.current = &run
 	rl.metrics.Reloaded(true)
+	if headersChanged {
+		logRequestHeaders(rl.logger, &run)
+	}
 	if len(applied) > 0 || len(report) > 0 {
 		rl.logger.Info("configuration reloaded", "trigger", trigger, "applied", applied, "apps", report)
 	}

@@ -99,6 +99,7 @@ func (s *server) run(ctx context.Context, stderr io.Writer) int {
 		return 1
 	}
 	cfg := s.cfg
+	logRequestHeaders(s.logs.logger, cfg)
 	s.logs.logger.Info("listening", "grpc_address", addr(s.lns.grpc), "http_address", addr(s.lns.http), "metrics_address", addr(s.lns.metrics),
 		"version", version, "session_store", cfg.SessionStore, "apps", appNames(cfg))
 	s.logs.out.Flush() // launchers wait for this line

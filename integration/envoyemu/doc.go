@@ -11,12 +11,12 @@
 // default, remove-then-add headers with append unset, local-reply
 // content-type rules; RPC errors: status_on_error or fail-open).
 //
-// Its settings (timeout, failure_mode_allow, status_on_error, the header
-// limit, routes with ext_authz disabled, context_extensions of the
+// Its settings (timeout, failure_mode_allow, status_on_error,
+// allowed_headers and disallowed_headers, the header limit, routes with ext_authz disabled, context_extensions of the
 // catch-all virtual host and its routes, merged, or
 // request_headers_to_remove; use_remote_address, strip_trailing_host_dot
 // and headers_with_underscores_action) come from the shipped
-// envoy/envoy.yaml.
+// envoy/envoy.yaml, or a test's copy of it.
 //
 // The real Envoy (1.40, the pinned release) is the reference: what this
 // package does was corrected where Envoy differed, and
@@ -29,5 +29,7 @@
 // request_headers_to_remove; with use_remote_address it appends the peer to
 // x-forwarded-for (the node's own address for a loopback peer, as Envoy's
 // local_info), sets x-envoy-external-address and replaces a client's
-// x-request-id.
+// x-request-id; allowed_headers picks the CheckRequest's headers,
+// pseudo-headers included (none is added), while http.method, path, host
+// and scheme are always filled.
 package envoyemu

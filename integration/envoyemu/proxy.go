@@ -4,10 +4,12 @@ package envoyemu
 
 import (
 	"context"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +23,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
 )
 
 // Proxy is an HTTP front proxy that checks each request with ext_authz
@@ -200,6 +204,9 @@ func (p *Proxy) checkRequest(r *http.Request, rt Route) *authv3.CheckRequest {
 	headers[":method"] = r.Method
 	headers[":path"] = r.URL.RequestURI()
 	headers[":scheme"] = "http"
+	// allowed_headers and disallowed_headers pick the headers, pseudo-headers
+	// too; method, path, host and scheme are sent anyway (seen on 1.40).
+	maps.DeleteFunc(headers, func(k, _ string) bool { return !p.sends(k) })
 	id := p.streamID.Add(1)
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source:      &authv3.AttributeContext_Peer{Address: socketAddress(r.RemoteAddr)},
@@ -220,6 +227,16 @@ func (p *Proxy) checkRequest(r *http.Request, rt Route) *authv3.CheckRequest {
 		ContextExtensions: rt.ContextExtensions,
 		MetadataContext:   &corev3.Metadata{},
 	}}
+}
+
+// sends reports whether the CheckRequest carries the header key:
+// allowed_headers (unset: every header) and not disallowed_headers.
+func (p *Proxy) sends(key string) bool {
+	matches := func(hp envoy.HeaderPattern) bool { return hp.Matches(key) }
+	if p.settings.AllowedHeaders != nil && !slices.ContainsFunc(p.settings.AllowedHeaders, matches) {
+		return false
+	}
+	return !slices.ContainsFunc(p.settings.DisallowedHeaders, matches)
 }
 
 // protocol is Envoy's name of the downstream protocol (HTTP/2, not Go's

@@ -6,10 +6,12 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +19,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/envoy"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/integration/testkit"
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -123,9 +126,10 @@ func send(t *testing.T, method, target string, h http.Header) (*http.Response, s
 	return resp, string(b)
 }
 
-// §1 / §8.1: the CheckRequest as Envoy builds it.
+// §1 / §8.1: the CheckRequest as Envoy builds it (every header: no
+// allowed_headers).
 func TestCheckRequestShape(t *testing.T) {
-	r := newRig(t, nil)
+	r := newRig(t, func(s *Settings) { s.AllowedHeaders = nil })
 	r.fake.answer = ok(nil, nil, nil)
 	send(t, "GET", r.front+"/api/items?q=1", http.Header{"X-Dup": {"one", "two"}, "Accept": {"text/html"}})
 	got := <-r.fake.got
@@ -147,6 +151,24 @@ func TestCheckRequestShape(t *testing.T) {
 		if !okay {
 			t.Errorf("%s: %v", name, got)
 		}
+	}
+}
+
+// §1, note of 2026-12-07: with envoy.yaml's allowed_headers, only the
+// listed headers (no pseudo-header) and disallowed_headers wins; the
+// request's method, path, host and scheme are sent all the same.
+func TestCheckRequestAllowedHeaders(t *testing.T) {
+	r := newRig(t, func(s *Settings) { s.DisallowedHeaders = []envoy.HeaderPattern{{Exact: "x-requested-with"}} })
+	r.fake.answer = ok(nil, nil, nil)
+	send(t, "GET", r.front+"/x?q=1", http.Header{"Accept": {"text/html"}, "Cookie": {"a=1"}, "X-Requested-With": {"XMLHttpRequest"}, "User-Agent": {"test"}})
+	h := (<-r.fake.got).GetAttributes().GetRequest().GetHttp()
+	<-r.fake.authority
+	keys := slices.Sorted(maps.Keys(h.GetHeaders()))
+	if want := []string{"accept", "cookie", "x-request-id"}; !slices.Equal(keys, want) {
+		t.Errorf("header keys %v, want %v", keys, want)
+	}
+	if h.GetMethod() != "GET" || h.GetPath() != "/x?q=1" || h.GetHost() == "" || h.GetScheme() != "http" {
+		t.Errorf("method %q path %q host %q scheme %q: want each filled", h.GetMethod(), h.GetPath(), h.GetHost(), h.GetScheme())
 	}
 }
 

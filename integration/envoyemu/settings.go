@@ -20,6 +20,10 @@ type Settings struct {
 	Timeout          time.Duration // grpc_service.timeout (Envoy default 200 ms)
 	FailureModeAllow bool
 	StatusOnError    int // default 403
+	// AllowedHeaders and DisallowedHeaders are allowed_headers and
+	// disallowed_headers: the request headers (pseudo-headers included)
+	// the CheckRequest carries; nil AllowedHeaders: every header.
+	AllowedHeaders, DisallowedHeaders []envoy.HeaderPattern
 	// MaxRequestHeadersBytes is the connection manager's
 	// max_request_headers_kb (default 60 KiB) in bytes.
 	MaxRequestHeadersBytes int
@@ -87,7 +91,8 @@ func SettingsFromBootstrap(b *bootstrapv3.Bootstrap) (Settings, error) {
 						continue
 					}
 					ea := &extauthzv3.ExtAuthz{}
-					if err := hf.GetTypedConfig().UnmarshalTo(ea); err != nil {
+					var err error
+					if err = hf.GetTypedConfig().UnmarshalTo(ea); err != nil {
 						return s, fmt.Errorf("ext_authz filter: %w", err)
 					}
 					gs := ea.GetGrpcService()
@@ -96,6 +101,12 @@ func SettingsFromBootstrap(b *bootstrapv3.Bootstrap) (Settings, error) {
 						s.Timeout = t.AsDuration()
 					}
 					s.FailureModeAllow = ea.GetFailureModeAllow()
+					if s.AllowedHeaders, err = envoy.HeaderPatterns(ea.GetAllowedHeaders()); err != nil {
+						return s, fmt.Errorf("ext_authz allowed_headers: %w", err)
+					}
+					if s.DisallowedHeaders, err = envoy.HeaderPatterns(ea.GetDisallowedHeaders()); err != nil {
+						return s, fmt.Errorf("ext_authz disallowed_headers: %w", err)
+					}
 					if c := int(ea.GetStatusOnError().GetCode()); c > 0 {
 						s.StatusOnError = c
 					}
