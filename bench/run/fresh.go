@@ -43,7 +43,7 @@ func (s *scenario) fresh(budget time.Duration) error {
 		return fmt.Errorf("%s: new credentials: %w", s.name, err)
 	}
 	fmt.Fprintf(os.Stderr, "  %s: new credentials (the last ones were %v old)\n", s.name, time.Since(s.since).Round(time.Second))
-	s.req, s.since = req, time.Now()
+	s.req, s.since, s.reason = req, time.Now(), ""
 	return s.prepare()
 }
 
@@ -78,6 +78,14 @@ func (s *scenario) verify() error {
 	}
 	if got != s.want {
 		return fmt.Errorf("%s: answer %d, want %d (%v)", s.name, got, s.want, resp)
+	}
+	// The same answer for another reason is another path: a session
+	// that had to be refreshed (session_renewed) is allowed too.
+	reason := resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue()
+	if s.reason == "" {
+		s.reason = reason
+	} else if reason != s.reason {
+		return fmt.Errorf("%s: answered for the reason %q, want %q", s.name, reason, s.reason)
 	}
 	return nil
 }

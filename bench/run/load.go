@@ -35,6 +35,9 @@ type scenario struct {
 	// req's were got.
 	renew func() (*authv3.CheckRequest, error)
 	since time.Time
+	// reason is the answer's reason when prepared (dynamic metadata):
+	// verify holds later answers to it.
+	reason string
 }
 
 type result struct {
