@@ -35,6 +35,7 @@ import (
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz/session"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/config"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/cmd/zitadel-ext-authz/telemetry"
+	"github.com/zitadel-ext-authz/zitadel-ext-authz/internal/closablecache"
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/oidcflow"
 )
 
@@ -71,10 +72,10 @@ type Built struct {
 	deps         Deps
 	global       *config.Config // the keys shared by every app, as built
 	idp          *IdP
-	refreshCache *ristretto.Cache[string, *oidcflow.RefreshEntry]
+	refreshCache *closablecache.Cache[string, *oidcflow.RefreshEntry]
 	// upstreamCache keeps the tokens exchanged for upstreams, for every
 	// app (each Server keys its entries with its own seeds).
-	upstreamCache *ristretto.Cache[uint64, *authz.UpstreamToken]
+	upstreamCache *closablecache.Cache[uint64, *authz.UpstreamToken]
 
 	tokenOnce  sync.Once
 	tokenCache *ristretto.Cache[string, *oidcflow.TokenEntry]
@@ -127,22 +128,26 @@ func Build(cfg *config.Config, d Deps) (b *Built, err error) {
 		}
 	}()
 	b.Issuers = b.idp.Issuers
-	b.refreshCache, err = ristretto.NewCache(&ristretto.Config[string, *oidcflow.RefreshEntry]{
+	// Both are filled by IdP calls that run detached from the request
+	// and may outlive shutdown: closablecache lets them close meanwhile.
+	refreshes, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.RefreshEntry]{
 		NumCounters: 100_000, MaxCost: RefreshCacheBytes, BufferItems: 64, Metrics: true,
 	})
 	if err != nil {
 		return b, fmt.Errorf("refresh cache: %w", err)
 	}
+	b.refreshCache = closablecache.New(refreshes)
 	b.closers = append(b.closers, b.refreshCache.Close)
-	b.upstreamCache, err = ristretto.NewCache(&ristretto.Config[uint64, *authz.UpstreamToken]{
+	upstream, err := ristretto.NewCache(&ristretto.Config[uint64, *authz.UpstreamToken]{
 		NumCounters: 100_000, MaxCost: UpstreamTokenCacheBytes, BufferItems: 64, Metrics: true,
 	})
 	if err != nil {
 		return b, fmt.Errorf("upstream token cache: %w", err)
 	}
+	b.upstreamCache = closablecache.New(upstream)
 	b.closers = append(b.closers, b.upstreamCache.Close)
 	if d.Metrics != nil {
-		d.Metrics.WatchCache("upstream_token", b.upstreamCache.Metrics)
+		d.Metrics.WatchCache("upstream_token", b.upstreamCache.Metrics())
 	}
 	if b.Sessions, err = newSessions(cfg, d.Metrics, d.Logger, d.Clock); err != nil {
 		return b, err
