@@ -287,7 +287,14 @@ func run() error {
 	if i, j := scenarioIndex(scenarios, "session (cache hit)"), scenarioIndex(scenarios, "session with 50 apps (cache hit)"); i >= 0 && j >= 0 {
 		// Longer runs than the table's: a 2 s run's warm-up and this
 		// machine's jitter would drown a difference of a few percent.
-		if err := appsOverhead(&scenarios[i], &scenarios[j], o.conc, 4, max(3*o.duration, 6*time.Second), pin, work); err != nil {
+		if err := paired("Apps: the session on 1 app of 50 (exact host) against a server with one app", "1 app", "1 of 50 apps",
+			&scenarios[i], &scenarios[j], o.conc, 4, max(3*o.duration, 6*time.Second), pin, work); err != nil {
+			return err
+		}
+	}
+	if i, j := scenarioIndex(scenarios, "session without identity assertion (cache hit)"), scenarioIndex(scenarios, "session (cache hit)"); i >= 0 && j >= 0 {
+		if err := paired("Identity assertion: the session with the assertion against without", "without", "with",
+			&scenarios[i], &scenarios[j], o.conc, 4, max(3*o.duration, 6*time.Second), pin, work); err != nil {
 			return err
 		}
 	}
