@@ -72,9 +72,24 @@ func (u user) writeTo(sess *sessionpb.Session) {
 // refreshed is u as a refresh's new claims (next) say: roles, names, the
 // claim_headers values and the organization may change; how and when the
 // user signed in does not (a refresh is no sign-in), and an ID token
-// without the organization keeps the one u has.
+// without the organization, the e-mail or the names keeps the ones u has.
 func (u user) refreshed(next user) user {
 	next.authTime, next.amr = u.authTime, u.amr
+	// A refreshed ID token may leave out what the login got from
+	// userinfo (ZITADEL's profile claims, by default): keep the e-mail
+	// and names the session has, which email_domains and the identity
+	// headers read, rather than lose them; a token that carries them
+	// updates them. (No userinfo call here: it would widen the window in
+	// which the rotated refresh token is spent but not yet stored.)
+	if next.email == "" {
+		next.email, next.emailVerified, next.emailUnverified = u.email, u.emailVerified, u.emailUnverified
+	}
+	if next.username == "" {
+		next.username = u.username
+	}
+	if next.name == "" {
+		next.name = u.name
+	}
 	if next.orgID == "" {
 		next.orgID, next.orgDomain = u.orgID, u.orgDomain
 	}

@@ -88,10 +88,9 @@ func (p *Provider) Exchange(ctx context.Context, code, redirectURI string, l Log
 
 // completeFromUserinfo adds the userinfo endpoint's claims to an ID
 // token's (all) when it lacks the e-mail: ZITADEL leaves profile claims
-// out of ID tokens unless configured, at login and at every refresh alike
-// (a refreshed identity without them would lose the e-mail that
-// email_domains and the identity headers read). The ID token's own claims
-// win; a userinfo answer for another subject is refused.
+// out of ID tokens unless configured. The ID token's own claims win; a
+// userinfo answer for another subject is refused. (A refresh doesn't ask:
+// the session keeps what the login got, authz's user.refreshed.)
 func (p *Provider) completeFromUserinfo(ctx context.Context, d *discovered, all map[string]any, accessToken, sub string) error {
 	if _, hasEmail := all[p.cfg.EmailClaim]; hasEmail || d.config.UserinfoEndpoint == "" || accessToken == "" {
 		return nil

@@ -136,9 +136,6 @@ func (p *Provider) refresh(ctx context.Context, refreshToken string) (*Tokens, e
 		if err != nil {
 			return nil, fmt.Errorf("verify refreshed id token: %w: %w", ErrInvalidToken, err)
 		}
-		if err := p.completeFromUserinfo(ctx, d, all, raw.AccessToken, claims.Subject); err != nil {
-			return nil, fmt.Errorf("refresh: %w", err)
-		}
 		t.IDToken, t.SessionID, t.Identity = idToken, claims.SessionID, p.IdentityFromClaims(all)
 	}
 	return t, nil
