@@ -1,14 +1,9 @@
 package envoy
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
-
-	"sigs.k8s.io/yaml"
 )
 
 // HeaderList is one list of the request headers a proxy sends to
@@ -91,45 +86,12 @@ func HeaderLists(data []byte) ([]HeaderList, error) {
 		if kind, _ := tree.(map[string]any)["kind"].(string); kind == "SecurityPolicy" {
 			w.refused = w.refused || egUnderscores
 		}
-		if err := w.walk(tree, nil); err != nil {
+		if err := walkTree(tree, nil, w.list); err != nil {
 			return nil, fmt.Errorf("document %d: %w", i+1, err)
 		}
 		out = append(out, w.found...)
 	}
 	return out, nil
-}
-
-// yamlDocuments decodes each document of a multi-document file (nil for
-// an empty one).
-func yamlDocuments(data []byte) ([]any, error) {
-	var out []any
-	for i, doc := range docSeparator.Split(string(data), -1) {
-		if strings.TrimSpace(doc) == "" {
-			out = append(out, nil)
-			continue
-		}
-		tree, err := decodeYAML(doc)
-		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", i+1, err)
-		}
-		out = append(out, tree)
-	}
-	return out, nil
-}
-
-// decodeYAML decodes one YAML document into maps, lists and scalars.
-func decodeYAML(doc string) (any, error) {
-	js, err := yaml.YAMLToJSON([]byte(doc))
-	if err != nil {
-		return nil, err
-	}
-	var tree any
-	d := json.NewDecoder(bytes.NewReader(js))
-	d.UseNumber()
-	if err := d.Decode(&tree); err != nil {
-		return nil, err
-	}
-	return tree, nil
 }
 
 // refusesUnderscores reports whether a document sets Envoy's
@@ -188,32 +150,6 @@ type listWalker struct {
 	found   []HeaderList
 }
 
-func (w *listWalker) walk(v any, path []string) error {
-	switch t := v.(type) {
-	case map[string]any:
-		for _, k := range slices.Sorted(maps.Keys(t)) {
-			at := append(path[:len(path):len(path)], k)
-			done, err := w.list(t, k, at)
-			if err != nil {
-				return fmt.Errorf("%s: %w", joinPath(at), err)
-			}
-			if done {
-				continue
-			}
-			if err := w.walk(t[k], at); err != nil {
-				return err
-			}
-		}
-	case []any:
-		for i, e := range t {
-			if err := w.walk(e, append(path[:len(path):len(path)], itemName(e, i))); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // list records the list m[k] is, if it is one (done), and walks the mesh
 // config an istio ConfigMap embeds as text.
 func (w *listWalker) list(m map[string]any, k string, at []string) (done bool, err error) {
@@ -248,7 +184,7 @@ func (w *listWalker) list(m map[string]any, k string, at []string) (done bool, e
 		if err != nil {
 			return true, fmt.Errorf("the mesh config: %w", err)
 		}
-		return true, w.walk(tree, at)
+		return true, walkTree(tree, at, w.list)
 	default:
 		return false, nil
 	}
