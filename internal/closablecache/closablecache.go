@@ -25,6 +25,16 @@ func New[K ristretto.Key, V any](c *ristretto.Cache[K, V]) *Cache[K, V] {
 	return &Cache[K, V]{c: c}
 }
 
+// Bounded is a guarded cache of at most maxCost, with metrics, sized for
+// up to 100,000 entries (ristretto's counters) as the server's caches are.
+func Bounded[K ristretto.Key, V any](maxCost int64) (*Cache[K, V], error) {
+	c, err := ristretto.NewCache(&ristretto.Config[K, V]{NumCounters: 100_000, MaxCost: maxCost, BufferItems: 64, Metrics: true})
+	if err != nil {
+		return nil, err
+	}
+	return New(c), nil
+}
+
 // Get is ristretto's Get; nothing after Close.
 func (g *Cache[K, V]) Get(key K) (V, bool) {
 	g.mu.RLock()

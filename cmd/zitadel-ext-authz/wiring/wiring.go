@@ -130,21 +130,13 @@ func Build(cfg *config.Config, d Deps) (b *Built, err error) {
 	b.Issuers = b.idp.Issuers
 	// Both are filled by IdP calls that run detached from the request
 	// and may outlive shutdown: closablecache lets them close meanwhile.
-	refreshes, err := ristretto.NewCache(&ristretto.Config[string, *oidcflow.RefreshEntry]{
-		NumCounters: 100_000, MaxCost: RefreshCacheBytes, BufferItems: 64, Metrics: true,
-	})
-	if err != nil {
+	if b.refreshCache, err = closablecache.Bounded[string, *oidcflow.RefreshEntry](RefreshCacheBytes); err != nil {
 		return b, fmt.Errorf("refresh cache: %w", err)
 	}
-	b.refreshCache = closablecache.New(refreshes)
 	b.closers = append(b.closers, b.refreshCache.Close)
-	upstream, err := ristretto.NewCache(&ristretto.Config[uint64, *authz.UpstreamToken]{
-		NumCounters: 100_000, MaxCost: UpstreamTokenCacheBytes, BufferItems: 64, Metrics: true,
-	})
-	if err != nil {
+	if b.upstreamCache, err = closablecache.Bounded[uint64, *authz.UpstreamToken](UpstreamTokenCacheBytes); err != nil {
 		return b, fmt.Errorf("upstream token cache: %w", err)
 	}
-	b.upstreamCache = closablecache.New(upstream)
 	b.closers = append(b.closers, b.upstreamCache.Close)
 	if d.Metrics != nil {
 		d.Metrics.WatchCache("upstream_token", b.upstreamCache.Metrics())
