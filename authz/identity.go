@@ -214,19 +214,33 @@ func (s *Server) stripClientHeaders(r *Request, d *Decision, set []string, extra
 			d.RemoveUpstream = append(d.RemoveUpstream, name)
 		}
 	}
-	conf := s.conf()
-	for _, ch := range conf.ClaimHeaders {
-		stripConfigured(r, d, ch.Name, set)
+	// The identity assertion among them: set only on answers for a user,
+	// and then in set; anywhere else (skip_auth_routes, trusted_ips,
+	// preflight, a signing failure) a client's copy must not pass.
+	for _, h := range s.conf().configured {
+		stripConfigured(r, d, h.name, set)
 	}
-	if conf.IDTokenHeader != "" {
-		stripConfigured(r, d, conf.IDTokenHeader, set)
+}
+
+// configuredHeader is an upstream header a configuration key names
+// (identity_jwt_header, claim_headers, id_token_header): Check sets it
+// and removes a client's copy. The one list stripClientHeaders and
+// RequestHeaders read.
+type configuredHeader struct{ name, key string }
+
+// configuredHeaders are c's configured upstream headers.
+func configuredHeaders(c *Config) []configuredHeader {
+	var out []configuredHeader
+	if h := c.IdentityJWT.Header; h != "" {
+		out = append(out, configuredHeader{h, "identity_jwt_header"})
 	}
-	// The identity assertion: set only on answers for a user, and then
-	// in set; anywhere else (skip_auth_routes, trusted_ips, preflight, a
-	// signing failure) a client's copy must not pass.
-	if h := conf.IdentityJWT.Header; h != "" {
-		stripConfigured(r, d, h, set)
+	for _, ch := range c.ClaimHeaders {
+		out = append(out, configuredHeader{ch.Name, "claim_headers"})
 	}
+	if c.IDTokenHeader != "" {
+		out = append(out, configuredHeader{c.IDTokenHeader, "id_token_header"})
+	}
+	return out
 }
 
 // stripConfigured removes a client-sent header of a configured name

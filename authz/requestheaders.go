@@ -55,11 +55,9 @@ func RequestHeaders(conf Config, bearer bool) []HeaderNeed {
 	for _, name := range identityHeaders {
 		out.stripped(name, "")
 	}
-	out.stripped(conf.IdentityJWT.Header, "identity_jwt_header")
-	for _, ch := range conf.ClaimHeaders {
-		out.stripped(ch.Name, "claim_headers")
+	for _, h := range configuredHeaders(&conf) {
+		out.stripped(h.name, h.key)
 	}
-	out.stripped(conf.IDTokenHeader, "id_token_header")
 	out.clientAddress(conf)
 	out.rules(conf)
 	return out

@@ -136,6 +136,9 @@ type settings struct {
 	// ProtectedResource.URL is (its path, and absolute); "" without one
 	// (resource.go).
 	resourceMetaPath, resourceMetaURL string
+	// configured are the upstream headers configuration keys name, which
+	// Check removes when a client sends them (configuredHeaders).
+	configured []configuredHeader
 }
 
 // paths are our endpoints under ProxyPrefix (oauth2-proxy's names).
@@ -178,6 +181,7 @@ func compile(cfg Config) (*settings, error) {
 	set := &settings{Config: cfg, callbackPath: u.Path, redirectAbs: u.IsAbs(), redirectOrig: orig, headerSets: headerSets(cfg),
 		paths:       paths{start: p + "/start", signIn: p + "/sign_in", signOut: p + "/sign_out", userinfo: p + "/userinfo", jwks: p + "/jwks"},
 		pageHeaders: pageHeadersFor(cfg.Pages), routes: &routeCache{ignored: cfg.IgnoredRouteKeys, rules: cfg.Rules}}
+	set.configured = configuredHeaders(&cfg)
 	set.assertionPerHost = len(cfg.IdentityJWT.Audience) == 0 || (cfg.IdentityJWT.Issuer == "" && orig == "")
 	if r := cfg.ProtectedResource.URL; r != "" {
 		origin, path, err := resourceLocation(r)

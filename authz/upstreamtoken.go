@@ -183,7 +183,7 @@ func (s *Server) upstreamHeader(r *Request, rp *routePolicy, bearer bool) (strin
 		s.logger.Error("upstream_token_audience, but no header carries a token to the upstream; denying (set pass_access_token or pass_authorization_header, or the route's upstream_token_header)",
 			"request_id", r.ID, "reason", ReasonBadRouteConfig)
 		return "", s.deny(ReasonBadRouteConfig)
-	case rp.upstreamHeader != "" && configuredHeader(set, rp.upstreamHeader):
+	case rp.upstreamHeader != "" && setsConfigured(set, rp.upstreamHeader):
 		s.logger.Error("the route's upstream_token_header is a header the configuration sets already (claim_headers, id_token_header, identity_jwt_header); denying",
 			"request_id", r.ID, "reason", ReasonBadRouteConfig, "header", rp.upstreamHeader)
 		return "", s.deny(ReasonBadRouteConfig)
@@ -191,11 +191,10 @@ func (s *Server) upstreamHeader(r *Request, rp *routePolicy, bearer bool) (strin
 	return rp.upstreamHeader, nil
 }
 
-// configuredHeader says the configuration sets header for the upstream
+// setsConfigured says the configuration sets header for the upstream
 // itself (beside the identity headers, which CheckUpstreamHeader refuses).
-func configuredHeader(set *settings, header string) bool {
-	return header == set.IDTokenHeader || header == set.IdentityJWT.Header ||
-		slices.ContainsFunc(set.ClaimHeaders, func(ch ClaimHeader) bool { return ch.Name == header })
+func setsConfigured(set *settings, header string) bool {
+	return slices.ContainsFunc(set.configured, func(h configuredHeader) bool { return h.name == header })
 }
 
 // sendsToken says the configuration sends a session's token to the
