@@ -91,7 +91,8 @@ func userOnly(e ast.Expr) bool {
 }
 
 // forChildren calls f on each direct subexpression of e with the
-// variables in scope there (scopes, plus a comprehension's own).
+// variables in scope there (scopes, plus a comprehension's own): the one
+// enumeration of a CEL node's parts, for the lifting and for findRefs.
 func forChildren(e ast.Expr, scopes []string, f func(ast.Expr, []string)) {
 	switch e.Kind() {
 	case ast.SelectKind:

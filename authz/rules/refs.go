@@ -85,32 +85,16 @@ func (w *walker) walk(e ast.Expr) {
 		w.selection(e)
 	case ast.CallKind:
 		w.call(e)
-	case ast.ComprehensionKind:
-		c := e.AsComprehension()
-		w.walk(c.IterRange())
-		w.walk(c.AccuInit())
-		n := len(w.scopes)
-		w.scopes = append(w.scopes, c.IterVar(), c.AccuVar())
-		if c.HasIterVar2() {
-			w.scopes = append(w.scopes, c.IterVar2())
-		}
-		w.walk(c.LoopCondition())
-		w.walk(c.LoopStep())
-		w.walk(c.Result())
-		w.scopes = w.scopes[:n]
-	case ast.ListKind:
-		for _, el := range e.AsList().Elements() {
-			w.walk(el)
-		}
-	case ast.MapKind:
-		for _, en := range e.AsMap().Entries() {
-			w.walk(en.AsMapEntry().Key())
-			w.walk(en.AsMapEntry().Value())
-		}
-	case ast.StructKind:
-		for _, f := range e.AsStruct().Fields() {
-			w.walk(f.AsStructField().Value())
-		}
+	default:
+		// Comprehensions, lists, maps and structs: their parts, with a
+		// comprehension's variables in scope (forChildren, as the lifting
+		// walks them).
+		forChildren(e, w.scopes, func(c ast.Expr, scopes []string) {
+			outer := w.scopes
+			w.scopes = scopes
+			w.walk(c)
+			w.scopes = outer
+		})
 	}
 }
 
