@@ -130,17 +130,10 @@ func allowsUnderscores(tree any) bool {
 
 // visit calls f with every key of every map in tree and its value.
 func visit(tree any, f func(k string, v any)) {
-	switch t := tree.(type) {
-	case map[string]any:
-		for k, v := range t {
-			f(k, v)
-			visit(v, f)
-		}
-	case []any:
-		for _, v := range t {
-			visit(v, f)
-		}
-	}
+	_ = walkTree(tree, nil, func(m map[string]any, k string, _ []string) (bool, error) {
+		f(k, m[k])
+		return false, nil
+	})
 }
 
 // listWalker is HeaderLists' state in one document.
