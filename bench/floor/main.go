@@ -2,6 +2,10 @@
 // ext_authz gRPC server on the same gRPC stack as zitadel-ext-authz that
 // answers every Check with OK and one upstream header. Nothing can answer a
 // Check faster through grpc-go, so each scenario is reported as a ratio to it.
+//
+// With -http it answers Envoy's HTTP ext_authz instead (200 and the same
+// header, net/http): make bench's Envoy section puts both behind Envoy, as
+// the least any ext_authz server can cost there over each transport.
 package main
 
 import (
@@ -9,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -33,11 +38,20 @@ func (f *floor) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRespo
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:9101", "listen address")
+	httpAuthz := flag.Bool("http", false, "answer Envoy's HTTP ext_authz (http_service) instead of gRPC")
 	flag.Parse()
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "floor:", err)
 		os.Exit(1)
+	}
+	if *httpAuthz {
+		fmt.Println("listening", ln.Addr())
+		// 200 allows; Envoy copies the headers its allowed_upstream_headers name.
+		_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("x-forwarded-user", "floor")
+		}))
+		return
 	}
 	// The same stack as ours: stream workers and batched writes
 	// (wiring), so a ratio to the floor is what Check itself costs.

@@ -76,7 +76,11 @@ func startFrontSetup(server *proc, pin bool, config []byte) (*frontSetup, error)
 	if f.echo, f.echoAddr, err = startEcho(pin); err != nil {
 		return nil, err
 	}
-	f.envoy, err = envoyproc.Start(envoyproc.Options{Binary: bin, Config: config, Prefix: f.prefix, ExtAuthz: server.grpcAddr, OpsHTTP: server.server.HTTPAddr, Echo: f.echoAddr})
+	ops := "127.0.0.1:1" // the floor has no operations listener
+	if server.server != nil {
+		ops = server.server.HTTPAddr
+	}
+	f.envoy, err = envoyproc.Start(envoyproc.Options{Binary: bin, Config: config, Prefix: f.prefix, ExtAuthz: server.grpcAddr, OpsHTTP: ops, Echo: f.echoAddr})
 	if err != nil {
 		stopCmd(f.echo)
 		return nil, err
@@ -91,10 +95,14 @@ func (f *frontSetup) stop() {
 
 // ourSetup is what row (b) and its variants run: the front Envoy (the
 // shipped envoy.yaml) before the server with the real-sized session's app,
-// the same server without the identity assertion, and the user who logs in.
+// the same server without the identity assertion, the floor servers, and
+// the user who logs in.
 type ourSetup struct {
 	front            *frontSetup
 	server, noAssert *proc
+	// floor and httpFloor answer at once, over gRPC and over Envoy's
+	// HTTP ext_authz (bench/floor).
+	floor, httpFloor *proc
 	user             string
 }
 

@@ -9,9 +9,13 @@ import (
 // variantRows are row (b) with one thing changed each (-envoy-variants),
 // measured in the same rounds as (b), so their difference to it is what
 // that one thing costs: Envoy sending every request header (the shipped
-// envoy.yaml without its allowed_headers), and our answer without the
-// identity assertion. stop ends the Envoy processes they started. The
-// first is left out when envoy.yaml has no allowed_headers list.
+// envoy.yaml without its allowed_headers), our answer without the
+// identity assertion, and a server that answers OK at once (the floor)
+// in place of ours. Rows (e) and (f) are the least any ext_authz server
+// can cost through Envoy: an Envoy with nothing but ext_authz and the
+// router before the floor, over gRPC and over Envoy's HTTP ext_authz.
+// stop ends the Envoy processes they started. The first is left out
+// when envoy.yaml has no allowed_headers list.
 func variantRows(ours ourSetup, cookie string, pin bool) (rows []frontRow, stop func(), err error) {
 	var fronts []*frontSetup
 	stop = func() {
@@ -19,26 +23,99 @@ func variantRows(ours ourSetup, cookie string, pin bool) (rows []frontRow, stop 
 			f.stop()
 		}
 	}
-	variant := func(name string, server *proc, config []byte) error {
+	user := []string{"x-forwarded-user", "user-"}
+	floorUser := []string{"x-forwarded-user", "floor"}
+	variant := func(name string, server *proc, config []byte, want []string) error {
 		f, err := startFrontSetup(server, pin, config)
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		fronts = append(fronts, f)
+		parts := []string{"Envoy", "zitadel-ext-authz", "echo"}
 		rows = append(rows, frontRow{name: name, url: f.envoy.URL + "/dashboard", cookie: cookie,
-			procs: []int{f.envoy.Cmd.Process.Pid, server.pid(), f.echo.Process.Pid}, parts: []string{"Envoy", "zitadel-ext-authz", "echo"},
-			want: []string{"x-forwarded-user", "user-"}})
+			procs: []int{f.envoy.Cmd.Process.Pid, server.pid(), f.echo.Process.Pid}, parts: parts, want: want})
 		return nil
 	}
 	if all, err := envoy.AllowAllHeaders(envoy.Config); err == nil {
-		if err := variant("(b) with every request header sent", ours.server, all); err != nil {
+		if err := variant("(b) with every request header sent", ours.server, all, user); err != nil {
 			return rows, stop, err
 		}
 	}
-	if err := variant("(b) without the identity assertion", ours.noAssert, nil); err != nil {
-		return rows, stop, err
+	for _, v := range []struct {
+		name   string
+		server *proc
+		config []byte
+		want   []string
+	}{
+		{"(b) without the identity assertion", ours.noAssert, nil, user},
+		{"(b) with the floor server in place of ours", ours.floor, nil, floorUser},
+		{"(e) Envoy with ext_authz alone, gRPC → floor", ours.floor, []byte(extAuthzOnlyConfig(false)), floorUser},
+		{"(f) Envoy with ext_authz alone, HTTP → floor", ours.httpFloor, []byte(extAuthzOnlyConfig(true)), floorUser},
+	} {
+		if err := variant(v.name, v.server, v.config, v.want); err != nil {
+			return rows, stop, err
+		}
 	}
 	return rows, stop, nil
+}
+
+// extAuthzOnlyConfig is an Envoy with nothing but the ext_authz filter
+// (gRPC, or Envoy's HTTP ext_authz with http) and the router before the
+// echo: no path normalisation, header list, RBAC or access log.
+func extAuthzOnlyConfig(http bool) string {
+	service := "grpc_service: { envoy_grpc: { cluster_name: ext_authz }, timeout: 6s }"
+	protocol := `typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config: { http2_protocol_options: {} }`
+	if http {
+		service = `http_service:
+                server_uri: { uri: "http://ext_authz", cluster: ext_authz, timeout: 6s }
+                authorization_response:
+                  allowed_upstream_headers: { patterns: [{ exact: x-forwarded-user }] }`
+		protocol = ""
+	}
+	return fmt.Sprintf(`static_resources:
+  listeners:
+  - name: ingress
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: app
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: echo }
+          http_filters:
+          - name: envoy.filters.http.ext_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              transport_api_version: V3
+              %s
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: ext_authz
+    type: STATIC
+    connect_timeout: 1s
+    %s
+    load_assignment:
+      cluster_name: ext_authz
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } }] }]
+  - name: echo
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: echo
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } }] }]
+`, service, protocol)
 }
 
 // printFrontTable prints the Envoy section's table: req/s, latency, the CPU
@@ -77,4 +154,66 @@ func printFrontTable(rows []frontRow, results map[string][]result) {
 	}
 	fmt.Printf("req/s (b)/(d) = %.2f (target ≥ 0.9); CPU per request (b)/(d) = %.2f (target ≤ 1.1)\n", b.rps/d.rps, perReq["(b)"]/perReq["(d)"])
 	fmt.Printf("CPU per request ext_authz adds over (a): %.0f µs; p99 (b)/(d) = %.2f\n", perReq["(b)"]-perReq["(a)"], b.p99/d.p99)
+	if perReq["(e)"] > 0 && perReq["(f)"] > 0 {
+		fmt.Printf("the least any ext_authz server costs through Envoy (a server that answers at once): CPU per request (e)/(d) = %.2f over gRPC, (f)/(d) = %.2f over HTTP; req/s (e)/(d) = %.2f, (f)/(d) = %.2f\n",
+			perReq["(e)"]/perReq["(d)"], perReq["(f)"]/perReq["(d)"], med["(e)"].rps/d.rps, med["(f)"].rps/d.rps)
+	}
+}
+
+func minimalConfig(http bool) string {
+	svc := "grpc_service: { envoy_grpc: { cluster_name: ext_authz }, timeout: 6s }"
+	opts := `typed_extension_protocol_options:
+      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+        "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+        explicit_http_config:
+          http2_protocol_options: {}`
+	if http {
+		svc = `http_service:
+                server_uri: { uri: "http://ext_authz", cluster: ext_authz, timeout: 6s }
+                authorization_response:
+                  allowed_upstream_headers:
+                    patterns: [{ exact: x-forwarded-user }]`
+		opts = ""
+	}
+	return fmt.Sprintf(`static_resources:
+  listeners:
+  - name: ingress
+    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+    filter_chains:
+    - filters:
+      - name: envoy.filters.network.http_connection_manager
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+          stat_prefix: ingress
+          route_config:
+            virtual_hosts:
+            - name: app
+              domains: ["*"]
+              routes:
+              - match: { prefix: "/" }
+                route: { cluster: echo }
+          http_filters:
+          - name: envoy.filters.http.ext_authz
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
+              transport_api_version: V3
+              %s
+          - name: envoy.filters.http.router
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+  clusters:
+  - name: ext_authz
+    type: STATIC
+    connect_timeout: 1s
+    %s
+    load_assignment:
+      cluster_name: ext_authz
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } }] }]
+  - name: echo
+    type: STATIC
+    connect_timeout: 1s
+    load_assignment:
+      cluster_name: echo
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } }] }]
+`, svc, opts)
 }

@@ -69,7 +69,7 @@ func run() error {
 	flag.IntVar(&o.frontConns, "front-connections", 16, "HTTP/1.1 connections in the Envoy section")
 	flag.BoolVar(&o.envoyOnly, "envoy-only", false, "run only the Envoy section")
 	flag.BoolVar(&o.withEnvoy, "envoy", true, "run the Envoy section after the gRPC one")
-	flag.BoolVar(&o.envoyVariants, "envoy-variants", true, "in the Envoy section, also run (b) with one thing changed each (every request header sent; no identity assertion)")
+	flag.BoolVar(&o.envoyVariants, "envoy-variants", true, "in the Envoy section, also run (b) with one thing changed each (every request header sent; no identity assertion; the floor server in place of ours) and the floors (e) and (f): Envoy with ext_authz alone before a server that answers at once, over gRPC and HTTP")
 	flag.StringVar(&o.serveEcho, "serve-echo", "", "internal: serve the echo upstream on this address")
 	flag.Parse()
 	if o.serveEcho != "" {
@@ -185,7 +185,15 @@ func run() error {
 		return err
 	}
 	defer largeNoAssert.stop()
-	ours := ourSetup{front: largeFront, server: large, noAssert: largeNoAssert, user: largeUser.Username}
+	ours := ourSetup{front: largeFront, server: large, noAssert: largeNoAssert, floor: floor, user: largeUser.Username}
+	// The floor answering Envoy's HTTP ext_authz: with the gRPC floor,
+	// the Envoy section's lower bounds of what ext_authz itself costs.
+	httpFloor, err := startFloor(work, o.floor, pin, "-http")
+	if err != nil {
+		return err
+	}
+	defer httpFloor.stop()
+	ours.httpFloor = httpFloor
 	if o.envoyOnly {
 		return envoyBench(o, ours, idp, pin, work)
 	}

@@ -49,8 +49,10 @@ func startProc(work, name, bin string, pin bool, config string) (*proc, error) {
 	return &proc{name: name, cmd: sp.Cmd, grpcAddr: sp.GRPCAddr, server: sp}, nil
 }
 
-func startFloor(work, bin string, pin bool) (*proc, error) {
-	p := &proc{name: "floor", cmd: command(pin, "0", bin, "--addr", "127.0.0.1:0")}
+// startFloor starts the floor server (bench/floor) with args added to
+// its own (-http: Envoy's HTTP ext_authz instead of gRPC).
+func startFloor(work, bin string, pin bool, args ...string) (*proc, error) {
+	p := &proc{name: "floor", cmd: command(pin, "0", bin, append([]string{"--addr", "127.0.0.1:0"}, args...)...)}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
