@@ -11,10 +11,16 @@ import (
 // (session_cache_max_bytes = 0): without it every Check would render the
 // headers and sign an assertion (about 50 µs) anew. An entry is one
 // sign-in as of its last refresh, so a refresh's new roles or claims are
-// never answered from an older block. Bounded: emptied when full.
+// never answered from an older block.
+//
+// Bounded in two generations: when the newer one is full it becomes the
+// older and the older is dropped, and a block found in the older moves to
+// the newer. A session in use keeps its block, and a full cache never
+// sends every session back to be rendered and signed at once (it was
+// emptied when full until 2026-12-07). The zero value is ready to use.
 type blockCache struct {
-	mu sync.Mutex
-	m  map[blockKey]any
+	mu           sync.Mutex
+	newer, older map[blockKey]any
 }
 
 // blockKey is one sign-in as of its last refresh: a struct of the
@@ -25,7 +31,8 @@ type blockKey struct {
 	idTokenTail string // the ID token's signature changes with every refresh that brings new claims, even two within one second
 }
 
-// blockCacheMax bounds the entries (a block is about 2 KB).
+// blockCacheMax bounds the entries of both generations (a block is
+// about 2 KB).
 const blockCacheMax = 10_000
 
 // slot is sess's place in c, as a memo; nil for a session without a
@@ -45,16 +52,42 @@ type blockSlot struct {
 }
 
 func (s blockSlot) Memo() any {
-	s.c.mu.Lock()
-	defer s.c.mu.Unlock()
-	return s.c.m[s.key]
+	c := s.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.newer[s.key]; ok {
+		return v
+	}
+	v, ok := c.older[s.key]
+	if ok {
+		delete(c.older, s.key)
+		c.put(s.key, v)
+	}
+	return v
 }
 
 func (s blockSlot) SetMemo(v any) {
 	s.c.mu.Lock()
 	defer s.c.mu.Unlock()
-	if len(s.c.m) >= blockCacheMax {
-		clear(s.c.m)
+	s.c.put(s.key, v)
+}
+
+// put keeps v in the newer generation, which, when full, becomes the
+// older first (the older's entries are dropped). c.mu is held.
+func (c *blockCache) put(k blockKey, v any) {
+	if c.newer == nil {
+		c.newer, c.older = map[blockKey]any{}, map[blockKey]any{}
 	}
-	s.c.m[s.key] = v
+	if len(c.newer) >= blockCacheMax/2 {
+		clear(c.older)
+		c.newer, c.older = c.older, c.newer
+	}
+	c.newer[k] = v
+}
+
+// len is how many blocks c keeps.
+func (c *blockCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.newer) + len(c.older)
 }

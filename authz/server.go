@@ -112,7 +112,7 @@ func New(cfg Config, idp IdP, jar *session.Jar, opts ...Option) (*Server, error)
 		o(s)
 	}
 	if jar != nil && !jar.Caches() {
-		s.blocks = &blockCache{m: map[blockKey]any{}}
+		s.blocks = &blockCache{}
 	}
 	return s, nil
 }
