@@ -472,13 +472,44 @@ auth_logging = false
 // the access token upstream (forward_bearer_token), like pass_access_token.
 func oauth2FilterConfig(issuer string) string {
 	c := devidp.DefaultClient()
-	return fmt.Sprintf(`static_resources:
-  secrets:
+	secrets := fmt.Sprintf(`  secrets:
   - name: token
     generic_secret: { secret: { inline_string: %q } }
   - name: hmac
     generic_secret: { secret: { inline_string: "bench-hmac-secret-of-32-bytes!!!" } }
-  listeners:
+`, c.Secret)
+	filter := fmt.Sprintf(`          - name: envoy.filters.http.oauth2
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.oauth2.v3.OAuth2
+              config:
+                token_endpoint: { cluster: idp, uri: "%s/oauth/token", timeout: 5s }
+                authorization_endpoint: "%s/auth"
+                redirect_uri: "%%REQ(x-forwarded-proto)%%://%%REQ(:authority)%%/oauth2/callback"
+                redirect_path_matcher: { path: { exact: /oauth2/callback } }
+                signout_path: { path: { exact: /oauth2/sign_out } }
+                credentials:
+                  client_id: %q
+                  token_secret: { name: token }
+                  hmac_secret: { name: hmac }
+                auth_scopes: [openid, email, profile]
+                auth_type: BASIC_AUTH
+                forward_bearer_token: true
+`, issuer, issuer, c.ID)
+	return frontBootstrap(secrets, filter, cluster{name: "idp"})
+}
+
+// cluster is a cluster of a frontBootstrap besides the echo: its name and
+// its protocol options ("" for none); envoyproc fills in its address.
+type cluster struct{ name, options string }
+
+// frontBootstrap is the Envoy of the Envoy section's own setups (d), (e)
+// and (f): one HTTP filter (filter: its entry under http_filters) and the
+// router before the echo, and nothing else of the shipped envoy.yaml (no
+// path normalisation, header list, RBAC or access log). head goes under
+// static_resources before the listener.
+func frontBootstrap(head, filter string, clusters ...cluster) string {
+	var b strings.Builder
+	b.WriteString("static_resources:\n" + head + `  listeners:
   - name: ingress
     address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
     filter_chains:
@@ -495,37 +526,14 @@ func oauth2FilterConfig(issuer string) string {
               - match: { prefix: "/" }
                 route: { cluster: echo }
           http_filters:
-          - name: envoy.filters.http.oauth2
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.oauth2.v3.OAuth2
-              config:
-                token_endpoint: { cluster: idp, uri: "%s/oauth/token", timeout: 5s }
-                authorization_endpoint: "%s/auth"
-                redirect_uri: "%%REQ(x-forwarded-proto)%%://%%REQ(:authority)%%/oauth2/callback"
-                redirect_path_matcher: { path: { exact: /oauth2/callback } }
-                signout_path: { path: { exact: /oauth2/sign_out } }
-                credentials:
-                  client_id: %q
-                  token_secret: { name: token }
-                  hmac_secret: { name: hmac }
-                auth_scopes: [openid, email, profile]
-                auth_type: BASIC_AUTH
-                forward_bearer_token: true
-          - name: envoy.filters.http.router
+` + filter + `          - name: envoy.filters.http.router
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
   clusters:
-  - name: echo
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: echo
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } }] }]
-  - name: idp
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: idp
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } }] }]
-`, c.Secret, issuer, issuer, c.ID)
+`)
+	for _, c := range append([]cluster{{name: "echo"}}, clusters...) {
+		fmt.Fprintf(&b, "  - name: %s\n    type: STATIC\n    connect_timeout: 1s\n%s", c.name, c.options)
+		fmt.Fprintf(&b, "    load_assignment:\n      cluster_name: %s\n      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } }] }]\n", c.name)
+	}
+	return b.String()
 }

@@ -61,61 +61,26 @@ func variantRows(ours ourSetup, cookie string, pin bool) (rows []frontRow, stop 
 
 // extAuthzOnlyConfig is an Envoy with nothing but the ext_authz filter
 // (gRPC, or Envoy's HTTP ext_authz with http) and the router before the
-// echo: no path normalisation, header list, RBAC or access log.
+// echo.
 func extAuthzOnlyConfig(http bool) string {
 	service := "grpc_service: { envoy_grpc: { cluster_name: ext_authz }, timeout: 6s }"
-	protocol := `typed_extension_protocol_options:
+	authz := cluster{name: "ext_authz", options: `    typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: { http2_protocol_options: {} }`
+        explicit_http_config: { http2_protocol_options: {} }
+`}
 	if http {
 		service = `http_service:
                 server_uri: { uri: "http://ext_authz", cluster: ext_authz, timeout: 6s }
                 authorization_response:
                   allowed_upstream_headers: { patterns: [{ exact: x-forwarded-user }] }`
-		protocol = ""
+		authz.options = ""
 	}
-	return fmt.Sprintf(`static_resources:
-  listeners:
-  - name: ingress
-    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
-    filter_chains:
-    - filters:
-      - name: envoy.filters.network.http_connection_manager
-        typed_config:
-          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
-          stat_prefix: ingress
-          route_config:
-            virtual_hosts:
-            - name: app
-              domains: ["*"]
-              routes:
-              - match: { prefix: "/" }
-                route: { cluster: echo }
-          http_filters:
-          - name: envoy.filters.http.ext_authz
+	return frontBootstrap("", `          - name: envoy.filters.http.ext_authz
             typed_config:
               "@type": type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthz
               transport_api_version: V3
-              %s
-          - name: envoy.filters.http.router
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
-  clusters:
-  - name: ext_authz
-    type: STATIC
-    connect_timeout: 1s
-    %s
-    load_assignment:
-      cluster_name: ext_authz
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } }] }]
-  - name: echo
-    type: STATIC
-    connect_timeout: 1s
-    load_assignment:
-      cluster_name: echo
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: 1 } } } }] }]
-`, service, protocol)
+              `+service+"\n", authz)
 }
 
 // printFrontTable prints the Envoy section's table: req/s, latency, the CPU
