@@ -32,6 +32,9 @@ func variantRows(ours ourSetup, cookie string, pin bool) (rows []frontRow, stop 
 		}
 		fronts = append(fronts, f)
 		parts := []string{"Envoy", "zitadel-ext-authz", "echo"}
+		if server.server == nil {
+			parts[1] = "floor"
+		}
 		rows = append(rows, frontRow{name: name, url: f.envoy.URL + "/dashboard", cookie: cookie,
 			procs: []int{f.envoy.Cmd.Process.Pid, server.pid(), f.echo.Process.Pid}, parts: parts, want: want})
 		return nil
@@ -87,7 +90,7 @@ func extAuthzOnlyConfig(http bool) string {
 // per request of the whole setup and of each of its processes, and the
 // ratios the targets are stated in (BENCHMARKS.md "Through Envoy").
 func printFrontTable(rows []frontRow, results map[string][]result) {
-	fmt.Println("| setup | req/s | p50 ms | p99 ms | CPU µs/request | of which Envoy | ours / oauth2-proxy | echo | failed |")
+	fmt.Println("| setup | req/s | p50 ms | p99 ms | CPU µs/request | of which Envoy | ours / floor / oauth2-proxy | echo | failed |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 	med := map[string]result{}
 	perReq := map[string]float64{}
@@ -99,7 +102,7 @@ func printFrontTable(rows []frontRow, results map[string][]result) {
 			parts[p] += m.perRequest[i]
 			total += m.perRequest[i]
 		}
-		envoyCPU, server := "–", parts["zitadel-ext-authz"]+parts["oauth2-proxy"]
+		envoyCPU, server := "–", parts["zitadel-ext-authz"]+parts["floor"]+parts["oauth2-proxy"]
 		if v, ok := parts["Envoy"]; ok {
 			envoyCPU = fmt.Sprintf("%.0f", v)
 		}
