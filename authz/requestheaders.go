@@ -63,6 +63,18 @@ func RequestHeaders(conf Config, bearer bool) []HeaderNeed {
 	return out
 }
 
+// MergeHeaderNeeds joins lists of needs (several apps', the tracing's)
+// into one, each name once, in order (the first why wins).
+func MergeHeaderNeeds(lists ...[]HeaderNeed) []HeaderNeed {
+	var out headerNeeds
+	for _, l := range lists {
+		for _, n := range l {
+			out.add(n.Name, n.Why)
+		}
+	}
+	return out
+}
+
 // headerNeeds collects needs, each name once (the first why wins).
 type headerNeeds []HeaderNeed
 

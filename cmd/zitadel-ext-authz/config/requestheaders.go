@@ -1,8 +1,6 @@
 package config
 
 import (
-	"slices"
-
 	"github.com/zitadel-ext-authz/zitadel-ext-authz/authz"
 )
 
@@ -21,23 +19,18 @@ const whyTrace = "the trace context of the user's request, the parent of the Che
 // context. Start-up logs it, check-config prints it, and check-envoy
 // holds Envoy's allowed_headers to it.
 func (c *Config) RequestHeaders() []authz.HeaderNeed {
-	var out []authz.HeaderNeed
-	add := func(n authz.HeaderNeed) {
-		if !slices.ContainsFunc(out, func(h authz.HeaderNeed) bool { return h.Name == n.Name }) {
-			out = append(out, n)
-		}
-	}
+	var lists [][]authz.HeaderNeed
 	for _, a := range c.AllApps() {
-		for _, n := range authz.RequestHeaders(a.Authz, a.BearerEnabled) {
-			add(n)
-		}
+		lists = append(lists, authz.RequestHeaders(a.Authz, a.BearerEnabled))
 	}
 	if c.OTLPEndpoint != "" {
-		for _, h := range TraceHeaders {
-			add(authz.HeaderNeed{Name: h, Why: whyTrace})
+		trace := make([]authz.HeaderNeed, len(TraceHeaders))
+		for i, h := range TraceHeaders {
+			trace[i] = authz.HeaderNeed{Name: h, Why: whyTrace}
 		}
+		lists = append(lists, trace)
 	}
-	return out
+	return authz.MergeHeaderNeeds(lists...)
 }
 
 // HeaderNames are the names of needs, in order.
